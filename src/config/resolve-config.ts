@@ -1,0 +1,250 @@
+/**
+ * From the validated YAML document (`RawConfig`) to the `ResolvedConfig` every module reads:
+ * defaults applied, camelCase names with units, paths made absolute, and the cross-field checks a
+ * JSON Schema cannot express (SPEC §1, §11, §13).
+ */
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import type { Priority } from '../domain/types.js';
+import type { ResolvedApiKey, ResolvedConfig, ResolvedPool } from './resolved-config.js';
+import { DEFAULTS, type RawConfig, type RawPool } from './schema.js';
+
+/** An invalid configuration: every problem found, each prefixed with the path of the offending field. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  /** The file (or other source) the configuration came from, when known. */
+  readonly source: string | undefined;
+
+  constructor(problems: readonly string[], source?: string) {
+    const head = source === undefined ? 'invalid configuration' : `invalid configuration in ${source}`;
+    super(`${head}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = [...problems];
+    this.source = source;
+  }
+}
+
+export interface ResolveOptions {
+  /** Directory relative paths are resolved against: the config file's directory. Default: cwd. */
+  baseDir?: string;
+  /** Environment for `XDG_CACHE_HOME`. Default: `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Home directory for `~` and the cache default. Default: `os.homedir()`. */
+  homeDir?: string;
+}
+
+/** True for addresses that only the local host can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || h === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(h);
+  return false;
+}
+
+/** Applies defaults and cross-field checks. Throws `ConfigError` listing every problem found. */
+export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): ResolvedConfig {
+  const baseDir = resolve(opts.baseDir ?? process.cwd());
+  const env = opts.env ?? process.env;
+  const home = opts.homeDir ?? homedir();
+  const problems: string[] = [];
+
+  const expandHome = (p: string): string =>
+    p === '~' ? home : p.startsWith('~/') ? join(home, p.slice(2)) : p;
+  const toPath = (p: string): string => resolve(baseDir, expandHome(p));
+  /** A binary: a bare name stays a PATH lookup; anything with a separator is a path. */
+  const toBinary = (p: string | undefined): string | undefined =>
+    p === undefined ? undefined : p.includes('/') || p.startsWith('~') ? toPath(p) : p;
+
+  const profile = raw.profile ?? DEFAULTS.profile;
+  const listen = {
+    host: raw.listen?.host ?? DEFAULTS.listenHost,
+    port: raw.listen?.port ?? DEFAULTS.listenPort,
+  };
+
+  const keys: ResolvedApiKey[] = (raw.auth?.keys ?? []).map((k) => ({
+    id: k.id,
+    tenant: k.tenant,
+    sha256: k.sha256,
+    scopes: [...k.scopes],
+  }));
+  checkUnique(
+    keys.map((k) => k.id),
+    (i, first) => `auth.keys[${i}].id: duplicate key id '${keys[i]?.id ?? ''}' (also auth.keys[${first}])`,
+    problems,
+  );
+  checkUnique(
+    keys.map((k) => k.sha256),
+    (i, first) => `auth.keys[${i}].sha256: same key hash as auth.keys[${first}]`,
+    problems,
+  );
+  // SPEC §11: running without keys is only allowed when bound to loopback.
+  if (keys.length === 0 && !isLoopbackHost(listen.host)) {
+    problems.push(
+      `listen.host: '${listen.host}' is not a loopback address and auth.keys is empty; ` +
+        `configure API keys or bind to 127.0.0.1 (SPEC §11)`,
+    );
+  }
+
+  checkUnique(
+    raw.pools.map((p) => p.id),
+    (i, first) => `pools[${i}].id: duplicate pool id '${raw.pools[i]?.id ?? ''}' (also pools[${first}])`,
+    problems,
+  );
+  const pools = raw.pools.map((p, i) => resolvePool(p, `pools[${i}]`, profile, toPath, toBinary, problems));
+
+  const cacheDir =
+    raw.engines?.cache_dir !== undefined ? toPath(raw.engines.cache_dir) : defaultCacheDir(env, home);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config: ResolvedConfig = {
+    profile,
+    configMode: raw.config_mode ?? DEFAULTS.configMode,
+    listen,
+    limits: {
+      bodyLimitBytes: raw.limits?.body_limit_bytes ?? DEFAULTS.bodyLimitBytes,
+      maxHeaderBytes: raw.limits?.max_header_bytes ?? DEFAULTS.maxHeaderBytes,
+      idleTimeoutMs: raw.limits?.idle_timeout_ms ?? DEFAULTS.idleTimeoutMs,
+      requestTimeoutMs: raw.limits?.request_timeout_ms ?? DEFAULTS.requestTimeoutMs,
+    },
+    auth: { keys },
+    fairness: {
+      weights: {
+        interactive: raw.fairness?.weights?.interactive ?? DEFAULTS.interactiveWeight,
+        batch: raw.fairness?.weights?.batch ?? DEFAULTS.batchWeight,
+      },
+    },
+    sse: {
+      metricsIntervalMs: raw.sse?.metrics_interval_ms ?? DEFAULTS.sseMetricsIntervalMs,
+      retentionMs: raw.sse?.retention_ms ?? DEFAULTS.sseRetentionMs,
+      maxEventsPerTask: raw.sse?.max_events_per_task ?? DEFAULTS.sseMaxEventsPerTask,
+      cancelOnDisconnect: raw.sse?.cancel_on_disconnect ?? DEFAULTS.sseCancelOnDisconnect,
+    },
+    logging: { level: raw.logging?.level ?? DEFAULTS.logLevel },
+    engines: { llamaServerPath: toBinary(raw.engines?.llama_server_path), cacheDir },
+    dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
+    pools,
+  };
+  return deepFreeze(config);
+}
+
+function resolvePool(
+  p: RawPool,
+  at: string,
+  profile: 'prod' | 'dev',
+  toPath: (p: string) => string,
+  toBinary: (p: string | undefined) => string | undefined,
+  problems: string[],
+): ResolvedPool {
+  const devices: readonly number[] | 'cpu' = p.devices === 'cpu' ? 'cpu' : [...p.devices];
+  const cpu = devices === 'cpu';
+
+  // ORCH-1101: inference only on NVIDIA GPUs, unless the operator opted into the dev profile.
+  if (cpu && profile !== 'dev') {
+    problems.push(
+      `${at}.devices: pool '${p.id}' would run its engine on CPU, which the prod profile refuses ` +
+        `(ORCH-1101: inference is served only by NVIDIA GPUs); use GPU indices, or 'profile: dev' for local development`,
+    );
+  }
+  const replicas = p.replicas ?? DEFAULTS.replicas;
+  if (!Number.isInteger(replicas) || replicas < 1) {
+    problems.push(`${at}.replicas: must be an integer >= 1`);
+  }
+
+  let tensorSplit: number[] | undefined;
+  if (p.tensor_split !== undefined) {
+    tensorSplit = [...p.tensor_split];
+    if (cpu) {
+      problems.push(`${at}.tensor_split: only applies to GPU devices, but devices is 'cpu'`);
+    } else if (tensorSplit.length !== devices.length) {
+      problems.push(
+        `${at}.tensor_split: has ${tensorSplit.length} entr${tensorSplit.length === 1 ? 'y' : 'ies'} ` +
+          `but devices has ${devices.length}; give one share per device`,
+      );
+    } else if (!tensorSplit.some((s) => s > 0)) {
+      problems.push(`${at}.tensor_split: at least one share must be greater than 0`);
+    }
+  }
+
+  const capacity = p.queue?.capacity ?? DEFAULTS.queueCapacity;
+  const priorityCapacity = {} as Record<Priority, number>;
+  for (const prio of ['interactive', 'batch'] as const) {
+    const cap = p.admission?.priorities?.[prio]?.capacity;
+    if (cap !== undefined && cap > capacity) {
+      problems.push(
+        `${at}.admission.priorities.${prio}.capacity: ${cap} exceeds queue.capacity (${capacity})`,
+      );
+    }
+    priorityCapacity[prio] = cap ?? capacity;
+  }
+
+  return {
+    id: p.id,
+    engine: p.engine,
+    model: {
+      id: p.model.id,
+      path: toPath(p.model.path),
+      digest: p.model.digest,
+      quant: p.model.quant,
+    },
+    ctx: p.ctx,
+    replicas,
+    devices,
+    tensorSplit,
+    preload: p.preload ?? DEFAULTS.preload,
+    launch: {
+      binaryPath: toBinary(p.launch?.binary_path),
+      host: p.launch?.host ?? DEFAULTS.launchHost,
+      threads: p.launch?.threads ?? DEFAULTS.threads,
+      parallel: p.launch?.parallel ?? DEFAULTS.parallel,
+      contBatching: p.launch?.cont_batching ?? DEFAULTS.contBatching,
+      gpuLayers: p.launch?.gpu_layers ?? (cpu ? DEFAULTS.gpuLayersCpu : DEFAULTS.gpuLayersGpu),
+      extraArgs: [...(p.launch?.extra_args ?? [])],
+      startupTimeoutMs: p.launch?.startup_timeout_ms ?? DEFAULTS.startupTimeoutMs,
+    },
+    queue: {
+      capacity,
+      fullPolicy: p.queue?.full_policy ?? DEFAULTS.fullPolicy,
+      priorityCapacity,
+    },
+    timeouts: {
+      wallMs: p.timeouts?.wall_ms ?? DEFAULTS.wallMs,
+      idleMs: p.timeouts?.idle_ms ?? DEFAULTS.idleMs,
+    },
+    session: {
+      ttlMs: p.session?.ttl_ms ?? DEFAULTS.sessionTtlMs,
+      maxTurns: p.session?.max_turns ?? DEFAULTS.sessionMaxTurns,
+    },
+  };
+}
+
+function defaultCacheDir(env: Readonly<Record<string, string | undefined>>, home: string): string {
+  // XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const xdg = env['XDG_CACHE_HOME'];
+  return xdg !== undefined && xdg !== '' && isAbsolute(xdg)
+    ? join(xdg, 'llama-orch')
+    : join(home, '.cache', 'llama-orch');
+}
+
+function checkUnique(
+  values: readonly string[],
+  message: (index: number, firstIndex: number) => string,
+  problems: string[],
+): void {
+  const seen = new Map<string, number>();
+  values.forEach((v, i) => {
+    const first = seen.get(v);
+    if (first === undefined) seen.set(v, i);
+    else problems.push(message(i, first));
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,87 @@
+import type { Engine, FullPolicy, Priority, Profile, Scope } from '../domain/types.js';
+
+/**
+ * The configuration every other module reads: defaults applied, units in names.
+ * Produced only by `resolveConfig()`; nothing else reads raw YAML.
+ */
+export interface ResolvedConfig {
+  readonly profile: Profile;
+  readonly configMode: 'strict' | 'compat';
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly limits: {
+    readonly bodyLimitBytes: number;
+    readonly maxHeaderBytes: number;
+    /** Keep-alive / idle socket timeout. */
+    readonly idleTimeoutMs: number;
+    /** Time allowed to receive a whole request (headers + body). */
+    readonly requestTimeoutMs: number;
+  };
+  readonly auth: { readonly keys: readonly ResolvedApiKey[] };
+  readonly fairness: { readonly weights: Readonly<Record<Priority, number>> };
+  readonly sse: {
+    /** Period of `metrics` frames on a running task's stream. */
+    readonly metricsIntervalMs: number;
+    /** How long a finished task's events stay readable (late join / resume). */
+    readonly retentionMs: number;
+    /** Upper bound of events kept per task. */
+    readonly maxEventsPerTask: number;
+    readonly cancelOnDisconnect: boolean;
+  };
+  readonly logging: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  readonly engines: {
+    /** Explicit llama-server binary; when absent: PATH, then the build cache. */
+    readonly llamaServerPath: string | undefined;
+    readonly cacheDir: string;
+  };
+  readonly dataDir: string;
+  readonly pools: readonly ResolvedPool[];
+}
+
+export interface ResolvedApiKey {
+  /** A name for the key, safe to log. */
+  readonly id: string;
+  readonly tenant: string;
+  /** Lower-case hex sha256 of the key; keys are never stored in clear. */
+  readonly sha256: string;
+  readonly scopes: readonly Scope[];
+}
+
+export interface ResolvedPool {
+  readonly id: string;
+  readonly engine: Engine;
+  readonly model: {
+    /** The `model_ref` clients use to reach this pool (catalog id). */
+    readonly id: string;
+    readonly path: string;
+    /** `sha256:<hex>` when known (configured or computed at load). */
+    readonly digest: string | undefined;
+    readonly quant: string | undefined;
+  };
+  /** Context length of one slot. */
+  readonly ctx: number;
+  readonly replicas: number;
+  /** GPU indices (→ CUDA_VISIBLE_DEVICES), or 'cpu' (dev profile only). */
+  readonly devices: readonly number[] | 'cpu';
+  readonly tensorSplit: readonly number[] | undefined;
+  readonly preload: boolean;
+  readonly launch: {
+    readonly binaryPath: string | undefined;
+    readonly host: string;
+    readonly threads: number;
+    /** Slots per engine process (`--parallel`). */
+    readonly parallel: number;
+    readonly contBatching: boolean;
+    readonly gpuLayers: number;
+    readonly extraArgs: readonly string[];
+    readonly startupTimeoutMs: number;
+  };
+  readonly queue: {
+    /** Total queued tasks across priorities. */
+    readonly capacity: number;
+    readonly fullPolicy: FullPolicy;
+    /** Per-priority caps, each ≤ capacity. */
+    readonly priorityCapacity: Readonly<Record<Priority, number>>;
+  };
+  readonly timeouts: { readonly wallMs: number; readonly idleMs: number };
+  readonly session: { readonly ttlMs: number; readonly maxTurns: number };
+}

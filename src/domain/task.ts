@@ -1,0 +1,38 @@
+import type { Determinism, Engine, Priority, Workload } from './types.js';
+
+/** A task as accepted by admission: validated, tenant-bound, with defaults applied. */
+export interface TaskSpec {
+  readonly taskId: string;
+  readonly sessionId: string;
+  readonly tenant: string;
+  readonly workload: Workload;
+  readonly modelRef: string;
+  readonly engine: Engine;
+  readonly ctx: number;
+  readonly priority: Priority;
+  readonly seed: number;
+  readonly determinism: Determinism;
+  readonly samplerProfileVersion: string;
+  readonly prompt: string | undefined;
+  readonly inputs: readonly string[] | undefined;
+  readonly maxTokens: number;
+  readonly deadlineMs: number;
+  readonly expectedTokens: number | undefined;
+  readonly kvHint: 'reuse' | 'cold' | undefined;
+  /** Prompt length in engine tokens, measured with the engine's tokenizer at admission. */
+  readonly promptTokens: number;
+  readonly correlationId: string;
+  readonly acceptedAtMs: number;
+}
+
+export type TaskState =
+  | { readonly kind: 'queued' }
+  | { readonly kind: 'dispatched'; readonly replicaId: string }
+  | { readonly kind: 'streaming'; readonly replicaId: string }
+  | { readonly kind: 'completed' }
+  | { readonly kind: 'canceled' }
+  | { readonly kind: 'failed'; readonly code: string }
+  | { readonly kind: 'evicted'; readonly code: string };
+
+export const isTerminal = (s: TaskState): boolean =>
+  s.kind === 'completed' || s.kind === 'canceled' || s.kind === 'failed' || s.kind === 'evicted';

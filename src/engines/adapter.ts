@@ -1,0 +1,69 @@
+import type { Determinism, Engine } from '../domain/types.js';
+
+/** Liveness/readiness of one engine process. */
+export interface EngineHealth {
+  readonly live: boolean;
+  readonly ready: boolean;
+  /** True while the engine answers but is still loading its model. */
+  readonly loading: boolean;
+  readonly detail?: string;
+}
+
+export interface EngineFeatures {
+  readonly continuousBatching: boolean;
+  readonly interruptibleDecode: boolean;
+  readonly embeddings: boolean;
+}
+
+export interface EngineProps {
+  readonly slotsTotal: number;
+  /** Free slots as the engine reports them, when it exposes slot state. */
+  readonly slotsFree: number | undefined;
+  /** Context length of one slot. */
+  readonly ctx: number;
+  readonly model: string;
+  readonly engineVersion: string;
+  readonly modelDigest: string | undefined;
+  readonly features: EngineFeatures;
+}
+
+export interface GenerateRequest {
+  readonly prompt: string;
+  readonly maxTokens: number;
+  readonly seed: number;
+  readonly determinism: Determinism;
+  readonly samplerProfileVersion: string;
+  /** Keep the prompt's KV in the slot for the session's next turn. */
+  readonly cachePrompt: boolean;
+  /** Generate exactly maxTokens, ignoring end-of-sequence (benchmarks, tests). */
+  readonly ignoreEos?: boolean;
+}
+
+/**
+ * What an engine stream yields. A `tokens` event may carry several token ids when the engine
+ * releases text for them together (e.g. a multi-byte UTF-8 sequence).
+ */
+export type EngineEvent =
+  | { readonly kind: 'tokens'; readonly ids: readonly number[]; readonly text: string }
+  | {
+      readonly kind: 'done';
+      readonly tokensIn: number;
+      readonly tokensOut: number;
+      readonly stopReason: 'eos' | 'length' | 'stop' | 'unknown';
+    };
+
+/**
+ * One interface for every engine. Cancellation flows through `AbortSignal` only: aborting the
+ * signal of `generate` aborts the engine request, which frees the engine slot. Engine failures are
+ * thrown as `OrchError` (mapped in one place per adapter).
+ */
+export interface EngineAdapter {
+  readonly engine: Engine;
+  readonly baseUrl: string;
+  probe(signal: AbortSignal): Promise<EngineHealth>;
+  properties(signal: AbortSignal): Promise<EngineProps>;
+  /** Number of tokens the engine's own tokenizer makes of `text` (with BOS where the model adds it). */
+  countTokens(text: string, signal: AbortSignal): Promise<number>;
+  generate(req: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
+  scrapeMetrics(signal: AbortSignal): Promise<string>;
+}

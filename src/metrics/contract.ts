@@ -1,0 +1,97 @@
+/**
+ * The metrics contract of SPEC §12: names, types and label sets. Changing an entry is a breaking
+ * change. Code registers metrics from this table only.
+ */
+export const METRICS = {
+  tasks_enqueued_total: {
+    type: 'counter',
+    help: 'Tasks accepted into a pool queue.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id', 'priority'],
+  },
+  tasks_started_total: {
+    type: 'counter',
+    help: 'Tasks dispatched to a replica.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id', 'priority'],
+  },
+  tasks_canceled_total: {
+    type: 'counter',
+    help: 'Tasks canceled, by reason.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id', 'reason'],
+  },
+  tasks_rejected_total: {
+    type: 'counter',
+    help: 'Tasks refused at admission or evicted from a queue, by reason.',
+    labels: ['engine', 'reason'],
+  },
+  queue_depth: {
+    type: 'gauge',
+    help: 'Tasks waiting in a pool queue.',
+    labels: ['engine', 'engine_version', 'pool_id', 'priority'],
+  },
+  kv_cache_usage_ratio: {
+    type: 'gauge',
+    help: 'KV cache usage reported by the engine (0..1).',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id'],
+  },
+  latency_first_token_ms: {
+    type: 'histogram',
+    help: 'Time from admission to the first token, in milliseconds.',
+    labels: ['engine', 'engine_version', 'pool_id', 'priority'],
+    buckets: [5, 10, 25, 50, 100, 250, 500, 900, 1500, 2500, 5000, 10000, 30000],
+  },
+  latency_decode_ms: {
+    type: 'histogram',
+    help: 'Time from the first token to the end of the stream, in milliseconds.',
+    labels: ['engine', 'engine_version', 'pool_id', 'priority'],
+    buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 120000],
+  },
+  tokens_in_total: {
+    type: 'counter',
+    help: 'Prompt tokens processed.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id'],
+  },
+  tokens_out_total: {
+    type: 'counter',
+    help: 'Tokens generated.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id'],
+  },
+  admission_backpressure_events_total: {
+    type: 'counter',
+    help: 'Full-queue policy decisions (refusals and evictions).',
+    labels: ['engine', 'policy'],
+  },
+  pool_ready: {
+    type: 'gauge',
+    help: 'Replicas of a pool in the Ready state.',
+    labels: ['engine', 'pool_id'],
+  },
+  pool_restarts_total: {
+    type: 'counter',
+    help: 'Engine process restarts.',
+    labels: ['engine', 'pool_id', 'replica_id'],
+  },
+  sse_clients_connected: {
+    type: 'gauge',
+    help: 'Open SSE streams.',
+    labels: [],
+  },
+} as const;
+
+export type MetricName = keyof typeof METRICS;
+export type LabelsOf<N extends MetricName> = (typeof METRICS)[N]['labels'][number];
+
+/** Cardinality budgets per label (OC-METRICS-7102). */
+export const LABEL_BUDGETS: Readonly<Record<string, number>> = {
+  engine: 4,
+  engine_version: 64,
+  pool_id: 256,
+  replica_id: 1024,
+  priority: 8,
+  reason: 16,
+  tenant: 256,
+  result: 4,
+  state: 8,
+  mode: 4,
+  model_id: 1024,
+  policy: 4,
+};

@@ -1,0 +1,38 @@
+import type { EngineAdapter, EngineProps } from '../engines/adapter.js';
+
+/**
+ * Lifecycle of one replica (one engine process). Only `ready` replicas take work (ORCH-3010).
+ * `unready` carries the cause an operator needs (exit code, signal, failed self-test, timeout).
+ */
+export type ReplicaState =
+  | { readonly kind: 'starting' }
+  | { readonly kind: 'preloading' }
+  | { readonly kind: 'self-test' }
+  | { readonly kind: 'ready' }
+  | { readonly kind: 'unready'; readonly cause: string }
+  | { readonly kind: 'stopped' };
+
+export type ReplicaStateKind = ReplicaState['kind'];
+
+/** What the dispatcher sees of a replica: identity, state, and the adapter to talk to it. */
+export interface ReplicaView {
+  /** `<pool_id>-r<index>`, stable across restarts. */
+  readonly id: string;
+  readonly poolId: string;
+  readonly state: ReplicaState;
+  readonly adapter: EngineAdapter;
+  /** Engine properties read during the startup self-test; undefined until then. */
+  readonly props: EngineProps | undefined;
+}
+
+/** Owns the engine processes of one pool (single host; pool-managerd runs the same code). */
+export interface PoolSupervisor {
+  readonly poolId: string;
+  /** Launches every replica; resolves when each is ready or has failed (see its state). */
+  start(): Promise<void>;
+  /** Stops every engine process (SIGTERM, then SIGKILL after a grace period). */
+  stop(): Promise<void>;
+  replicas(): readonly ReplicaView[];
+  /** Called on every replica state change. Returns an unsubscribe function. */
+  onChange(listener: (replica: ReplicaView) => void): () => void;
+}
