@@ -9,8 +9,8 @@ export interface PlacementOptions {
   /** The session's last replica (holds its KV). */
   readonly affinity: string | undefined;
   /**
-   * Utilization (after placing) above which a warm replica no longer wins over a cooler one:
-   * KV reuse is not worth queueing behind a busy replica (ORCH-3009).
+   * Utilization (before placing) from which a warm replica no longer wins over a cooler one:
+   * KV reuse is not worth sharing a busy replica (ORCH-3009).
    */
   readonly overloadRatio: number;
 }
@@ -35,7 +35,7 @@ export function chooseReplica(
   const best = sorted[0];
   if (opts.affinity !== undefined) {
     const warm = free.find((r) => r.id === opts.affinity);
-    if (warm && (utilization(warm, 1) <= opts.overloadRatio || warm === best)) return warm.id;
+    if (warm && (utilization(warm) < opts.overloadRatio || warm === best)) return warm.id;
   }
   return best?.id;
 }

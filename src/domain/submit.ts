@@ -1,0 +1,40 @@
+import type { Determinism, Engine, Priority, Workload } from './types.js';
+
+/**
+ * A task submission after schema validation, in domain terms. The HTTP layer maps the OpenAPI
+ * `TaskRequest` body onto this; tenancy comes from the credential, never from the body.
+ */
+export interface SubmitInput {
+  readonly taskId: string;
+  readonly sessionId: string;
+  readonly workload: Workload;
+  readonly modelRef: string;
+  readonly engine: Engine;
+  readonly ctx: number;
+  readonly priority: Priority;
+  readonly seed: number | undefined;
+  readonly determinism: Determinism;
+  readonly samplerProfileVersion: string;
+  readonly prompt: string | undefined;
+  readonly inputs: readonly string[] | undefined;
+  readonly maxTokens: number;
+  readonly deadlineMs: number;
+  readonly expectedTokens: number | undefined;
+  readonly kvHint: 'reuse' | 'cold' | undefined;
+}
+
+/** Who is asking: resolved from the API key (or the keyless local principal). */
+export interface Principal {
+  readonly tenant: string;
+  /** Key id, safe to log; `anonymous` without auth. */
+  readonly keyId: string;
+  readonly scopes: readonly ('data' | 'control')[];
+}
+
+/** The `202 Accepted` answer of `POST /v1/tasks`. */
+export interface Accepted {
+  readonly taskId: string;
+  readonly queuePosition: number;
+  readonly predictedStartMs: number;
+  readonly backoffMs: number;
+}

@@ -1,0 +1,131 @@
+/**
+ * The ordered admission checks of SPEC §2.1 that run before enqueue. Each either passes or throws
+ * a typed `OrchError`; nothing here touches a queue.
+ */
+import type { SubmitInput } from '../domain/submit.js';
+import type { Priority } from '../domain/types.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { OfferResult } from '../scheduler/pool-queue.js';
+import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
+
+/** Step 3: the pool serving `model_ref` with `engine`, and its readiness. */
+export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): PoolRuntime {
+  const matches = pools.filter(
+    (p) =>
+      p.config.model.id === input.modelRef ||
+      (p.config.model.digest !== undefined && p.config.model.digest === input.modelRef),
+  );
+  if (matches.length === 0) {
+    throw new OrchError('INVALID_PARAMS', `model_ref: unknown model '${input.modelRef}'`);
+  }
+  const pool = matches.find((p) => p.config.engine === input.engine);
+  if (!pool) {
+    const served = [...new Set(matches.map((p) => p.config.engine))].join(', ');
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `engine: model '${input.modelRef}' is not served by engine '${input.engine}' (served by: ${served})`,
+    );
+  }
+  if (input.workload !== 'completion') {
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `workload: pool '${pool.id}' (${pool.config.engine}) serves 'completion' only`,
+      { engine: pool.config.engine, poolId: pool.id },
+    );
+  }
+  const availability = pool.availability();
+  if (availability !== 'ready') {
+    const retryAfterMs = Math.max(1000, Math.min(pool.config.launch.startupTimeoutMs, 5000));
+    throw availability === 'unready'
+      ? new OrchError('POOL_UNREADY', `pool '${pool.id}' is still starting`, {
+          engine: pool.config.engine,
+          poolId: pool.id,
+          retryAfterMs,
+        })
+      : new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' has no live replica`, {
+          engine: pool.config.engine,
+          poolId: pool.id,
+          retryAfterMs,
+        });
+  }
+  return pool;
+}
+
+/** Step 4, part one: the requested context fits the model's (ORCH-3014, OC-CORE-1020). */
+export function checkCtx(pool: PoolRuntime, input: SubmitInput): void {
+  if (input.ctx > pool.config.ctx) {
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `ctx: ${input.ctx} exceeds the context length of model '${input.modelRef}' (${pool.config.ctx})`,
+      { engine: pool.config.engine, poolId: pool.id },
+    );
+  }
+}
+
+/** Step 4, part two: prompt tokens + max_tokens fit the context (ORCH-3015, OC-CORE-1021). */
+export async function countPromptTokens(
+  pool: PoolRuntime,
+  input: SubmitInput,
+  signal: AbortSignal,
+): Promise<number> {
+  const replica = pool.readyReplicas()[0];
+  if (!replica) throw new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' has no ready replica`);
+  const promptTokens = await replica.adapter.countTokens(input.prompt ?? '', signal);
+  if (promptTokens + input.maxTokens > input.ctx) {
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `max_tokens: prompt (${promptTokens} tokens) + max_tokens (${input.maxTokens}) exceeds ctx (${input.ctx})`,
+      { engine: pool.config.engine, poolId: pool.id },
+    );
+  }
+  return promptTokens;
+}
+
+/** Tasks a new arrival of `priority` would wait behind (its class, or everything for batch). */
+export function aheadOf(pool: PoolRuntime, priority: Priority): number {
+  return priority === 'interactive' ? pool.queue.sizeOf('interactive') : pool.queue.size;
+}
+
+/** Step 6: refuse up front when the predicted finish misses the deadline (ORCH-3079). */
+export function checkDeadline(pool: PoolRuntime, input: SubmitInput): { predictedStartMs: number } {
+  const predictedStartMs = pool.predictStartMs(aheadOf(pool, input.priority));
+  const decodeMs = pool.estimator.predictDecodeMs(input.expectedTokens ?? input.maxTokens) ?? 0;
+  const finishMs = predictedStartMs + decodeMs;
+  if (finishMs > input.deadlineMs) {
+    const shown = Number.isFinite(finishMs) ? `${Math.ceil(finishMs)} ms` : 'never (no ready slot)';
+    throw new OrchError(
+      'DEADLINE_UNMET',
+      `deadline_ms: predicted completion in ${shown} misses the deadline of ${input.deadlineMs} ms`,
+      { engine: pool.config.engine, poolId: pool.id },
+    );
+  }
+  return { predictedStartMs };
+}
+
+/** Step 7: the 429 for a refused offer, with a backoff computed from the drain rate (SPEC §2.6). */
+export function backpressureError(
+  pool: PoolRuntime,
+  refusal: Extract<OfferResult<QueuedTask>, { kind: 'refused' }>,
+  priority: Priority,
+): OrchError {
+  const policy = pool.config.queue.fullPolicy;
+  const backoffMs = pool.backoffMs();
+  const code = policy === 'drop-lru' ? 'QUEUE_FULL_DROP_LRU' : 'ADMISSION_REJECT';
+  const why =
+    refusal.reason === 'priority-capacity'
+      ? `the ${priority} queue of pool '${pool.id}' is full`
+      : refusal.reason === 'no-lower-priority'
+        ? `the queue of pool '${pool.id}' is full and holds no lower-priority work to shed`
+        : `the queue of pool '${pool.id}' is full (${pool.queue.size}/${pool.queue.capacity})`;
+  const ahead = aheadOf(pool, priority);
+  const etaMs = pool.predictStartMs(ahead);
+  const headers: Record<string, string> = { 'X-Queue-Position': String(ahead) };
+  if (Number.isFinite(etaMs)) headers['X-Queue-ETA-Ms'] = String(Math.ceil(etaMs));
+  return new OrchError(code, `${why} (policy ${policy}); retry after ${backoffMs} ms`, {
+    engine: pool.config.engine,
+    poolId: pool.id,
+    policyLabel: policy,
+    retryAfterMs: backoffMs,
+    headers,
+  });
+}
