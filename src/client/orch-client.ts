@@ -90,7 +90,7 @@ export class OrchClient {
     }
     const parser = new SseParser();
     for await (const chunk of res.body) {
-      for (const rec of parser.push(chunk)) {
+      for (const rec of parser.push(chunk as Uint8Array)) {
         const ev: StreamEvent = {
           event: rec.event ?? 'message',
           id: rec.id === undefined ? undefined : Number(rec.id),
