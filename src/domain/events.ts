@@ -27,6 +27,8 @@ export interface EndData {
   decode_ms: number;
   tokens_in?: number;
   canceled?: boolean;
+  /** Time the task waited in the queue before a replica took it (additive). */
+  queue_ms?: number;
   stop_reason?: string;
   embeddings?: number[][];
 }

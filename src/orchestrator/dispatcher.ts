@@ -56,6 +56,13 @@ export class Dispatcher {
         pool.queue.remove(next.id);
         continue;
       }
+      if (task.deadlineAtMs <= this.#o.clock.now()) {
+        // Starting now cannot meet the deadline: end it instead of burning a slot (SPEC §2.5).
+        pool.queue.remove(next.id);
+        this.#o.onQueueChange(pool);
+        this.#o.lifecycle.finish(task, pool, replicaExhausted(pool, task));
+        continue;
+      }
       const affinity =
         task.spec.kvHint === 'cold' ? undefined : this.#o.sessions.get(task.spec.sessionId)?.lastReplicaId;
       const replicaId = chooseReplica(pool.loads(), { affinity, overloadRatio: OVERLOAD_RATIO });
@@ -136,7 +143,12 @@ export class Dispatcher {
             task.state = { kind: 'streaming', replicaId: replica.id };
             metrics.observe(
               'latency_first_token_ms',
-              { ...labels, priority: task.spec.priority },
+              {
+                engine: labels.engine,
+                engine_version: labels.engine_version,
+                pool_id: labels.pool_id,
+                priority: task.spec.priority,
+              },
               task.firstTokenAtMs - task.spec.acceptedAtMs,
             );
           }
@@ -227,4 +239,17 @@ export class Dispatcher {
     session.lastReplicaId = replicaId;
     session.kvTokens = task.tokensIn + task.tokensOut;
   }
+}
+
+/** The terminal error of a queued task whose deadline passed before any replica could start it. */
+export function replicaExhausted(pool: PoolRuntime, task: TaskRecord): { kind: 'failed'; error: ErrorData } {
+  return {
+    kind: 'failed',
+    error: {
+      code: 'REPLICA_EXHAUSTED',
+      message: `no replica of pool '${pool.id}' could start the task before its deadline (${task.spec.deadlineMs} ms)`,
+      engine: pool.config.engine,
+      retriable: true,
+    },
+  };
 }

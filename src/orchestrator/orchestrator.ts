@@ -14,7 +14,7 @@ import type { PoolSupervisor } from '../pool/replica.js';
 import { SessionStore, type Session } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
 import { backpressureError, checkCtx, checkDeadline, countPromptTokens, resolvePool } from './admission.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, replicaExhausted } from './dispatcher.js';
 import { PoolRuntime } from './pool-runtime.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import { TaskRecord } from './task-record.js';
@@ -349,15 +349,7 @@ export class Orchestrator {
         if (!task || task.deadlineAtMs > now) continue;
         pool.queue.remove(entry.id);
         changed = true;
-        this.#lifecycle.finish(task, pool, {
-          kind: 'failed',
-          error: {
-            code: 'REPLICA_EXHAUSTED',
-            message: `no replica of pool '${pool.id}' could start the task before its deadline (${task.spec.deadlineMs} ms)`,
-            engine: pool.config.engine,
-            retriable: true,
-          },
-        });
+        this.#lifecycle.finish(task, pool, replicaExhausted(pool, task));
       }
       if (changed) this.#updateQueueGauges(pool);
     }

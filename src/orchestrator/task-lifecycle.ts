@@ -73,10 +73,15 @@ export class TaskLifecycle {
     switch (t.kind) {
       case 'completed':
         task.state = { kind: 'completed' };
-        task.log.append({ type: 'end', data: t.end });
+        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueTimeMs } });
         this.#o.metrics.observe(
           'latency_decode_ms',
-          { ...labels, priority: task.spec.priority },
+          {
+            engine: labels.engine,
+            engine_version: labels.engine_version,
+            pool_id: labels.pool_id,
+            priority: task.spec.priority,
+          },
           decodeTimeMs,
         );
         this.#o.logger.info(
@@ -86,7 +91,7 @@ export class TaskLifecycle {
         break;
       case 'canceled':
         task.state = { kind: 'canceled' };
-        task.log.append({ type: 'end', data: t.end });
+        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueTimeMs } });
         this.#o.metrics.inc('tasks_canceled_total', { ...labels, reason: t.reason });
         this.#o.logger.info({ ...log, event: 'task.canceled', reason: t.reason }, 'task canceled');
         break;

@@ -1,0 +1,119 @@
+/**
+ * In-process stand-ins for unit tests of the orchestrator core: a supervisor whose replicas are
+ * driven by the test, and an adapter whose token stream the test releases step by step.
+ */
+import type {
+  EngineAdapter,
+  EngineEvent,
+  EngineHealth,
+  EngineProps,
+  GenerateRequest,
+} from '../../src/engines/adapter.js';
+import type { PoolSupervisor, ReplicaState, ReplicaView } from '../../src/pool/replica.js';
+
+export class StepAdapter implements EngineAdapter {
+  readonly engine = 'llamacpp' as const;
+  readonly baseUrl = 'fake://engine';
+  readonly requests: GenerateRequest[] = [];
+  readonly #waiters: (() => void)[] = [];
+  #released = 0;
+  active = 0;
+
+  async probe(): Promise<EngineHealth> {
+    return { live: true, ready: true, loading: false };
+  }
+  async properties(): Promise<EngineProps> {
+    return {
+      slotsTotal: 1,
+      slotsFree: 1,
+      ctx: 512,
+      model: 'fake',
+      engineVersion: 'fake-1',
+      modelDigest: undefined,
+      features: { continuousBatching: false, interruptibleDecode: false, embeddings: false },
+    };
+  }
+  async countTokens(text: string): Promise<number> {
+    return text.length;
+  }
+  async scrapeMetrics(): Promise<string> {
+    return '';
+  }
+
+  /** Let every running stream produce `n` more tokens. */
+  release(n = 1): void {
+    this.#released += n;
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    this.requests.push(req);
+    this.active++;
+    try {
+      let produced = 0;
+      while (produced < req.maxTokens) {
+        while (this.#released <= produced) {
+          await new Promise<void>((resolve, reject) => {
+            if (signal.aborted) return reject(signal.reason as Error);
+            const onAbort = () => reject(signal.reason as Error);
+            signal.addEventListener('abort', onAbort, { once: true });
+            this.#waiters.push(() => {
+              signal.removeEventListener('abort', onAbort);
+              resolve();
+            });
+          });
+        }
+        signal.throwIfAborted();
+        yield { kind: 'tokens', ids: [100 + produced], text: `t${produced}` };
+        produced++;
+      }
+      yield { kind: 'done', tokensIn: req.prompt.length, tokensOut: produced, stopReason: 'length' };
+    } finally {
+      this.active--;
+    }
+  }
+}
+
+export class FakeSupervisor implements PoolSupervisor {
+  readonly poolId: string;
+  readonly #replicas: {
+    id: string;
+    state: ReplicaState;
+    adapter: EngineAdapter;
+    props: EngineProps | undefined;
+  }[];
+  readonly #listeners = new Set<(r: ReplicaView) => void>();
+
+  constructor(poolId: string, adapters: EngineAdapter[]) {
+    this.poolId = poolId;
+    this.#replicas = adapters.map((adapter, i) => ({
+      id: `${poolId}-r${i}`,
+      state: { kind: 'ready' },
+      adapter,
+      props: {
+        slotsTotal: 1,
+        slotsFree: 1,
+        ctx: 512,
+        model: 'fake',
+        engineVersion: 'fake-1',
+        modelDigest: undefined,
+        features: { continuousBatching: false, interruptibleDecode: false, embeddings: false },
+      },
+    }));
+  }
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  replicas(): readonly ReplicaView[] {
+    return this.#replicas.map((r) => ({ ...r, poolId: this.poolId }));
+  }
+  setState(index: number, state: ReplicaState): void {
+    const r = this.#replicas[index];
+    if (!r) throw new Error('no replica');
+    r.state = state;
+    for (const l of this.#listeners) l({ ...r, poolId: this.poolId });
+  }
+  onChange(listener: (r: ReplicaView) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
