@@ -40,11 +40,17 @@ export interface GenerateRequest {
 }
 
 /**
- * What an engine stream yields. A `tokens` event may carry several token ids when the engine
- * releases text for them together (e.g. a multi-byte UTF-8 sequence).
+ * What an engine stream yields. A `tokens` event stands for `count` generated tokens whose text
+ * the engine released together (e.g. a multi-byte UTF-8 sequence). `ids` holds the token ids the
+ * engine reported for them, aligned to the end: engines may report fewer ids than tokens.
  */
 export type EngineEvent =
-  | { readonly kind: 'tokens'; readonly ids: readonly number[]; readonly text: string }
+  | {
+      readonly kind: 'tokens';
+      readonly count: number;
+      readonly ids: readonly number[];
+      readonly text: string;
+    }
   | {
       readonly kind: 'done';
       readonly tokensIn: number;

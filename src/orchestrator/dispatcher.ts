@@ -152,12 +152,17 @@ export class Dispatcher {
               task.firstTokenAtMs - task.spec.acceptedAtMs,
             );
           }
-          // One event per engine token; a text run released for several ids rides on the last one.
-          ev.ids.forEach((id, k) => {
-            const t = k === ev.ids.length - 1 ? ev.text : '';
-            task.log.append({ type: 'token', data: { t, i: task.tokensOut++, id } });
-          });
-          metrics.inc('tokens_out_total', labels, ev.ids.length);
+          // One event per generated token; text released for several tokens rides on the last one.
+          const firstWithId = ev.count - ev.ids.length;
+          for (let k = 0; k < ev.count; k++) {
+            const t = k === ev.count - 1 ? ev.text : '';
+            const id = k >= firstWithId ? ev.ids[k - firstWithId] : undefined;
+            task.log.append({
+              type: 'token',
+              data: id === undefined ? { t, i: task.tokensOut++ } : { t, i: task.tokensOut++, id },
+            });
+          }
+          metrics.inc('tokens_out_total', labels, ev.count);
           continue;
         }
         task.tokensIn = ev.tokensIn;

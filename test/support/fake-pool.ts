@@ -64,7 +64,7 @@ export class StepAdapter implements EngineAdapter {
           });
         }
         signal.throwIfAborted();
-        yield { kind: 'tokens', ids: [100 + produced], text: `t${produced}` };
+        yield { kind: 'tokens', count: 1, ids: [100 + produced], text: `t${produced}` };
         produced++;
       }
       yield { kind: 'done', tokensIn: req.prompt.length, tokensOut: produced, stopReason: 'length' };

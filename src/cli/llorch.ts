@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/** `llorch`: run the orchestrator, submit tasks, validate configs. */
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../config/load-config.js';
+import { ConfigError } from '../config/resolve-config.js';
+import type { ResolvedConfig } from '../config/resolved-config.js';
+import { startOrchestrator } from '../main.js';
+import { writeTinyGguf } from '../models/tiny-gguf.js';
+import { createLogger } from '../util/logger.js';
+import { DEV_DEFAULTS, devConfig, isFullPolicy, tinyModelPath } from './dev-config.js';
+import { submitCommand } from './submit.js';
+
+const USAGE = `usage: llorch <command> [options]
+
+commands:
+  dev                     orchestrator on the dev default (127.0.0.1:8080, CPU llama.cpp replicas)
+      --port N  --host H  --replicas N  --api-key KEY  --queue-capacity N
+      --full-policy reject|drop-lru|shed-low-priority  --model PATH  --data-dir DIR
+  serve --config FILE     orchestrator from a config file (production entry point)
+  submit --prompt TEXT    enqueue a task and stream its tokens
+      --url URL  --api-key KEY  --max-tokens N  --session ID  --priority interactive|batch
+      --model ID  --engine E  --ctx N  --deadline-ms N  --seed N  --json
+  config validate FILE    validate a config file against the schema
+`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`llorch: ${message}\n`);
+  process.exit(code);
+}
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v)) fail(`--${name} must be a non-negative integer, got '${v}'`);
+  return Number(v);
+}
+
+async function run(config: ResolvedConfig, warnings: readonly string[]): Promise<void> {
+  const logger = createLogger({ level: config.logging.level });
+  for (const w of warnings) logger.warn({ event: 'config.unknown_field' }, w);
+  const running = await startOrchestrator(config, {
+    logger,
+    onProgress: (line) => process.stderr.write(`llama-server build: ${line}\n`),
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.info({ event: 'shutdown', signal }, 'shutting down');
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await running.ready;
+  const states = running.orchestrator.pools.flatMap((p) =>
+    p.supervisor.replicas().map((r) => `${r.id}=${r.state.kind}`),
+  );
+  logger.info({ event: 'pools.started', replicas: states }, `ready: ${states.join(' ')} on ${running.url}`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'dev': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          port: { type: 'string' },
+          host: { type: 'string' },
+          replicas: { type: 'string' },
+          'api-key': { type: 'string' },
+          'queue-capacity': { type: 'string' },
+          'full-policy': { type: 'string' },
+          model: { type: 'string' },
+          'data-dir': { type: 'string' },
+        },
+      });
+      const policy = values['full-policy'] ?? DEV_DEFAULTS.fullPolicy;
+      if (!isFullPolicy(policy)) fail(`--full-policy must be reject, drop-lru or shed-low-priority`);
+      const opts = {
+        ...DEV_DEFAULTS,
+        port: int('port', values.port, DEV_DEFAULTS.port),
+        host: values.host ?? DEV_DEFAULTS.host,
+        replicas: int('replicas', values.replicas, DEV_DEFAULTS.replicas),
+        apiKey: values['api-key'],
+        queueCapacity: int('queue-capacity', values['queue-capacity'], DEV_DEFAULTS.queueCapacity),
+        fullPolicy: policy,
+        modelPath: values.model,
+        dataDir: values['data-dir'] ?? DEV_DEFAULTS.dataDir,
+      };
+      if (opts.modelPath === undefined) await writeTinyGguf(tinyModelPath(opts.dataDir), { ctx: opts.ctx });
+      const { config, warnings } = devConfig(opts);
+      return run(config, warnings);
+    }
+    case 'serve': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
+      if (values.config === undefined) fail('serve needs --config FILE');
+      const { config, warnings } = await loadConfigFile(values.config);
+      return run(config, warnings);
+    }
+    case 'submit':
+      return submitCommand(rest);
+    case 'config': {
+      const [sub, file] = rest;
+      if (sub !== 'validate' || file === undefined) fail('usage: llorch config validate FILE');
+      const { config, warnings } = await loadConfigFile(file);
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(
+        `${file}: valid (profile ${config.profile}, ${config.pools.length} pool${config.pools.length === 1 ? '' : 's'}: ${config.pools.map((p) => p.id).join(', ')})\n`,
+      );
+      return;
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      fail(`unknown command '${command}'\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) fail(err.message, 1);
+  fail(err instanceof Error ? err.message : String(err), 1);
+});

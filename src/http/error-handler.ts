@@ -1,0 +1,59 @@
+/** The only place error envelopes are rendered (SPEC §2.5, ARCHITECTURE "Errors"). */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { OrchError } from '../errors/orch-error.js';
+import type { Logger } from '../util/logger.js';
+
+interface FastifyLikeError {
+  code?: string;
+  statusCode?: number;
+  message?: string;
+}
+
+/** Fastify/Node failures before our handlers ran, mapped to typed errors. */
+export function toOrchError(err: unknown): OrchError {
+  if (err instanceof OrchError) return err;
+  const e = (err ?? {}) as FastifyLikeError;
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new OrchError('PAYLOAD_TOO_LARGE', 'request body exceeds the configured limit');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new OrchError('INVALID_PARAMS', 'content-type must be application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new OrchError('INVALID_PARAMS', 'request body is empty; a JSON object is required');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new OrchError('INVALID_PARAMS', 'request body is not valid JSON');
+    case undefined:
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || (e.statusCode === 400 && /JSON/i.test(e.message ?? ''))) {
+    return new OrchError('INVALID_PARAMS', 'request body is not valid JSON');
+  }
+  if (e.statusCode === 413)
+    return new OrchError('PAYLOAD_TOO_LARGE', 'request body exceeds the configured limit');
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+    return new OrchError('INVALID_PARAMS', e.message ?? 'bad request');
+  }
+  return new OrchError('INTERNAL', 'internal error', { cause: err });
+}
+
+/** Headers every refusal carries: backoff hints on 429/503 (SPEC §2.6) plus the error's own. */
+export function errorHeaders(err: OrchError): Record<string, string> {
+  const headers: Record<string, string> = { ...err.headers };
+  if (err.retryAfterMs !== undefined && (err.httpStatus === 429 || err.httpStatus === 503)) {
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
+    headers['X-Backoff-Ms'] = String(Math.max(1, Math.ceil(err.retryAfterMs)));
+  }
+  return headers;
+}
+
+export function makeErrorHandler(logger: Logger) {
+  return (err: unknown, req: FastifyRequest, reply: FastifyReply): void => {
+    const orch = toOrchError(err);
+    if (orch.code === 'INTERNAL') {
+      // Log the cause for operators; the client sees no stack or internals.
+      logger.error({ err, correlation_id: req.correlationId, url: req.url }, 'internal error');
+    }
+    void reply.code(orch.httpStatus).headers(errorHeaders(orch)).send(orch.toEnvelope());
+  };
+}

@@ -1,0 +1,126 @@
+/** Control plane (SPEC §6). Operations whose issue has not landed answer 501 with the envelope. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { OrchError } from '../errors/orch-error.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { PoolRuntime } from '../orchestrator/pool-runtime.js';
+import type { Authenticator } from './auth.js';
+import { API_VERSION } from './generated/api-version.js';
+
+export interface ControlRoutesOptions {
+  readonly orchestrator: Orchestrator;
+  readonly auth: Authenticator;
+}
+
+const NOT_YET: readonly [method: 'GET' | 'POST', path: string][] = [
+  ['POST', '/v1/pools/:id/drain'],
+  ['POST', '/v1/pools/:id/reload'],
+  ['POST', '/v1/catalog/models'],
+  ['GET', '/v1/catalog/models/:id'],
+  ['POST', '/v1/catalog/models/:id/verify'],
+  ['POST', '/v1/catalog/models/:id/state'],
+  ['POST', '/v1/artifacts'],
+  ['GET', '/v1/artifacts/:id'],
+];
+
+function poolHealth(pool: PoolRuntime) {
+  const replicas = pool.supervisor.replicas();
+  const lastError = replicas
+    .map((r) => (r.state.kind === 'unready' ? r.state.cause : undefined))
+    .find((c) => c !== undefined);
+  return {
+    pool_id: pool.id,
+    live: replicas.some((r) => r.state.kind !== 'stopped' && r.state.kind !== 'unready'),
+    ready: pool.availability() === 'ready',
+    draining: false,
+    metrics: {
+      queue_depth: pool.queue.size,
+      replicas_ready: pool.readyReplicas().length,
+      slots_total: pool.readySlots(),
+      slots_free: pool.freeSlots(),
+    },
+    last_error: lastError ?? null,
+    engine_version: pool.engineVersion(),
+    ...(pool.config.model.digest === undefined ? {} : { model_digest: pool.config.model.digest }),
+    replicas: replicas.map((r) => ({
+      replica_id: r.id,
+      state: r.state.kind,
+      ...(r.state.kind === 'unready' ? { cause: r.state.cause } : {}),
+    })),
+  };
+}
+
+export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOptions): void {
+  const control = (req: FastifyRequest) => o.auth.authenticate(req.headers.authorization, 'control');
+  const poolOf = (id: string): PoolRuntime => {
+    const pool = o.orchestrator.pools.find((p) => p.id === id);
+    if (!pool) throw new OrchError('NOT_FOUND', `pool '${id}' not found`);
+    return pool;
+  };
+
+  app.get<{ Params: { id: string } }>('/v1/pools/:id/health', async (req) => {
+    control(req);
+    return poolHealth(poolOf(req.params.id));
+  });
+
+  app.get('/v1/replicasets', async (req) => {
+    control(req);
+    return {
+      replica_sets: o.orchestrator.pools.map((pool) => {
+        const slotsTotal = pool.readySlots();
+        const slotsFree = pool.freeSlots();
+        return {
+          id: `${pool.config.engine}:${pool.config.model.id}:${pool.config.ctx}`,
+          engine: pool.config.engine,
+          model_id: pool.config.model.id,
+          model_digest: pool.config.model.digest ?? null,
+          engine_version: pool.engineVersion(),
+          sampler_profile_version: 'v1',
+          ctx: pool.config.ctx,
+          pools: [pool.id],
+          replicas_ready: pool.readyReplicas().length,
+          replicas_total: pool.supervisor.replicas().length,
+          slots_total: slotsTotal,
+          slots_free: slotsFree,
+          load: slotsTotal === 0 ? 1 : (slotsTotal - slotsFree) / slotsTotal,
+          slo: {},
+        };
+      }),
+    };
+  });
+
+  app.get('/v1/capabilities', async (req) => {
+    control(req);
+    const engines = [...new Set(o.orchestrator.pools.map((p) => p.config.engine))];
+    return {
+      api_version: API_VERSION,
+      engines: engines.map((engine) => {
+        const pools = o.orchestrator.pools.filter((p) => p.config.engine === engine);
+        return {
+          engine,
+          ctx_max: Math.max(...pools.map((p) => p.config.ctx)),
+          supported_workloads: ['completion'],
+          rate_limits: {},
+          features: {
+            streaming: true,
+            cancel: true,
+            continuous_batching: pools.some((p) => p.config.launch.contBatching),
+          },
+        };
+      }),
+    };
+  });
+
+  for (const [method, url] of NOT_YET) {
+    app.route({
+      method,
+      url,
+      handler: async (req) => {
+        control(req);
+        throw new OrchError(
+          'NOT_IMPLEMENTED',
+          `${method} ${url.replace(/:id/g, '{id}')} is not implemented yet`,
+        );
+      },
+    });
+  }
+}

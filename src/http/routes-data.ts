@@ -1,0 +1,99 @@
+/** OrchQueue v1 data plane (SPEC §2): thin handlers over the orchestrator. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SubmitInput } from '../domain/submit.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { OrchMetrics } from '../metrics/metrics.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { Authenticator } from './auth.js';
+import type { TaskRequest, TaskRequestValidator } from './openapi.js';
+import { parseLastEventId, relay } from './sse.js';
+
+export interface DataRoutesOptions {
+  readonly orchestrator: Orchestrator;
+  readonly auth: Authenticator;
+  readonly metrics: OrchMetrics;
+  readonly validateTaskRequest: TaskRequestValidator;
+  readonly cancelOnDisconnect: boolean;
+  readonly heartbeatMs: number;
+}
+
+export function toSubmitInput(body: TaskRequest): SubmitInput {
+  return {
+    taskId: body.task_id,
+    sessionId: body.session_id,
+    workload: body.workload,
+    modelRef: body.model_ref,
+    engine: body.engine,
+    ctx: body.ctx,
+    priority: body.priority,
+    seed: body.seed,
+    determinism: body.determinism ?? 'strict',
+    samplerProfileVersion: body.sampler_profile_version ?? 'v1',
+    prompt: body.prompt,
+    inputs: body.inputs,
+    maxTokens: body.max_tokens,
+    deadlineMs: body.deadline_ms,
+    expectedTokens: body.expected_tokens,
+    kvHint: body.kv_hint,
+  };
+}
+
+type IdParams = { Params: { id: string } };
+
+export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): void {
+  const principal = (req: FastifyRequest) => o.auth.authenticate(req.headers.authorization, 'data');
+
+  app.post('/v1/tasks', async (req, reply) => {
+    const who = principal(req);
+    const checked = o.validateTaskRequest(req.body);
+    if (!checked.ok) throw new OrchError('INVALID_PARAMS', `${checked.field}: ${checked.message}`);
+    const accepted = await o.orchestrator.submit(who, toSubmitInput(checked.value), req.correlationId);
+    return reply.code(202).send({
+      task_id: accepted.taskId,
+      queue_position: accepted.queuePosition,
+      predicted_start_ms: accepted.predictedStartMs,
+      backoff_ms: accepted.backoffMs,
+    });
+  });
+
+  app.get<IdParams>('/v1/tasks/:id/stream', async (req, reply) => {
+    const task = o.orchestrator.task(principal(req), req.params.id);
+    reply.hijack();
+    o.metrics.inc('sse_clients_connected', {});
+    try {
+      await relay(reply.raw, {
+        log: task.log,
+        afterSeq: parseLastEventId(req.headers['last-event-id']),
+        headers: { 'X-Correlation-Id': req.correlationId },
+        heartbeatMs: o.heartbeatMs,
+        onDisconnect: () => {
+          if (o.cancelOnDisconnect && !task.terminal) o.orchestrator.cancel(principal(req), task.spec.taskId);
+        },
+      });
+    } finally {
+      o.metrics.dec('sse_clients_connected', {});
+    }
+  });
+
+  app.post<IdParams>('/v1/tasks/:id/cancel', async (req, reply) => {
+    o.orchestrator.cancel(principal(req), req.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get<IdParams>('/v1/sessions/:id', async (req) => {
+    const s = o.orchestrator.session(principal(req), req.params.id);
+    return {
+      session_id: s.sessionId,
+      ttl_ms_remaining: s.ttlMsRemaining,
+      turns: s.turns,
+      kv_bytes: s.kvBytes,
+      kv_warmth: s.kvWarmth,
+      ...(s.replicaId === undefined ? {} : { replica_id: s.replicaId }),
+    };
+  });
+
+  app.delete<IdParams>('/v1/sessions/:id', async (req, reply) => {
+    o.orchestrator.deleteSession(principal(req), req.params.id);
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,98 @@
+/** The HTTP server: limits, correlation ids, auth, error envelopes and both planes' routes. */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ResolvedConfig } from '../config/resolved-config.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { OrchMetrics } from '../metrics/metrics.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { Logger } from '../util/logger.js';
+import { Authenticator } from './auth.js';
+import { makeErrorHandler } from './error-handler.js';
+import { createRequestValidator, loadOpenApi } from './openapi.js';
+import { registerControlRoutes } from './routes-control.js';
+import { registerDataRoutes } from './routes-data.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    correlationId: string;
+  }
+}
+
+export interface HttpServerOptions {
+  readonly config: ResolvedConfig;
+  readonly orchestrator: Orchestrator;
+  readonly metrics: OrchMetrics;
+  readonly logger: Logger;
+}
+
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function createHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
+  const { config, logger } = opts;
+  const { limits } = config;
+  const app = Fastify({
+    bodyLimit: limits.bodyLimitBytes,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    serverFactory: (handler) => {
+      const server: Server = createServer(
+        { maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs },
+        (req: IncomingMessage, res: ServerResponse) => handler(req, res),
+      );
+      server.keepAliveTimeout = limits.idleTimeoutMs;
+      server.headersTimeout = Math.min(limits.requestTimeoutMs || 60_000, 60_000);
+      return server;
+    },
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Oversized headers and malformed requests get an envelope too, never a bare reset.
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const status = tooLarge ? 431 : 400;
+      const body = JSON.stringify(
+        new OrchError(
+          'INVALID_PARAMS',
+          tooLarge ? 'request headers too large' : 'malformed HTTP request',
+        ).toEnvelope(),
+      );
+      if (socket.writable) {
+        socket.end(
+          `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+            `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+            `X-Correlation-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      } else socket.destroy();
+    },
+  });
+
+  app.decorateRequest('correlationId', '');
+  app.addHook('onRequest', async (req, reply) => {
+    const given = req.headers['x-correlation-id'];
+    req.correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+    void reply.header('X-Correlation-Id', req.correlationId);
+  });
+  app.setErrorHandler(makeErrorHandler(logger));
+  app.setNotFoundHandler((req, reply) => {
+    const err = new OrchError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`);
+    void reply.code(404).send(err.toEnvelope());
+  });
+
+  const auth = new Authenticator(config.auth.keys);
+  const docs = loadOpenApi();
+  const validator = createRequestValidator(docs);
+  registerDataRoutes(app, {
+    orchestrator: opts.orchestrator,
+    auth,
+    metrics: opts.metrics,
+    validateTaskRequest: validator.validateTaskRequest,
+    cancelOnDisconnect: config.sse.cancelOnDisconnect,
+    heartbeatMs: 15_000,
+  });
+  registerControlRoutes(app, { orchestrator: opts.orchestrator, auth });
+
+  app.get('/metrics', async (_req, reply) => {
+    void reply.header('Content-Type', opts.metrics.contentType);
+    return opts.metrics.render();
+  });
+  return app;
+}

@@ -1,0 +1,140 @@
+/**
+ * Composition root: from a `ResolvedConfig` to a running orchestrator (engines provisioned and
+ * supervised, HTTP listening). `llorch` subcommands are thin shells over `startOrchestrator`.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { ConfigError } from './config/resolve-config.js';
+import type { ResolvedConfig, ResolvedPool } from './config/resolved-config.js';
+import { systemClock, type Clock } from './domain/types.js';
+import { ensureLlamaServer, llamaServerVersion } from './engines/llamacpp/provision.js';
+import { createHttpServer } from './http/server.js';
+import { OrchMetrics } from './metrics/metrics.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
+import { LlamaCppPoolSupervisor } from './pool/llamacpp-supervisor.js';
+import type { PoolSupervisor } from './pool/replica.js';
+import { createLogger, type Logger } from './util/logger.js';
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Progress of slow one-time steps (building llama-server). */
+  readonly onProgress?: (line: string) => void;
+  /** Collect Node process metrics (off in tests that start many orchestrators). */
+  readonly processMetrics?: boolean;
+}
+
+export interface RunningOrchestrator {
+  readonly config: ResolvedConfig;
+  readonly url: string;
+  readonly port: number;
+  readonly orchestrator: Orchestrator;
+  readonly http: FastifyInstance;
+  readonly metrics: OrchMetrics;
+  /** Resolves when every pool finished its startup (each replica ready or failed). */
+  readonly ready: Promise<void>;
+  /** Graceful shutdown: stop admitting, drain within `drainMs`, stop engines. */
+  close(drainMs?: number): Promise<void>;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+async function createSupervisor(
+  config: ResolvedConfig,
+  pool: ResolvedPool,
+  logger: Logger,
+  onProgress: (line: string) => void,
+): Promise<PoolSupervisor> {
+  switch (pool.engine) {
+    case 'llamacpp': {
+      const binaryPath = await ensureLlamaServer({
+        explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
+        cacheDir: config.engines.cacheDir,
+        onProgress,
+      });
+      const engineVersion = await llamaServerVersion(binaryPath);
+      const digest = await sha256File(pool.model.path).catch((err: unknown) => {
+        throw new ConfigError([
+          `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
+        ]);
+      });
+      if (pool.model.digest !== undefined && pool.model.digest !== digest) {
+        throw new ConfigError([
+          `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
+        ]);
+      }
+      return new LlamaCppPoolSupervisor({ pool, binaryPath, modelDigest: digest, logger, engineVersion });
+    }
+    case 'vllm':
+    case 'tgi':
+    case 'triton':
+      throw new ConfigError([
+        `pools: pool '${pool.id}' uses engine '${pool.engine}', which this build cannot drive yet`,
+      ]);
+  }
+}
+
+export async function startOrchestrator(
+  config: ResolvedConfig,
+  opts: StartOptions = {},
+): Promise<RunningOrchestrator> {
+  const logger = opts.logger ?? createLogger({ level: config.logging.level });
+  const onProgress = opts.onProgress ?? ((line: string) => logger.info({ event: 'engine.build' }, line));
+  if (config.profile === 'dev') {
+    const cpuPools = config.pools.filter((p) => p.devices === 'cpu').map((p) => p.id);
+    if (cpuPools.length > 0) {
+      logger.warn(
+        { event: 'profile.dev', pools: cpuPools },
+        `DEV PROFILE: pools ${cpuPools.join(', ')} run on CPU. This is for development only; ` +
+          'production (profile: prod) refuses CPU inference (ORCH-1101).',
+      );
+    }
+  }
+  const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
+  const supervisors = new Map<string, PoolSupervisor>();
+  for (const pool of config.pools)
+    supervisors.set(pool.id, await createSupervisor(config, pool, logger, onProgress));
+  const orchestrator = new Orchestrator({
+    config,
+    supervisors,
+    metrics,
+    logger,
+    clock: opts.clock ?? systemClock,
+  });
+  const http = await createHttpServer({ config, orchestrator, metrics, logger });
+  try {
+    await http.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    await orchestrator.close(0);
+    throw err;
+  }
+  const address = http.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.listen.port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ event: 'http.listening', url }, `orchestratord listening on ${url}`);
+
+  const ready = Promise.all([...supervisors.values()].map((s) => s.start())).then(() => undefined);
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    url,
+    port,
+    orchestrator,
+    http,
+    metrics,
+    ready,
+    close: (drainMs = 5_000) =>
+      (closing ??= (async () => {
+        await orchestrator.close(drainMs);
+        await http.close();
+        await Promise.all([...supervisors.values()].map((s) => s.stop()));
+        logger.info({ event: 'shutdown.complete' }, 'orchestratord stopped');
+      })()),
+  };
+}

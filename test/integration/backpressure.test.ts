@@ -1,0 +1,205 @@
+/**
+ * Backpressure and failure codes on real replicas (SPEC §2.5, §2.6, §3.2, §3.7): each full-queue
+ * policy's 429 with real backoff hints, evictions ending streams with typed errors, deadlines,
+ * the watchdog, and unavailable pools.
+ */
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectValidResponse, expectValidSseEvent } from '../support/openapi-response.js';
+import {
+  call,
+  readStream,
+  startHarness,
+  task,
+  tinyModelPath,
+  tinyPool,
+  until,
+  type Harness,
+  type Reply,
+} from '../support/harness.js';
+
+let h: Harness;
+let earlyReply: Reply;
+
+function contract(r: Reply): void {
+  expectValidResponse({
+    method: 'POST',
+    path: '/v1/tasks',
+    status: r.status,
+    headers: Object.fromEntries(r.headers.entries()),
+    body: r.json,
+  });
+}
+
+async function enqueue(body: Record<string, unknown>): Promise<Reply> {
+  const r = await call(h.url, 'POST', '/v1/tasks', { body });
+  contract(r);
+  return r;
+}
+
+/** Occupies the pool's only slot with a long generation; resolves once it is running. */
+async function blocker(model: string): Promise<string> {
+  const body = task(model, { max_tokens: 2000, prompt: 'a', priority: 'batch' });
+  expect((await enqueue(body)).status).toBe(202);
+  await until(() => {
+    const t = h.running.orchestrator.pools.find((p) => p.id === model);
+    return (t?.queue.size ?? 1) === 0 && (t?.inFlight.get(`${model}-r0`) ?? 0) === 1;
+  });
+  return body.task_id;
+}
+
+function expect429(r: Reply, code: string, policy: string): void {
+  expect(r.status).toBe(429);
+  expect(r.json).toMatchObject({
+    code,
+    policy_label: policy,
+    retriable: true,
+    retry_after_ms: expect.any(Number),
+  });
+  const retryAfter = Number(r.headers.get('retry-after'));
+  expect(Number.isInteger(retryAfter) && retryAfter >= 1).toBe(true);
+  expect(Number(r.headers.get('x-backoff-ms'))).toBeGreaterThan(0);
+}
+
+beforeAll(async () => {
+  const model = await tinyModelPath();
+  const broken = join(tmpdir(), `llama-orch-broken-${process.pid}.gguf`);
+  await writeFile(broken, 'this is not a GGUF file');
+  h = await startHarness(
+    {
+      pools: [
+        tinyPool('reject', model, { queue: { capacity: 1, full_policy: 'reject' } }),
+        tinyPool('droplru', model, { queue: { capacity: 1, full_policy: 'drop-lru' } }),
+        tinyPool('shed', model, { queue: { capacity: 1, full_policy: 'shed-low-priority' } }),
+        tinyPool('watchdog', model, { timeouts: { wall_ms: 40, idle_ms: 5_000 } }),
+        tinyPool('broken', broken, { launch: { threads: 1, startup_timeout_ms: 20_000 } }),
+      ],
+    },
+    { waitReady: false },
+  );
+  // Before the replicas finished loading: the pool is still preloading.
+  earlyReply = await call(h.url, 'POST', '/v1/tasks', { body: task('reject') });
+  await h.running.ready;
+});
+
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('pool readiness at admission (SPEC §2.1 step 3)', () => {
+  it('503 POOL_UNREADY while preloading', () => {
+    contract(earlyReply);
+    expect(earlyReply.status).toBe(503);
+    expect(earlyReply.json).toMatchObject({ code: 'POOL_UNREADY', retriable: true, pool_id: 'reject' });
+    expect(Number(earlyReply.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  });
+
+  it('503 POOL_UNAVAILABLE when no replica could start, with the cause in pool health', async () => {
+    const r = await enqueue(task('broken'));
+    expect(r.status).toBe(503);
+    expect(r.json).toMatchObject({ code: 'POOL_UNAVAILABLE', pool_id: 'broken' });
+    const health = await call(h.url, 'GET', '/v1/pools/broken/health');
+    expectValidResponse({
+      method: 'GET',
+      path: '/v1/pools/{id}/health',
+      status: 200,
+      body: health.json,
+      headers: Object.fromEntries(health.headers.entries()),
+    });
+    expect(health.json).toMatchObject({ ready: false, last_error: expect.any(String) });
+  });
+});
+
+describe('full-queue policies (ORCH-3005, ORCH-2007)', () => {
+  it('reject: refuses the arrival with 429 ADMISSION_REJECT and real backoff', async () => {
+    const running = await blocker('reject');
+    const queued = task('reject', { max_tokens: 4 });
+    expect((await enqueue(queued)).status).toBe(202);
+    expect429(await enqueue(task('reject', { max_tokens: 4 })), 'ADMISSION_REJECT', 'reject');
+    await call(h.url, 'POST', `/v1/tasks/${running}/cancel`);
+    const s = await readStream(h.url, queued.task_id);
+    expect(s.events.at(-1)?.event).toBe('end');
+  });
+
+  it('drop-lru: evicts the oldest queued task (batch first), refuses when only higher classes remain', async () => {
+    const running = await blocker('droplru');
+    const b1 = task('droplru', { priority: 'batch', max_tokens: 4 });
+    const b2 = task('droplru', { priority: 'batch', max_tokens: 4 });
+    const i1 = task('droplru', { priority: 'interactive', max_tokens: 4 });
+    expect((await enqueue(b1)).status).toBe(202);
+    expect((await enqueue(b2)).status).toBe(202);
+    const evicted = await readStream(h.url, b1.task_id);
+    expect(evicted.events.at(-1)).toMatchObject({ event: 'error', data: { code: 'QUEUE_FULL_DROP_LRU' } });
+    expectValidSseEvent('error', evicted.events.at(-1)!.data);
+    expect((await enqueue(i1)).status).toBe(202);
+    expect((await readStream(h.url, b2.task_id)).events.at(-1)?.data['code']).toBe('QUEUE_FULL_DROP_LRU');
+    expect429(await enqueue(task('droplru', { priority: 'batch' })), 'QUEUE_FULL_DROP_LRU', 'drop-lru');
+    await call(h.url, 'POST', `/v1/tasks/${running}/cancel`);
+    expect((await readStream(h.url, i1.task_id)).events.at(-1)?.event).toBe('end');
+  });
+
+  it('shed-low-priority: sheds queued batch for interactive, refuses equal priority', async () => {
+    const running = await blocker('shed');
+    const b1 = task('shed', { priority: 'batch', max_tokens: 4 });
+    expect((await enqueue(b1)).status).toBe(202);
+    expect429(await enqueue(task('shed', { priority: 'batch' })), 'ADMISSION_REJECT', 'shed-low-priority');
+    const i1 = task('shed', { priority: 'interactive', max_tokens: 4 });
+    expect((await enqueue(i1)).status).toBe(202);
+    const shed = await readStream(h.url, b1.task_id);
+    expect(shed.events.at(-1)).toMatchObject({
+      event: 'error',
+      data: { code: 'QUEUE_FULL_DROP_LRU', preempted: true },
+    });
+    await call(h.url, 'POST', `/v1/tasks/${running}/cancel`);
+    expect((await readStream(h.url, i1.task_id)).events.at(-1)?.event).toBe('end');
+  });
+
+  it('counts backpressure decisions and refusals in the contract metrics', async () => {
+    const m = await call(h.url, 'GET', '/metrics');
+    expect(m.text).toMatch(/admission_backpressure_events_total\{engine="llamacpp",policy="reject"\} [1-9]/);
+    expect(m.text).toMatch(
+      /admission_backpressure_events_total\{engine="llamacpp",policy="drop-lru"\} [1-9]/,
+    );
+    expect(m.text).toMatch(/tasks_rejected_total\{engine="llamacpp",reason="QUEUE_FULL_DROP_LRU"\} [1-9]/);
+    expect(m.text).toMatch(/tasks_canceled_total\{[^}]*reason="client"\} [1-9]/);
+  });
+});
+
+describe('deadlines (ORCH-3079) and the watchdog (ORCH-3016)', () => {
+  it('422 DEADLINE_UNMET when the predicted finish misses the deadline', async () => {
+    // Teach the pool its decode rate first.
+    const warm = task('reject', { max_tokens: 32 });
+    await enqueue(warm);
+    await readStream(h.url, warm.task_id);
+    const r = await enqueue(task('reject', { max_tokens: 400, deadline_ms: 1 }));
+    expect(r.status).toBe(422);
+    expect(r.json).toMatchObject({ code: 'DEADLINE_UNMET', retriable: false });
+  });
+
+  it('a queued task whose deadline passes ends with REPLICA_EXHAUSTED', async () => {
+    for (let k = 0; k < 3; k++) {
+      const warm = task('reject', { max_tokens: 2 });
+      await enqueue(warm);
+      await readStream(h.url, warm.task_id);
+    }
+    const running = await blocker('reject');
+    const late = task('reject', { max_tokens: 1, deadline_ms: 60 });
+    expect((await enqueue(late)).status).toBe(202);
+    const s = await readStream(h.url, late.task_id);
+    expect(s.events.at(-1)).toMatchObject({ event: 'error', data: { code: 'REPLICA_EXHAUSTED' } });
+    await call(h.url, 'POST', `/v1/tasks/${running}/cancel`);
+  });
+
+  it('DECODE_TIMEOUT ends a task past wall_ms and frees its slot', async () => {
+    const long = task('watchdog', { max_tokens: 2000, prompt: 'a' });
+    expect((await enqueue(long)).status).toBe(202);
+    const s = await readStream(h.url, long.task_id);
+    expect(s.events.at(-1)).toMatchObject({ event: 'error', data: { code: 'DECODE_TIMEOUT' } });
+    expectValidSseEvent('error', s.events.at(-1)!.data);
+    const short = task('watchdog', { max_tokens: 1 });
+    expect((await enqueue(short)).status).toBe(202);
+    expect((await readStream(h.url, short.task_id)).events.at(-1)?.event).toBe('end');
+  });
+});
