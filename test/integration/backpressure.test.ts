@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LlamaCppPoolSupervisor } from '../../src/pool/llamacpp-supervisor.js';
 import { expectValidResponse, expectValidSseEvent } from '../support/openapi-response.js';
 import {
   call,
@@ -75,6 +76,7 @@ beforeAll(async () => {
         tinyPool('shed', model, { queue: { capacity: 1, full_policy: 'shed-low-priority' } }),
         tinyPool('watchdog', model, { timeouts: { wall_ms: 40, idle_ms: 5_000 } }),
         tinyPool('broken', broken, { launch: { threads: 1, startup_timeout_ms: 20_000 } }),
+        tinyPool('crash', model),
       ],
     },
     { waitReady: false },
@@ -201,5 +203,29 @@ describe('deadlines (ORCH-3079) and the watchdog (ORCH-3016)', () => {
     const short = task('watchdog', { max_tokens: 1 });
     expect((await enqueue(short)).status).toBe(202);
     expect((await readStream(h.url, short.task_id)).events.at(-1)?.event).toBe('end');
+  });
+});
+
+describe('engine failure (SPEC §5)', () => {
+  it('a killed engine ends its running task with WORKER_RESET, the replica turns unready with the cause, then restarts', async () => {
+    const pool = h.running.orchestrator.pools.find((p) => p.id === 'crash');
+    const sup = pool?.supervisor;
+    if (!(sup instanceof LlamaCppPoolSupervisor)) throw new Error('expected a llama.cpp supervisor');
+    const running = await blocker('crash');
+    sup.processOf('crash-r0')?.kill('SIGKILL');
+    const s = await readStream(h.url, running);
+    expect(s.events.at(-1)).toMatchObject({
+      event: 'error',
+      data: { code: 'WORKER_RESET', retriable: true },
+    });
+    await until(() => sup.replicas()[0]?.state.kind !== 'ready');
+    const health = await call(h.url, 'GET', '/v1/pools/crash/health');
+    expect(JSON.stringify(health.json)).toMatch(/SIGKILL/);
+    const refused = await enqueue(task('crash'));
+    expect(refused.status).toBe(503);
+    await until(() => sup.replicas()[0]?.state.kind === 'ready', 20_000);
+    const after = task('crash', { max_tokens: 4 });
+    expect((await enqueue(after)).status).toBe(202);
+    expect((await readStream(h.url, after.task_id)).events.at(-1)?.event).toBe('end');
   });
 });

@@ -299,7 +299,7 @@ describe('admission errors (SPEC §2.1, §2.5)', () => {
     expect(s.status).toBe(404);
     const g = await call(h.url, 'GET', `/v1/sessions/${randomUUID()}`, { key: A });
     expect(g.status).toBe(404);
-    const route = await call(h.url, 'GET', '/v1/nothing', { key: A });
+    const route = await call(h.url, 'GET', '/v1/nothing', { key: A, undocumented: true });
     expect(route.status).toBe(404);
     expect(route.json).toMatchObject({ code: 'NOT_FOUND' });
   });
@@ -337,5 +337,53 @@ describe('observability (SPEC §12)', () => {
       queue_time_ms: expect.any(Number),
       correlation_id: expect.any(String),
     });
+  });
+});
+
+describe('limits, metrics frames and the control plane', () => {
+  it('sends periodic metrics frames on a running stream (ORCH-3100)', async () => {
+    const body = task('tiny', { max_tokens: 1500, prompt: 'a' });
+    await enqueue(body);
+    const s = await readStream(h.url, body.task_id, { key: A });
+    const metrics = s.events.filter((e) => e.event === 'metrics');
+    expect(metrics.length).toBeGreaterThan(0);
+    expect(metrics[0]?.data).toMatchObject({
+      queue_depth: expect.any(Number),
+      on_time_probability: expect.any(Number),
+      kv_warmth: expect.any(Boolean),
+    });
+    expect(s.events.at(-1)?.event).toBe('end');
+  });
+
+  it('answers oversized headers with 431 and an envelope', async () => {
+    const r = await fetch(`${h.url}/v1/tasks`, {
+      method: 'POST',
+      headers: { 'x-big': 'y'.repeat(40_000) },
+    }).catch((e: unknown) => e);
+    if (r instanceof Response) {
+      expect(r.status).toBe(431);
+      expect(await r.json()).toMatchObject({ code: 'INVALID_PARAMS' });
+    } else {
+      // Some clients see the connection closed after the server's early answer; the daemon stays up.
+      expect(r).toBeInstanceOf(Error);
+    }
+    expect((await enqueue(task('tiny', { max_tokens: 1 }))).status).toBe(202);
+  });
+
+  it('control-plane operations not yet implemented answer 501 NOT_IMPLEMENTED; health and replica sets work', async () => {
+    const drain = await call(h.url, 'POST', '/v1/pools/tiny/drain', {
+      key: KEYS.ops,
+      body: { deadline_ms: 1000 },
+    });
+    expect(drain.status).toBe(501);
+    expect(drain.json).toMatchObject({ code: 'NOT_IMPLEMENTED' });
+    const health = await call(h.url, 'GET', '/v1/pools/tiny/health', { key: KEYS.ops });
+    expect(health.json).toMatchObject({ pool_id: 'tiny', ready: true, live: true });
+    const sets = await call(h.url, 'GET', '/v1/replicasets', { key: KEYS.ops });
+    expect(sets.json).toMatchObject({
+      replica_sets: [{ engine: 'llamacpp', replicas_ready: 2, slots_total: 2 }],
+    });
+    const unknown = await call(h.url, 'GET', '/v1/pools/nope/health', { key: KEYS.ops });
+    expect(unknown.status).toBe(404);
   });
 });

@@ -15,6 +15,7 @@ import { startOrchestrator, type RunningOrchestrator } from '../../src/main.js';
 import { writeTinyGguf } from '../../src/models/tiny-gguf.js';
 import { createLogger } from '../../src/util/logger.js';
 import { parseSse } from '../../src/util/sse-parser.js';
+import { expectValidResponse, expectValidSseEvent } from './openapi-response.js';
 
 export const TEST_CTX = 2048;
 
@@ -109,7 +110,14 @@ export async function call(
   url: string,
   method: string,
   path: string,
-  opts: { key?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  opts: {
+    key?: string;
+    body?: unknown;
+    rawBody?: string;
+    headers?: Record<string, string>;
+    /** The path is deliberately not part of the API (unknown-route tests). */
+    undocumented?: boolean;
+  } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.key !== undefined) headers['authorization'] = `Bearer ${opts.key}`;
@@ -123,6 +131,16 @@ export async function call(
     json = text === '' ? undefined : JSON.parse(text);
   } catch {
     json = undefined;
+  }
+  // Every response the tests see must match the OpenAPI documents (status, headers, body).
+  if (opts.undocumented !== true) {
+    expectValidResponse({
+      method,
+      path,
+      status: res.status,
+      headers: Object.fromEntries(res.headers.entries()),
+      body: json,
+    });
   }
   return { status: res.status, headers: res.headers, text, json };
 }
@@ -152,6 +170,16 @@ export async function readStream(
           data: JSON.parse(r.data) as Record<string, unknown>,
         }))
       : [];
+  if (res.status !== 200) {
+    expectValidResponse({
+      method: 'GET',
+      path: '/v1/tasks/{id}/stream',
+      status: res.status,
+      headers: Object.fromEntries(res.headers.entries()),
+      body: JSON.parse(raw) as unknown,
+    });
+  }
+  for (const e of events) expectValidSseEvent(e.event, e.data);
   return { status: res.status, headers: res.headers, raw, events };
 }
 
