@@ -8,11 +8,12 @@ import type { FastifyInstance } from 'fastify';
 import { ConfigError } from './config/resolve-config.js';
 import type { ResolvedConfig, ResolvedPool } from './config/resolved-config.js';
 import { systemClock, type Clock } from './domain/types.js';
-import { ensureLlamaServer, llamaServerVersion } from './engines/llamacpp/provision.js';
+import { ensureLlamaServer } from './engines/llamacpp/provision.js';
 import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
-import { LlamaCppPoolSupervisor } from './pool/llamacpp-supervisor.js';
+import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './pool/engine-launcher.js';
+import { EnginePoolSupervisor } from './pool/engine-supervisor.js';
 import type { PoolSupervisor } from './pool/replica.js';
 import { createLogger, type Logger } from './util/logger.js';
 
@@ -50,33 +51,37 @@ async function createSupervisor(
   logger: Logger,
   onProgress: (line: string) => void,
 ): Promise<PoolSupervisor> {
-  switch (pool.engine) {
-    case 'llamacpp': {
-      const binaryPath = await ensureLlamaServer({
-        explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
-        cacheDir: config.engines.cacheDir,
-        onProgress,
-      });
-      const engineVersion = await llamaServerVersion(binaryPath);
-      const digest = await sha256File(pool.model.path).catch((err: unknown) => {
-        throw new ConfigError([
-          `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
-        ]);
-      });
-      if (pool.model.digest !== undefined && pool.model.digest !== digest) {
-        throw new ConfigError([
-          `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
-        ]);
-      }
-      return new LlamaCppPoolSupervisor({ pool, binaryPath, modelDigest: digest, logger, engineVersion });
-    }
-    case 'vllm':
-    case 'tgi':
-    case 'triton':
-      throw new ConfigError([
-        `pools: pool '${pool.id}' uses engine '${pool.engine}', which this build cannot drive yet`,
-      ]);
+  if (pool.launch.worker === 'sim') {
+    logger.warn(
+      { event: 'pool.simulated', pool_id: pool.id, engine: pool.engine },
+      `pool '${pool.id}' runs SIMULATED ${pool.engine} replicas (launch.worker: sim): no real inference`,
+    );
+    return new EnginePoolSupervisor({ pool, launcher: simLauncher(pool), logger });
   }
+  let binary: string;
+  let modelDigest = pool.model.digest;
+  if (pool.engine === 'llamacpp') {
+    binary = await ensureLlamaServer({
+      explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
+      cacheDir: config.engines.cacheDir,
+      onProgress,
+    });
+    const digest = await sha256File(pool.model.path).catch((err: unknown) => {
+      throw new ConfigError([
+        `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
+      ]);
+    });
+    if (pool.model.digest !== undefined && pool.model.digest !== digest) {
+      throw new ConfigError([
+        `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
+      ]);
+    }
+    modelDigest = digest;
+  } else {
+    // vLLM, TGI and Triton load model directories; their digest is the configured one.
+    binary = pool.launch.binaryPath ?? NATIVE_BINARIES[pool.engine];
+  }
+  return new EnginePoolSupervisor({ pool, launcher: nativeLauncher({ pool, binary, modelDigest }), logger });
 }
 
 export async function startOrchestrator(

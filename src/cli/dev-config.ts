@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { validateConfig, type LoadConfigResult } from '../config/load-config.js';
 import type { RawConfig } from '../config/schema.js';
-import { FULL_POLICIES, type FullPolicy } from '../domain/types.js';
+import { FULL_POLICIES, type Engine, type FullPolicy } from '../domain/types.js';
 import { sha256Hex } from '../http/auth.js';
 
 export interface DevOptions {
@@ -16,6 +16,12 @@ export interface DevOptions {
   modelPath: string | undefined;
   dataDir: string;
   ctx: number;
+  /** `sim` runs simulated replicas instead of real llama-server processes. */
+  engine: 'llamacpp' | 'sim';
+  /** Dialect of the simulated replicas. */
+  simDialect: Engine;
+  simTokensPerSecond: number;
+  simSlots: number;
 }
 
 export const DEV_DEFAULTS: DevOptions = {
@@ -28,6 +34,10 @@ export const DEV_DEFAULTS: DevOptions = {
   modelPath: undefined,
   dataDir: '.llorch',
   ctx: 512,
+  engine: 'llamacpp',
+  simDialect: 'llamacpp',
+  simTokensPerSecond: 200,
+  simSlots: 4,
 };
 
 export function isFullPolicy(v: string): v is FullPolicy {
@@ -51,19 +61,36 @@ export function devConfig(o: DevOptions): LoadConfigResult {
           ? []
           : [{ id: 'dev', tenant: 'dev', sha256: sha256Hex(o.apiKey), scopes: ['data', 'control'] }],
     },
-    pools: [
-      {
-        id: 'tiny',
-        engine: 'llamacpp',
-        model: { id: 'tiny', path: o.modelPath ?? tinyModelPath(o.dataDir) },
-        ctx: o.ctx,
-        replicas: o.replicas,
-        devices: 'cpu',
-        // Determinism profile of llama.cpp (SPEC §7): one slot, no continuous batching.
-        launch: { threads: 1, parallel: 1, cont_batching: false },
-        queue: { capacity: o.queueCapacity, full_policy: o.fullPolicy },
-      },
-    ],
+    pools: [o.engine === 'sim' ? simPool(o) : llamaPool(o)],
   };
   return validateConfig(raw);
+}
+
+type RawPool = RawConfig['pools'][number];
+
+function simPool(o: DevOptions): RawPool {
+  return {
+    id: `sim-${o.simDialect}`,
+    engine: o.simDialect,
+    model: { id: 'tiny' },
+    ctx: o.ctx,
+    replicas: o.replicas,
+    devices: 'cpu',
+    launch: { worker: 'sim', parallel: o.simSlots, sim: { tokens_per_s: o.simTokensPerSecond } },
+    queue: { capacity: o.queueCapacity, full_policy: o.fullPolicy },
+  };
+}
+
+function llamaPool(o: DevOptions): RawPool {
+  return {
+    id: 'tiny',
+    engine: 'llamacpp',
+    model: { id: 'tiny', path: o.modelPath ?? tinyModelPath(o.dataDir) },
+    ctx: o.ctx,
+    replicas: o.replicas,
+    devices: 'cpu',
+    // Determinism profile of llama.cpp (SPEC §7): one slot, no continuous batching.
+    launch: { threads: 1, parallel: 1, cont_batching: false },
+    queue: { capacity: o.queueCapacity, full_policy: o.fullPolicy },
+  };
 }

@@ -9,6 +9,8 @@ import { writeTinyGguf } from '../models/tiny-gguf.js';
 import { createLogger } from '../util/logger.js';
 import { DEV_DEFAULTS, devConfig, isFullPolicy, tinyModelPath } from './dev-config.js';
 import { submitCommand } from './submit.js';
+import { simCommand } from '../sim/sim-main.js';
+import { ENGINES, type Engine } from '../domain/types.js';
 
 const USAGE = `usage: llorch <command> [options]
 
@@ -16,6 +18,9 @@ commands:
   dev                     orchestrator on the dev default (127.0.0.1:8080, CPU llama.cpp replicas)
       --port N  --host H  --replicas N  --api-key KEY  --queue-capacity N
       --full-policy reject|drop-lru|shed-low-priority  --model PATH  --data-dir DIR
+      --engine llamacpp|sim   sim: simulated replicas, no real inference
+      --sim-dialect llamacpp|vllm|tgi|triton  --sim-tokens-per-s N  --sim-slots N
+  sim --dialect D         one simulated engine (llamacpp|vllm|tgi|triton); llorch sim --help
   serve --config FILE     orchestrator from a config file (production entry point)
   submit --prompt TEXT    enqueue a task and stream its tokens
       --url URL  --api-key KEY  --max-tokens N  --session ID  --priority interactive|batch
@@ -75,8 +80,17 @@ async function main(argv: string[]): Promise<void> {
           'full-policy': { type: 'string' },
           model: { type: 'string' },
           'data-dir': { type: 'string' },
+          engine: { type: 'string' },
+          'sim-dialect': { type: 'string' },
+          'sim-tokens-per-s': { type: 'string' },
+          'sim-slots': { type: 'string' },
         },
       });
+      const engine = values.engine ?? DEV_DEFAULTS.engine;
+      if (engine !== 'llamacpp' && engine !== 'sim') fail('--engine must be llamacpp or sim');
+      const dialect = values['sim-dialect'] ?? DEV_DEFAULTS.simDialect;
+      if (!(ENGINES as readonly string[]).includes(dialect))
+        fail(`--sim-dialect must be one of ${ENGINES.join(', ')}`);
       const policy = values['full-policy'] ?? DEV_DEFAULTS.fullPolicy;
       if (!isFullPolicy(policy)) fail(`--full-policy must be reject, drop-lru or shed-low-priority`);
       const opts = {
@@ -89,8 +103,17 @@ async function main(argv: string[]): Promise<void> {
         fullPolicy: policy,
         modelPath: values.model,
         dataDir: values['data-dir'] ?? DEV_DEFAULTS.dataDir,
+        engine: engine,
+        simDialect: dialect as Engine,
+        simTokensPerSecond: int(
+          'sim-tokens-per-s',
+          values['sim-tokens-per-s'],
+          DEV_DEFAULTS.simTokensPerSecond,
+        ),
+        simSlots: Math.max(1, int('sim-slots', values['sim-slots'], DEV_DEFAULTS.simSlots)),
       };
-      if (opts.modelPath === undefined) await writeTinyGguf(tinyModelPath(opts.dataDir), { ctx: opts.ctx });
+      if (opts.modelPath === undefined && engine === 'llamacpp')
+        await writeTinyGguf(tinyModelPath(opts.dataDir), { ctx: opts.ctx });
       const { config, warnings } = devConfig(opts);
       return run(config, warnings);
     }
@@ -102,6 +125,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'submit':
       return submitCommand(rest);
+    case 'sim':
+      return simCommand(rest);
     case 'config': {
       const [sub, file] = rest;
       if (sub !== 'validate' || file === undefined) fail('usage: llorch config validate FILE');

@@ -140,9 +140,11 @@ function resolvePool(
 ): ResolvedPool {
   const devices: readonly number[] | 'cpu' = p.devices === 'cpu' ? 'cpu' : [...p.devices];
   const cpu = devices === 'cpu';
+  const worker = p.launch?.worker ?? 'native';
 
   // ORCH-1101: inference only on NVIDIA GPUs, unless the operator opted into the dev profile.
-  if (cpu && profile !== 'dev') {
+  // Simulated pools run no inference at all, so any profile may use them.
+  if (cpu && profile !== 'dev' && worker === 'native') {
     problems.push(
       `${at}.devices: pool '${p.id}' would run its engine on CPU, which the prod profile refuses ` +
         `(ORCH-1101: inference is served only by NVIDIA GPUs); use GPU indices, or 'profile: dev' for local development`,
@@ -151,6 +153,20 @@ function resolvePool(
   const replicas = p.replicas ?? DEFAULTS.replicas;
   if (!Number.isInteger(replicas) || replicas < 1) {
     problems.push(`${at}.replicas: must be an integer >= 1`);
+  }
+  if (worker === 'native' && p.model.path === undefined) {
+    problems.push(`${at}.model.path: required for pools that run a real engine (launch.worker: native)`);
+  }
+  const versions = p.launch?.sim?.engine_version ?? `sim-${p.engine}-1`;
+  const engineVersions =
+    typeof versions === 'string' ? Array.from({ length: replicas }, () => versions) : [...versions];
+  if (engineVersions.length !== replicas) {
+    problems.push(
+      `${at}.launch.sim.engine_version: has ${engineVersions.length} entries but the pool has ${replicas} replicas`,
+    );
+  }
+  if (p.launch?.api_key !== undefined && p.engine !== 'vllm') {
+    problems.push(`${at}.launch.api_key: only vLLM pools take an API key`);
   }
 
   let tensorSplit: number[] | undefined;
@@ -185,7 +201,7 @@ function resolvePool(
     engine: p.engine,
     model: {
       id: p.model.id,
-      path: toPath(p.model.path),
+      path: p.model.path === undefined ? '' : toPath(p.model.path),
       digest: p.model.digest,
       quant: p.model.quant,
     },
@@ -195,6 +211,17 @@ function resolvePool(
     tensorSplit,
     preload: p.preload ?? DEFAULTS.preload,
     launch: {
+      worker,
+      sim: {
+        tokensPerSecond: p.launch?.sim?.tokens_per_s ?? DEFAULTS.simTokensPerSecond,
+        prefillTokensPerSecond: p.launch?.sim?.prefill_tokens_per_s ?? DEFAULTS.simPrefillTokensPerSecond,
+        batchSlowdown: p.launch?.sim?.batch_slowdown ?? DEFAULTS.simBatchSlowdown,
+        kvTokens: p.launch?.sim?.kv_tokens ?? DEFAULTS.simKvTokens,
+        loadMs: p.launch?.sim?.load_ms ?? 0,
+        engineVersions,
+      },
+      apiKey: p.launch?.api_key,
+      healthIntervalMs: p.launch?.health_interval_ms ?? DEFAULTS.healthIntervalMs,
       binaryPath: toBinary(p.launch?.binary_path),
       host: p.launch?.host ?? DEFAULTS.launchHost,
       threads: p.launch?.threads ?? DEFAULTS.threads,

@@ -46,12 +46,23 @@ export interface ResolvedApiKey {
   readonly scopes: readonly Scope[];
 }
 
+export interface ResolvedSim {
+  readonly tokensPerSecond: number;
+  readonly prefillTokensPerSecond: number;
+  readonly batchSlowdown: number;
+  readonly kvTokens: number;
+  readonly loadMs: number;
+  /** One engine version per replica. */
+  readonly engineVersions: readonly string[];
+}
+
 export interface ResolvedPool {
   readonly id: string;
   readonly engine: Engine;
   readonly model: {
     /** The `model_ref` clients use to reach this pool (catalog id). */
     readonly id: string;
+    /** Artifact path; empty for simulated pools, which need none. */
     readonly path: string;
     /** `sha256:<hex>` when known (configured or computed at load). */
     readonly digest: string | undefined;
@@ -65,6 +76,11 @@ export interface ResolvedPool {
   readonly tensorSplit: readonly number[] | undefined;
   readonly preload: boolean;
   readonly launch: {
+    /** `native` runs the engine; `sim` runs the engine simulator in the engine's dialect. */
+    readonly worker: 'native' | 'sim';
+    readonly sim: ResolvedSim;
+    readonly apiKey: string | undefined;
+    readonly healthIntervalMs: number;
     readonly binaryPath: string | undefined;
     readonly host: string;
     readonly threads: number;

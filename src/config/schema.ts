@@ -55,6 +55,11 @@ export const DEFAULTS = {
   gpuLayersGpu: 999,
   gpuLayersCpu: 0,
   startupTimeoutMs: 120_000,
+  healthIntervalMs: 1_000,
+  simTokensPerSecond: 200,
+  simPrefillTokensPerSecond: 5_000,
+  simBatchSlowdown: 0.1,
+  simKvTokens: 65_536,
   queueCapacity: 256,
   fullPolicy: 'reject',
   wallMs: 300_000,
@@ -201,11 +206,13 @@ export const ModelSchema = closed('The model a pool serves.', {
     maxLength: 256,
     description: 'Catalog id; clients reach this pool with it as `model_ref`.',
   }),
-  path: Type.String({
-    minLength: 1,
-    description:
-      'Filesystem path of the model artifact (GGUF file or model directory), relative to this file.',
-  }),
+  path: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'Filesystem path of the model artifact (GGUF file or model directory), relative to this file. Not needed by simulated pools (`launch.worker: sim`).',
+    }),
+  ),
   digest: Type.Optional(
     Type.String({
       pattern: '^sha256:[0-9a-f]{64}$',
@@ -215,7 +222,71 @@ export const ModelSchema = closed('The model a pool serves.', {
   quant: Type.Optional(Type.String({ minLength: 1, description: 'Quantization label, e.g. `Q4_K_M`.' })),
 });
 
+export const WORKERS = ['native', 'sim'] as const;
+
+export const SimSchema = closed(
+  "Behaviour of simulated engine replicas (`launch.worker: sim`): the engine simulator speaks the pool engine's wire format without a GPU.",
+  {
+    tokens_per_s: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description: 'Decode rate of one sequence running alone.',
+        default: DEFAULTS.simTokensPerSecond,
+      }),
+    ),
+    prefill_tokens_per_s: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        description: 'Prefill rate for uncached prompt tokens.',
+        default: DEFAULTS.simPrefillTokensPerSecond,
+      }),
+    ),
+    batch_slowdown: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description: 'Decode slowdown per additional running sequence (0.1 = 10 %).',
+        default: DEFAULTS.simBatchSlowdown,
+      }),
+    ),
+    kv_tokens: Type.Optional(
+      PositiveInt('KV cache capacity in tokens (prefix reuse, LRU eviction).', DEFAULTS.simKvTokens),
+    ),
+    load_ms: Type.Optional(
+      NonNegativeInt('Time each replica reports "loading" after it starts, in milliseconds.'),
+    ),
+    engine_version: Type.Optional(
+      Type.Union(
+        [
+          Type.String({ minLength: 1 }),
+          Type.Array(Type.String({ minLength: 1 }), {
+            minItems: 1,
+            description: 'One version per replica (rehearses a mixed-version replica set, which is refused).',
+          }),
+        ],
+        { description: 'Engine version the replicas report. Default: `sim-<engine>-1`.' },
+      ),
+    ),
+  },
+);
+
 export const LaunchSchema = closed('Engine process launch settings.', {
+  worker: Type.Optional(
+    StringEnum(WORKERS, {
+      description:
+        "`native` runs the engine itself; `sim` runs the engine simulator in the engine's dialect (no GPU; labelled simulated in health, capabilities and metrics).",
+      default: 'native',
+    }),
+  ),
+  sim: Type.Optional(SimSchema),
+  api_key: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'vLLM `--api-key`: the engine requires it and the adapter sends it.',
+    }),
+  ),
+  health_interval_ms: Type.Optional(
+    PositiveInt("How often a Ready replica's health is checked, in milliseconds.", DEFAULTS.healthIntervalMs),
+  ),
   binary_path: Type.Optional(
     Type.String({
       minLength: 1,

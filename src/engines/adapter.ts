@@ -25,6 +25,14 @@ export interface EngineProps {
   readonly engineVersion: string;
   readonly modelDigest: string | undefined;
   readonly features: EngineFeatures;
+  /** TensorRT-LLM version of a Triton engine, where the model configuration states it. */
+  readonly trtllmVersion?: string | undefined;
+}
+
+/** Embedding vectors in input order, and the prompt tokens the engine counted. */
+export interface EmbedResult {
+  readonly vectors: readonly (readonly number[])[];
+  readonly tokensIn: number;
 }
 
 export interface GenerateRequest {
@@ -72,4 +80,8 @@ export interface EngineAdapter {
   countTokens(text: string, signal: AbortSignal): Promise<number>;
   generate(req: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
   scrapeMetrics(signal: AbortSignal): Promise<string>;
+  /** Embeddings, on engines that have them (`features.embeddings`). */
+  embed?(inputs: readonly string[], signal: AbortSignal): Promise<EmbedResult>;
+  /** Releases connections. */
+  close(): Promise<void>;
 }

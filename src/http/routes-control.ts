@@ -22,6 +22,11 @@ const NOT_YET: readonly [method: 'GET' | 'POST', path: string][] = [
   ['GET', '/v1/artifacts/:id'],
 ];
 
+function trtllm(pool: PoolRuntime): { trtllm_version?: string } {
+  const v = pool.readyReplicas().find((r) => r.props?.trtllmVersion !== undefined)?.props?.trtllmVersion;
+  return v === undefined ? {} : { trtllm_version: v };
+}
+
 function poolHealth(pool: PoolRuntime) {
   const replicas = pool.supervisor.replicas();
   const lastError = replicas
@@ -40,7 +45,9 @@ function poolHealth(pool: PoolRuntime) {
     },
     last_error: lastError ?? null,
     engine_version: pool.engineVersion(),
-    ...(pool.config.model.digest === undefined ? {} : { model_digest: pool.config.model.digest }),
+    ...trtllm(pool),
+    ...(pool.modelDigest() === undefined ? {} : { model_digest: pool.modelDigest() }),
+    simulated: pool.simulated,
     replicas: replicas.map((r) => ({
       replica_id: r.id,
       state: r.state.kind,
@@ -72,9 +79,11 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
           id: `${pool.config.engine}:${pool.config.model.id}:${pool.config.ctx}`,
           engine: pool.config.engine,
           model_id: pool.config.model.id,
-          model_digest: pool.config.model.digest ?? null,
+          model_digest: pool.modelDigest() ?? null,
           engine_version: pool.engineVersion(),
           sampler_profile_version: 'v1',
+          ...trtllm(pool),
+          simulated: pool.simulated,
           ctx: pool.config.ctx,
           pools: [pool.id],
           replicas_ready: pool.readyReplicas().length,
@@ -98,13 +107,18 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
         return {
           engine,
           ctx_max: Math.max(...pools.map((p) => p.config.ctx)),
-          supported_workloads: ['completion'],
+          supported_workloads: pools.some((p) => p.servesEmbeddings())
+            ? ['completion', 'embedding']
+            : ['completion'],
           rate_limits: {},
           features: {
             streaming: true,
             cancel: true,
-            continuous_batching: pools.some((p) => p.config.launch.contBatching),
+            embeddings: pools.some((p) => p.servesEmbeddings()),
+            continuous_batching: pools.some((p) => p.continuousBatching()),
           },
+          simulated: pools.every((p) => p.simulated),
+          engine_versions: [...new Set(pools.map((p) => p.engineVersion()))],
         };
       }),
     };

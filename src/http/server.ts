@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
+import { scrapeEngineMetrics } from '../orchestrator/engine-metrics.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from './auth.js';
@@ -92,7 +93,12 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('Content-Type', opts.metrics.contentType);
-    return opts.metrics.render();
+    // Engine scrapes follow llama-orch's own metrics (distinct family names, one exposition).
+    const [own, engines] = await Promise.all([
+      opts.metrics.render(),
+      scrapeEngineMetrics(opts.orchestrator.pools),
+    ]);
+    return own.endsWith('\n') || own === '' ? own + engines : `${own}\n${engines}`;
   });
   return app;
 }

@@ -26,13 +26,7 @@ export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): 
       `engine: model '${input.modelRef}' is not served by engine '${input.engine}' (served by: ${served})`,
     );
   }
-  if (input.workload !== 'completion') {
-    throw new OrchError(
-      'INVALID_PARAMS',
-      `workload: pool '${pool.id}' (${pool.config.engine}) serves 'completion' only`,
-      { engine: pool.config.engine, poolId: pool.id },
-    );
-  }
+  checkWorkload(pool, input);
   const availability = pool.availability();
   if (availability !== 'ready') {
     const retryAfterMs = Math.max(1000, Math.min(pool.config.launch.startupTimeoutMs, 5000));
@@ -49,6 +43,33 @@ export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): 
         });
   }
   return pool;
+}
+
+/** Step 3, part two: the pool's engine serves the workload, with the matching input field. */
+export function checkWorkload(pool: PoolRuntime, input: SubmitInput): void {
+  const opts = { engine: pool.config.engine, poolId: pool.id };
+  switch (input.workload) {
+    case 'completion':
+      if (input.prompt === undefined)
+        throw new OrchError('INVALID_PARAMS', `prompt: required for workload 'completion'`, opts);
+      return;
+    case 'embedding':
+      if (input.inputs === undefined || input.inputs.length === 0)
+        throw new OrchError('INVALID_PARAMS', `inputs: workload 'embedding' needs at least one input`, opts);
+      if (!pool.servesEmbeddings())
+        throw new OrchError(
+          'INVALID_PARAMS',
+          `workload: pool '${pool.id}' (${pool.config.engine}) does not serve embeddings`,
+          opts,
+        );
+      return;
+    case 'rerank':
+      throw new OrchError(
+        'INVALID_PARAMS',
+        `workload: pool '${pool.id}' (${pool.config.engine}) does not serve 'rerank'`,
+        opts,
+      );
+  }
 }
 
 /** Step 4, part one: the requested context fits the model's (ORCH-3014, OC-CORE-1020). */
@@ -70,12 +91,23 @@ export async function countPromptTokens(
 ): Promise<number> {
   const replica = pool.readyReplicas()[0];
   if (!replica) throw new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' has no ready replica`);
+  const opts = { engine: pool.config.engine, poolId: pool.id };
+  if (input.workload === 'embedding') {
+    let total = 0;
+    for (const [i, text] of (input.inputs ?? []).entries()) {
+      const n = await replica.adapter.countTokens(text, signal);
+      if (n > input.ctx)
+        throw new OrchError('INVALID_PARAMS', `inputs[${i}]: ${n} tokens exceed ctx (${input.ctx})`, opts);
+      total += n;
+    }
+    return total;
+  }
   const promptTokens = await replica.adapter.countTokens(input.prompt ?? '', signal);
   if (promptTokens + input.maxTokens > input.ctx) {
     throw new OrchError(
       'INVALID_PARAMS',
       `max_tokens: prompt (${promptTokens} tokens) + max_tokens (${input.maxTokens}) exceeds ctx (${input.ctx})`,
-      { engine: pool.config.engine, poolId: pool.id },
+      opts,
     );
   }
   return promptTokens;

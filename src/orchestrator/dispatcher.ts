@@ -123,6 +123,10 @@ export class Dispatcher {
     };
     const startedAt = clock.now();
     try {
+      if (task.spec.workload === 'embedding') {
+        await this.#embed(pool, task, replica, labels);
+        return;
+      }
       const stream = replica.adapter.generate(
         {
           prompt: task.spec.prompt ?? '',
@@ -197,6 +201,33 @@ export class Dispatcher {
       clearTimeout(wall);
       clearTimeout(idle);
     }
+  }
+
+  /** Embedding workloads: one engine call, the vectors ride on the `end` event. */
+  async #embed(
+    pool: PoolRuntime,
+    task: TaskRecord,
+    replica: ReplicaView,
+    labels: { engine: string; engine_version: string; pool_id: string; replica_id: string },
+  ): Promise<void> {
+    const embed = replica.adapter.embed?.bind(replica.adapter);
+    if (!embed) throw new OrchError('INVALID_PARAMS', `replica ${replica.id} does not serve embeddings`);
+    const started = this.#o.clock.now();
+    const r = await embed(task.spec.inputs ?? [], task.abort.signal);
+    if (task.terminal) return;
+    task.tokensIn = r.tokensIn;
+    this.#o.metrics.inc('tokens_in_total', labels, r.tokensIn);
+    pool.estimator.observe(this.#o.clock.now() - started, 0, 0);
+    this.#o.lifecycle.finish(task, pool, {
+      kind: 'completed',
+      end: {
+        tokens_out: 0,
+        decode_ms: this.#o.clock.now() - started,
+        tokens_in: r.tokensIn,
+        stop_reason: 'eos',
+        embeddings: r.vectors.map((v) => [...v]),
+      },
+    });
   }
 
   #failure(pool: PoolRuntime, task: TaskRecord, err: unknown): { kind: 'failed'; error: ErrorData } {

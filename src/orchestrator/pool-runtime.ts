@@ -71,6 +71,32 @@ export class PoolRuntime {
     }));
   }
 
+  /** True when the replicas are engine simulators, not real engines. */
+  get simulated(): boolean {
+    return this.supervisor.simulated === true;
+  }
+
+  #props() {
+    return this.supervisor.replicas().find((r) => r.props)?.props;
+  }
+
+  /** The served model's digest: configured, else what the replicas reported. */
+  modelDigest(): string | undefined {
+    return this.config.model.digest ?? this.#props()?.modelDigest;
+  }
+
+  continuousBatching(): boolean {
+    return this.#props()?.features.continuousBatching ?? this.config.launch.contBatching;
+  }
+
+  /** Whether the pool's engine produces embeddings (from the replicas' self-test properties). */
+  servesEmbeddings(): boolean {
+    const props = this.readyReplicas().find((r) => r.props)?.props;
+    return (
+      props?.features.embeddings === true && this.readyReplicas().some((r) => r.adapter.embed !== undefined)
+    );
+  }
+
   /** Engine version of the pool's replicas (they form one replica set). */
   engineVersion(): string {
     for (const r of this.supervisor.replicas()) if (r.props) return r.props.engineVersion;

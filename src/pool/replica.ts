@@ -28,6 +28,8 @@ export interface ReplicaView {
 /** Owns the engine processes of one pool (single host; pool-managerd runs the same code). */
 export interface PoolSupervisor {
   readonly poolId: string;
+  /** True when the replicas are engine simulators (`launch.worker: sim`), not real engines. */
+  readonly simulated?: boolean;
   /** Launches every replica; resolves when each is ready or has failed (see its state). */
   start(): Promise<void>;
   /** Stops every engine process (SIGTERM, then SIGKILL after a grace period). */

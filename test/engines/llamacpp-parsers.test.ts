@@ -2,17 +2,21 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { EngineEvent } from '../../src/engines/adapter.js';
-import { mapHttpError, mapTransportError } from '../../src/engines/llamacpp/map-error.js';
+import { mapHttpError } from '../../src/engines/llamacpp/map-error.js';
+import { mapTransportError } from '../../src/engines/transport-error.js';
 import { toCompletionRequest } from '../../src/engines/llamacpp/map-request.js';
 import { CompletionStreamParser } from '../../src/engines/llamacpp/parse-stream.js';
 import { parseSse } from '../../src/util/sse-parser.js';
 
-const fixture = (name: string) => readFileSync(new URL(`../fixtures/llamacpp/${name}`, import.meta.url), 'utf8');
+const fixture = (name: string) =>
+  readFileSync(new URL(`../fixtures/llamacpp/${name}`, import.meta.url), 'utf8');
 
 describe('CompletionStreamParser (llama-server /completion stream)', () => {
   it('accounts for every predicted token, including text withheld across frames', () => {
     const parser = new CompletionStreamParser();
-    const events: EngineEvent[] = parseSse(fixture('completion-stream.sse')).flatMap((r) => parser.push(r.data));
+    const events: EngineEvent[] = parseSse(fixture('completion-stream.sse')).flatMap((r) =>
+      parser.push(r.data),
+    );
     const tokens = events.filter((e): e is Extract<EngineEvent, { kind: 'tokens' }> => e.kind === 'tokens');
     const done = events.at(-1);
     expect(done).toEqual({ kind: 'done', tokensIn: 16, tokensOut: 16, stopReason: 'length' });
@@ -24,16 +28,27 @@ describe('CompletionStreamParser (llama-server /completion stream)', () => {
 
   it('maps stop types and rejects malformed frames and in-stream errors', () => {
     const p = new CompletionStreamParser();
-    expect(p.push('{"content":"","tokens":[],"stop":true,"stop_type":"eos","tokens_predicted":0,"tokens_evaluated":3}')).toEqual([
-      { kind: 'done', tokensIn: 3, tokensOut: 0, stopReason: 'eos' },
-    ]);
+    expect(
+      p.push(
+        '{"content":"","tokens":[],"stop":true,"stop_type":"eos","tokens_predicted":0,"tokens_evaluated":3}',
+      ),
+    ).toEqual([{ kind: 'done', tokensIn: 3, tokensOut: 0, stopReason: 'eos' }]);
     expect(() => new CompletionStreamParser().push('{not json')).toThrow(/malformed/);
-    expect(() => new CompletionStreamParser().push('{"error":{"code":500,"message":"boom","type":"server_error"}}')).toThrow(/boom/);
+    expect(() =>
+      new CompletionStreamParser().push('{"error":{"code":500,"message":"boom","type":"server_error"}}'),
+    ).toThrow(/boom/);
   });
 });
 
 describe('toCompletionRequest (sampler profile v1)', () => {
-  const base = { prompt: 'p', maxTokens: 8, seed: 5, determinism: 'strict' as const, samplerProfileVersion: 'v1', cachePrompt: true };
+  const base = {
+    prompt: 'p',
+    maxTokens: 8,
+    seed: 5,
+    determinism: 'strict' as const,
+    samplerProfileVersion: 'v1',
+    cachePrompt: true,
+  };
   it('is greedy, streamed, returns token ids and passes the seed', () => {
     expect(toCompletionRequest(base)).toMatchObject({
       prompt: 'p',
@@ -49,17 +64,28 @@ describe('toCompletionRequest (sampler profile v1)', () => {
   });
   it("never sends llama.cpp's 'random seed' value and refuses unknown profiles", () => {
     expect(toCompletionRequest({ ...base, seed: 0xffff_ffff }).seed).not.toBe(0xffff_ffff);
-    expect(() => toCompletionRequest({ ...base, samplerProfileVersion: 'v9' })).toThrow(/sampler_profile_version/);
+    expect(() => toCompletionRequest({ ...base, samplerProfileVersion: 'v9' })).toThrow(
+      /sampler_profile_version/,
+    );
   });
 });
 
 describe('llama-server error mapping', () => {
   it('maps statuses and transport failures to spec codes', () => {
-    expect(mapHttpError(400, fixture('error-400.json'))).toMatchObject({ code: 'INVALID_PARAMS', engine: 'llamacpp' });
+    expect(mapHttpError(400, fixture('error-400.json'))).toMatchObject({
+      code: 'INVALID_PARAMS',
+      engine: 'llamacpp',
+    });
     expect(mapHttpError(400, fixture('error-400.json')).message).toContain("Field 'n_predict'");
-    expect(mapHttpError(503, '{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}').code).toBe('POOL_UNREADY');
+    expect(
+      mapHttpError(503, '{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}').code,
+    ).toBe('POOL_UNREADY');
     expect(mapHttpError(500, 'oops').code).toBe('INTERNAL');
-    expect(mapTransportError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).code).toBe('WORKER_RESET');
-    expect(mapTransportError(Object.assign(new Error('other'), { code: 'EWHAT' })).code).toBe('INTERNAL');
+    expect(mapTransportError('llamacpp', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).code).toBe(
+      'WORKER_RESET',
+    );
+    expect(mapTransportError('llamacpp', Object.assign(new Error('other'), { code: 'EWHAT' })).code).toBe(
+      'INTERNAL',
+    );
   });
 });

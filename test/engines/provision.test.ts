@@ -32,12 +32,16 @@ describe('llama-server provisioning', () => {
   });
 
   it('fails clearly when a configured binary is missing', async () => {
-    await expect(findLlamaServer({ cacheDir: '/nonexistent', explicitPath: '/no/such/llama-server' })).rejects.toThrow(
-      /not an executable/,
-    );
-    await expect(findLlamaServer({ cacheDir: '/nonexistent', explicitPath: 'no-such-binary', env: { PATH: '/nonexistent' } })).rejects.toThrow(
-      /on PATH/,
-    );
+    await expect(
+      findLlamaServer({ cacheDir: '/nonexistent', explicitPath: '/no/such/llama-server' }),
+    ).rejects.toThrow(/not an executable/);
+    await expect(
+      findLlamaServer({
+        cacheDir: '/nonexistent',
+        explicitPath: 'no-such-binary',
+        env: { PATH: '/nonexistent' },
+      }),
+    ).rejects.toThrow(/on PATH/);
   });
 
   it('derives the cache dir from XDG_CACHE_HOME only when it is absolute', () => {

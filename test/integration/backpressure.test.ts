@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LlamaCppPoolSupervisor } from '../../src/pool/llamacpp-supervisor.js';
+import { EnginePoolSupervisor } from '../../src/pool/engine-supervisor.js';
 import { expectValidResponse, expectValidSseEvent } from '../support/openapi-response.js';
 import {
   call,
@@ -210,7 +210,7 @@ describe('engine failure (SPEC §5)', () => {
   it('a killed engine ends its running task with WORKER_RESET, the replica turns unready with the cause, then restarts', async () => {
     const pool = h.running.orchestrator.pools.find((p) => p.id === 'crash');
     const sup = pool?.supervisor;
-    if (!(sup instanceof LlamaCppPoolSupervisor)) throw new Error('expected a llama.cpp supervisor');
+    if (!(sup instanceof EnginePoolSupervisor)) throw new Error('expected an engine supervisor');
     const running = await blocker('crash');
     sup.processOf('crash-r0')?.kill('SIGKILL');
     const s = await readStream(h.url, running);

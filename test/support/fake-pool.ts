@@ -36,6 +36,8 @@ export class StepAdapter implements EngineAdapter {
   async countTokens(text: string): Promise<number> {
     return text.length;
   }
+  async close(): Promise<void> {}
+
   async scrapeMetrics(): Promise<string> {
     return '';
   }

@@ -1,8 +1,9 @@
 /** llama.cpp `llama-server` adapter over its native HTTP API (SPEC §7). */
-import { Pool } from 'undici';
 import type { EngineAdapter, EngineEvent, EngineHealth, EngineProps, GenerateRequest } from '../adapter.js';
-import { SseParser } from '../../util/sse-parser.js';
-import { mapHttpError, mapTransportError } from './map-error.js';
+import { EngineHttp } from '../engine-http.js';
+import { probeHealth } from '../probe-health.js';
+import { streamClosedEarly } from '../transport-error.js';
+import { mapHttpError } from './map-error.js';
 import { toCompletionRequest } from './map-request.js';
 import { CompletionStreamParser } from './parse-stream.js';
 import type { PropsResponse, SlotInfo, TokenizeResponse } from './wire-types.js';
@@ -18,54 +19,31 @@ export interface LlamaCppAdapterOptions {
 export class LlamaCppAdapter implements EngineAdapter {
   readonly engine = 'llamacpp' as const;
   readonly baseUrl: string;
-  readonly #pool: Pool;
+  readonly #http: EngineHttp;
   readonly #modelDigest: string | undefined;
 
   constructor(opts: LlamaCppAdapterOptions) {
     this.baseUrl = opts.baseUrl;
     this.#modelDigest = opts.modelDigest;
-    this.#pool = new Pool(opts.baseUrl, { connections: opts.connections ?? 16, keepAliveTimeout: 30_000 });
+    this.#http = new EngineHttp({
+      engine: 'llamacpp',
+      baseUrl: opts.baseUrl,
+      connections: opts.connections,
+      mapHttpError,
+    });
   }
 
-  async #json<T>(method: 'GET' | 'POST', path: string, signal: AbortSignal, body?: unknown): Promise<T> {
-    let res;
-    try {
-      res = await this.#pool.request({
-        method,
-        path,
-        signal,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw mapTransportError(err);
-    }
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw mapHttpError(res.statusCode, text);
-    return JSON.parse(text) as T;
-  }
-
-  async probe(signal: AbortSignal): Promise<EngineHealth> {
-    try {
-      const res = await this.#pool.request({ method: 'GET', path: '/health', signal });
-      const text = await res.body.text();
-      if (res.statusCode === 200) return { live: true, ready: true, loading: false };
-      if (res.statusCode === 503)
-        return { live: true, ready: false, loading: true, detail: text.slice(0, 200) };
-      return { live: true, ready: false, loading: false, detail: `health answered ${res.statusCode}` };
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      return { live: false, ready: false, loading: false, detail: String((err as Error).message ?? err) };
-    }
+  /** `/health`: 200 ready, 503 while the model loads. */
+  probe(signal: AbortSignal): Promise<EngineHealth> {
+    return probeHealth(this.#http, '/health', signal, (status) => status === 503);
   }
 
   async properties(signal: AbortSignal): Promise<EngineProps> {
-    const props = await this.#json<PropsResponse>('GET', '/props', signal);
+    const props = await this.#http.json<PropsResponse>('GET', '/props', signal);
     let slotsFree: number | undefined;
     let ctx = props.default_generation_settings?.n_ctx ?? 0;
     try {
-      const slots = await this.#json<SlotInfo[]>('GET', '/slots', signal);
+      const slots = await this.#http.json<SlotInfo[]>('GET', '/slots', signal);
       slotsFree = slots.filter((s) => !s.is_processing).length;
       ctx = slots[0]?.n_ctx ?? ctx;
     } catch (err) {
@@ -84,22 +62,15 @@ export class LlamaCppAdapter implements EngineAdapter {
   }
 
   async countTokens(text: string, signal: AbortSignal): Promise<number> {
-    const r = await this.#json<TokenizeResponse>('POST', '/tokenize', signal, {
+    const r = await this.#http.json<TokenizeResponse>('POST', '/tokenize', signal, {
       content: text,
       add_special: true,
     });
     return r.tokens.length;
   }
 
-  async scrapeMetrics(signal: AbortSignal): Promise<string> {
-    const res = await this.#pool
-      .request({ method: 'GET', path: '/metrics', signal })
-      .catch((err: unknown) => {
-        throw mapTransportError(err);
-      });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw mapHttpError(res.statusCode, text);
-    return text;
+  scrapeMetrics(signal: AbortSignal): Promise<string> {
+    return this.#http.text('GET', '/metrics', signal);
   }
 
   /**
@@ -107,46 +78,17 @@ export class LlamaCppAdapter implements EngineAdapter {
    * closed connection and frees the slot. Never yields after the abort.
    */
   async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
-    const body = toCompletionRequest(req);
-    let res;
-    try {
-      res = await this.#pool.request({
-        method: 'POST',
-        path: '/completion',
-        signal,
-        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-        body: JSON.stringify(body),
-      });
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw mapTransportError(err);
-    }
-    if (res.statusCode !== 200) throw mapHttpError(res.statusCode, await res.body.text());
-    const parser = new SseParser();
     const frames = new CompletionStreamParser();
-    let done = false;
-    try {
-      for await (const chunk of res.body) {
-        for (const rec of parser.push(chunk as Buffer)) {
-          for (const ev of frames.push(rec.data)) {
-            signal.throwIfAborted();
-            yield ev;
-            if (ev.kind === 'done') done = true;
-          }
-        }
-        if (done) break;
+    for await (const rec of this.#http.sse('/completion', toCompletionRequest(req), signal)) {
+      for (const ev of frames.push(rec.data)) {
+        yield ev;
+        if (ev.kind === 'done') return;
       }
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw mapTransportError(err);
-    } finally {
-      // An early exit (cancel, consumer break) must close the connection so the slot frees.
-      if (!done) res.body.destroy();
     }
-    if (!done) throw mapTransportError(Object.assign(new Error('stream closed'), { code: 'UND_ERR_SOCKET' }));
+    throw streamClosedEarly('llamacpp');
   }
 
-  async close(): Promise<void> {
-    await this.#pool.destroy();
+  close(): Promise<void> {
+    return this.#http.close();
   }
 }

@@ -1,5 +1,5 @@
 import type { GenerateRequest } from '../adapter.js';
-import { OrchError } from '../../errors/orch-error.js';
+import { checkSamplerProfile } from '../sampler-profile.js';
 import type { CompletionRequest } from './wire-types.js';
 
 /**
@@ -14,18 +14,10 @@ import type { CompletionRequest } from './wire-types.js';
  * | determinism       | strict and best_effort both: temperature 0, top_k 1            |
  * | (fixed)           | top_p 1, min_p 0, repeat_penalty 1                             |
  */
-export const SAMPLER_PROFILES = ['v1'] as const;
-
 const LLAMA_RANDOM_SEED = 0xffff_ffff;
 
 export function toCompletionRequest(req: GenerateRequest): CompletionRequest {
-  if (!(SAMPLER_PROFILES as readonly string[]).includes(req.samplerProfileVersion)) {
-    throw new OrchError(
-      'INVALID_PARAMS',
-      `sampler_profile_version: '${req.samplerProfileVersion}' is not supported (supported: ${SAMPLER_PROFILES.join(', ')})`,
-      { engine: 'llamacpp' },
-    );
-  }
+  checkSamplerProfile('llamacpp', req.samplerProfileVersion);
   const seed = req.seed % 2 ** 32;
   return {
     prompt: req.prompt,

@@ -1,5 +1,6 @@
 import type { EngineEvent } from '../adapter.js';
 import { OrchError } from '../../errors/orch-error.js';
+import { mapEngineFailure } from './map-error.js';
 import type { CompletionFrame } from './wire-types.js';
 
 type StopReason = Extract<EngineEvent, { kind: 'done' }>['stopReason'];
@@ -38,7 +39,7 @@ export class CompletionStreamParser {
       });
     }
     if (frame.error) {
-      throw new OrchError('INTERNAL', `llama-server error: ${frame.error.message}`, { engine: 'llamacpp' });
+      throw mapEngineFailure(frame.error.message);
     }
     const out: EngineEvent[] = [];
     const ids = frame.tokens ?? [];

@@ -261,12 +261,15 @@ export interface components {
         EngineCapability: {
             ctx_max: number;
             engine: components["schemas"]["Engine"];
+            engine_versions?: string[];
             features: {
                 [key: string]: unknown;
             };
             rate_limits: {
                 [key: string]: unknown;
             };
+            /** @description True when every pool of this engine runs simulated replicas (`launch.worker: sim`). */
+            simulated?: boolean;
             supported_workloads: ("completion" | "embedding" | "rerank")[];
         };
         /** @enum {string} */
@@ -309,6 +312,10 @@ export interface components {
             pool_id: string;
             ready: boolean;
             replicas?: components["schemas"]["ReplicaHealth"][];
+            /** @description True when the pool's replicas are engine simulators (`launch.worker: sim`), not real engines. */
+            simulated?: boolean;
+            /** @description TensorRT-LLM version of Triton pools, where the engine reports it. */
+            trtllm_version?: string;
         };
         ReloadRequest: {
             deadline_ms?: number;
@@ -332,11 +339,14 @@ export interface components {
             replicas_ready: number;
             replicas_total: number;
             sampler_profile_version?: string;
+            /** @description True when the replicas are engine simulators. */
+            simulated?: boolean;
             slo?: {
                 [key: string]: unknown;
             };
             slots_free: number;
             slots_total: number;
+            trtllm_version?: string;
         };
         ReplicaSets: {
             replica_sets: components["schemas"]["ReplicaSet"][];

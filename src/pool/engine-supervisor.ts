@@ -1,86 +1,65 @@
 /**
- * Supervises the llama-server processes of one pool on this host (SPEC §5): launch with the
- * device mask, wait for `/health`, run a minimal decode and read properties before declaring a
- * replica Ready (ORCH-3002), mark it Unready with the cause when its process exits, and restart
- * a crashed replica with exponential backoff and jitter.
+ * Supervises the engine processes of one pool on this host (SPEC §5), whatever the engine: launch
+ * with the device mask, wait for health, run a minimal decode and read properties before
+ * declaring a replica Ready (ORCH-3002), keep checking the health of Ready replicas, mark a
+ * replica Unready with the cause when it stops answering or exits, and restart a crashed replica
+ * with exponential backoff and jitter. A replica whose engine version differs from the replica
+ * set's is refused (SPEC §14: determinism holds only within one version).
  */
 import type { ResolvedPool } from '../config/resolved-config.js';
-import { LlamaCppAdapter } from '../engines/llamacpp/adapter.js';
+import type { EngineAdapter } from '../engines/adapter.js';
 import type { Logger } from '../util/logger.js';
+import type { EngineLauncher } from './engine-launcher.js';
 import { EngineProcess, describeExit } from './engine-process.js';
 import { freePort } from './free-port.js';
 import type { PoolSupervisor, ReplicaState, ReplicaView } from './replica.js';
 
-export interface LlamaCppSupervisorOptions {
+export interface EngineSupervisorOptions {
   readonly pool: ResolvedPool;
-  readonly binaryPath: string;
-  readonly modelDigest?: string | undefined;
+  readonly launcher: EngineLauncher;
   readonly logger: Logger;
-  readonly engineVersion?: string | undefined;
 }
 
 interface Replica {
+  readonly index: number;
   readonly id: string;
   state: ReplicaState;
-  adapter: LlamaCppAdapter;
+  adapter: EngineAdapter;
   props: ReplicaView['props'];
   process: EngineProcess | undefined;
   restarts: number;
   restartTimer: NodeJS.Timeout | undefined;
+  healthTimer: NodeJS.Timeout | undefined;
 }
 
 const PROBE_INTERVAL_MS = 50;
 const RESTART_BASE_MS = 1_000;
 const RESTART_MAX_MS = 30_000;
 
-export function llamaServerArgs(pool: ResolvedPool, port: number): string[] {
-  const l = pool.launch;
-  const args = [
-    '-m',
-    pool.model.path,
-    '--host',
-    l.host,
-    '--port',
-    String(port),
-    // `-c` is the whole KV cache; each of the `parallel` slots gets ctx tokens.
-    '-c',
-    String(pool.ctx * l.parallel),
-    '-np',
-    String(l.parallel),
-    '-t',
-    String(l.threads),
-    l.contBatching ? '--cont-batching' : '--no-cont-batching',
-    '-ngl',
-    String(l.gpuLayers),
-    '--metrics',
-  ];
-  if (pool.tensorSplit !== undefined) args.push('--tensor-split', pool.tensorSplit.join(','));
-  return [...args, ...l.extraArgs];
-}
-
-/** `CUDA_VISIBLE_DEVICES` from the device mask; CPU pools see no GPU at all. */
-export function engineEnv(pool: ResolvedPool, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...base, CUDA_VISIBLE_DEVICES: pool.devices === 'cpu' ? '' : pool.devices.join(',') };
-}
-
-export class LlamaCppPoolSupervisor implements PoolSupervisor {
+export class EnginePoolSupervisor implements PoolSupervisor {
   readonly poolId: string;
-  readonly #o: LlamaCppSupervisorOptions;
+  readonly simulated: boolean;
+  readonly #o: EngineSupervisorOptions;
   readonly #replicas: Replica[];
   readonly #listeners = new Set<(r: ReplicaView) => void>();
+  /** Engine version of the replica set, fixed by the first replica that passed its self-test. */
+  #setVersion: string | undefined;
   #stopping = false;
 
-  constructor(opts: LlamaCppSupervisorOptions) {
+  constructor(opts: EngineSupervisorOptions) {
     this.#o = opts;
     this.poolId = opts.pool.id;
-    this.#replicas = Array.from({ length: opts.pool.replicas }, (_, i) => ({
-      id: `${opts.pool.id}-r${i}`,
+    this.simulated = opts.launcher.simulated;
+    this.#replicas = Array.from({ length: opts.pool.replicas }, (_, index) => ({
+      index,
+      id: `${opts.pool.id}-r${index}`,
       state: { kind: 'stopped' },
-      adapter: new LlamaCppAdapter({ baseUrl: 'http://127.0.0.1:0' }),
+      adapter: opts.launcher.adapter([]),
       props: undefined,
       process: undefined,
       restarts: 0,
       restartTimer: undefined,
+      healthTimer: undefined,
     }));
   }
 
@@ -107,6 +86,7 @@ export class LlamaCppPoolSupervisor implements PoolSupervisor {
     await Promise.all(
       this.#replicas.map(async (r) => {
         clearTimeout(r.restartTimer);
+        clearInterval(r.healthTimer);
         await r.process?.stop();
         await r.adapter.close();
         this.#set(r, { kind: 'stopped' });
@@ -129,23 +109,23 @@ export class LlamaCppPoolSupervisor implements PoolSupervisor {
 
   async #launch(r: Replica): Promise<void> {
     if (this.#stopping) return;
-    const { pool, logger } = this.#o;
+    const { pool, logger, launcher } = this.#o;
     this.#set(r, { kind: 'starting' });
-    const port = await freePort(pool.launch.host);
+    const ports: number[] = [];
+    while (ports.length < launcher.portCount) {
+      const p = await freePort(pool.launch.host);
+      if (!ports.includes(p)) ports.push(p);
+    }
+    const cmd = launcher.command(r.index, ports);
     const proc = new EngineProcess({
-      binary: this.#o.binaryPath,
-      args: llamaServerArgs(pool, port),
-      env: engineEnv(pool),
+      binary: cmd.binary,
+      args: cmd.args,
+      env: cmd.env,
       logger: logger.child({ pool_id: pool.id, replica_id: r.id }),
     });
     r.process = proc;
-    const host = pool.launch.host.includes(':') ? `[${pool.launch.host}]` : pool.launch.host;
     await r.adapter.close();
-    r.adapter = new LlamaCppAdapter({
-      baseUrl: `http://${host}:${port}`,
-      modelDigest: this.#o.modelDigest,
-      connections: pool.launch.parallel + 4,
-    });
+    r.adapter = launcher.adapter(ports);
     r.props = undefined;
     this.#set(r, { kind: 'preloading' });
     const cause = await this.#preloadAndSelfTest(r, proc);
@@ -155,8 +135,10 @@ export class LlamaCppPoolSupervisor implements PoolSupervisor {
       return;
     }
     this.#set(r, { kind: 'ready' });
+    this.#watchHealth(r, proc);
     void proc.exited.then((exit) => {
       if (this.#stopping || r.process !== proc) return;
+      clearInterval(r.healthTimer);
       const last = proc.lastError();
       this.#set(r, { kind: 'unready', cause: `${describeExit(exit)}${last ? `: ${last}` : ''}` });
       this.#scheduleRestart(r);
@@ -201,11 +183,45 @@ export class LlamaCppPoolSupervisor implements PoolSupervisor {
         if (ev.kind === 'tokens') tokens += ev.count;
       }
       if (tokens < 1) return 'self-test decode produced no token';
-      r.props = await r.adapter.properties(signal);
+      const props = await r.adapter.properties(signal);
+      r.props = props;
+      this.#setVersion ??= props.engineVersion;
+      if (props.engineVersion !== this.#setVersion) {
+        return (
+          `engine_version '${props.engineVersion}' differs from the replica set's '${this.#setVersion}': ` +
+          'a replica set never mixes engine versions (determinism, SPEC §14)'
+        );
+      }
       return undefined;
     } catch (err) {
       return exitCause() ?? `self-test failed: ${(err as Error).message}`;
     }
+  }
+
+  /** Ready replicas keep being probed; one that stops answering or reports loading goes Unready. */
+  #watchHealth(r: Replica, proc: EngineProcess): void {
+    let probing = false;
+    r.healthTimer = setInterval(() => {
+      if (probing || this.#stopping || r.process !== proc || proc.exit) return;
+      probing = true;
+      r.adapter
+        .probe(AbortSignal.timeout(Math.max(1_000, this.#o.pool.launch.healthIntervalMs)))
+        .then((h) => {
+          if (this.#stopping || r.process !== proc || proc.exit) return;
+          if (h.ready && r.state.kind === 'unready') this.#set(r, { kind: 'ready' });
+          else if (!h.ready && r.state.kind === 'ready') {
+            const what = h.loading
+              ? 'engine reports loading'
+              : h.live
+                ? 'engine health check failed'
+                : 'engine not answering';
+            this.#set(r, { kind: 'unready', cause: `${what}${h.detail ? ` (${h.detail})` : ''}` });
+          }
+        })
+        .catch(() => undefined)
+        .finally(() => (probing = false));
+    }, this.#o.pool.launch.healthIntervalMs);
+    r.healthTimer.unref();
   }
 
   #scheduleRestart(r: Replica): void {

@@ -1,0 +1,115 @@
+/**
+ * The HTTP plumbing every engine adapter shares: a keep-alive connection pool, JSON calls, and a
+ * streaming call that yields Server-Sent Events records. Status codes other than 2xx go through
+ * the adapter's own error mapper, so each engine keeps one mapping point.
+ */
+import { Pool } from 'undici';
+import type { Engine } from '../domain/types.js';
+import type { OrchError } from '../errors/orch-error.js';
+import { SseParser, type SseRecord } from '../util/sse-parser.js';
+import { mapTransportError } from './transport-error.js';
+
+export interface EngineHttpOptions {
+  readonly engine: Engine;
+  readonly baseUrl: string;
+  readonly connections?: number | undefined;
+  /** Headers sent with every request (e.g. `authorization` for vLLM's `--api-key`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly mapHttpError: (status: number, body: string) => OrchError;
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly text: string;
+}
+
+type Method = 'GET' | 'POST';
+
+export class EngineHttp {
+  readonly baseUrl: string;
+  readonly #o: EngineHttpOptions;
+  readonly #pool: Pool;
+
+  constructor(opts: EngineHttpOptions) {
+    this.#o = opts;
+    this.baseUrl = opts.baseUrl;
+    this.#pool = new Pool(opts.baseUrl, { connections: opts.connections ?? 16, keepAliveTimeout: 30_000 });
+  }
+
+  #headers(body: unknown, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ...this.#o.headers,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
+    };
+  }
+
+  /** Any status; transport failures become `WORKER_RESET`. */
+  async raw(method: Method, path: string, signal: AbortSignal, body?: unknown): Promise<RawResponse> {
+    try {
+      const res = await this.#pool.request({
+        method,
+        path,
+        signal,
+        headers: this.#headers(body),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.statusCode, text: await res.body.text() };
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw mapTransportError(this.#o.engine, err);
+    }
+  }
+
+  async text(method: Method, path: string, signal: AbortSignal, body?: unknown): Promise<string> {
+    const r = await this.raw(method, path, signal, body);
+    if (r.status < 200 || r.status > 299) throw this.#o.mapHttpError(r.status, r.text);
+    return r.text;
+  }
+
+  async json<T>(method: Method, path: string, signal: AbortSignal, body?: unknown): Promise<T> {
+    return JSON.parse(await this.text(method, path, signal, body)) as T;
+  }
+
+  /**
+   * POSTs `body` and yields the response's SSE records. Returning early (consumer `break`,
+   * abort) destroys the connection, which is how every engine learns to free the slot.
+   */
+  async *sse(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<SseRecord> {
+    let res;
+    try {
+      res = await this.#pool.request({
+        method: 'POST',
+        path,
+        signal,
+        headers: this.#headers(body, { accept: 'text/event-stream' }),
+        body: JSON.stringify(body),
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw mapTransportError(this.#o.engine, err);
+    }
+    if (res.statusCode < 200 || res.statusCode > 299)
+      throw this.#o.mapHttpError(res.statusCode, await res.body.text());
+    const parser = new SseParser();
+    let finished = false;
+    try {
+      for await (const chunk of res.body) {
+        for (const rec of parser.push(chunk as Buffer)) {
+          signal.throwIfAborted();
+          yield rec;
+        }
+      }
+      finished = true;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw mapTransportError(this.#o.engine, err);
+    } finally {
+      if (!finished) res.body.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.destroy();
+  }
+}

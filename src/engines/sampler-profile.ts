@@ -1,0 +1,18 @@
+import type { Engine } from '../domain/types.js';
+import { OrchError } from '../errors/orch-error.js';
+
+/**
+ * Sampler profile versions every adapter implements (ORCH-3058). A version is a frozen mapping
+ * from task parameters to engine sampling parameters, documented in each engine's
+ * `map-request.ts`; changing a mapping means adding a version.
+ */
+export const SAMPLER_PROFILES = ['v1'] as const;
+
+export function checkSamplerProfile(engine: Engine, version: string): void {
+  if ((SAMPLER_PROFILES as readonly string[]).includes(version)) return;
+  throw new OrchError(
+    'INVALID_PARAMS',
+    `sampler_profile_version: '${version}' is not supported (supported: ${SAMPLER_PROFILES.join(', ')})`,
+    { engine },
+  );
+}

@@ -1,0 +1,63 @@
+/**
+ * vLLM OpenAI-compatible server wire types (docs.vllm.ai, "OpenAI-Compatible Server"; source
+ * `vllm/entrypoints/openai/protocol.py`). Only the fields llama-orch reads or sends.
+ */
+export interface CompletionRequest {
+  model: string;
+  prompt: string;
+  max_tokens: number;
+  stream: true;
+  /** `continuous_usage_stats` puts cumulative usage on every chunk, giving exact token counts. */
+  stream_options: { include_usage: boolean; continuous_usage_stats: boolean };
+  seed: number;
+  temperature: number;
+  top_p: number;
+  top_k: number;
+  min_p: number;
+  repetition_penalty: number;
+  presence_penalty: number;
+  frequency_penalty: number;
+  ignore_eos: boolean;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** One `data:` chunk of a streamed `/v1/completions` response (`object: "text_completion"`). */
+export interface CompletionChunk {
+  id: string;
+  object: string;
+  choices: {
+    index: number;
+    text: string;
+    finish_reason: string | null;
+    stop_reason?: string | number | null;
+  }[];
+  usage?: Usage | null;
+}
+
+/** Error body: `{"error": {...}}` in current vLLM, a flat `{"object": "error", ...}` in older ones. */
+export interface ErrorInfo {
+  message: string;
+  type: string;
+  code: number;
+}
+export type ErrorBody = { error: ErrorInfo } | (ErrorInfo & { object: 'error' });
+
+export interface ModelList {
+  data: { id: string; max_model_len?: number; root?: string }[];
+}
+
+export interface TokenizeResponse {
+  count: number;
+  max_model_len: number;
+  tokens: number[];
+}
+
+export interface EmbeddingResponse {
+  data: { index: number; embedding: number[] }[];
+  usage: Usage;
+}

@@ -1,0 +1,240 @@
+/**
+ * How a pool's engine processes are started and reached: the command line of each engine (or of
+ * the engine simulator speaking its dialect), and the adapter that talks to a started process.
+ * The supervisor is the same for every engine; only this part differs.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedPool } from '../config/resolved-config.js';
+import type { EngineAdapter } from '../engines/adapter.js';
+import { LlamaCppAdapter } from '../engines/llamacpp/adapter.js';
+import { TgiAdapter } from '../engines/tgi/adapter.js';
+import { TritonAdapter } from '../engines/triton/adapter.js';
+import { VllmAdapter } from '../engines/vllm/adapter.js';
+
+export interface EngineCommand {
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export interface EngineLauncher {
+  /** True when the replicas are engine simulators, not real engines. */
+  readonly simulated: boolean;
+  /** Ports one process needs (Triton: HTTP, metrics and gRPC). */
+  readonly portCount: number;
+  command(replicaIndex: number, ports: readonly number[]): EngineCommand;
+  adapter(ports: readonly number[]): EngineAdapter;
+}
+
+/** `CUDA_VISIBLE_DEVICES` from the device mask; CPU pools see no GPU at all. */
+export function engineEnv(pool: ResolvedPool, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...base, CUDA_VISIBLE_DEVICES: pool.devices === 'cpu' ? '' : pool.devices.join(',') };
+}
+
+const hostOf = (pool: ResolvedPool) =>
+  pool.launch.host.includes(':') ? `[${pool.launch.host}]` : pool.launch.host;
+const url = (pool: ResolvedPool, port: number | undefined) => `http://${hostOf(pool)}:${port ?? 0}`;
+const gpuCount = (pool: ResolvedPool) => (pool.devices === 'cpu' ? 1 : pool.devices.length);
+
+export function llamaServerArgs(pool: ResolvedPool, port: number): string[] {
+  const l = pool.launch;
+  const args = [
+    '-m',
+    pool.model.path,
+    '--host',
+    l.host,
+    '--port',
+    String(port),
+    // `-c` is the whole KV cache; each of the `parallel` slots gets ctx tokens.
+    '-c',
+    String(pool.ctx * l.parallel),
+    '-np',
+    String(l.parallel),
+    '-t',
+    String(l.threads),
+    l.contBatching ? '--cont-batching' : '--no-cont-batching',
+    '-ngl',
+    String(l.gpuLayers),
+    '--metrics',
+  ];
+  if (pool.tensorSplit !== undefined) args.push('--tensor-split', pool.tensorSplit.join(','));
+  return [...args, ...l.extraArgs];
+}
+
+/** `vllm serve` (docs.vllm.ai "vllm serve" CLI arguments). */
+export function vllmArgs(pool: ResolvedPool, port: number): string[] {
+  const l = pool.launch;
+  const args = ['serve', pool.model.path, '--host', l.host, '--port', String(port)];
+  args.push('--served-model-name', pool.model.id, '--max-model-len', String(pool.ctx));
+  args.push(
+    '--max-num-seqs',
+    String(l.parallel),
+    '--tensor-parallel-size',
+    String(gpuCount(pool)),
+    '--seed',
+    '0',
+  );
+  if (l.apiKey !== undefined) args.push('--api-key', l.apiKey);
+  return [...args, ...l.extraArgs];
+}
+
+/** `text-generation-launcher` (TGI launcher arguments). */
+export function tgiArgs(pool: ResolvedPool, port: number): string[] {
+  const l = pool.launch;
+  return [
+    '--model-id',
+    pool.model.path,
+    '--hostname',
+    l.host,
+    '--port',
+    String(port),
+    '--max-total-tokens',
+    String(pool.ctx),
+    '--max-input-tokens',
+    String(pool.ctx - 1),
+    '--max-concurrent-requests',
+    String(l.parallel),
+    '--num-shard',
+    String(gpuCount(pool)),
+    ...l.extraArgs,
+  ];
+}
+
+/** `tritonserver` over a TensorRT-LLM model repository; gRPC gets its own port so replicas coexist. */
+export function tritonArgs(pool: ResolvedPool, ports: readonly number[]): string[] {
+  const [http, metrics, grpc] = ports;
+  const l = pool.launch;
+  return [
+    `--model-repository=${pool.model.path}`,
+    `--http-address=${l.host}`,
+    `--http-port=${http ?? 0}`,
+    `--metrics-address=${l.host}`,
+    `--metrics-port=${metrics ?? 0}`,
+    `--grpc-address=${l.host}`,
+    `--grpc-port=${grpc ?? 0}`,
+    ...l.extraArgs,
+  ];
+}
+
+export function adapterFor(
+  pool: ResolvedPool,
+  ports: readonly number[],
+  modelDigest: string | undefined,
+): EngineAdapter {
+  const base = url(pool, ports[0]);
+  const connections = pool.launch.parallel + 4;
+  switch (pool.engine) {
+    case 'llamacpp':
+      return new LlamaCppAdapter({ baseUrl: base, modelDigest, connections });
+    case 'vllm':
+      return new VllmAdapter({
+        baseUrl: base,
+        model: pool.model.id,
+        apiKey: pool.launch.apiKey,
+        slots: pool.launch.parallel,
+        modelDigest,
+        connections,
+      });
+    case 'tgi':
+      return new TgiAdapter({ baseUrl: base, modelDigest, connections });
+    case 'triton':
+      return new TritonAdapter({
+        baseUrl: base,
+        metricsUrl: url(pool, ports[1]),
+        ctx: pool.ctx,
+        modelDigest,
+        connections,
+      });
+  }
+}
+
+export interface NativeLauncherOptions {
+  readonly pool: ResolvedPool;
+  /** The engine binary (llama-server, vllm, text-generation-launcher, tritonserver). */
+  readonly binary: string;
+  readonly modelDigest: string | undefined;
+}
+
+export function nativeLauncher(o: NativeLauncherOptions): EngineLauncher {
+  const { pool } = o;
+  return {
+    simulated: false,
+    portCount: pool.engine === 'triton' ? 3 : 1,
+    command: (_index, ports) => {
+      const port = ports[0] ?? 0;
+      const args =
+        pool.engine === 'llamacpp'
+          ? llamaServerArgs(pool, port)
+          : pool.engine === 'vllm'
+            ? vllmArgs(pool, port)
+            : pool.engine === 'tgi'
+              ? tgiArgs(pool, port)
+              : tritonArgs(pool, ports);
+      return { binary: o.binary, args, env: engineEnv(pool) };
+    },
+    adapter: (ports) => adapterFor(pool, ports, o.modelDigest),
+  };
+}
+
+/** Default binary of each engine when the config names none. */
+export const NATIVE_BINARIES = {
+  vllm: 'vllm',
+  tgi: 'text-generation-launcher',
+  triton: 'tritonserver',
+} as const;
+
+/** The simulator entry: compiled JS next to this module, or the TypeScript source under tsx. */
+function simEntry(): { binary: string; prefix: string[] } {
+  const js = fileURLToPath(new URL('../sim/sim-process.js', import.meta.url));
+  if (existsSync(js)) return { binary: process.execPath, prefix: [js] };
+  const ts = fileURLToPath(new URL('../sim/sim-process.ts', import.meta.url));
+  return { binary: process.execPath, prefix: ['--import', 'tsx', ts] };
+}
+
+export function simArgs(pool: ResolvedPool, replicaIndex: number, ports: readonly number[]): string[] {
+  const s = pool.launch.sim;
+  const args = [
+    '--dialect',
+    pool.engine,
+    '--host',
+    pool.launch.host,
+    '--port',
+    String(ports[0] ?? 0),
+    '--model',
+    pool.model.id,
+    '--engine-version',
+    s.engineVersions[replicaIndex] ?? s.engineVersions[0] ?? 'sim',
+    '--slots',
+    String(pool.launch.parallel),
+    '--ctx',
+    String(pool.ctx),
+    '--tokens-per-s',
+    String(s.tokensPerSecond),
+    '--prefill-tokens-per-s',
+    String(s.prefillTokensPerSecond),
+    '--batch-slowdown',
+    String(s.batchSlowdown),
+    '--kv-tokens',
+    String(s.kvTokens),
+    '--load-ms',
+    String(s.loadMs),
+  ];
+  if (pool.engine === 'triton') args.push('--metrics-port', String(ports[1] ?? 0));
+  if (pool.launch.apiKey !== undefined) args.push('--api-key', pool.launch.apiKey);
+  return [...args, ...pool.launch.extraArgs];
+}
+
+export function simLauncher(pool: ResolvedPool): EngineLauncher {
+  const entry = simEntry();
+  return {
+    simulated: true,
+    portCount: pool.engine === 'triton' ? 2 : 1,
+    command: (index, ports) => ({
+      binary: entry.binary,
+      args: [...entry.prefix, ...simArgs(pool, index, ports)],
+      env: engineEnv(pool),
+    }),
+    adapter: (ports) => adapterFor(pool, ports, pool.model.digest ?? `sim:${pool.model.id}`),
+  };
+}

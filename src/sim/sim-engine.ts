@@ -1,0 +1,280 @@
+/**
+ * The behaviour model behind `llorch sim`: an inference engine without a GPU. Slots with
+ * continuous batching, prefill cost per uncached prompt token, a decode rate per slot that falls
+ * as the batch grows, a KV cache with prefix reuse and LRU eviction, the context limit, and
+ * injectable faults. Tokens are a deterministic function of (prompt, seed, sampler profile), so
+ * replicas of one simulated replica set agree byte for byte.
+ */
+import { createHash } from 'node:crypto';
+
+export interface SimEngineOptions {
+  readonly modelId: string;
+  readonly engineVersion: string;
+  /** Concurrent sequences (continuous batching). */
+  readonly slots: number;
+  /** Context length per sequence, in tokens. */
+  readonly ctx: number;
+  /** Decode rate of one sequence running alone. */
+  readonly tokensPerSecond: number;
+  /** Relative slowdown per additional running sequence (0.1 → 10 % slower per neighbour). */
+  readonly batchSlowdown: number;
+  /** Prefill rate for uncached prompt tokens. */
+  readonly prefillTokensPerSecond: number;
+  /** KV cache capacity in tokens shared by all cached prefixes. */
+  readonly kvCapacityTokens: number;
+  /** Time the model takes to "load" at start (health answers 503 meanwhile). */
+  readonly loadMs: number;
+  readonly embeddingDim: number;
+}
+
+export const SIM_DEFAULTS: Omit<SimEngineOptions, 'modelId' | 'engineVersion'> = {
+  slots: 4,
+  ctx: 4096,
+  tokensPerSecond: 200,
+  batchSlowdown: 0.1,
+  prefillTokensPerSecond: 5_000,
+  kvCapacityTokens: 65_536,
+  loadMs: 0,
+  embeddingDim: 16,
+};
+
+/** Faults an operator (or a test) can inject (flags or `POST /__sim/faults`). */
+export interface SimFaults {
+  /** Exit the process with this code on the next token. */
+  crash?: number | undefined;
+  /** Stop producing tokens (streams stall, connections stay open). */
+  hang?: boolean | undefined;
+  /** Extra delay before every token, in ms. */
+  slowTokenMs?: number | undefined;
+  /** Answer "loading" (503) until this absolute time (ms since epoch). */
+  loadingUntilMs?: number | undefined;
+  /** Fail running streams with an out-of-memory error after this many tokens. */
+  oomAfterTokens?: number | undefined;
+  /** Refuse new generation requests (engine overloaded). */
+  refuse?: boolean | undefined;
+}
+
+export class SimError extends Error {
+  constructor(
+    readonly kind: 'ctx' | 'oom' | 'refused' | 'loading' | 'invalid',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SimError';
+  }
+}
+
+export interface SimToken {
+  readonly id: number;
+  readonly text: string;
+}
+
+export interface SimGenerateOptions {
+  readonly maxTokens: number;
+  readonly seed: number;
+  readonly samplerProfile?: string;
+  readonly ignoreEos?: boolean;
+  readonly cachePrompt?: boolean;
+}
+
+/** Byte-level vocabulary like the generated GGUF: 0 unk, 1 bos, 2 eos, 3 + byte. */
+const BOS = 1;
+const EOS = 2;
+const BYTE0 = 3;
+/** Generated text stays printable ASCII so every chunk is valid UTF-8. */
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz     ,.';
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (ms <= 0) return resolve();
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+export class SimEngine {
+  readonly opts: SimEngineOptions;
+  faults: SimFaults = {};
+  readonly #startedAt = Date.now();
+  #running = 0;
+  readonly #waiters: (() => void)[] = [];
+  /** Cached prompt prefixes (hash of the prompt's tokens → token count), in LRU order. */
+  readonly #kv = new Map<string, number>();
+  #kvTokens = 0;
+  readonly stats = {
+    requests: 0,
+    promptTokens: 0,
+    cachedPromptTokens: 0,
+    generatedTokens: 0,
+    preemptions: 0,
+    errors: 0,
+  };
+
+  constructor(opts: SimEngineOptions) {
+    this.opts = opts;
+  }
+
+  get running(): number {
+    return this.#running;
+  }
+
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  get kvUsage(): number {
+    return this.opts.kvCapacityTokens === 0 ? 0 : this.#kvTokens / this.opts.kvCapacityTokens;
+  }
+
+  loading(): boolean {
+    if (Date.now() - this.#startedAt < this.opts.loadMs) return true;
+    return (this.faults.loadingUntilMs ?? 0) > Date.now();
+  }
+
+  tokenize(text: string, addSpecial = true): number[] {
+    const bytes = [...Buffer.from(text, 'utf8')].map((b) => b + BYTE0);
+    return addSpecial ? [BOS, ...bytes] : bytes;
+  }
+
+  detokenize(ids: readonly number[]): string {
+    return Buffer.from(ids.filter((i) => i >= BYTE0).map((i) => i - BYTE0)).toString('utf8');
+  }
+
+  /** A deterministic unit vector per input (embedding workloads). */
+  embed(input: string): number[] {
+    const v: number[] = [];
+    for (let k = 0; v.length < this.opts.embeddingDim; k++) {
+      const h = createHash('sha256').update(`${this.opts.modelId}\0${input}\0${k}`).digest();
+      for (let j = 0; j + 4 <= h.length && v.length < this.opts.embeddingDim; j += 4)
+        v.push(h.readInt32BE(j) / 2 ** 31);
+    }
+    const norm = Math.hypot(...v) || 1;
+    return v.map((x) => x / norm);
+  }
+
+  #token(prompt: string, seed: number, profile: string, k: number): SimToken {
+    const h = createHash('sha256')
+      .update(`${this.opts.modelId}\0${profile}\0${seed}\0${prompt}\0${k}`)
+      .digest();
+    const ch = ALPHABET[h.readUInt32BE(0) % ALPHABET.length] ?? 'a';
+    return { id: ch.charCodeAt(0) + BYTE0, text: ch };
+  }
+
+  async #acquire(signal: AbortSignal): Promise<void> {
+    if (this.#running < this.opts.slots) {
+      this.#running++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const grant = () => {
+        signal.removeEventListener('abort', onAbort);
+        this.#running++;
+        resolve();
+      };
+      const onAbort = () => {
+        const i = this.#waiters.indexOf(grant);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(grant);
+    });
+  }
+
+  #release(): void {
+    this.#running--;
+    this.#waiters.shift()?.();
+  }
+
+  /** Tokens of the prompt already in the KV cache (longest cached prefix), refreshing LRU order. */
+  #cachedPrefix(tokens: readonly number[]): number {
+    for (let n = tokens.length; n > 0; n--) {
+      const key = createHash('sha1')
+        .update(Buffer.from(Uint32Array.from(tokens.slice(0, n)).buffer))
+        .digest('hex');
+      const hit = this.#kv.get(key);
+      if (hit !== undefined) {
+        this.#kv.delete(key);
+        this.#kv.set(key, hit);
+        return n;
+      }
+      if (n > 64) n = Math.max(1, n - 63); // coarse search on long prompts
+    }
+    return 0;
+  }
+
+  #remember(tokens: readonly number[]): void {
+    const key = createHash('sha1')
+      .update(Buffer.from(Uint32Array.from(tokens).buffer))
+      .digest('hex');
+    if (this.#kv.has(key)) return;
+    this.#kv.set(key, tokens.length);
+    this.#kvTokens += tokens.length;
+    for (const [k, n] of this.#kv) {
+      if (this.#kvTokens <= this.opts.kvCapacityTokens) break;
+      this.#kv.delete(k);
+      this.#kvTokens -= n;
+    }
+  }
+
+  /** Streams generated tokens; the last item reports usage. */
+  async *generate(
+    prompt: string,
+    o: SimGenerateOptions,
+    signal: AbortSignal,
+  ): AsyncGenerator<SimToken, { promptTokens: number; completionTokens: number; finish: 'length' | 'stop' }> {
+    if (this.loading()) throw new SimError('loading', 'model is loading');
+    if (this.faults.refuse === true) throw new SimError('refused', 'engine is overloaded; request refused');
+    const promptTokens = this.tokenize(prompt);
+    if (promptTokens.length + o.maxTokens > this.opts.ctx) {
+      throw new SimError(
+        'ctx',
+        `prompt (${promptTokens.length} tokens) + max_tokens (${o.maxTokens}) exceeds the context length ${this.opts.ctx}`,
+      );
+    }
+    this.stats.requests++;
+    await this.#acquire(signal);
+    try {
+      const cached = o.cachePrompt === false ? 0 : this.#cachedPrefix(promptTokens);
+      this.stats.promptTokens += promptTokens.length;
+      this.stats.cachedPromptTokens += cached;
+      await sleep(((promptTokens.length - cached) / this.opts.prefillTokensPerSecond) * 1000, signal);
+      this.#remember(promptTokens);
+      let produced = 0;
+      // Timers are coarse (about 1 ms): accumulate the pacing debt and sleep when it is worth it.
+      let debtMs = 0;
+      for (; produced < o.maxTokens; produced++) {
+        const f = this.faults;
+        if (f.crash !== undefined) process.exit(f.crash);
+        while (this.faults.hang === true) await sleep(50, signal);
+        if (f.oomAfterTokens !== undefined && produced >= f.oomAfterTokens) {
+          this.stats.errors++;
+          throw new SimError('oom', 'CUDA out of memory: tried to allocate 2.00 GiB (simulated)');
+        }
+        const perToken =
+          1000 / (this.opts.tokensPerSecond / (1 + this.opts.batchSlowdown * (this.#running - 1)));
+        debtMs += perToken + (f.slowTokenMs ?? 0);
+        if (debtMs >= 1) {
+          await sleep(debtMs, signal);
+          debtMs = 0;
+        }
+        signal.throwIfAborted();
+        this.stats.generatedTokens++;
+        yield this.#token(prompt, o.seed, o.samplerProfile ?? 'v1', produced);
+      }
+      return { promptTokens: promptTokens.length, completionTokens: produced, finish: 'length' };
+    } finally {
+      this.#release();
+    }
+  }
+
+  get eosId(): number {
+    return EOS;
+  }
+}

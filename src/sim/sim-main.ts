@@ -1,0 +1,112 @@
+/**
+ * `llorch sim`: one simulated engine process. Prints one JSON line with its ports on stdout once
+ * listening (supervisors and scripts read it), then serves until SIGTERM/SIGINT.
+ */
+import { parseArgs } from 'node:util';
+import { SIM_DEFAULTS, SimEngine, type SimFaults } from './sim-engine.js';
+import { SIM_DIALECTS, startSimServer, type SimDialect } from './sim-server.js';
+
+export const SIM_USAGE = `usage: llorch sim --dialect llamacpp|vllm|tgi|triton [options]
+  --port N               HTTP port (0: any free port; printed on stdout)    default 0
+  --host H               interface to bind                                  default 127.0.0.1
+  --metrics-port N       Triton only: metrics port                           default 0
+  --model ID             model id the engine reports                         default sim-model
+  --engine-version V     version the engine reports                          default sim-1.0.0
+  --slots N              concurrent sequences (continuous batching)          default ${SIM_DEFAULTS.slots}
+  --ctx N                context length per sequence                         default ${SIM_DEFAULTS.ctx}
+  --tokens-per-s N       decode rate of one sequence alone                   default ${SIM_DEFAULTS.tokensPerSecond}
+  --batch-slowdown F     per-neighbour decode slowdown (0.1 = 10 %)          default ${SIM_DEFAULTS.batchSlowdown}
+  --prefill-tokens-per-s N  prefill rate of uncached prompt tokens           default ${SIM_DEFAULTS.prefillTokensPerSecond}
+  --kv-tokens N          KV cache capacity in tokens                         default ${SIM_DEFAULTS.kvCapacityTokens}
+  --load-ms N            answer "loading" (503) for N ms after start         default 0
+  --api-key KEY          vLLM only: require this bearer token on /v1/*
+faults (also settable at runtime: POST /__sim/faults {"crash":1,"hang":true,"slow_token_ms":50,
+"loading_ms":3000,"oom_after_tokens":5,"refuse":true}; {} clears):
+  --fault-crash CODE  --fault-hang  --fault-slow-token-ms N  --fault-loading-ms N
+  --fault-oom-after-tokens N  --fault-refuse
+`;
+
+const number = (name: string, v: string | undefined, dflt: number): number => {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got '${v}'`);
+  return n;
+};
+
+export async function simCommand(argv: readonly string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      dialect: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'metrics-port': { type: 'string' },
+      model: { type: 'string' },
+      'engine-version': { type: 'string' },
+      slots: { type: 'string' },
+      ctx: { type: 'string' },
+      'tokens-per-s': { type: 'string' },
+      'batch-slowdown': { type: 'string' },
+      'prefill-tokens-per-s': { type: 'string' },
+      'kv-tokens': { type: 'string' },
+      'load-ms': { type: 'string' },
+      'api-key': { type: 'string' },
+      'fault-crash': { type: 'string' },
+      'fault-hang': { type: 'boolean' },
+      'fault-slow-token-ms': { type: 'string' },
+      'fault-loading-ms': { type: 'string' },
+      'fault-oom-after-tokens': { type: 'string' },
+      'fault-refuse': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help === true) {
+    process.stdout.write(SIM_USAGE);
+    return;
+  }
+  const dialect = values.dialect;
+  if (dialect === undefined || !(SIM_DIALECTS as readonly string[]).includes(dialect))
+    throw new Error(`--dialect must be one of ${SIM_DIALECTS.join(', ')}\n${SIM_USAGE}`);
+  const engine = new SimEngine({
+    modelId: values.model ?? 'sim-model',
+    engineVersion: values['engine-version'] ?? 'sim-1.0.0',
+    slots: Math.max(1, number('slots', values.slots, SIM_DEFAULTS.slots)),
+    ctx: number('ctx', values.ctx, SIM_DEFAULTS.ctx),
+    tokensPerSecond: number('tokens-per-s', values['tokens-per-s'], SIM_DEFAULTS.tokensPerSecond),
+    batchSlowdown: number('batch-slowdown', values['batch-slowdown'], SIM_DEFAULTS.batchSlowdown),
+    prefillTokensPerSecond: number(
+      'prefill-tokens-per-s',
+      values['prefill-tokens-per-s'],
+      SIM_DEFAULTS.prefillTokensPerSecond,
+    ),
+    kvCapacityTokens: number('kv-tokens', values['kv-tokens'], SIM_DEFAULTS.kvCapacityTokens),
+    loadMs: number('load-ms', values['load-ms'], SIM_DEFAULTS.loadMs),
+    embeddingDim: SIM_DEFAULTS.embeddingDim,
+  });
+  const faults: SimFaults = {};
+  if (values['fault-crash'] !== undefined) faults.crash = number('fault-crash', values['fault-crash'], 1);
+  if (values['fault-hang'] === true) faults.hang = true;
+  if (values['fault-slow-token-ms'] !== undefined)
+    faults.slowTokenMs = number('fault-slow-token-ms', values['fault-slow-token-ms'], 0);
+  if (values['fault-loading-ms'] !== undefined)
+    faults.loadingUntilMs = Date.now() + number('fault-loading-ms', values['fault-loading-ms'], 0);
+  if (values['fault-oom-after-tokens'] !== undefined)
+    faults.oomAfterTokens = number('fault-oom-after-tokens', values['fault-oom-after-tokens'], 0);
+  if (values['fault-refuse'] === true) faults.refuse = true;
+  engine.faults = faults;
+  const sim = await startSimServer({
+    dialect: dialect as SimDialect,
+    engine,
+    host: values.host ?? '127.0.0.1',
+    port: number('port', values.port, 0),
+    metricsPort:
+      values['metrics-port'] === undefined ? undefined : number('metrics-port', values['metrics-port'], 0),
+    apiKey: values['api-key'],
+  });
+  process.stdout.write(
+    `${JSON.stringify({ event: 'sim.listening', dialect, port: sim.port, metrics_port: sim.metricsPort })}\n`,
+  );
+  const stop = () => void sim.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

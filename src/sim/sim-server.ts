@@ -1,0 +1,124 @@
+/**
+ * One simulated engine process: an HTTP server speaking one engine's dialect over a `SimEngine`,
+ * plus an admin endpoint for fault injection (`POST /__sim/faults`, `GET /__sim/state`).
+ * Triton also serves its metrics on a separate port, as the real server does.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { llamacppRoutes } from './dialects/llamacpp.js';
+import { tgiRoutes } from './dialects/tgi.js';
+import { tritonMetrics, tritonRoutes } from './dialects/triton.js';
+import { vllmRoutes } from './dialects/vllm.js';
+import { num, obj, readJson, sendJson, sendText } from './http-util.js';
+import type { SimEngine, SimFaults } from './sim-engine.js';
+
+export const SIM_DIALECTS = ['llamacpp', 'vllm', 'tgi', 'triton'] as const;
+export type SimDialect = (typeof SIM_DIALECTS)[number];
+
+export interface SimServerOptions {
+  readonly dialect: SimDialect;
+  readonly engine: SimEngine;
+  readonly host: string;
+  readonly port: number;
+  /** Triton only: the metrics port (default: an ephemeral one). */
+  readonly metricsPort?: number | undefined;
+  /** vLLM only: `--api-key`. */
+  readonly apiKey?: string | undefined;
+}
+
+export interface RunningSim {
+  readonly port: number;
+  readonly metricsPort: number | undefined;
+  close(): Promise<void>;
+}
+
+/** Faults from the admin endpoint's JSON (snake_case, durations relative to now). */
+export function faultsFromJson(body: unknown, now = Date.now()): SimFaults {
+  const b = obj(body);
+  const f: SimFaults = {};
+  if (num(b['crash']) !== undefined) f.crash = num(b['crash']);
+  if (b['hang'] === true) f.hang = true;
+  if (num(b['slow_token_ms']) !== undefined) f.slowTokenMs = num(b['slow_token_ms']);
+  if (num(b['loading_ms']) !== undefined) f.loadingUntilMs = now + (num(b['loading_ms']) ?? 0);
+  if (num(b['oom_after_tokens']) !== undefined) f.oomAfterTokens = num(b['oom_after_tokens']);
+  if (b['refuse'] === true) f.refuse = true;
+  return f;
+}
+
+async function admin(req: IncomingMessage, res: ServerResponse, e: SimEngine): Promise<boolean> {
+  const url = (req.url ?? '/').split('?')[0];
+  if (req.method === 'POST' && url === '/__sim/faults') {
+    const body = await readJson(req);
+    e.faults = faultsFromJson(body);
+    sendJson(res, 200, { faults: e.faults });
+    return true;
+  }
+  if (req.method === 'GET' && url === '/__sim/state') {
+    sendJson(res, 200, {
+      running: e.running,
+      waiting: e.waiting,
+      kv_usage: e.kvUsage,
+      loading: e.loading(),
+      faults: e.faults,
+      stats: e.stats,
+      options: e.opts,
+    });
+    return true;
+  }
+  return false;
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export async function startSimServer(o: SimServerOptions): Promise<RunningSim> {
+  const route = (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    switch (o.dialect) {
+      case 'llamacpp':
+        return llamacppRoutes(req, res, o.engine);
+      case 'vllm':
+        return vllmRoutes(req, res, o.engine, o.apiKey);
+      case 'tgi':
+        return tgiRoutes(req, res, o.engine);
+      case 'triton':
+        return tritonRoutes(req, res, o.engine);
+    }
+  };
+  const server = createServer((req, res) => {
+    (async () => {
+      if (await admin(req, res, o.engine)) return;
+      if (await route(req, res)) return;
+      sendJson(res, 404, { error: `no route for ${req.method ?? ''} ${req.url ?? ''}` });
+    })().catch((err: unknown) => {
+      if (!res.headersSent) sendJson(res, 400, { error: (err as Error).message });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  const port = await listen(server, o.host, o.port);
+  let metrics: Server | undefined;
+  let metricsPort: number | undefined;
+  if (o.dialect === 'triton') {
+    metrics = createServer((req, res) => {
+      if (req.url === '/metrics') sendText(res, 200, tritonMetrics(o.engine));
+      else sendText(res, 404, 'not found');
+    });
+    metricsPort = await listen(metrics, o.host, o.metricsPort ?? 0);
+  }
+  return {
+    port,
+    metricsPort,
+    close: async () => {
+      server.closeAllConnections();
+      metrics?.closeAllConnections();
+      await Promise.all([
+        new Promise((r) => server.close(r)),
+        metrics ? new Promise((r) => metrics.close(r)) : undefined,
+      ]);
+    },
+  };
+}
