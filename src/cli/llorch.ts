@@ -86,8 +86,9 @@ async function main(argv: string[]): Promise<void> {
           'sim-slots': { type: 'string' },
         },
       });
-      const engine = values.engine ?? DEV_DEFAULTS.engine;
-      if (engine !== 'llamacpp' && engine !== 'sim') fail('--engine must be llamacpp or sim');
+      const engineArg = values.engine ?? DEV_DEFAULTS.engine;
+      if (engineArg !== 'llamacpp' && engineArg !== 'sim') fail('--engine must be llamacpp or sim');
+      const engine: 'llamacpp' | 'sim' = engineArg;
       const dialect = values['sim-dialect'] ?? DEV_DEFAULTS.simDialect;
       if (!(ENGINES as readonly string[]).includes(dialect))
         fail(`--sim-dialect must be one of ${ENGINES.join(', ')}`);

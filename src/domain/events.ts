@@ -31,6 +31,9 @@ export interface EndData {
   queue_ms?: number;
   stop_reason?: string;
   embeddings?: number[][];
+  /** The replica that served the task, and its engine version. */
+  replica_id?: string;
+  engine_version?: string;
 }
 export interface ErrorData {
   code: ErrorCode;

@@ -73,7 +73,7 @@ export class TaskLifecycle {
     switch (t.kind) {
       case 'completed':
         task.state = { kind: 'completed' };
-        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueTimeMs } });
+        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueTimeMs, ...servedBy(task, pool) } });
         this.#o.metrics.observe(
           'latency_decode_ms',
           {
@@ -114,4 +114,11 @@ export class TaskLifecycle {
   countRejected(pool: PoolRuntime, reason: ErrorCode): void {
     this.#o.metrics.inc('tasks_rejected_total', { engine: pool.config.engine, reason });
   }
+}
+
+/** Which replica served a completed task, and its identity (clients check determinism with it). */
+function servedBy(task: TaskRecord, pool: PoolRuntime): { replica_id?: string; engine_version?: string } {
+  if (task.replicaId === undefined) return {};
+  const props = pool.replica(task.replicaId)?.props;
+  return { replica_id: task.replicaId, engine_version: props?.engineVersion ?? pool.engineVersion() };
 }

@@ -64,6 +64,31 @@ export function tinyPool(id: string, modelPath: string, extra: Partial<RawPool> 
   };
 }
 
+/** A pool of simulated replicas speaking `engine`'s dialect (fast tokens unless overridden). */
+export function simPool(
+  id: string,
+  engine: RawPool['engine'],
+  extra: Partial<RawPool> & { sim?: NonNullable<RawPool['launch']>['sim'] } = {},
+): RawPool {
+  const { sim, ...rest } = extra;
+  return {
+    id,
+    engine,
+    model: { id },
+    ctx: TEST_CTX,
+    replicas: 1,
+    devices: 'cpu',
+    launch: {
+      worker: 'sim',
+      parallel: 2,
+      startup_timeout_ms: 30_000,
+      health_interval_ms: 100,
+      sim: { tokens_per_s: 2_000, ...sim },
+    },
+    ...rest,
+  };
+}
+
 export interface CapturedLog {
   readonly lines: string[];
 }
@@ -79,7 +104,7 @@ export async function startHarness(
   raw: Omit<RawConfig, 'profile'>,
   opts: { waitReady?: boolean } = {},
 ): Promise<Harness> {
-  await requireLlamaServer();
+  if (raw.pools.some((p) => p.engine === 'llamacpp' && p.launch?.worker !== 'sim')) await requireLlamaServer();
   const { config } = validateConfig({ profile: 'dev', listen: { host: '127.0.0.1', port: 0 }, ...raw });
   const logs: CapturedLog = { lines: [] };
   const destination = new Writable({

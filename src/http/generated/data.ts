@@ -172,8 +172,12 @@ export interface components {
             canceled?: boolean;
             decode_ms: number;
             embeddings?: number[][];
+            /** @description Engine version of that replica (streams are reproducible within one version, SPEC §14). */
+            engine_version?: string;
             /** @description Time spent queued before dispatch. */
             queue_ms?: number;
+            /** @description The replica that served the task. */
+            replica_id?: string;
             scores?: number[];
             /** @enum {string} */
             stop_reason?: "eos" | "length" | "stop" | "unknown";
