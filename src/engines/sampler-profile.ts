@@ -16,3 +16,17 @@ export function checkSamplerProfile(engine: Engine, version: string): void {
     { engine },
   );
 }
+
+/**
+ * Sampler profile `v1`: seeded nucleus sampling. The same `{prompt, seed}` gives the same stream
+ * on every replica of a replica set (same engine build, model and single-slot mode), and
+ * different seeds give different streams. Each engine's `map-request.ts` maps these values to
+ * its own parameter names; docs/sampler-profiles.md has the table.
+ */
+export const SAMPLER_V1 = {
+  temperature: 0.8,
+  topK: 40,
+  topP: 0.95,
+  minP: 0,
+  repetitionPenalty: 1,
+} as const;

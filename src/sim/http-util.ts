@@ -69,3 +69,8 @@ export const num = (v: unknown): Num => (typeof v === 'number' && Number.isFinit
 export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 export const obj = (v: unknown): Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** The sampling parameters a request carried, as the simulator's sampler-profile key. */
+export function samplingKey(b: Record<string, unknown>, names: readonly string[]): string {
+  return names.map((n) => `${n}=${JSON.stringify(b[n] ?? null)}`).join(',');
+}

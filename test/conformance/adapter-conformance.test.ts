@@ -11,7 +11,12 @@ import type { EngineEvent, EngineHealth, GenerateRequest } from '../../src/engin
 import { llamaServerVersion } from '../../src/engines/llamacpp/provision.js';
 import { OrchError } from '../../src/errors/orch-error.js';
 import { relabelInto, renderFamilies, type Family } from '../../src/util/prom-text.js';
-import { conformancePool, setFaults, startEngine, type EngineUnderTest } from '../support/engine-under-test.js';
+import {
+  conformancePool,
+  setFaults,
+  startEngine,
+  type EngineUnderTest,
+} from '../support/engine-under-test.js';
 import { requireLlamaServer, sleep, until } from '../support/harness.js';
 
 /** A metric each engine's native `/metrics` exposes (its own names, SPEC §7). */
@@ -146,7 +151,13 @@ describe.each(ENGINES)('adapter conformance: %s', (engine) => {
     const text = await e.adapter.scrapeMetrics(AbortSignal.timeout(5_000));
     expect(text).toContain(NATIVE_METRIC[engine]);
     const families = new Map<string, Family>();
-    const labels = { engine, engine_version: 'v-test', pool_id: e.pool.id, replica_id: `${e.pool.id}-r0`, model_id: 'm' };
+    const labels = {
+      engine,
+      engine_version: 'v-test',
+      pool_id: e.pool.id,
+      replica_id: `${e.pool.id}-r0`,
+      model_id: 'm',
+    };
     relabelInto(families, text, labels);
     const out = renderFamilies(families);
     const samples = out.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
@@ -177,7 +188,11 @@ describe.each(ENGINES)('adapter conformance: %s', (engine) => {
     expect((await failure(collect(e, request()))).code).toBe('REPLICA_EXHAUSTED');
     await setFaults(e, { loading_ms: 60_000 });
     expect((await failure(collect(e, request()))).code).toBe('POOL_UNREADY');
-    expect(await e.adapter.probe(AbortSignal.timeout(2_000))).toMatchObject({ live: true, ready: false, loading: true });
+    expect(await e.adapter.probe(AbortSignal.timeout(2_000))).toMatchObject({
+      live: true,
+      ready: false,
+      loading: true,
+    });
     await setFaults(e, {});
     expect((await e.adapter.probe(AbortSignal.timeout(2_000))).ready).toBe(true);
   });
@@ -187,7 +202,10 @@ describe.each(ENGINES)('adapter conformance: %s', (engine) => {
     let got = 0;
     const err = await failure(
       (async () => {
-        for await (const ev of e.adapter.generate(request({ maxTokens: 1_500 }), AbortSignal.timeout(30_000))) {
+        for await (const ev of e.adapter.generate(
+          request({ maxTokens: 1_500 }),
+          AbortSignal.timeout(30_000),
+        )) {
           if (ev.kind === 'tokens') got += ev.count;
           if (got >= 2 && e.process.exit === undefined) e.process.kill('SIGKILL');
         }

@@ -49,15 +49,16 @@ describe('toCompletionRequest (sampler profile v1)', () => {
     samplerProfileVersion: 'v1',
     cachePrompt: true,
   };
-  it('is greedy, streamed, returns token ids and passes the seed', () => {
+  it('samples with profile v1, streamed, returns token ids and passes the seed', () => {
     expect(toCompletionRequest(base)).toMatchObject({
       prompt: 'p',
       n_predict: 8,
       stream: true,
       return_tokens: true,
       seed: 5,
-      temperature: 0,
-      top_k: 1,
+      temperature: 0.8,
+      top_k: 40,
+      top_p: 0.95,
       cache_prompt: true,
       ignore_eos: false,
     });

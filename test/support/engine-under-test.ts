@@ -32,7 +32,10 @@ export function resolvePool(raw: RawPool): ResolvedPool {
 }
 
 /** The pool a conformance run starts one process of. */
-export async function conformancePool(engine: Engine, sim: { load_ms?: number; tokens_per_s?: number } = {}): Promise<RawPool> {
+export async function conformancePool(
+  engine: Engine,
+  sim: { load_ms?: number; tokens_per_s?: number } = {},
+): Promise<RawPool> {
   if (engine === 'llamacpp') {
     const base = tinyPool('conf-llamacpp', await tinyModelPath());
     return { ...base, launch: { ...base.launch, parallel: 2 } };

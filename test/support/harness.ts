@@ -104,7 +104,8 @@ export async function startHarness(
   raw: Omit<RawConfig, 'profile'>,
   opts: { waitReady?: boolean } = {},
 ): Promise<Harness> {
-  if (raw.pools.some((p) => p.engine === 'llamacpp' && p.launch?.worker !== 'sim')) await requireLlamaServer();
+  if (raw.pools.some((p) => p.engine === 'llamacpp' && p.launch?.worker !== 'sim'))
+    await requireLlamaServer();
   const { config } = validateConfig({ profile: 'dev', listen: { host: '127.0.0.1', port: 0 }, ...raw });
   const logs: CapturedLog = { lines: [] };
   const destination = new Writable({

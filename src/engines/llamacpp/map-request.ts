@@ -1,18 +1,17 @@
 import type { GenerateRequest } from '../adapter.js';
-import { checkSamplerProfile } from '../sampler-profile.js';
+import { SAMPLER_V1, checkSamplerProfile } from '../sampler-profile.js';
 import type { CompletionRequest } from './wire-types.js';
 
 /**
- * Sampler profile `v1` for llama.cpp (ORCH-3058): greedy decoding with every stochastic or
- * history-dependent sampler disabled, so a replica set yields identical streams for identical
- * `{prompt, seed}`. The seed is still passed, so the profile stays valid if a later version
- * samples.
+ * Sampler profile `v1` for llama.cpp (ORCH-3058): seeded sampling with the values of
+ * `SAMPLER_V1`; the same build, model and seed give the same stream in every process (FACTS:
+ * greedy and F32 sampling are identical across processes and thread counts).
  *
- * | task field        | llama.cpp parameter                                            |
- * |-------------------|----------------------------------------------------------------|
- * | seed              | `seed` (32-bit; 0xFFFFFFFF means "random" in llama.cpp: avoided) |
- * | determinism       | strict and best_effort both: temperature 0, top_k 1            |
- * | (fixed)           | top_p 1, min_p 0, repeat_penalty 1                             |
+ * | task field  | llama.cpp parameter                                              |
+ * |-------------|------------------------------------------------------------------|
+ * | seed        | `seed` (32-bit: seed mod 2^32; 0xFFFFFFFF means "random": → 0)    |
+ * | determinism | strict and best_effort: the same parameters                      |
+ * | (profile)   | temperature 0.8, top_k 40, top_p 0.95, min_p 0, repeat_penalty 1  |
  */
 const LLAMA_RANDOM_SEED = 0xffff_ffff;
 
@@ -25,11 +24,11 @@ export function toCompletionRequest(req: GenerateRequest): CompletionRequest {
     stream: true,
     return_tokens: true,
     seed: seed === LLAMA_RANDOM_SEED ? 0 : seed,
-    temperature: 0,
-    top_k: 1,
-    top_p: 1,
-    min_p: 0,
-    repeat_penalty: 1,
+    temperature: SAMPLER_V1.temperature,
+    top_k: SAMPLER_V1.topK,
+    top_p: SAMPLER_V1.topP,
+    min_p: SAMPLER_V1.minP,
+    repeat_penalty: SAMPLER_V1.repetitionPenalty,
     cache_prompt: req.cachePrompt,
     ignore_eos: req.ignoreEos ?? false,
     id_slot: -1,

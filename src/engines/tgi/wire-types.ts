@@ -8,6 +8,9 @@ export interface GenerateRequest {
     max_new_tokens: number;
     seed: number;
     do_sample: boolean;
+    temperature: number;
+    top_k: number;
+    top_p: number;
     details: boolean;
     return_full_text: boolean;
     decoder_input_details: boolean;

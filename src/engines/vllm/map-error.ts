@@ -38,7 +38,8 @@ export function mapVllmError(status: number, text: string): OrchError {
       opts,
     );
   if (status === 503 || status === 429) {
-    if (/\bloading\b/i.test(message)) return new OrchError('POOL_UNREADY', `vLLM is loading: ${message}`, opts);
+    if (/\bloading\b/i.test(message))
+      return new OrchError('POOL_UNREADY', `vLLM is loading: ${message}`, opts);
     return new OrchError('REPLICA_EXHAUSTED', `vLLM refused new work: ${message}`, opts);
   }
   return vllmFailure(message, `vLLM answered ${status}`);

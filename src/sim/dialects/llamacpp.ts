@@ -1,7 +1,18 @@
 /** llama-server's native API (llama.cpp tools/server/README.md), as the simulator speaks it. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimError, type SimEngine } from '../sim-engine.js';
-import { clientGone, num, obj, prom, readJson, sendJson, sendText, startSse, str } from '../http-util.js';
+import {
+  clientGone,
+  num,
+  obj,
+  prom,
+  readJson,
+  samplingKey,
+  sendJson,
+  sendText,
+  startSse,
+  str,
+} from '../http-util.js';
 
 const err = (res: ServerResponse, code: number, message: string, type: string) =>
   sendJson(res, code, { error: { code, message, type } });
@@ -92,7 +103,12 @@ export async function llamacppRoutes(
     const stream = b['stream'] === true;
     const gen = e.generate(
       prompt,
-      { maxTokens: nPredict, seed: num(b['seed']) ?? 0, cachePrompt: b['cache_prompt'] !== false },
+      {
+        maxTokens: nPredict,
+        seed: num(b['seed']) ?? 0,
+        cachePrompt: b['cache_prompt'] !== false,
+        samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty']),
+      },
       signal,
     );
     let content = '';

@@ -1,7 +1,18 @@
 /** Hugging Face text-generation-inference's API (TGI OpenAPI: /generate, /generate_stream, /info), as the simulator speaks it. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimError, type SimEngine } from '../sim-engine.js';
-import { clientGone, num, obj, prom, readJson, sendJson, sendText, startSse, str } from '../http-util.js';
+import {
+  clientGone,
+  num,
+  obj,
+  prom,
+  readJson,
+  samplingKey,
+  sendJson,
+  sendText,
+  startSse,
+  str,
+} from '../http-util.js';
 
 function errorOf(e: SimError): { status: number; body: { error: string; error_type: string } } {
   switch (e.kind) {
@@ -103,7 +114,15 @@ export async function tgiRoutes(req: IncomingMessage, res: ServerResponse, e: Si
     }
     const seed = num(p['seed']) ?? 0;
     const signal = clientGone(req, res);
-    const gen = e.generate(inputs, { maxTokens: maxNew, seed }, signal);
+    const gen = e.generate(
+      inputs,
+      {
+        maxTokens: maxNew,
+        seed,
+        samplerProfile: samplingKey(p, ['do_sample', 'temperature', 'top_k', 'top_p', 'repetition_penalty']),
+      },
+      signal,
+    );
     let text = '';
     let index = 0;
     try {

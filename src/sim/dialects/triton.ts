@@ -5,7 +5,18 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimError, type SimEngine } from '../sim-engine.js';
-import { clientGone, num, obj, prom, readJson, sendJson, sendText, startSse, str } from '../http-util.js';
+import {
+  clientGone,
+  num,
+  obj,
+  prom,
+  readJson,
+  samplingKey,
+  sendJson,
+  sendText,
+  startSse,
+  str,
+} from '../http-util.js';
 
 export const TRITON_MODEL = 'ensemble';
 const TRITON_VERSION = '2.53.0';
@@ -152,7 +163,11 @@ export async function tritonRoutes(
     const signal = clientGone(req, res);
     const gen = e.generate(
       text,
-      { maxTokens: num(b['max_tokens']) ?? 16, seed: num(b['random_seed']) ?? 0 },
+      {
+        maxTokens: num(b['max_tokens']) ?? 16,
+        seed: num(b['random_seed']) ?? 0,
+        samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'repetition_penalty']),
+      },
       signal,
     );
     let out = '';

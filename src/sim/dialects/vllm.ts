@@ -2,7 +2,18 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimError, type SimEngine } from '../sim-engine.js';
-import { clientGone, num, obj, prom, readJson, sendJson, sendText, startSse, str } from '../http-util.js';
+import {
+  clientGone,
+  num,
+  obj,
+  prom,
+  readJson,
+  samplingKey,
+  sendJson,
+  sendText,
+  startSse,
+  str,
+} from '../http-util.js';
 
 const errorBody = (code: number, message: string, type: string) => ({
   object: 'error',
@@ -178,7 +189,12 @@ export async function vllmRoutes(
     const signal = clientGone(req, res);
     const gen = e.generate(
       prompt,
-      { maxTokens, seed: num(b['seed']) ?? 0, ignoreEos: b['ignore_eos'] === true },
+      {
+        maxTokens,
+        seed: num(b['seed']) ?? 0,
+        ignoreEos: b['ignore_eos'] === true,
+        samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty']),
+      },
       signal,
     );
     const choice = (text: string, finish: string | null) =>
