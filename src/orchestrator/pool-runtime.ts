@@ -45,7 +45,11 @@ export class PoolRuntime {
     const replicas = this.supervisor.replicas();
     if (replicas.some((r) => r.state.kind === 'ready')) return 'ready';
     const coming = replicas.some(
-      (r) => r.state.kind === 'starting' || r.state.kind === 'preloading' || r.state.kind === 'self-test',
+      (r) =>
+        r.state.kind === 'starting' ||
+        r.state.kind === 'preloading' ||
+        r.state.kind === 'self-test' ||
+        (r.state.kind === 'unready' && r.state.retrying === true),
     );
     return coming ? 'unready' : 'unavailable';
   }

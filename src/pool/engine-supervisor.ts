@@ -140,7 +140,7 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       if (this.#stopping || r.process !== proc) return;
       clearInterval(r.healthTimer);
       const last = proc.lastError();
-      this.#set(r, { kind: 'unready', cause: `${describeExit(exit)}${last ? `: ${last}` : ''}` });
+      this.#set(r, { kind: 'unready', cause: `${describeExit(exit)}${last ? `: ${last}` : ''}`, retrying: true });
       this.#scheduleRestart(r);
     });
   }
@@ -215,7 +215,7 @@ export class EnginePoolSupervisor implements PoolSupervisor {
               : h.live
                 ? 'engine health check failed'
                 : 'engine not answering';
-            this.#set(r, { kind: 'unready', cause: `${what}${h.detail ? ` (${h.detail})` : ''}` });
+            this.#set(r, { kind: 'unready', cause: `${what}${h.detail ? ` (${h.detail})` : ''}`, retrying: true });
           }
         })
         .catch(() => undefined)

@@ -9,7 +9,12 @@ export type ReplicaState =
   | { readonly kind: 'preloading' }
   | { readonly kind: 'self-test' }
   | { readonly kind: 'ready' }
-  | { readonly kind: 'unready'; readonly cause: string }
+  | {
+      readonly kind: 'unready';
+      readonly cause: string;
+      /** True while the replica may come back by itself (restart scheduled, engine loading). */
+      readonly retrying?: boolean;
+    }
   | { readonly kind: 'stopped' };
 
 export type ReplicaStateKind = ReplicaState['kind'];
