@@ -127,7 +127,19 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     await r.adapter.close();
     r.adapter = launcher.adapter(ports);
     r.props = undefined;
-    this.#set(r, { kind: 'preloading' });
+    r.state = { kind: 'preloading' };
+    logger.info(
+      {
+        event: 'replica.state',
+        pool_id: pool.id,
+        replica_id: r.id,
+        state: 'preloading',
+        engine_url: r.adapter.baseUrl,
+        simulated: launcher.simulated,
+      },
+      `replica ${r.id} preloading (${launcher.simulated ? 'simulated ' : ''}${pool.engine} at ${r.adapter.baseUrl})`,
+    );
+    for (const l of this.#listeners) l(this.#view(r));
     const cause = await this.#preloadAndSelfTest(r, proc);
     if (cause !== undefined) {
       await proc.stop(500);
@@ -140,7 +152,11 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       if (this.#stopping || r.process !== proc) return;
       clearInterval(r.healthTimer);
       const last = proc.lastError();
-      this.#set(r, { kind: 'unready', cause: `${describeExit(exit)}${last ? `: ${last}` : ''}`, retrying: true });
+      this.#set(r, {
+        kind: 'unready',
+        cause: `${describeExit(exit)}${last ? `: ${last}` : ''}`,
+        retrying: true,
+      });
       this.#scheduleRestart(r);
     });
   }
@@ -215,7 +231,11 @@ export class EnginePoolSupervisor implements PoolSupervisor {
               : h.live
                 ? 'engine health check failed'
                 : 'engine not answering';
-            this.#set(r, { kind: 'unready', cause: `${what}${h.detail ? ` (${h.detail})` : ''}`, retrying: true });
+            this.#set(r, {
+              kind: 'unready',
+              cause: `${what}${h.detail ? ` (${h.detail})` : ''}`,
+              retrying: true,
+            });
           }
         })
         .catch(() => undefined)

@@ -92,10 +92,16 @@ describe('engine simulator faults → orchestrator reaction', () => {
     await new Promise((r) => setTimeout(r, 100));
     await inject('crash', { crash: 3 });
     const ev = terminal((await readStream(h.url, id, { key: KEYS.alice })).events);
-    expect(ev).toMatchObject({ event: 'error', data: { code: 'WORKER_RESET', engine: 'vllm', retriable: true } });
+    expect(ev).toMatchObject({
+      event: 'error',
+      data: { code: 'WORKER_RESET', engine: 'vllm', retriable: true },
+    });
     await until(async () => (await health('crash')).replicas[0]?.state === 'unready');
     expect((await health('crash')).replicas[0]?.cause).toMatch(/exited with code 3/);
-    const refused = await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: task('crash', { engine: 'vllm' }) });
+    const refused = await call(h.url, 'POST', '/v1/tasks', {
+      key: KEYS.alice,
+      body: task('crash', { engine: 'vllm' }),
+    });
     expect(refused.json).toMatchObject({ code: 'POOL_UNREADY', retriable: true });
     await until(async () => (await health('crash')).ready, 15_000);
     const after = await submit('crash', { max_tokens: 4 });
@@ -109,7 +115,9 @@ describe('engine simulator faults → orchestrator reaction', () => {
     expect(ev).toMatchObject({ event: 'error', data: { code: 'DECODE_TIMEOUT', engine: 'tgi' } });
     const replica = pool('hang').supervisor.replicas()[0];
     await until(async () => {
-      const state = (await (await fetch(`${replica?.adapter.baseUrl}/__sim/state`)).json()) as { running: number };
+      const state = (await (await fetch(`${replica?.adapter.baseUrl}/__sim/state`)).json()) as {
+        running: number;
+      };
       return state.running === 0;
     });
     await inject('hang', {});
@@ -134,7 +142,10 @@ describe('engine simulator faults → orchestrator reaction', () => {
     await inject('loading', { loading_ms: 1_500 });
     await until(async () => !(await health('loading')).ready, 5_000);
     expect((await health('loading')).replicas[0]?.cause).toMatch(/loading/);
-    const refused = await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: task('loading', { engine: 'vllm' }) });
+    const refused = await call(h.url, 'POST', '/v1/tasks', {
+      key: KEYS.alice,
+      body: task('loading', { engine: 'vllm' }),
+    });
     expect(refused.status).toBe(503);
     expect(refused.json).toMatchObject({ code: 'POOL_UNREADY', retriable: true });
     await until(async () => (await health('loading')).ready, 10_000);
@@ -157,7 +168,10 @@ describe('engine simulator faults → orchestrator reaction', () => {
     await inject('refuse', { refuse: true });
     const id = await submit('refuse');
     const { events } = await readStream(h.url, id, { key: KEYS.alice });
-    expect(terminal(events)).toMatchObject({ event: 'error', data: { code: 'REPLICA_EXHAUSTED', retriable: true } });
+    expect(terminal(events)).toMatchObject({
+      event: 'error',
+      data: { code: 'REPLICA_EXHAUSTED', retriable: true },
+    });
     expect(events.filter((e) => e.event === 'token')).toHaveLength(0);
     await inject('refuse', {});
   });
@@ -170,6 +184,8 @@ describe('engine simulator faults → orchestrator reaction', () => {
     expect(caps.engines.every((e) => e.simulated)).toBe(true);
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
     expect(metrics).toMatch(/engine_replica_info\{[^}]*pool_id="refuse"[^}]*simulated="true"\} 1/);
-    expect(metrics).toMatch(/tgi_queue_size\{[^}]*engine="tgi"[^}]*pool_id="refuse"[^}]*replica_id="refuse-r0"[^}]*model_id="refuse"/);
+    expect(metrics).toMatch(
+      /tgi_queue_size\{[^}]*engine="tgi"[^}]*pool_id="refuse"[^}]*replica_id="refuse-r0"[^}]*model_id="refuse"/,
+    );
   });
 });
