@@ -1,6 +1,7 @@
 /** Hugging Face text-generation-inference's API (TGI OpenAPI: /generate, /generate_stream, /info), as the simulator speaks it. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimError, type SimEngine } from '../sim-engine.js';
+import { openAiCompletions } from './openai-compat.js';
 import {
   clientGone,
   num,
@@ -33,6 +34,8 @@ function errorOf(e: SimError): { status: number; body: { error: string; error_ty
       };
   }
 }
+
+const compatWrap = (compat: boolean, body: unknown): unknown => (compat ? [body] : body);
 
 export async function tgiRoutes(req: IncomingMessage, res: ServerResponse, e: SimEngine): Promise<boolean> {
   const url = (req.url ?? '/').split('?')[0] ?? '/';
@@ -91,9 +94,20 @@ export async function tgiRoutes(req: IncomingMessage, res: ServerResponse, e: Si
     );
     return true;
   }
-  const streaming = url === '/generate_stream';
-  if (req.method === 'POST' && (url === '/generate' || streaming)) {
-    const b = obj(await readJson(req));
+  if (req.method === 'POST' && (url === '/v1/completions' || url === '/v1/chat/completions')) {
+    // TGI's Messages API (OpenAI-compatible), which current Hugging Face clients use.
+    await openAiCompletions(req, res, e, { url, modelCheck: false });
+    return true;
+  }
+  // `POST /` is TGI's compat route: `stream` picks /generate_stream or /generate (the latter
+  // answered as a one-element array).
+  const compat = url === '/';
+  const b =
+    req.method === 'POST' && (compat || url === '/generate' || url === '/generate_stream')
+      ? obj(await readJson(req))
+      : undefined;
+  const streaming = url === '/generate_stream' || (compat && b?.['stream'] === true);
+  if (b !== undefined) {
     const inputs = str(b['inputs']);
     const p = obj(b['parameters']);
     if (inputs === undefined) {
@@ -148,10 +162,14 @@ export async function tgiRoutes(req: IncomingMessage, res: ServerResponse, e: Si
       }
       if (streaming) res.end();
       else
-        sendJson(res, 200, {
-          generated_text: text,
-          details: { finish_reason: 'length', generated_tokens: index, seed, prefill: [], tokens: [] },
-        });
+        sendJson(
+          res,
+          200,
+          compatWrap(compat, {
+            generated_text: text,
+            details: { finish_reason: 'length', generated_tokens: index, seed, prefill: [], tokens: [] },
+          }),
+        );
     } catch (err) {
       if (signal.aborted) return true;
       const { status, body } = errorOf(err instanceof SimError ? err : new SimError('invalid', String(err)));

@@ -1,0 +1,145 @@
+/**
+ * The simulator's dialects checked with the engines' own official client libraries, so the
+ * simulator cannot drift into a private dialect: OpenAI's `openai` client against the vLLM
+ * dialect, Hugging Face's `@huggingface/inference` against the TGI dialect.
+ */
+import { InferenceClient } from '@huggingface/inference';
+import { HfInferenceEndpoint } from '@huggingface/inference-v2';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEngine, type EngineUnderTest } from '../support/engine-under-test.js';
+import { simPool, until } from '../support/harness.js';
+
+const API_KEY = 'sk-sim-test';
+let vllm: EngineUnderTest;
+let tgi: EngineUnderTest;
+
+async function ready(e: EngineUnderTest): Promise<void> {
+  await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 30_000);
+}
+
+beforeAll(async () => {
+  [vllm, tgi] = await Promise.all([
+    startEngine(simPool('oc-vllm', 'vllm', { launch: { worker: 'sim', parallel: 2, api_key: API_KEY } })),
+    startEngine(simPool('oc-tgi', 'tgi')),
+  ]);
+  await Promise.all([ready(vllm), ready(tgi)]);
+});
+afterAll(async () => {
+  await Promise.all([vllm.stop(), tgi.stop()]);
+});
+
+describe('openai client ↔ simulated vLLM', () => {
+  const client = () => new OpenAI({ apiKey: API_KEY, baseURL: `${vllm.baseUrl}/v1`, maxRetries: 0 });
+
+  it('lists the served model with its max_model_len', async () => {
+    const models = await client().models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['oc-vllm']);
+  });
+
+  it('streams a completion ending with a usage chunk', async () => {
+    const stream = await client().completions.create({
+      model: 'oc-vllm',
+      prompt: 'Hello',
+      max_tokens: 7,
+      seed: 3,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let usage: OpenAI.CompletionUsage | undefined;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usage = chunk.usage ?? usage;
+    }
+    expect(text).toHaveLength(7);
+    expect(finish).toBe('length');
+    expect(usage).toMatchObject({ completion_tokens: 7, total_tokens: (usage?.prompt_tokens ?? 0) + 7 });
+  });
+
+  it('streams a chat completion (role first, then content deltas)', async () => {
+    const stream = await client().chat.completions.create({
+      model: 'oc-vllm',
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 5,
+      stream: true,
+    });
+    const deltas: OpenAI.Chat.Completions.ChatCompletionChunk.Choice.Delta[] = [];
+    for await (const chunk of stream) if (chunk.choices[0]) deltas.push(chunk.choices[0].delta);
+    expect(deltas[0]?.role).toBe('assistant');
+    expect(deltas.map((d) => d.content ?? '').join('')).toHaveLength(5);
+  });
+
+  it('creates embeddings', async () => {
+    const r = await client().embeddings.create({ model: 'oc-vllm', input: ['a', 'b'] });
+    expect(r.data).toHaveLength(2);
+    expect(r.data[0]?.embedding.length).toBeGreaterThan(0);
+  });
+
+  it('surfaces errors as the client expects: 400 for ctx overflow, 401 without the key', async () => {
+    await expect(
+      client().completions.create({ model: 'oc-vllm', prompt: 'x', max_tokens: 100_000 }),
+    ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    const anon = new OpenAI({ apiKey: 'wrong', baseURL: `${vllm.baseUrl}/v1`, maxRetries: 0 });
+    await expect(anon.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+});
+
+describe('@huggingface/inference 2.x (TGI native API) ↔ simulated TGI', () => {
+  // 2.x posts to the endpoint root, TGI's compat route, and reads TGI's own stream events. A
+  // model name keeps it from asking huggingface.co for a default model (offline here).
+  const endpoint = () => new HfInferenceEndpoint(tgi.baseUrl);
+  const model = 'tgi';
+
+  it('textGenerationStream: one token per event, details on the last', async () => {
+    const tokens: string[] = [];
+    let generated: string | null = null;
+    let details: unknown;
+    for await (const ev of endpoint().textGenerationStream({
+      model,
+      inputs: 'Hello',
+      parameters: { max_new_tokens: 6, seed: 1, details: true },
+    })) {
+      tokens.push(ev.token.text);
+      generated = ev.generated_text ?? generated;
+      details = ev.details ?? details;
+    }
+    expect(tokens).toHaveLength(6);
+    expect(generated).toBe(tokens.join(''));
+    expect(details).toMatchObject({ finish_reason: 'length', generated_tokens: 6 });
+  });
+
+  it('textGeneration returns the generated text', async () => {
+    const r = await endpoint().textGeneration({ model, inputs: 'Hello', parameters: { max_new_tokens: 4 } });
+    expect(r.generated_text).toHaveLength(4);
+  });
+
+  it("validation errors arrive as the client's error with TGI's message", async () => {
+    await expect(
+      endpoint().textGeneration({ model, inputs: 'x', parameters: { max_new_tokens: 100_000 } }),
+    ).rejects.toThrow(/max_new_tokens/);
+  });
+});
+
+describe('@huggingface/inference 4.x (TGI Messages API) ↔ simulated TGI', () => {
+  // Current clients reach a TGI endpoint through its OpenAI-compatible routes.
+  const endpoint = () => new InferenceClient().endpoint(tgi.baseUrl);
+
+  it('textGeneration through /v1/completions', async () => {
+    const r = await endpoint().textGeneration({ inputs: 'Hello', parameters: { max_new_tokens: 4 } });
+    expect(r.generated_text).toHaveLength(4);
+  });
+
+  it('chatCompletionStream through /v1/chat/completions', async () => {
+    let text = '';
+    for await (const chunk of endpoint().chatCompletionStream({
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 5,
+    })) {
+      text += chunk.choices[0]?.delta.content ?? '';
+    }
+    expect(text).toHaveLength(5);
+  });
+});
