@@ -127,7 +127,8 @@ async function main(argv: string[]): Promise<void> {
     case 'submit':
       return submitCommand(rest);
     case 'sim':
-      return simCommand(rest);
+      // Bad flags are usage errors (exit 2), like the other commands' argument errors.
+      return simCommand(rest).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
     case 'config': {
       const [sub, file] = rest;
       if (sub !== 'validate' || file === undefined) fail('usage: llorch config validate FILE');

@@ -15,4 +15,16 @@ describe('example configs', () => {
     expect(config.pools.flatMap((p) => (p.devices === 'cpu' ? [] : p.devices))).toEqual([0, 0, 1]);
     expect(config.auth.keys.map((k) => k.id)).toEqual(['agents', 'batch-jobs', 'ops']);
   });
+
+  it('examples/sim-fleet.yaml is a prod config of simulated pools, one per engine', async () => {
+    const { config } = await loadConfigFile('examples/sim-fleet.yaml');
+    expect(config.profile).toBe('prod');
+    expect(config.pools.map((p) => [p.engine, p.launch.worker])).toEqual([
+      ['llamacpp', 'sim'],
+      ['vllm', 'sim'],
+      ['tgi', 'sim'],
+      ['triton', 'sim'],
+    ]);
+    expect(config.pools[3]?.launch.sim.engineVersions).toEqual(['trtllm-0.13.0']);
+  });
 });
