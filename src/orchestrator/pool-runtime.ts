@@ -81,7 +81,8 @@ export class PoolRuntime {
   }
 
   #props() {
-    return this.supervisor.replicas().find((r) => r.props)?.props;
+    return (this.readyReplicas().find((r) => r.props) ?? this.supervisor.replicas().find((r) => r.props))
+      ?.props;
   }
 
   /** The served model's digest: configured, else what the replicas reported. */
@@ -103,6 +104,8 @@ export class PoolRuntime {
 
   /** Engine version of the pool's replicas (they form one replica set). */
   engineVersion(): string {
+    // Ready replicas define the set; a refused replica may report another version.
+    for (const r of this.readyReplicas()) if (r.props) return r.props.engineVersion;
     for (const r of this.supervisor.replicas()) if (r.props) return r.props.engineVersion;
     return 'unknown';
   }

@@ -104,15 +104,15 @@ export class SimEngine {
   readonly #startedAt = Date.now();
   #running = 0;
   readonly #waiters: (() => void)[] = [];
-  /** Cached prompt prefixes (hash of the prompt's tokens → token count), in LRU order. */
-  readonly #kv = new Map<string, number>();
+  /** Cached prompt token sequences by hash, in LRU order (oldest first). */
+  readonly #kv = new Map<string, readonly number[]>();
   #kvTokens = 0;
   readonly stats = {
     requests: 0,
     promptTokens: 0,
     cachedPromptTokens: 0,
     generatedTokens: 0,
-    preemptions: 0,
+    evictions: 0,
     errors: 0,
   };
 
@@ -130,6 +130,16 @@ export class SimEngine {
 
   get kvUsage(): number {
     return this.opts.kvCapacityTokens === 0 ? 0 : this.#kvTokens / this.opts.kvCapacityTokens;
+  }
+
+  /** Decode time of one token per sequence while `running` sequences share the batch. */
+  perTokenMs(running: number): number {
+    return (1000 / this.opts.tokensPerSecond) * (1 + this.opts.batchSlowdown * Math.max(0, running - 1));
+  }
+
+  /** Prefill time of a prompt: only tokens not covered by a cached prefix cost anything. */
+  prefillMs(promptTokens: number, cachedTokens: number): number {
+    return ((promptTokens - cachedTokens) / this.opts.prefillTokensPerSecond) * 1000;
   }
 
   loading(): boolean {
@@ -192,34 +202,44 @@ export class SimEngine {
     this.#waiters.shift()?.();
   }
 
-  /** Tokens of the prompt already in the KV cache (longest cached prefix), refreshing LRU order. */
+  /**
+   * Tokens of the prompt whose KV is cached: the longest common prefix with any cached sequence
+   * (like llama.cpp's prompt cache and vLLM's prefix caching). A hit refreshes the entry's LRU
+   * position.
+   */
   #cachedPrefix(tokens: readonly number[]): number {
-    for (let n = tokens.length; n > 0; n--) {
-      const key = createHash('sha1')
-        .update(Buffer.from(Uint32Array.from(tokens.slice(0, n)).buffer))
-        .digest('hex');
-      const hit = this.#kv.get(key);
-      if (hit !== undefined) {
-        this.#kv.delete(key);
-        this.#kv.set(key, hit);
-        return n;
+    let best = 0;
+    let bestKey: string | undefined;
+    for (const [key, cached] of this.#kv) {
+      const n = Math.min(cached.length, tokens.length);
+      let k = 0;
+      while (k < n && cached[k] === tokens[k]) k++;
+      if (k > best) {
+        best = k;
+        bestKey = key;
       }
-      if (n > 64) n = Math.max(1, n - 63); // coarse search on long prompts
     }
-    return 0;
+    if (bestKey !== undefined) {
+      const entry = this.#kv.get(bestKey);
+      this.#kv.delete(bestKey);
+      if (entry) this.#kv.set(bestKey, entry);
+    }
+    return best;
   }
 
+  /** Caches a prompt's KV, evicting least recently used sequences beyond the capacity. */
   #remember(tokens: readonly number[]): void {
     const key = createHash('sha1')
       .update(Buffer.from(Uint32Array.from(tokens).buffer))
       .digest('hex');
-    if (this.#kv.has(key)) return;
-    this.#kv.set(key, tokens.length);
+    if (this.#kv.has(key) || tokens.length > this.opts.kvCapacityTokens) return;
+    this.#kv.set(key, tokens);
     this.#kvTokens += tokens.length;
-    for (const [k, n] of this.#kv) {
+    for (const [k, cached] of this.#kv) {
       if (this.#kvTokens <= this.opts.kvCapacityTokens) break;
       this.#kv.delete(k);
-      this.#kvTokens -= n;
+      this.#kvTokens -= cached.length;
+      this.stats.evictions++;
     }
   }
 
@@ -244,8 +264,8 @@ export class SimEngine {
       const cached = o.cachePrompt === false ? 0 : this.#cachedPrefix(promptTokens);
       this.stats.promptTokens += promptTokens.length;
       this.stats.cachedPromptTokens += cached;
-      await sleep(((promptTokens.length - cached) / this.opts.prefillTokensPerSecond) * 1000, signal);
-      this.#remember(promptTokens);
+      await sleep(this.prefillMs(promptTokens.length, cached), signal);
+      if (o.cachePrompt !== false) this.#remember(promptTokens);
       let produced = 0;
       // Timers are coarse (about 1 ms): accumulate the pacing debt and sleep when it is worth it.
       let debtMs = 0;
@@ -257,9 +277,7 @@ export class SimEngine {
           this.stats.errors++;
           throw new SimError('oom', 'CUDA out of memory: tried to allocate 2.00 GiB (simulated)');
         }
-        const perToken =
-          1000 / (this.opts.tokensPerSecond / (1 + this.opts.batchSlowdown * (this.#running - 1)));
-        debtMs += perToken + (f.slowTokenMs ?? 0);
+        debtMs += this.perTokenMs(this.#running) + (f.slowTokenMs ?? 0);
         if (debtMs >= 1) {
           await sleep(debtMs, signal);
           debtMs = 0;

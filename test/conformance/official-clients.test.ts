@@ -4,11 +4,28 @@
  * dialect, Hugging Face's `@huggingface/inference` against the TGI dialect.
  */
 import { InferenceClient } from '@huggingface/inference';
-import { HfInferenceEndpoint } from '@huggingface/inference-v2';
+import * as hfV2 from '@huggingface/inference-v2';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, type EngineUnderTest } from '../support/engine-under-test.js';
 import { simPool, until } from '../support/harness.js';
+
+/** The 2.x client's surface used here (its bundled types do not resolve under `nodenext`). */
+interface TgiNativeClient {
+  textGenerationStream(args: {
+    model: string;
+    inputs: string;
+    parameters: Record<string, unknown>;
+  }): AsyncIterable<{ token: { text: string }; generated_text: string | null; details: unknown }>;
+  textGeneration(args: {
+    model: string;
+    inputs: string;
+    parameters: Record<string, unknown>;
+  }): Promise<{ generated_text: string }>;
+}
+const { HfInferenceEndpoint } = hfV2 as unknown as {
+  HfInferenceEndpoint: new (url: string) => TgiNativeClient;
+};
 
 const API_KEY = 'sk-sim-test';
 let vllm: EngineUnderTest;

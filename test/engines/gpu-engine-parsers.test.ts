@@ -160,7 +160,7 @@ describe('Triton / TensorRT-LLM', () => {
         .join(''),
     ).toBe(' Machine learning is');
     expect(p.finish(6, 3)).toEqual({ kind: 'done', tokensIn: 6, tokensOut: 3, stopReason: 'length' });
-    expect(p.finish(6, 10).stopReason).toBe('eos');
+    expect(p.finish(6, 10)).toMatchObject({ stopReason: 'eos' });
   });
 
   it('an error object mid-stream → WORKER_RESET for CUDA OOM', () => {
