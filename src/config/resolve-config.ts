@@ -87,6 +87,25 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     );
   }
 
+  const rawTenants = raw.fairness?.tenants ?? [];
+  checkUnique(
+    rawTenants.map((t) => t.id),
+    (i, first) =>
+      `fairness.tenants[${i}].id: duplicate tenant '${rawTenants[i]?.id ?? ''}' (also fairness.tenants[${first}])`,
+    problems,
+  );
+  const tenants = new Map(
+    rawTenants.map((t) => [
+      t.id,
+      {
+        weight: t.weight ?? 1,
+        maxConcurrent: t.max_concurrent,
+        rps: t.rps,
+        burst: t.burst ?? Math.max(1, Math.ceil(t.rps ?? 1)),
+      },
+    ]),
+  );
+
   checkUnique(
     raw.pools.map((p) => p.id),
     (i, first) => `pools[${i}].id: duplicate pool id '${raw.pools[i]?.id ?? ''}' (also pools[${first}])`,
@@ -115,6 +134,13 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
         interactive: raw.fairness?.weights?.interactive ?? DEFAULTS.interactiveWeight,
         batch: raw.fairness?.weights?.batch ?? DEFAULTS.batchWeight,
       },
+      tenants,
+      shareWindowTokens: raw.fairness?.share_window_tokens ?? DEFAULTS.shareWindowTokens,
+    },
+    scheduling: {
+      mode: raw.scheduling?.mode ?? 'wfq',
+      deadlineSlackTokens: raw.scheduling?.deadline_slack_tokens ?? DEFAULTS.deadlineSlackTokens,
+      preemption: raw.scheduling?.preemption ?? 'soft',
     },
     sse: {
       metricsIntervalMs: raw.sse?.metrics_interval_ms ?? DEFAULTS.sseMetricsIntervalMs,
@@ -163,6 +189,11 @@ function resolvePool(
   if (engineVersions.length !== replicas) {
     problems.push(
       `${at}.launch.sim.engine_version: has ${engineVersions.length} entries but the pool has ${replicas} replicas`,
+    );
+  }
+  if (p.topology_cost !== undefined && p.topology_cost.length !== replicas) {
+    problems.push(
+      `${at}.topology_cost: has ${p.topology_cost.length} entries but the pool has ${replicas} replicas`,
     );
   }
   if (p.launch?.api_key !== undefined && p.engine !== 'vllm') {
@@ -244,6 +275,16 @@ function resolvePool(
       ttlMs: p.session?.ttl_ms ?? DEFAULTS.sessionTtlMs,
       maxTurns: p.session?.max_turns ?? DEFAULTS.sessionMaxTurns,
     },
+    prices: {
+      inputPer1kTokens: p.prices?.input_per_1k_tokens ?? 0,
+      outputPer1kTokens: p.prices?.output_per_1k_tokens ?? 0,
+    },
+    budgets: {
+      sessionTokens: p.budgets?.session_tokens,
+      sessionWallMs: p.budgets?.session_wall_ms,
+      sessionCost: p.budgets?.session_cost,
+    },
+    topologyCost: [...(p.topology_cost ?? [])],
   };
 }
 

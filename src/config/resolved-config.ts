@@ -17,7 +17,16 @@ export interface ResolvedConfig {
     readonly requestTimeoutMs: number;
   };
   readonly auth: { readonly keys: readonly ResolvedApiKey[] };
-  readonly fairness: { readonly weights: Readonly<Record<Priority, number>> };
+  readonly fairness: {
+    readonly weights: Readonly<Record<Priority, number>>;
+    readonly tenants: ReadonlyMap<string, ResolvedTenant>;
+    readonly shareWindowTokens: number;
+  };
+  readonly scheduling: {
+    readonly mode: 'wfq' | 'fifo';
+    readonly deadlineSlackTokens: number;
+    readonly preemption: 'soft' | 'hard' | 'off';
+  };
   readonly sse: {
     /** Period of `metrics` frames on a running task's stream. */
     readonly metricsIntervalMs: number;
@@ -35,6 +44,13 @@ export interface ResolvedConfig {
   };
   readonly dataDir: string;
   readonly pools: readonly ResolvedPool[];
+}
+
+export interface ResolvedTenant {
+  readonly weight: number;
+  readonly maxConcurrent: number | undefined;
+  readonly rps: number | undefined;
+  readonly burst: number;
 }
 
 export interface ResolvedApiKey {
@@ -100,4 +116,12 @@ export interface ResolvedPool {
   };
   readonly timeouts: { readonly wallMs: number; readonly idleMs: number };
   readonly session: { readonly ttlMs: number; readonly maxTurns: number };
+  readonly prices: { readonly inputPer1kTokens: number; readonly outputPer1kTokens: number };
+  readonly budgets: {
+    readonly sessionTokens: number | undefined;
+    readonly sessionWallMs: number | undefined;
+    readonly sessionCost: number | undefined;
+  };
+  /** Per-replica topology cost; lower wins ties between equally loaded replicas. */
+  readonly topologyCost: readonly number[];
 }

@@ -56,6 +56,8 @@ export const DEFAULTS = {
   gpuLayersCpu: 0,
   startupTimeoutMs: 120_000,
   healthIntervalMs: 1_000,
+  shareWindowTokens: 100_000,
+  deadlineSlackTokens: 512,
   simTokensPerSecond: 200,
   simPrefillTokensPerSecond: 5_000,
   simBatchSlowdown: 0.1,
@@ -144,11 +146,71 @@ export const AuthSchema = closed('Authentication (SPEC §11).', {
 const Weight = (description: string, dflt: number) =>
   Type.Number({ exclusiveMinimum: 0, description, default: dflt });
 
-export const FairnessSchema = closed('Weighted fair queuing across priority classes (SPEC §3.3).', {
-  weights: Type.Optional(
-    closed('Relative dispatch shares of the priority classes.', {
-      interactive: Type.Optional(Weight('Weight of the `interactive` class.', DEFAULTS.interactiveWeight)),
-      batch: Type.Optional(Weight('Weight of the `batch` class.', DEFAULTS.batchWeight)),
+export const TenantSchema = closed('Fair share and quotas of one tenant (SPEC §3.3).', {
+  id: Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+    description: 'Tenant id, as API keys name it.',
+  }),
+  weight: Type.Optional(
+    Weight('Share of this tenant within a priority class, relative to other tenants.', 1),
+  ),
+  max_concurrent: Type.Optional(PositiveInt('Most tasks of this tenant queued or running at once.')),
+  rps: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      description: 'Sustained task submissions per second (token bucket refill rate).',
+    }),
+  ),
+  burst: Type.Optional(
+    PositiveInt('Bucket size: submissions allowed at once above the rate. Default: max(1, rps).'),
+  ),
+});
+
+export const FairnessSchema = closed(
+  'Weighted fair queuing across priority classes and tenants (SPEC §3.3).',
+  {
+    weights: Type.Optional(
+      closed('Relative dispatch shares of the priority classes.', {
+        interactive: Type.Optional(Weight('Weight of the `interactive` class.', DEFAULTS.interactiveWeight)),
+        batch: Type.Optional(Weight('Weight of the `batch` class.', DEFAULTS.batchWeight)),
+      }),
+    ),
+    tenants: Type.Optional(
+      Type.Array(TenantSchema, {
+        description: 'Per-tenant weights and quotas; tenants not listed have weight 1 and no quota.',
+        default: [],
+      }),
+    ),
+    share_window_tokens: Type.Optional(
+      PositiveInt(
+        'Window of the observed-share EWMA (`admission_share`), in served tokens.',
+        DEFAULTS.shareWindowTokens,
+      ),
+    ),
+  },
+);
+
+export const SCHEDULING_MODES = ['wfq', 'fifo'] as const;
+export const PREEMPTION_MODES = ['soft', 'hard', 'off'] as const;
+
+export const SchedulingSchema = closed('Dispatch order and preemption (SPEC §3.3–§3.5).', {
+  mode: Type.Optional(
+    StringEnum(SCHEDULING_MODES, {
+      description:
+        '`wfq`: weighted fair queuing with deadline awareness; `fifo`: plain arrival order (baseline).',
+      default: 'wfq',
+    }),
+  ),
+  deadline_slack_tokens: Type.Optional(
+    NonNegativeInt(
+      'How far ahead of its fair turn (in tokens of service) a tenant may be served to meet an earlier deadline (EDF within fairness limits).',
+    ),
+  ),
+  preemption: Type.Optional(
+    StringEnum(PREEMPTION_MODES, {
+      description:
+        '`soft`: evict waiting lower-priority tasks to admit urgent ones; `hard`: also stop running lower-priority decodes on engines with `interruptible_decode` (resumed later); `off`.',
+      default: 'soft',
     }),
   ),
 });
@@ -368,6 +430,23 @@ export const SessionSchema = closed('Session lifetime (SPEC §2.4).', {
   max_turns: Type.Optional(PositiveInt('Most turns a session may run.', DEFAULTS.sessionMaxTurns)),
 });
 
+export const PricesSchema = closed('Prices of this pool, for session cost budgets (SPEC §3.6).', {
+  input_per_1k_tokens: Type.Optional(
+    Type.Number({ minimum: 0, description: 'Cost of 1000 prompt tokens.', default: 0 }),
+  ),
+  output_per_1k_tokens: Type.Optional(
+    Type.Number({ minimum: 0, description: 'Cost of 1000 generated tokens.', default: 0 }),
+  ),
+});
+
+export const BudgetsSchema = closed('Per-session budgets of this pool (SPEC §3.6); unset means unlimited.', {
+  session_tokens: Type.Optional(PositiveInt('Prompt + generated tokens a session may use.')),
+  session_wall_ms: Type.Optional(PositiveInt('Wall time a session may spend in decode, in milliseconds.')),
+  session_cost: Type.Optional(
+    Type.Number({ exclusiveMinimum: 0, description: 'Cost a session may spend (see `prices`).' }),
+  ),
+});
+
 export const PoolSchema = closed('A pool: one model on one engine over a device mask, with its queue.', {
   id: Type.String({
     pattern: '^[a-z0-9][a-z0-9-_.]{0,62}$',
@@ -402,6 +481,14 @@ export const PoolSchema = closed('A pool: one model on one engine over a device 
   admission: Type.Optional(AdmissionSchema),
   timeouts: Type.Optional(TimeoutsSchema),
   session: Type.Optional(SessionSchema),
+  prices: Type.Optional(PricesSchema),
+  budgets: Type.Optional(BudgetsSchema),
+  topology_cost: Type.Optional(
+    Type.Array(Type.Number({ minimum: 0 }), {
+      description:
+        'Per-replica topology cost (e.g. NUMA/PCIe hops to the NIC); among equally loaded replicas the cheaper wins (ORCH-3013).',
+    }),
+  ),
 });
 
 export const ConfigSchema = Type.Object(
@@ -423,6 +510,7 @@ export const ConfigSchema = Type.Object(
     limits: Type.Optional(LimitsSchema),
     auth: Type.Optional(AuthSchema),
     fairness: Type.Optional(FairnessSchema),
+    scheduling: Type.Optional(SchedulingSchema),
     sse: Type.Optional(SseSchema),
     logging: Type.Optional(LoggingSchema),
     engines: Type.Optional(EnginesSchema),

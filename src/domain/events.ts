@@ -31,6 +31,8 @@ export interface EndData {
   queue_ms?: number;
   stop_reason?: string;
   embeddings?: number[][];
+  /** The task was hard-preempted and resumed before it completed. */
+  preempted?: boolean;
   /** The replica that served the task, and its engine version. */
   replica_id?: string;
   engine_version?: string;

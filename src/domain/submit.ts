@@ -37,4 +37,6 @@ export interface Accepted {
   readonly queuePosition: number;
   readonly predictedStartMs: number;
   readonly backoffMs: number;
+  /** What is left of the session's budgets (only those configured), before this task runs. */
+  readonly budget: { readonly tokens?: number; readonly wallMs?: number; readonly cost?: number };
 }

@@ -48,6 +48,10 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
     const checked = o.validateTaskRequest(req.body);
     if (!checked.ok) throw new OrchError('INVALID_PARAMS', `${checked.field}: ${checked.message}`);
     const accepted = await o.orchestrator.submit(who, toSubmitInput(checked.value), req.correlationId);
+    const b = accepted.budget;
+    if (b.tokens !== undefined) void reply.header('X-Budget-Tokens-Remaining', String(b.tokens));
+    if (b.wallMs !== undefined) void reply.header('X-Budget-Time-Remaining-Ms', String(Math.floor(b.wallMs)));
+    if (b.cost !== undefined) void reply.header('X-Budget-Cost-Remaining', String(b.cost));
     return reply.code(202).send({
       task_id: accepted.taskId,
       queue_position: accepted.queuePosition,
@@ -89,6 +93,12 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
       kv_bytes: s.kvBytes,
       kv_warmth: s.kvWarmth,
       ...(s.replicaId === undefined ? {} : { replica_id: s.replicaId }),
+      tokens_used: s.usage.tokens,
+      time_used_ms: Math.floor(s.usage.wallMs),
+      cost_used: s.usage.cost,
+      ...(s.budget.tokens === undefined ? {} : { tokens_remaining: s.budget.tokens }),
+      ...(s.budget.wallMs === undefined ? {} : { time_remaining_ms: Math.floor(s.budget.wallMs) }),
+      ...(s.budget.cost === undefined ? {} : { cost_remaining: s.budget.cost }),
     };
   });
 

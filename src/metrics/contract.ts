@@ -70,6 +70,26 @@ export const METRICS = {
     help: 'Engine process restarts.',
     labels: ['engine', 'pool_id', 'replica_id'],
   },
+  admission_share: {
+    type: 'gauge',
+    help: 'Observed share of dispatched tokens per tenant and priority (EWMA window).',
+    labels: ['tenant', 'priority'],
+  },
+  deadlines_met_ratio: {
+    type: 'gauge',
+    help: 'Share of finished tasks that met their deadline, per priority.',
+    labels: ['priority'],
+  },
+  preemptions_total: {
+    type: 'counter',
+    help: 'Preempted tasks: soft (evicted while queued) or hard (stopped while decoding).',
+    labels: ['mode', 'engine'],
+  },
+  resumptions_total: {
+    type: 'counter',
+    help: 'Hard-preempted tasks resumed on a replica.',
+    labels: ['engine'],
+  },
   sse_clients_connected: {
     type: 'gauge',
     help: 'Open SSE streams.',

@@ -3,7 +3,9 @@
  * a typed `OrchError`; nothing here touches a queue.
  */
 import type { SubmitInput } from '../domain/submit.js';
-import type { Priority } from '../domain/types.js';
+import { PRIORITIES, type Priority } from '../domain/types.js';
+import { admissionShortfall, type SessionUsage } from '../sessions/budget.js';
+import type { QuotaRefusal } from '../scheduler/tenant-quotas.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OfferResult } from '../scheduler/pool-queue.js';
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
@@ -113,16 +115,46 @@ export async function countPromptTokens(
   return promptTokens;
 }
 
-/** Tasks a new arrival of `priority` would wait behind (its class, or everything for batch). */
-export function aheadOf(pool: PoolRuntime, priority: Priority): number {
-  return priority === 'interactive' ? pool.queue.sizeOf('interactive') : pool.queue.size;
+/**
+ * Tasks a new arrival of `priority` would wait behind: its own class, plus the share of lower
+ * classes that weighted fairness interleaves before it (`lower: false` leaves those out).
+ */
+export function aheadOf(pool: PoolRuntime, priority: Priority, lower = true): number {
+  if (pool.queue.mode === 'fifo') return pool.queue.size;
+  const own = pool.queue.sizeOf(priority);
+  let others = 0;
+  const w = pool.weightOf(priority);
+  for (const p of PRIORITIES) {
+    if (p === priority) continue;
+    const higher = PRIORITIES.indexOf(p) < PRIORITIES.indexOf(priority);
+    if (!higher && !lower) continue;
+    const size = pool.queue.sizeOf(p);
+    others += higher ? size : Math.min(size, Math.floor(((own + 1) * pool.weightOf(p)) / w));
+  }
+  return own + others;
+}
+
+/** Predicted start and finish of an arrival (ms from now). */
+export function predictFor(
+  pool: PoolRuntime,
+  input: SubmitInput,
+  cost: number,
+  uncachedPrompt: number,
+  lower = true,
+): { startMs: number; finishMs: number } {
+  const startMs = pool.predictStartMs(aheadOf(pool, input.priority, lower), cost);
+  const serviceMs = pool.predictServiceMs(uncachedPrompt, input.expectedTokens ?? input.maxTokens) ?? 0;
+  return { startMs, finishMs: startMs + serviceMs };
 }
 
 /** Step 6: refuse up front when the predicted finish misses the deadline (ORCH-3079). */
-export function checkDeadline(pool: PoolRuntime, input: SubmitInput): { predictedStartMs: number } {
-  const predictedStartMs = pool.predictStartMs(aheadOf(pool, input.priority));
-  const decodeMs = pool.estimator.predictDecodeMs(input.expectedTokens ?? input.maxTokens) ?? 0;
-  const finishMs = predictedStartMs + decodeMs;
+export function checkDeadline(
+  pool: PoolRuntime,
+  input: SubmitInput,
+  cost: number,
+  uncachedPrompt: number,
+): { predictedStartMs: number } {
+  const { startMs: predictedStartMs, finishMs } = predictFor(pool, input, cost, uncachedPrompt);
   if (finishMs > input.deadlineMs) {
     const shown = Number.isFinite(finishMs) ? `${Math.ceil(finishMs)} ms` : 'never (no ready slot)';
     throw new OrchError(
@@ -160,4 +192,36 @@ export function backpressureError(
     retryAfterMs: backoffMs,
     headers,
   });
+}
+
+/** A quota refusal as the 429 envelope (SPEC §2.6, §3.3): the `reject` policy, with a real backoff. */
+export function quotaError(pool: PoolRuntime, tenant: string, refusal: QuotaRefusal): OrchError {
+  const retryAfterMs = refusal.kind === 'rps' ? refusal.retryAfterMs : pool.backoffMs();
+  const what =
+    refusal.kind === 'rps'
+      ? `tenant '${tenant}' exceeds its rate quota of ${refusal.limit} tasks/s`
+      : `tenant '${tenant}' already has ${refusal.limit} tasks queued or running (max_concurrent)`;
+  return new OrchError('ADMISSION_REJECT', `${what}; retry after ${retryAfterMs} ms`, {
+    engine: pool.config.engine,
+    poolId: pool.id,
+    policyLabel: 'reject',
+    retryAfterMs,
+  });
+}
+
+/** Step 5: the session's budgets must cover the task (SPEC §3.6: "token budget" is a 400). */
+export function checkBudget(
+  pool: PoolRuntime,
+  usage: SessionUsage,
+  promptTokens: number,
+  maxTokens: number,
+): void {
+  const short = admissionShortfall(usage, pool.config.budgets, pool.config.prices, promptTokens, maxTokens);
+  if (!short) return;
+  const fmt = (v: number) => (short.kind === 'cost' ? v.toFixed(4) : String(Math.ceil(v)));
+  throw new OrchError(
+    'INVALID_PARAMS',
+    `session budget: the task needs ${fmt(short.need)} ${short.kind} but the session has ${fmt(short.left)} left`,
+    { engine: pool.config.engine, poolId: pool.id },
+  );
 }

@@ -1,15 +1,18 @@
 /**
  * Turns queue decisions into engine calls: late binding to a replica (ORCH-3007), the token relay
- * into the task's event log, watchdog timeouts (ORCH-3016) and cancellation through AbortSignal.
+ * into the task's event log, watchdog timeouts (ORCH-3016), session budgets during decode
+ * (SPEC §3.6), hard preemption with resume (SPEC §3.5), and cancellation through AbortSignal.
  */
-import type { ErrorData } from '../domain/events.js';
 import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { ReplicaView } from '../pool/replica.js';
 import { chooseReplica } from '../scheduler/placement.js';
+import { chooseHardVictim } from '../scheduler/preemption.js';
+import { costOf, emptyUsage, exhausted } from '../sessions/budget.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
+import { failureOf, replicaExhausted } from './failure.js';
 import type { PoolRuntime } from './pool-runtime.js';
 import type { AbortCause, TaskRecord } from './task-record.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
@@ -23,14 +26,21 @@ export interface DispatcherOptions {
   readonly taskOf: (id: string) => TaskRecord | undefined;
   /** Called whenever a pool's queue changed (for gauges). */
   readonly onQueueChange: (pool: PoolRuntime) => void;
+  /** Called when a task is bound to a replica (observed shares). */
+  readonly onDispatch?: (task: TaskRecord) => void;
+  readonly preemption: 'soft' | 'hard' | 'off';
 }
 
 /** Warm replicas at or above this utilization lose to cooler ones (ORCH-3009). */
 const OVERLOAD_RATIO = 0.75;
 
+export { replicaExhausted };
+
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #running = new Set<Promise<void>>();
+  /** Pools with a hard preemption under way: one at a time, until its slot is free. */
+  readonly #preempting = new Set<string>();
 
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
@@ -67,7 +77,10 @@ export class Dispatcher {
         task.spec.kvHint === 'cold' ? undefined : this.#o.sessions.get(task.spec.sessionId)?.lastReplicaId;
       const replicaId = chooseReplica(pool.loads(), { affinity, overloadRatio: OVERLOAD_RATIO });
       const replica = replicaId === undefined ? undefined : pool.replica(replicaId);
-      if (!replica) return;
+      if (!replica) {
+        if (this.#o.preemption === 'hard') this.#preemptFor(pool, task);
+        return;
+      }
       pool.queue.takeNext();
       this.#o.onQueueChange(pool);
       this.#bind(pool, task, replica, affinity);
@@ -80,6 +93,29 @@ export class Dispatcher {
     task.abort.abort(new Error(cause));
   }
 
+  /** Hard preemption: stop the decode of a lower-priority task on an interruptible replica. */
+  #preemptFor(pool: PoolRuntime, urgent: TaskRecord): void {
+    if (this.#preempting.has(pool.id)) return;
+    const candidates = [...pool.running.values()].map((r) => ({
+      ...r,
+      interruptible: pool.replica(r.replicaId)?.props?.features.interruptibleDecode === true,
+    }));
+    const victim = chooseHardVictim(candidates, urgent.spec.priority);
+    const task = victim && this.#o.taskOf(victim.taskId);
+    if (!task || task.terminal) return;
+    this.#preempting.add(pool.id);
+    this.#o.logger.info(
+      {
+        ...this.#o.lifecycle.fields(task, pool),
+        event: 'task.preempted',
+        mode: 'hard',
+        for_job_id: urgent.spec.taskId,
+      },
+      'task preempted (hard) for an urgent task',
+    );
+    this.abort(task, 'preempted');
+  }
+
   #bind(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView, affinity: string | undefined): void {
     const now = this.#o.clock.now();
     task.replicaId = replica.id;
@@ -87,33 +123,76 @@ export class Dispatcher {
     task.kvWarm = affinity === replica.id;
     task.state = { kind: 'dispatched', replicaId: replica.id };
     pool.inFlight.set(replica.id, (pool.inFlight.get(replica.id) ?? 0) + 1);
+    pool.running.set(task.spec.taskId, {
+      taskId: task.spec.taskId,
+      replicaId: replica.id,
+      priority: task.spec.priority,
+      tenant: task.spec.tenant,
+      cost: task.cost,
+      startedAtMs: now,
+    });
+    this.#o.onDispatch?.(task);
+    const labels = { engine: pool.config.engine, engine_version: pool.engineVersion(), pool_id: pool.id };
     this.#o.metrics.inc('tasks_started_total', {
-      engine: pool.config.engine,
-      engine_version: pool.engineVersion(),
-      pool_id: pool.id,
+      ...labels,
       replica_id: replica.id,
       priority: task.spec.priority,
     });
+    if (task.preemptions > 0) this.#o.metrics.inc('resumptions_total', { engine: pool.config.engine });
     this.#o.logger.info(
       {
         ...this.#o.lifecycle.fields(task, pool),
-        event: 'task.dispatched',
+        event: task.preemptions > 0 ? 'task.resumed' : 'task.dispatched',
         queue_time_ms: now - task.spec.acceptedAtMs,
       },
-      'task dispatched',
+      task.preemptions > 0 ? 'task resumed' : 'task dispatched',
     );
     const run = this.#run(pool, task, replica).finally(() => {
       this.#running.delete(run);
+      pool.running.delete(task.spec.taskId);
       pool.inFlight.set(replica.id, Math.max(0, (pool.inFlight.get(replica.id) ?? 1) - 1));
+      if (task.abortCause === 'preempted') this.#preempting.delete(pool.id);
+      if (task.abortCause === 'preempted' && !task.terminal) this.#requeue(pool, task);
       this.pump(pool);
     });
     this.#running.add(run);
   }
 
+  /** A hard-preempted task goes back to the head of its queue with its state, to resume. */
+  #requeue(pool: PoolRuntime, task: TaskRecord): void {
+    const now = this.#o.clock.now();
+    task.preemptions++;
+    task.priorRunMs += now - (task.dispatchedAtMs ?? now);
+    task.abortCause = undefined;
+    task.abort = new AbortController();
+    task.state = { kind: 'queued' };
+    task.replicaId = undefined;
+    task.log.append({
+      type: 'metrics',
+      data: {
+        preempted: true,
+        resumable: true,
+        tokens_out: task.tokensOut,
+        queue_depth: pool.queue.size + 1,
+        on_time_probability: task.deadlineAtMs > now ? 0.5 : 0,
+        kv_warmth: false,
+      },
+    });
+    this.#o.metrics.inc('preemptions_total', { mode: 'hard', engine: pool.config.engine });
+    pool.queue.requeueFront({
+      id: task.spec.taskId,
+      priority: task.spec.priority,
+      tenant: task.spec.tenant,
+      cost: Math.max(1, task.spec.maxTokens - task.tokensOut),
+      deadlineAtMs: task.deadlineAtMs,
+    });
+    this.#o.onQueueChange(pool);
+  }
+
   async #run(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView): Promise<void> {
     const { clock, metrics, lifecycle } = this.#o;
     const { wallMs, idleMs } = pool.config.timeouts;
-    const wall = setTimeout(() => this.abort(task, 'wall-timeout'), wallMs);
+    const wall = setTimeout(() => this.abort(task, 'wall-timeout'), Math.max(1, wallMs - task.priorRunMs));
     const idle = setTimeout(() => this.abort(task, 'idle-timeout'), idleMs);
     const labels = {
       engine: pool.config.engine,
@@ -122,15 +201,18 @@ export class Dispatcher {
       replica_id: replica.id,
     };
     const startedAt = clock.now();
+    let firstAt: number | undefined;
+    const tokensBefore = task.tokensOut;
     try {
       if (task.spec.workload === 'embedding') {
         await this.#embed(pool, task, replica, labels);
         return;
       }
+      // A resumed task continues from its prompt plus what it generated before preemption.
       const stream = replica.adapter.generate(
         {
-          prompt: task.spec.prompt ?? '',
-          maxTokens: task.spec.maxTokens,
+          prompt: (task.spec.prompt ?? '') + task.text,
+          maxTokens: task.spec.maxTokens - task.tokensOut,
           seed: task.spec.seed,
           determinism: task.spec.determinism,
           samplerProfileVersion: task.spec.samplerProfileVersion,
@@ -142,8 +224,9 @@ export class Dispatcher {
         if (task.terminal) break;
         if (ev.kind === 'tokens') {
           idle.refresh();
+          firstAt ??= clock.now();
           if (task.firstTokenAtMs === undefined) {
-            task.firstTokenAtMs = clock.now();
+            task.firstTokenAtMs = firstAt;
             task.state = { kind: 'streaming', replicaId: replica.id };
             metrics.observe(
               'latency_first_token_ms',
@@ -156,6 +239,7 @@ export class Dispatcher {
               task.firstTokenAtMs - task.spec.acceptedAtMs,
             );
           }
+          task.state = { kind: 'streaming', replicaId: replica.id };
           // One event per generated token; text released for several tokens rides on the last one.
           const firstWithId = ev.count - ev.ids.length;
           for (let k = 0; k < ev.count; k++) {
@@ -166,25 +250,37 @@ export class Dispatcher {
               data: id === undefined ? { t, i: task.tokensOut++ } : { t, i: task.tokensOut++, id },
             });
           }
+          task.text += ev.text;
           metrics.inc('tokens_out_total', labels, ev.count);
+          this.#enforceBudget(pool, task, startedAt);
           continue;
         }
-        task.tokensIn = ev.tokensIn;
+        if (task.preemptions === 0) task.tokensIn = ev.tokensIn;
         metrics.inc('tokens_in_total', labels, ev.tokensIn);
-        const decodeMs = clock.now() - (task.firstTokenAtMs ?? clock.now());
-        pool.estimator.observe(clock.now() - startedAt, task.tokensOut, decodeMs);
+        const now = clock.now();
+        const decodeMs = now - (task.firstTokenAtMs ?? now);
+        pool.estimator.observe(now - startedAt, task.tokensOut, decodeMs);
+        pool.predictor.observe({
+          replicaId: replica.id,
+          prefillTokens: ev.tokensIn,
+          prefillMs: (firstAt ?? now) - startedAt,
+          decodeTokens: Math.max(0, task.tokensOut - tokensBefore - 1),
+          decodeMs: now - (firstAt ?? now),
+        });
+        pool.predictor.observeService(ev.tokensIn + (task.tokensOut - tokensBefore), now - startedAt);
         this.#rememberSession(task, replica.id);
         lifecycle.finish(task, pool, {
           kind: 'completed',
           end: {
             tokens_out: task.tokensOut,
             decode_ms: decodeMs,
-            tokens_in: ev.tokensIn,
+            tokens_in: task.tokensIn,
             stop_reason: ev.stopReason,
+            ...(task.preemptions > 0 ? { preempted: true } : {}),
           },
         });
       }
-      if (!task.terminal) {
+      if (!task.terminal && task.abortCause !== 'preempted') {
         lifecycle.finish(task, pool, {
           kind: 'failed',
           error: {
@@ -196,11 +292,31 @@ export class Dispatcher {
         });
       }
     } catch (err) {
-      if (!task.terminal) lifecycle.finish(task, pool, this.#failure(pool, task, err));
+      // A hard-preempted task is not finished: it is requeued once its stream has closed.
+      if (!task.terminal && task.abortCause !== 'preempted')
+        lifecycle.finish(task, pool, failureOf(pool, task, err, this.#o.logger));
     } finally {
       clearTimeout(wall);
       clearTimeout(idle);
     }
+  }
+
+  /** Stops the task at budget exhaustion: committed session usage plus this task so far. */
+  #enforceBudget(pool: PoolRuntime, task: TaskRecord, startedAt: number): void {
+    const b = pool.config.budgets;
+    if (b.sessionTokens === undefined && b.sessionWallMs === undefined && b.sessionCost === undefined) return;
+    const session = this.#o.sessions.get(task.spec.sessionId);
+    const base = session?.tenant === task.spec.tenant ? session.usage : emptyUsage();
+    const tokensIn = task.tokensIn || task.spec.promptTokens;
+    const kind = exhausted(
+      {
+        tokens: base.tokens + tokensIn + task.tokensOut,
+        wallMs: base.wallMs + task.priorRunMs + (this.#o.clock.now() - startedAt),
+        cost: base.cost + costOf(pool.config.prices, tokensIn, task.tokensOut),
+      },
+      b,
+    );
+    if (kind !== undefined) this.abort(task, `budget-${kind}`);
   }
 
   /** Embedding workloads: one engine call, the vectors ride on the `end` event. */
@@ -218,6 +334,7 @@ export class Dispatcher {
     task.tokensIn = r.tokensIn;
     this.#o.metrics.inc('tokens_in_total', labels, r.tokensIn);
     pool.estimator.observe(this.#o.clock.now() - started, 0, 0);
+    pool.predictor.observeService(r.tokensIn, this.#o.clock.now() - started);
     this.#o.lifecycle.finish(task, pool, {
       kind: 'completed',
       end: {
@@ -230,62 +347,10 @@ export class Dispatcher {
     });
   }
 
-  #failure(pool: PoolRuntime, task: TaskRecord, err: unknown): { kind: 'failed'; error: ErrorData } {
-    const engine = pool.config.engine;
-    if (task.abortCause === 'wall-timeout' || task.abortCause === 'idle-timeout') {
-      const limit =
-        task.abortCause === 'wall-timeout' ? pool.config.timeouts.wallMs : pool.config.timeouts.idleMs;
-      return {
-        kind: 'failed',
-        error: {
-          code: 'DECODE_TIMEOUT',
-          message: `${task.abortCause === 'wall-timeout' ? 'wall' : 'idle'} timeout of ${limit} ms exceeded`,
-          engine,
-          retriable: true,
-        },
-      };
-    }
-    if (task.abortCause === 'shutdown') {
-      return {
-        kind: 'failed',
-        error: {
-          code: 'POOL_UNAVAILABLE',
-          message: 'the orchestrator is shutting down',
-          engine,
-          retriable: true,
-        },
-      };
-    }
-    if (err instanceof OrchError) {
-      return {
-        kind: 'failed',
-        error: { code: err.code, message: err.message, engine, retriable: err.retriable },
-      };
-    }
-    this.#o.logger.error({ err, job_id: task.spec.taskId }, 'unexpected dispatch failure');
-    return {
-      kind: 'failed',
-      error: { code: 'INTERNAL', message: 'internal error', engine, retriable: false },
-    };
-  }
-
   #rememberSession(task: TaskRecord, replicaId: string): void {
     const session = this.#o.sessions.get(task.spec.sessionId);
     if (!session || session.tenant !== task.spec.tenant) return;
     session.lastReplicaId = replicaId;
     session.kvTokens = task.tokensIn + task.tokensOut;
   }
-}
-
-/** The terminal error of a queued task whose deadline passed before any replica could start it. */
-export function replicaExhausted(pool: PoolRuntime, task: TaskRecord): { kind: 'failed'; error: ErrorData } {
-  return {
-    kind: 'failed',
-    error: {
-      code: 'REPLICA_EXHAUSTED',
-      message: `no replica of pool '${pool.id}' could start the task before its deadline (${task.spec.deadlineMs} ms)`,
-      engine: pool.config.engine,
-      retriable: true,
-    },
-  };
 }

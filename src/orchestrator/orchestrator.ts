@@ -13,7 +13,27 @@ import type { OrchMetrics } from '../metrics/metrics.js';
 import type { PoolSupervisor } from '../pool/replica.js';
 import { SessionStore, type Session } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
-import { backpressureError, checkCtx, checkDeadline, countPromptTokens, resolvePool } from './admission.js';
+import {
+  costOf,
+  emptyUsage,
+  remaining,
+  type BudgetRemaining,
+  type SessionUsage,
+} from '../sessions/budget.js';
+
+const NO_BUDGETS = { sessionTokens: undefined, sessionWallMs: undefined, sessionCost: undefined };
+import { ShareTracker } from '../scheduler/share-tracker.js';
+import { TenantQuotas } from '../scheduler/tenant-quotas.js';
+import {
+  backpressureError,
+  checkBudget,
+  checkCtx,
+  checkDeadline,
+  countPromptTokens,
+  predictFor,
+  quotaError,
+  resolvePool,
+} from './admission.js';
 import { Dispatcher, replicaExhausted } from './dispatcher.js';
 import { PoolRuntime } from './pool-runtime.js';
 import { TaskLifecycle } from './task-lifecycle.js';
@@ -36,6 +56,8 @@ export interface SessionView {
   readonly kvBytes: number;
   readonly kvWarmth: boolean;
   readonly replicaId: string | undefined;
+  readonly usage: SessionUsage;
+  readonly budget: BudgetRemaining;
 }
 
 /** Default seed: a stable hash of the task id (SPEC §2.1), within llama.cpp's 32-bit seed range. */
@@ -57,6 +79,10 @@ export class Orchestrator {
   readonly #dispatcher: Dispatcher;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #unsubscribe: (() => void)[] = [];
+  readonly #quotas: TenantQuotas;
+  readonly #shares: ShareTracker;
+  /** Finished tasks per priority that met / missed their deadline. */
+  readonly #deadlines = new Map<string, { met: number; total: number }>();
   #closing = false;
 
   constructor(opts: OrchestratorOptions) {
@@ -65,8 +91,16 @@ export class Orchestrator {
     this.#pools = config.pools.map((p) => {
       const sup = opts.supervisors.get(p.id);
       if (!sup) throw new Error(`no supervisor for pool ${p.id}`);
-      return new PoolRuntime(p, sup, config.fairness.weights);
+      return new PoolRuntime(p, sup, {
+        weights: config.fairness.weights,
+        tenantWeight: (t) => config.fairness.tenants.get(t)?.weight ?? 1,
+        mode: config.scheduling.mode,
+        deadlineSlackTokens: config.scheduling.deadlineSlackTokens,
+        clock: opts.clock,
+      });
     });
+    this.#quotas = new TenantQuotas(config.fairness.tenants);
+    this.#shares = new ShareTracker(config.fairness.shareWindowTokens);
     const poolCfg = (id: string) => config.pools.find((p) => p.id === id);
     this.#sessions = new SessionStore({
       clock: opts.clock,
@@ -81,6 +115,7 @@ export class Orchestrator {
       forget: (t) => {
         if (this.#tasks.get(t.spec.taskId) === t) this.#tasks.delete(t.spec.taskId);
       },
+      onFinish: (t, pool) => this.#onFinish(t, pool),
     });
     this.#dispatcher = new Dispatcher({
       lifecycle: this.#lifecycle,
@@ -90,6 +125,8 @@ export class Orchestrator {
       sessions: this.#sessions,
       taskOf: (id) => this.#tasks.get(id),
       onQueueChange: (p) => this.#updateQueueGauges(p),
+      onDispatch: (task) => this.#onDispatch(task),
+      preemption: config.scheduling.preemption,
     });
     for (const pool of this.#pools) {
       this.#unsubscribe.push(pool.supervisor.onChange(() => this.#onReplicaChange(pool)));
@@ -107,19 +144,51 @@ export class Orchestrator {
   async submit(principal: Principal, input: SubmitInput, correlationId: string): Promise<Accepted> {
     if (this.#closing) throw new OrchError('POOL_UNAVAILABLE', 'the orchestrator is shutting down');
     const pool = resolvePool(this.#pools, input);
+    let rateCharged = false;
     try {
       if (this.#tasks.has(input.taskId) || this.#seenIds.has(input.taskId)) {
         throw new OrchError('INVALID_PARAMS', `task_id: '${input.taskId}' was already used (ORCH-3024)`);
       }
+      const refusal = this.#quotas.check(principal.tenant, this.#o.clock.now());
+      if (refusal) {
+        this.#o.metrics.inc('admission_backpressure_events_total', {
+          engine: pool.config.engine,
+          policy: 'reject',
+        });
+        throw quotaError(pool, principal.tenant, refusal);
+      }
+      rateCharged = true;
       checkCtx(pool, input);
       const promptTokens = await countPromptTokens(pool, input, AbortSignal.timeout(10_000));
       // The id may have been taken while the tokenizer ran.
       if (this.#tasks.has(input.taskId) || this.#seenIds.has(input.taskId)) {
         throw new OrchError('INVALID_PARAMS', `task_id: '${input.taskId}' was already used (ORCH-3024)`);
       }
-      const { predictedStartMs } = checkDeadline(pool, input);
-      return this.#enqueue(pool, principal, input, correlationId, promptTokens, predictedStartMs);
+      const session = this.#sessions.get(input.sessionId);
+      const own = session?.tenant === principal.tenant && session.poolId === pool.id ? session : undefined;
+      checkBudget(
+        pool,
+        own?.usage ?? emptyUsage(),
+        promptTokens,
+        input.workload === 'completion' ? input.maxTokens : 0,
+      );
+      // Charged in tokens the engine must really process: a warm session's prefix is cached.
+      const cached =
+        own?.lastReplicaId !== undefined && input.kvHint !== 'cold'
+          ? Math.min(own.kvTokens, promptTokens)
+          : 0;
+      const uncached = promptTokens - cached;
+      const cost =
+        uncached + (input.workload === 'completion' ? (input.expectedTokens ?? input.maxTokens) : 0);
+      const { predictedStartMs, victims } = this.#deadlineOrPreempt(pool, input, cost, uncached);
+      return this.#enqueue(pool, principal, input, correlationId, {
+        promptTokens,
+        cost,
+        predictedStartMs,
+        victims,
+      });
     } catch (err) {
+      if (rateCharged) this.#quotas.refund(principal.tenant);
       if (err instanceof OrchError) {
         this.#lifecycle.countRejected(pool, err.code);
         this.#o.logger.info(
@@ -141,14 +210,43 @@ export class Orchestrator {
     }
   }
 
+  /**
+   * Step 6 with soft preemption (SPEC §3.5): when the deadline is infeasible only because of
+   * queued lower-priority work that fairness would interleave first, evict that work (newest
+   * first) instead of refusing — never running tasks.
+   */
+  #deadlineOrPreempt(
+    pool: PoolRuntime,
+    input: SubmitInput,
+    cost: number,
+    uncached: number,
+  ): { predictedStartMs: number; victims: TaskRecord[] } {
+    try {
+      return { ...checkDeadline(pool, input, cost, uncached), victims: [] };
+    } catch (err) {
+      if (!(err instanceof OrchError) || err.code !== 'DEADLINE_UNMET') throw err;
+      if (this.#o.config.scheduling.preemption === 'off') throw err;
+      if (predictFor(pool, input, cost, uncached, false).finishMs > input.deadlineMs) throw err;
+      const victims: TaskRecord[] = [];
+      for (const entry of [...pool.queue.lowerPriorityNewestFirst(input.priority)]) {
+        const task = this.#tasks.get(entry.id);
+        pool.queue.remove(entry.id);
+        if (task) victims.push(task);
+        const p = predictFor(pool, input, cost, uncached);
+        if (p.finishMs <= input.deadlineMs) return { predictedStartMs: p.startMs, victims };
+      }
+      return { predictedStartMs: predictFor(pool, input, cost, uncached).startMs, victims };
+    }
+  }
+
   #enqueue(
     pool: PoolRuntime,
     principal: Principal,
     input: SubmitInput,
     correlationId: string,
-    promptTokens: number,
-    predictedStartMs: number,
+    a: { promptTokens: number; cost: number; predictedStartMs: number; victims: readonly TaskRecord[] },
   ): Accepted {
+    const { promptTokens, predictedStartMs } = a;
     const now = this.#o.clock.now();
     const spec: TaskSpec = {
       ...input,
@@ -161,7 +259,9 @@ export class Orchestrator {
     const offer = pool.queue.offer({
       id: spec.taskId,
       priority: spec.priority,
-      cost: promptTokens + (spec.expectedTokens ?? spec.maxTokens),
+      tenant: spec.tenant,
+      cost: a.cost,
+      deadlineAtMs: now + spec.deadlineMs,
     });
     const policy = pool.config.queue.fullPolicy;
     if (offer.kind === 'refused') {
@@ -169,6 +269,8 @@ export class Orchestrator {
       throw backpressureError(pool, offer, spec.priority);
     }
     const task = new TaskRecord(spec, pool.id, this.#o.config.sse.maxEventsPerTask);
+    task.cost = a.cost;
+    this.#quotas.acquire(spec.tenant);
     this.#tasks.set(spec.taskId, task);
     this.#remember(spec.taskId);
     const session = this.#sessions.beginTurn(spec.sessionId, spec.tenant, pool.id);
@@ -203,12 +305,26 @@ export class Orchestrator {
         },
       });
     }
+    for (const victim of a.victims) {
+      this.#o.metrics.inc('preemptions_total', { mode: 'soft', engine: pool.config.engine });
+      this.#lifecycle.finish(victim, pool, {
+        kind: 'evicted',
+        error: {
+          code: 'QUEUE_FULL_DROP_LRU',
+          message: `preempted while queued (soft preemption) to admit ${spec.priority} task ${spec.taskId} within its deadline`,
+          engine: pool.config.engine,
+          retriable: true,
+          preempted: true,
+        },
+      });
+    }
     this.#updateQueueGauges(pool);
     const accepted: Accepted = {
       taskId: spec.taskId,
       queuePosition: offer.position,
-      predictedStartMs: Math.ceil(predictedStartMs),
+      predictedStartMs: Number.isFinite(predictedStartMs) ? Math.ceil(predictedStartMs) : 0,
       backoffMs: pool.queue.size > pool.freeSlots() ? pool.backoffMs() : 0,
+      budget: remaining(session.usage, pool.config.budgets),
     };
     this.#dispatcher.pump(pool);
     return accepted;
@@ -259,6 +375,8 @@ export class Orchestrator {
         s.lastReplicaId !== undefined &&
         this.#poolById(s.poolId)?.replica(s.lastReplicaId)?.state.kind === 'ready',
       replicaId: s.lastReplicaId,
+      usage: { ...s.usage },
+      budget: remaining(s.usage, this.#poolById(s.poolId)?.config.budgets ?? NO_BUDGETS),
     };
   }
 
@@ -299,6 +417,52 @@ export class Orchestrator {
     await Promise.race([drained, timeout]);
     for (const task of this.#tasks.values()) if (!task.terminal) this.#dispatcher.abort(task, 'shutdown');
     await this.#dispatcher.idle();
+  }
+
+  /** A task was bound to a replica: account its service to its tenant's observed share. */
+  #onDispatch(task: TaskRecord): void {
+    const key = `${task.spec.tenant}\u0000${task.spec.priority}`;
+    this.#shares.serve(key, Math.max(1, task.cost));
+    for (const k of this.#shares.keys()) {
+      const [tenant = '', priority = ''] = k.split('\u0000');
+      this.#o.metrics.set('admission_share', { tenant, priority }, this.#shares.share(k));
+    }
+  }
+
+  /** Terminal bookkeeping: quota slot, session budget usage, deadline attainment. */
+  #onFinish(task: TaskRecord, pool: PoolRuntime): void {
+    this.#quotas.release(task.spec.tenant);
+    const session = this.#sessions.get(task.spec.sessionId);
+    if (session?.tenant === task.spec.tenant) {
+      session.usage.tokens += task.tokensIn + task.tokensOut;
+      session.usage.wallMs += runMs(task);
+      session.usage.cost += costOf(pool.config.prices, task.tokensIn, task.tokensOut);
+    }
+    if (task.state.kind === 'canceled') return;
+    const d = this.#deadlines.get(task.spec.priority) ?? { met: 0, total: 0 };
+    d.total++;
+    if (task.state.kind === 'completed' && (task.finishedAtMs ?? 0) <= task.deadlineAtMs) d.met++;
+    this.#deadlines.set(task.spec.priority, d);
+    this.#o.metrics.set('deadlines_met_ratio', { priority: task.spec.priority }, d.met / d.total);
+  }
+
+  /** Budget remainders of a running task's session, counting what the task used so far. */
+  budgetRemainders(task: TaskRecord): Record<string, number> {
+    const pool = this.#poolOf(task);
+    const session = this.#sessions.get(task.spec.sessionId);
+    const base = session?.tenant === task.spec.tenant ? session.usage : emptyUsage();
+    const tokensIn = task.tokensIn || task.spec.promptTokens;
+    const usage = {
+      tokens: base.tokens + tokensIn + task.tokensOut,
+      wallMs: base.wallMs + runMs(task, this.#o.clock.now()),
+      cost: base.cost + costOf(pool.config.prices, tokensIn, task.tokensOut),
+    };
+    const r = remaining(usage, pool.config.budgets);
+    const out: Record<string, number> = {};
+    if (r.tokens !== undefined) out['tokens_remaining'] = r.tokens;
+    if (r.wallMs !== undefined) out['time_remaining_ms'] = Math.floor(r.wallMs);
+    if (r.cost !== undefined) out['cost_remaining'] = r.cost;
+    return out;
   }
 
   #remember(id: string): void {
@@ -365,7 +529,8 @@ export class Orchestrator {
       const ahead = queued ? (pool.queue.positionOf(task.spec.taskId) ?? 0) : 0;
       const remainingTokens = Math.max(0, task.spec.maxTokens - task.tokensOut);
       const predictedFinishMs =
-        (queued ? pool.predictStartMs(ahead) : 0) + (pool.estimator.predictDecodeMs(remainingTokens) ?? 0);
+        (queued ? pool.predictStartMs(ahead, task.cost) : 0) +
+        (pool.predictServiceMs(0, remainingTokens) ?? 0);
       task.log.append({
         type: 'metrics',
         data: {
@@ -374,9 +539,19 @@ export class Orchestrator {
           on_time_probability: onTimeProbability(predictedFinishMs, task.deadlineAtMs - now),
           kv_warmth: task.kvWarm,
           tokens_out: task.tokensOut,
+          ...this.budgetRemainders(task),
           ...(task.replicaId === undefined ? {} : { replica_id: task.replicaId }),
         },
       });
     }
   }
+}
+
+/** Wall time a task spent on replicas so far (all runs of a preempted task). */
+export function runMs(task: TaskRecord, now = task.finishedAtMs ?? 0): number {
+  const current =
+    task.dispatchedAtMs === undefined || task.state.kind === 'queued'
+      ? 0
+      : Math.max(0, now - task.dispatchedAtMs);
+  return task.priorRunMs + current;
 }

@@ -1,13 +1,32 @@
 import type { ResolvedPool } from '../config/resolved-config.js';
-import type { Priority } from '../domain/types.js';
+import type { Clock, Priority } from '../domain/types.js';
 import type { PoolSupervisor, ReplicaView } from '../pool/replica.js';
 import { DrainEstimator } from '../scheduler/drain-estimator.js';
 import type { ReplicaLoad } from '../scheduler/placement.js';
-import { PoolQueue, type QueueEntry } from '../scheduler/pool-queue.js';
+import { PoolQueue, type QueueEntry, type SchedulingMode } from '../scheduler/pool-queue.js';
+import { ServicePredictor } from '../scheduler/service-predictor.js';
 
 /** A queued task as the pool queue sees it. */
 export interface QueuedTask extends QueueEntry {
   readonly priority: Priority;
+}
+
+export interface PoolSchedulingOptions {
+  readonly weights: Readonly<Record<Priority, number>>;
+  readonly tenantWeight: (tenant: string) => number;
+  readonly mode: SchedulingMode;
+  readonly deadlineSlackTokens: number;
+  readonly clock: Clock;
+}
+
+/** A task holding a slot, as predictions see it. */
+export interface RunningTask {
+  readonly taskId: string;
+  readonly replicaId: string;
+  readonly priority: Priority;
+  readonly tenant: string;
+  readonly cost: number;
+  readonly startedAtMs: number;
 }
 
 /** Readiness of a pool as admission sees it (SPEC §2.1 step 3). */
@@ -19,18 +38,40 @@ export class PoolRuntime {
   readonly queue: PoolQueue<QueuedTask>;
   readonly supervisor: PoolSupervisor;
   readonly estimator = new DrainEstimator({ alpha: 0.2, initialServiceMs: 1000 });
+  readonly predictor = new ServicePredictor();
   /** Tasks running per replica id (our own accounting; the engine's slot state is a cross-check). */
   readonly inFlight = new Map<string, number>();
+  /** Tasks holding a slot, by task id. */
+  readonly running = new Map<string, RunningTask>();
+  readonly #clock: Clock;
+  readonly #weights: Readonly<Record<Priority, number>>;
 
-  constructor(config: ResolvedPool, supervisor: PoolSupervisor, weights: Readonly<Record<Priority, number>>) {
+  constructor(config: ResolvedPool, supervisor: PoolSupervisor, o: PoolSchedulingOptions) {
     this.config = config;
     this.supervisor = supervisor;
+    this.#clock = o.clock;
+    this.#weights = o.weights;
     this.queue = new PoolQueue<QueuedTask>({
       capacity: config.queue.capacity,
       priorityCapacity: config.queue.priorityCapacity,
       fullPolicy: config.queue.fullPolicy,
-      weights,
+      weights: o.weights,
+      tenantWeight: o.tenantWeight,
+      mode: o.mode,
+      deadlineSlackTokens: o.deadlineSlackTokens,
+      // ETA-aware eviction: a task that cannot finish by its deadline even if started now goes first.
+      doomed: (e) => this.cannotMeet(e.cost, e.deadlineAtMs),
     });
+  }
+
+  weightOf(p: Priority): number {
+    return this.#weights[p];
+  }
+
+  /** True when a task of `cost` tokens could not finish by `deadlineAtMs` even if started now. */
+  cannotMeet(cost: number, deadlineAtMs: number): boolean {
+    const ms = this.predictor.serviceMsForCost(cost);
+    return ms !== undefined && this.#clock.now() + ms > deadlineAtMs;
   }
 
   get id(): string {
@@ -72,6 +113,7 @@ export class PoolRuntime {
       id: r.id,
       slotsTotal: this.slotsOf(r),
       inFlight: this.inFlight.get(r.id) ?? 0,
+      topologyCost: this.config.topologyCost[replicaIndex(r.id)] ?? 0,
     }));
   }
 
@@ -119,7 +161,39 @@ export class PoolRuntime {
     return this.estimator.backoffMs(this.readySlots());
   }
 
-  predictStartMs(ahead: number): number {
-    return this.estimator.predictStartMs(ahead, this.freeSlots(), this.readySlots());
+  /**
+   * Expected wait before a task with `ahead` tasks in front of it gets a slot: list scheduling
+   * of the queue ahead on the replicas' slots, from measured service times (SPEC §3.4). Before
+   * anything was measured, the drain-rate estimate.
+   */
+  predictStartMs(ahead: number, costHint = 1): number {
+    const per = this.predictor.serviceMsForCost(1);
+    if (per === undefined) return this.estimator.predictStartMs(ahead, this.freeSlots(), this.readySlots());
+    const now = this.#clock.now();
+    const ready = new Set(this.readyReplicas().map((r) => r.id));
+    const busy: number[] = [];
+    for (const t of this.running.values())
+      if (ready.has(t.replicaId)) busy.push(Math.max(0, t.startedAtMs + per * t.cost - now));
+    const meanCost = this.queue.size > 0 ? this.queue.totalCost / this.queue.size : costHint;
+    return this.predictor.predictStartMs(
+      ahead,
+      { busyRemainingMs: busy, freeSlots: this.freeSlots() },
+      per * meanCost,
+    );
   }
+
+  /** Expected run time of a task once started (prefill of uncached prompt + decode). */
+  predictServiceMs(promptTokens: number, outputTokens: number): number | undefined {
+    return (
+      this.predictor.serviceMs(promptTokens, outputTokens) ??
+      this.predictor.serviceMsForCost(promptTokens + outputTokens) ??
+      this.estimator.predictDecodeMs(outputTokens)
+    );
+  }
+}
+
+/** `<pool>-r<index>` → index. */
+function replicaIndex(id: string): number {
+  const m = /-r(\d+)$/.exec(id);
+  return m ? Number(m[1]) : 0;
 }

@@ -23,6 +23,8 @@ export interface TaskLifecycleOptions {
   readonly retentionMs: number;
   /** Forget a finished task (its events are no longer readable). */
   readonly forget: (task: TaskRecord) => void;
+  /** Called once when a task reached its terminal event (quotas, budgets, deadline metrics). */
+  readonly onFinish?: (task: TaskRecord, pool: PoolRuntime) => void;
 }
 
 export class TaskLifecycle {
@@ -106,6 +108,7 @@ export class TaskLifecycle {
         );
         break;
     }
+    this.#o.onFinish?.(task, pool);
     const timer = setTimeout(() => this.#o.forget(task), this.#o.retentionMs);
     timer.unref();
     return true;

@@ -35,6 +35,16 @@ export class LinkedFifo<T> {
     this.#index.set(key, node);
   }
 
+  /** Inserts at the head (an entry that returns to the front of the line). */
+  unshift(key: string, value: T): void {
+    if (this.#index.has(key)) throw new Error(`duplicate key ${key}`);
+    const node: Node<T> = { key, value, prev: undefined, next: this.#head };
+    if (this.#head) this.#head.prev = node;
+    else this.#tail = node;
+    this.#head = node;
+    this.#index.set(key, node);
+  }
+
   /** Oldest entry. */
   peekFirst(): T | undefined {
     return this.#head?.value;

@@ -3,6 +3,8 @@ export interface ReplicaLoad {
   readonly id: string;
   readonly slotsTotal: number;
   readonly inFlight: number;
+  /** Topology cost (NUMA/PCIe hops); breaks ties between equally loaded replicas (ORCH-3013). */
+  readonly topologyCost?: number;
 }
 
 export interface PlacementOptions {
@@ -21,7 +23,7 @@ const utilization = (r: ReplicaLoad, extra = 0): number =>
 /**
  * Late binding (ORCH-3007..3010, ORCH-3019): pick the replica for a task at dispatch time.
  * Only replicas with a free slot qualify; the session's replica wins while it is not overloaded;
- * otherwise the least-utilized wins, ties by fewest in-flight then id for stability.
+ * otherwise the least-utilized wins, ties by fewest in-flight, then topology cost, then id.
  */
 export function chooseReplica(
   candidates: readonly ReplicaLoad[],
@@ -30,7 +32,11 @@ export function chooseReplica(
   const free = candidates.filter((r) => r.inFlight < r.slotsTotal);
   if (free.length === 0) return undefined;
   const sorted = [...free].sort(
-    (a, b) => utilization(a) - utilization(b) || a.inFlight - b.inFlight || (a.id < b.id ? -1 : 1),
+    (a, b) =>
+      utilization(a) - utilization(b) ||
+      a.inFlight - b.inFlight ||
+      (a.topologyCost ?? 0) - (b.topologyCost ?? 0) ||
+      (a.id < b.id ? -1 : 1),
   );
   const best = sorted[0];
   if (opts.affinity !== undefined) {

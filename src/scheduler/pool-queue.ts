@@ -5,188 +5,392 @@ import { LinkedFifo } from './linked-fifo.js';
 export interface QueueEntry {
   readonly id: string;
   readonly priority: Priority;
-  /** Scheduling cost in tokens (prompt + expected output); charged to the class on dispatch. */
+  /** Tenant the task is charged to (fair share within a class). */
+  readonly tenant: string;
+  /** Scheduling cost in tokens: prompt tokens not already cached + expected output. */
   readonly cost: number;
+  /** Absolute deadline (ms on the scheduler's clock); orders work within fairness limits. */
+  readonly deadlineAtMs: number;
 }
+
+/** `wfq`: weighted fair queuing across classes and tenants; `fifo`: plain arrival order. */
+export type SchedulingMode = 'wfq' | 'fifo';
 
 export interface PoolQueueOptions {
   readonly capacity: number;
   readonly priorityCapacity: Readonly<Record<Priority, number>>;
   readonly fullPolicy: FullPolicy;
+  /** Weights of the priority classes. */
   readonly weights: Readonly<Record<Priority, number>>;
+  /** Weight of a tenant within a class (default 1). */
+  readonly tenantWeight?: (tenant: string) => number;
+  readonly mode?: SchedulingMode;
+  /**
+   * How far (in tokens of weight-1 service) a tenant may be served ahead of its fair turn so an
+   * earlier deadline goes first (EDF within fairness limits). 0 disables deadline ordering.
+   */
+  readonly deadlineSlackTokens?: number;
+  /**
+   * Entries that cannot meet their deadline any more; evicted first when the queue must shed
+   * work (ETA-aware eviction).
+   */
+  readonly doomed?: (entry: QueueEntry) => boolean;
 }
 
 export type OfferResult<T> =
   | { readonly kind: 'enqueued'; readonly position: number; readonly evicted: readonly T[] }
   | { readonly kind: 'refused'; readonly reason: 'capacity' | 'priority-capacity' | 'no-lower-priority' };
 
+interface Item<T> {
+  readonly entry: T;
+  /** Arrival order across the whole queue. */
+  readonly seq: number;
+}
+
+interface Flow<T> {
+  readonly tenant: string;
+  readonly fifo: LinkedFifo<Item<T>>;
+  /** Sum of the queued entries' costs (position estimates without a scan). */
+  cost: number;
+  /** Start-time fair queuing tag: virtual service this tenant has received in its class. */
+  tag: number;
+}
+
+interface Tier<T> {
+  readonly flows: Map<string, Flow<T>>;
+  size: number;
+  /** Stride pass of the class across classes. */
+  pass: number;
+  /** Virtual time inside the class: the tag of the last flow served. */
+  vtime: number;
+}
+
 const rank = (p: Priority): number => PRIORITIES.indexOf(p);
 
 /**
- * One pool's bounded queue: a FIFO per priority class, a full-queue policy (SPEC §3.2), and
- * weighted fair dispatch across classes (stride scheduling over token cost, SPEC §3.3).
+ * One pool's bounded queue (SPEC §3.1–§3.4): a FIFO per (class, tenant), the full-queue policies,
+ * and dispatch by weighted fair queuing — stride scheduling across priority classes and start-time
+ * fair queuing across tenants inside a class, both charged in tokens — with earliest-deadline-first
+ * among tenants whose fair tags are within `deadlineSlackTokens`. `fifo` mode serves plain arrival
+ * order (the benchmark baseline). Everything is pure: no clock, no I/O.
  */
 export class PoolQueue<T extends QueueEntry> {
-  readonly #opts: PoolQueueOptions;
-  readonly #fifos = new Map<Priority, LinkedFifo<T>>(PRIORITIES.map((p) => [p, new LinkedFifo<T>()]));
-  // Stride-scheduling pass values: the class with the smallest pass is served next.
-  readonly #pass = new Map<Priority, number>(PRIORITIES.map((p) => [p, 0]));
-  #virtualTime = 0;
+  readonly #o: PoolQueueOptions;
+  readonly #tiers = new Map<Priority, Tier<T>>(
+    PRIORITIES.map((p) => [p, { flows: new Map(), size: 0, pass: 0, vtime: 0 }]),
+  );
+  readonly #where = new Map<string, { priority: Priority; tenant: string }>();
+  #seq = 0;
+  #classVirtualTime = 0;
+  #totalCost = 0;
 
   constructor(opts: PoolQueueOptions) {
-    this.#opts = opts;
+    this.#o = opts;
   }
 
   get size(): number {
-    let n = 0;
-    for (const f of this.#fifos.values()) n += f.size;
-    return n;
+    return this.#where.size;
+  }
+
+  /** Sum of the queued entries' costs. */
+  get totalCost(): number {
+    return this.#totalCost;
   }
 
   get capacity(): number {
-    return this.#opts.capacity;
+    return this.#o.capacity;
   }
 
   get fullPolicy(): FullPolicy {
-    return this.#opts.fullPolicy;
+    return this.#o.fullPolicy;
+  }
+
+  get mode(): SchedulingMode {
+    return this.#o.mode ?? 'wfq';
   }
 
   sizeOf(p: Priority): number {
-    return this.#fifo(p).size;
+    return this.#tier(p).size;
   }
 
   has(id: string): boolean {
-    return PRIORITIES.some((p) => this.#fifo(p).has(id));
+    return this.#where.has(id);
+  }
+
+  get(id: string): T | undefined {
+    const at = this.#where.get(id);
+    return at && this.#tier(at.priority).flows.get(at.tenant)?.fifo.get(id)?.entry;
   }
 
   /** Admit `entry` under the full-queue policy, evicting other entries when the policy says so. */
   offer(entry: T): OfferResult<T> {
     const evicted: T[] = [];
-    const fifo = this.#fifo(entry.priority);
-    const classCap = this.#opts.priorityCapacity[entry.priority];
-
-    if (fifo.size >= classCap) {
-      // The arrival's own class is full: only drop-lru can make room, by evicting that class's oldest.
-      if (this.#opts.fullPolicy !== 'drop-lru' || classCap === 0)
+    const tier = this.#tier(entry.priority);
+    const classCap = this.#o.priorityCapacity[entry.priority];
+    if (tier.size >= classCap) {
+      // The arrival's own class is full: only drop-lru can make room, inside that class.
+      if (this.#o.fullPolicy !== 'drop-lru' || classCap === 0)
         return { kind: 'refused', reason: 'priority-capacity' };
-      const victim = fifo.shift();
+      const victim = this.#victimIn(entry.priority, 'oldest');
       if (victim) evicted.push(victim);
     }
-    if (this.size >= this.#opts.capacity) {
+    if (this.size >= this.#o.capacity) {
       const victim = this.#victimForCapacity(entry.priority);
-      if (victim === 'refuse')
+      if (victim === undefined) {
+        // Put back what the class-capacity step took: the offer changes nothing when refused.
+        for (const v of evicted) this.#push(v);
         return {
           kind: 'refused',
-          reason: this.#opts.fullPolicy === 'shed-low-priority' ? 'no-lower-priority' : 'capacity',
+          reason: this.#o.fullPolicy === 'shed-low-priority' ? 'no-lower-priority' : 'capacity',
         };
+      }
       evicted.push(victim);
     }
-
-    if (fifo.size === 0) {
-      // A class returning from idle must not bank credit from the time it was empty.
-      this.#pass.set(entry.priority, Math.max(this.#pass.get(entry.priority) ?? 0, this.#virtualTime));
-    }
-    fifo.push(entry.id, entry);
-    return { kind: 'enqueued', position: this.#estimate(entry.priority, fifo.size - 1), evicted };
+    this.#push(entry);
+    return { kind: 'enqueued', position: this.positionOf(entry.id) ?? 0, evicted };
   }
 
-  #victimForCapacity(arrival: Priority): T | 'refuse' {
-    switch (this.#opts.fullPolicy) {
+  #push(entry: T, seq = this.#seq++, front = false): void {
+    const tier = this.#tier(entry.priority);
+    if (tier.size === 0) {
+      // A class returning from idle must not bank credit from the time it was empty.
+      tier.pass = Math.max(tier.pass, this.#classVirtualTime);
+    }
+    let flow = tier.flows.get(entry.tenant);
+    if (!flow) {
+      flow = { tenant: entry.tenant, fifo: new LinkedFifo(), cost: 0, tag: tier.vtime };
+      tier.flows.set(entry.tenant, flow);
+    } else if (flow.fifo.size === 0) {
+      flow.tag = Math.max(flow.tag, tier.vtime);
+    }
+    if (front) flow.fifo.unshift(entry.id, { entry, seq });
+    else flow.fifo.push(entry.id, { entry, seq });
+    flow.cost += Math.max(1, entry.cost);
+    this.#totalCost += Math.max(1, entry.cost);
+    tier.size++;
+    this.#where.set(entry.id, { priority: entry.priority, tenant: entry.tenant });
+  }
+
+  /** Oldest (or newest) entry of a class, preferring entries that are doomed anyway. */
+  #victimIn(p: Priority, which: 'oldest' | 'newest'): T | undefined {
+    const tier = this.#tier(p);
+    let best: Item<T> | undefined;
+    let bestDoomed = false;
+    for (const flow of tier.flows.values()) {
+      for (const e of which === 'oldest' ? [flow.fifo.peekFirst()] : [flow.fifo.peekLast()]) {
+        if (!e) continue;
+        const doomed = this.#o.doomed?.(e.entry) ?? false;
+        const better =
+          best === undefined ||
+          (doomed && !bestDoomed) ||
+          (doomed === bestDoomed && (which === 'oldest' ? e.seq < best.seq : e.seq > best.seq));
+        if (better) {
+          best = e;
+          bestDoomed = doomed;
+        }
+      }
+    }
+    // A doomed entry anywhere in the class goes before a live one.
+    if (!bestDoomed && this.#o.doomed) {
+      for (const flow of tier.flows.values())
+        for (const e of flow.fifo.values()) if (this.#o.doomed(e.entry)) return this.remove(e.entry.id);
+    }
+    return best === undefined ? undefined : this.remove(best.entry.id);
+  }
+
+  #victimForCapacity(arrival: Priority): T | undefined {
+    switch (this.#o.fullPolicy) {
       case 'reject':
-        return 'refuse';
-      case 'drop-lru': {
+        return undefined;
+      case 'drop-lru':
         // Oldest queued task, lowest class first; never a class above the arrival's own.
         for (const p of [...PRIORITIES].reverse()) {
           if (rank(p) < rank(arrival)) break;
-          const v = this.#fifo(p).shift();
+          const v = this.#victimIn(p, 'oldest');
           if (v) return v;
         }
-        return 'refuse';
-      }
-      case 'shed-low-priority': {
+        return undefined;
+      case 'shed-low-priority':
         // Newest strictly-lower-priority task: it has waited least, so shedding it wastes least.
         for (const p of [...PRIORITIES].reverse()) {
           if (rank(p) <= rank(arrival)) break;
-          const v = this.#fifo(p).pop();
+          const v = this.#victimIn(p, 'newest');
           if (v) return v;
         }
-        return 'refuse';
-      }
+        return undefined;
     }
   }
 
   /**
-   * Entries ahead of `id` in dispatch order, estimated: all of its own class ahead of it plus the
-   * share of other classes that weighted fairness will interleave before it.
+   * Puts back an entry that was dispatched and then preempted: at the head of its flow, beyond
+   * capacity if need be (an accepted task is never lost), keeping its class and tenant credit.
    */
-  positionOf(id: string): number | undefined {
-    for (const p of PRIORITIES) {
-      const fifo = this.#fifo(p);
-      if (!fifo.has(id)) continue;
-      let ahead = 0;
-      for (const e of fifo.values()) {
-        if (e.id === id) break;
-        ahead++;
-      }
-      return this.#estimate(p, ahead);
-    }
-    return undefined;
+  requeueFront(entry: T): void {
+    this.#push(entry, -1 - this.#seq++, true);
   }
 
-  #estimate(p: Priority, ahead: number): number {
-    const w = this.#opts.weights[p];
-    let others = 0;
-    for (const q of PRIORITIES) {
-      if (q === p) continue;
-      const share = Math.floor(((ahead + 1) * this.#opts.weights[q]) / w);
-      others += Math.min(this.#fifo(q).size, share);
+  /** Queued entries of classes strictly below `p`, newest first (soft preemption candidates). */
+  *lowerPriorityNewestFirst(p: Priority): IterableIterator<T> {
+    for (const q of [...PRIORITIES].reverse()) {
+      if (rank(q) <= rank(p)) break;
+      const all = [...this.#tier(q).flows.values()].flatMap((f) => [...f.fifo.values()]);
+      all.sort((a, b) => b.seq - a.seq);
+      for (const item of all) yield item.entry;
     }
-    return ahead + others;
+  }
+
+  /**
+   * Entries dispatched before `id`, estimated in O(flows): its own flow ahead of it, plus what
+   * fairness interleaves from other tenants of its class and from other classes.
+   */
+  positionOf(id: string): number | undefined {
+    const at = this.#where.get(id);
+    if (!at) return undefined;
+    const tier = this.#tier(at.priority);
+    const flow = tier.flows.get(at.tenant);
+    if (!flow) return undefined;
+    const me = flow.fifo.get(id);
+    if (!me) return undefined;
+    if (this.mode === 'fifo') {
+      let ahead = 0;
+      for (const t of this.#tiers.values())
+        for (const f of t.flows.values()) for (const e of f.fifo.values()) if (e.seq < me.seq) ahead++;
+      return ahead;
+    }
+    let ahead = 0;
+    let costAhead = 0;
+    if (flow.fifo.peekLast() === me) {
+      // The common case (a new arrival): no scan.
+      ahead = flow.fifo.size - 1;
+      costAhead = flow.cost - Math.max(1, me.entry.cost);
+    } else {
+      for (const e of flow.fifo.values()) {
+        if (e === me) break;
+        ahead++;
+        costAhead += Math.max(1, e.entry.cost);
+      }
+    }
+    // Virtual service my flow needs before me (and me), in its tenant weight.
+    const myWeight = this.#tenantWeight(at.tenant);
+    const myFinish = flow.tag + (costAhead + Math.max(1, me.entry.cost)) / myWeight;
+    let others = 0;
+    for (const f of tier.flows.values()) {
+      if (f === flow || f.fifo.size === 0) continue;
+      // Entries of another tenant whose fair tags start before mine finishes.
+      let tag = f.tag;
+      for (const e of f.fifo.values()) {
+        if (tag >= myFinish) break;
+        others++;
+        tag += Math.max(1, e.entry.cost) / this.#tenantWeight(f.tenant);
+      }
+    }
+    const inClass = ahead + others;
+    const w = this.#o.weights[at.priority];
+    let otherClasses = 0;
+    for (const q of PRIORITIES) {
+      if (q === at.priority) continue;
+      const share = Math.floor(((inClass + 1) * this.#o.weights[q]) / w);
+      otherClasses += Math.min(this.#tier(q).size, share);
+    }
+    return inClass + otherClasses;
   }
 
   remove(id: string): T | undefined {
-    for (const p of PRIORITIES) {
-      const v = this.#fifo(p).remove(id);
-      if (v) return v;
-    }
-    return undefined;
+    const at = this.#where.get(id);
+    if (!at) return undefined;
+    const tier = this.#tier(at.priority);
+    const flow = tier.flows.get(at.tenant);
+    const v = flow?.fifo.remove(id);
+    if (!v || !flow) return undefined;
+    this.#where.delete(id);
+    tier.size--;
+    flow.cost -= Math.max(1, v.entry.cost);
+    this.#totalCost -= Math.max(1, v.entry.cost);
+    // An idle flow with no credit left is forgotten; one served ahead keeps its tag.
+    if (flow.fifo.size === 0 && flow.tag <= tier.vtime) tier.flows.delete(at.tenant);
+    return v.entry;
   }
 
-  /** The entry weighted fairness serves next, without removing it. */
+  /** The entry the scheduler serves next, without removing it. */
   peekNext(): T | undefined {
-    const p = this.#nextClass();
-    return p === undefined ? undefined : this.#fifo(p).peekFirst();
+    return this.#pick()?.item.entry;
   }
 
-  /** Remove and return the entry weighted fairness serves next, charging its class. */
+  /** Remove and return the entry the scheduler serves next, charging its class and tenant. */
   takeNext(): T | undefined {
-    const p = this.#nextClass();
-    if (p === undefined) return undefined;
-    const entry = this.#fifo(p).shift();
-    if (!entry) return undefined;
-    const pass = this.#pass.get(p) ?? 0;
-    this.#virtualTime = pass;
-    this.#pass.set(p, pass + Math.max(1, entry.cost) / this.#opts.weights[p]);
-    return entry;
+    const pick = this.#pick();
+    if (!pick) return undefined;
+    const { tier, flow } = pick;
+    const entry = pick.item.entry;
+    const cost = Math.max(1, entry.cost);
+    this.#classVirtualTime = tier.pass;
+    tier.pass += cost / this.#o.weights[entry.priority];
+    tier.vtime = Math.max(tier.vtime, flow.tag);
+    flow.tag += cost / this.#tenantWeight(flow.tenant);
+    return this.remove(entry.id);
   }
 
   *entries(): IterableIterator<T> {
-    for (const p of PRIORITIES) yield* this.#fifo(p).values();
+    for (const t of this.#tiers.values())
+      for (const f of t.flows.values()) for (const item of f.fifo.values()) yield item.entry;
   }
 
-  #nextClass(): Priority | undefined {
-    let best: Priority | undefined;
+  #pick(): { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined {
+    if (this.mode === 'fifo') return this.#oldestHead();
+    let tierKey: Priority | undefined;
     for (const p of PRIORITIES) {
-      if (this.#fifo(p).size === 0) continue;
+      const t = this.#tier(p);
+      if (t.size === 0) continue;
       // Ties go to the higher class (PRIORITIES is ordered highest first).
-      if (best === undefined || (this.#pass.get(p) ?? 0) < (this.#pass.get(best) ?? 0)) best = p;
+      if (tierKey === undefined || t.pass < this.#tier(tierKey).pass) tierKey = p;
     }
+    if (tierKey === undefined) return undefined;
+    const tier = this.#tier(tierKey);
+    let minTag = Number.POSITIVE_INFINITY;
+    for (const f of tier.flows.values()) if (f.fifo.size > 0) minTag = Math.min(minTag, f.tag);
+    const slack = this.#o.deadlineSlackTokens ?? 0;
+    let best: { flow: Flow<T>; item: Item<T> } | undefined;
+    for (const flow of tier.flows.values()) {
+      const head = flow.fifo.peekFirst();
+      if (!head || flow.tag > minTag + slack) continue;
+      if (best === undefined || before(flow, head, best.flow, best.item, slack > 0))
+        best = { flow, item: head };
+    }
+    return best && { tier, ...best };
+  }
+
+  #oldestHead(): { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined {
+    let best: { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined;
+    for (const tier of this.#tiers.values())
+      for (const flow of tier.flows.values()) {
+        const head = flow.fifo.peekFirst();
+        if (head && (best === undefined || head.seq < best.item.seq)) best = { tier, flow, item: head };
+      }
     return best;
   }
 
-  #fifo(p: Priority): LinkedFifo<T> {
-    const f = this.#fifos.get(p);
-    if (!f) throw new Error(`unknown priority ${p}`);
-    return f;
+  #tenantWeight(tenant: string): number {
+    const w = this.#o.tenantWeight?.(tenant) ?? 1;
+    return w > 0 ? w : 1;
   }
+
+  #tier(p: Priority): Tier<T> {
+    const t = this.#tiers.get(p);
+    if (!t) throw new Error(`unknown priority ${p}`);
+    return t;
+  }
+}
+
+/** Earlier deadline first among eligible flows (when enabled), then the fair tag, then arrival. */
+function before<T extends QueueEntry>(
+  fa: Flow<T>,
+  a: Item<T>,
+  fb: Flow<T>,
+  b: Item<T>,
+  edf: boolean,
+): boolean {
+  if (edf && a.entry.deadlineAtMs !== b.entry.deadlineAtMs)
+    return a.entry.deadlineAtMs < b.entry.deadlineAtMs;
+  if (fa.tag !== fb.tag) return fa.tag < fb.tag;
+  return a.seq < b.seq;
 }

@@ -1,4 +1,5 @@
 import type { Clock } from '../domain/types.js';
+import { emptyUsage, type SessionUsage } from './budget.js';
 
 export interface Session {
   readonly id: string;
@@ -16,6 +17,8 @@ export interface Session {
   kvTokens: number;
   /** Incarnation of the replica process when KV was written; a restart makes the KV cold. */
   replicaEpoch: number | undefined;
+  /** Budget usage of finished turns (SPEC §3.6). */
+  readonly usage: SessionUsage;
 }
 
 export interface SessionStoreOptions {
@@ -68,6 +71,7 @@ export class SessionStore {
         lastSlotId: undefined,
         kvTokens: 0,
         replicaEpoch: undefined,
+        usage: emptyUsage(),
       };
       this.#sessions.set(id, s);
     }

@@ -156,6 +156,22 @@ describe('Orchestrator', () => {
     expect((err as OrchError).code).toBe('POOL_UNAVAILABLE');
   });
 
+  it('a queued task whose deadline passes before a slot frees ends with REPLICA_EXHAUSTED', async () => {
+    const { orch } = setup();
+    const running = input();
+    await orch.submit(LOCAL_PRINCIPAL, running, 'c');
+    // Nothing measured yet: the drain estimate (1 s per task) says it can start in time.
+    const late = input({ deadlineMs: 1_300 });
+    await orch.submit(LOCAL_PRINCIPAL, late, 'c');
+    await new Promise((r) => setTimeout(r, 1_600));
+    const events = orch
+      .task(LOCAL_PRINCIPAL, late.taskId)
+      .log.since(0)
+      .map((e) => e.event);
+    expect(events.at(-1)).toMatchObject({ type: 'error', data: { code: 'REPLICA_EXHAUSTED' } });
+    expect(events.filter((e) => e.type === 'token')).toHaveLength(0);
+  });
+
   it('drop-lru evictions end the evicted stream with QUEUE_FULL_DROP_LRU', async () => {
     const { orch, adapter } = setup({ queue: { capacity: 1, full_policy: 'drop-lru' } });
     const running = input({ maxTokens: 1 });

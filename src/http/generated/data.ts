@@ -151,7 +151,10 @@ export interface components {
         /** @enum {string} */
         Priority: "interactive" | "batch";
         Session: {
+            /** @description Session cost budget left. */
             cost_remaining?: number;
+            /** @description Cost of finished turns (pool prices). */
+            cost_used?: number;
             /** @description Estimated KV bytes resident for the session. */
             kv_bytes: number;
             /** @description The session's KV is resident on a Ready replica. */
@@ -159,8 +162,14 @@ export interface components {
             /** @description Replica holding the session's KV. */
             replica_id?: string;
             session_id: string;
+            /** @description Session wall-time budget left. */
             time_remaining_ms?: number;
+            /** @description Wall time of finished turns on replicas. */
+            time_used_ms?: number;
+            /** @description Session token budget left (SPEC §3.6). */
             tokens_remaining?: number;
+            /** @description Prompt + generated tokens of finished turns. */
+            tokens_used?: number;
             ttl_ms_remaining: number;
             turns: number;
         };
@@ -174,6 +183,8 @@ export interface components {
             embeddings?: number[][];
             /** @description Engine version of that replica (streams are reproducible within one version, SPEC §14). */
             engine_version?: string;
+            /** @description The task was stopped by hard preemption and resumed before it completed (SPEC §3.5). */
+            preempted?: boolean;
             /** @description Time spent queued before dispatch. */
             queue_ms?: number;
             /** @description The replica that served the task. */
@@ -197,14 +208,21 @@ export interface components {
         SseEvent: components["schemas"]["SseStarted"] | components["schemas"]["SseToken"] | components["schemas"]["SseMetrics"] | components["schemas"]["SseEnd"] | components["schemas"]["SseError"];
         /** @description `metrics` — periodic and additive-only (ORCH-3100). */
         SseMetrics: {
+            /** @description Session cost budget left. */
             cost_remaining?: number;
             kv_warmth: boolean;
             on_time_probability: number;
+            /** @description The task's decode was stopped by hard preemption; it is queued to resume (SPEC §3.5). */
+            preempted?: boolean;
             queue_depth: number;
             queue_position?: number;
             replica_id?: string;
+            /** @description The stream continues from `tokens_out` when it resumes. */
+            resumable?: boolean;
+            /** @description Session wall-time budget left. */
             time_remaining_ms?: number;
             tokens_out?: number;
+            /** @description Session token budget left (SPEC §3.6). */
             tokens_remaining?: number;
         };
         /** @description `started` — exactly once, first. */
