@@ -120,18 +120,28 @@ export async function countPromptTokens(
  * classes that weighted fairness interleaves before it (`lower: false` leaves those out).
  */
 export function aheadOf(pool: PoolRuntime, priority: Priority, lower = true): number {
-  if (pool.queue.mode === 'fifo') return pool.queue.size;
-  const own = pool.queue.sizeOf(priority);
-  let others = 0;
+  return workAhead(pool, priority, lower).count;
+}
+
+/** Tasks ahead of an arrival and their summed cost in tokens (what they will occupy slots for). */
+export function workAhead(pool: PoolRuntime, priority: Priority, lower = true): { count: number; cost: number } {
+  const q = pool.queue;
+  if (q.mode === 'fifo') return { count: q.size, cost: q.totalCost };
+  const own = q.sizeOf(priority);
+  let count = own;
+  let cost = q.costOf(priority);
   const w = pool.weightOf(priority);
   for (const p of PRIORITIES) {
     if (p === priority) continue;
     const higher = PRIORITIES.indexOf(p) < PRIORITIES.indexOf(priority);
     if (!higher && !lower) continue;
-    const size = pool.queue.sizeOf(p);
-    others += higher ? size : Math.min(size, Math.floor(((own + 1) * pool.weightOf(p)) / w));
+    const size = q.sizeOf(p);
+    if (size === 0) continue;
+    const n = higher ? size : Math.min(size, Math.floor(((own + 1) * pool.weightOf(p)) / w));
+    count += n;
+    cost += (q.costOf(p) / size) * n;
   }
-  return own + others;
+  return { count, cost };
 }
 
 /** Predicted start and finish of an arrival (ms from now). */
@@ -142,7 +152,8 @@ export function predictFor(
   uncachedPrompt: number,
   lower = true,
 ): { startMs: number; finishMs: number } {
-  const startMs = pool.predictStartMs(aheadOf(pool, input.priority, lower), cost);
+  const ahead = workAhead(pool, input.priority, lower);
+  const startMs = pool.predictStartMs(ahead.count, ahead.count > 0 ? ahead.cost / ahead.count : cost);
   const serviceMs = pool.predictServiceMs(uncachedPrompt, input.expectedTokens ?? input.maxTokens) ?? 0;
   return { startMs, finishMs: startMs + serviceMs };
 }
@@ -181,8 +192,9 @@ export function backpressureError(
       : refusal.reason === 'no-lower-priority'
         ? `the queue of pool '${pool.id}' is full and holds no lower-priority work to shed`
         : `the queue of pool '${pool.id}' is full (${pool.queue.size}/${pool.queue.capacity})`;
-  const ahead = aheadOf(pool, priority);
-  const etaMs = pool.predictStartMs(ahead);
+  const work = workAhead(pool, priority);
+  const ahead = work.count;
+  const etaMs = pool.predictStartMs(ahead, ahead > 0 ? work.cost / ahead : 1);
   const headers: Record<string, string> = { 'X-Queue-Position': String(ahead) };
   if (Number.isFinite(etaMs)) headers['X-Queue-ETA-Ms'] = String(Math.ceil(etaMs));
   return new OrchError(code, `${why} (policy ${policy}); retry after ${backoffMs} ms`, {

@@ -29,6 +29,7 @@ import {
   checkBudget,
   checkCtx,
   checkDeadline,
+  aheadOf,
   countPromptTokens,
   predictFor,
   quotaError,
@@ -227,15 +228,15 @@ export class Orchestrator {
       if (!(err instanceof OrchError) || err.code !== 'DEADLINE_UNMET') throw err;
       if (this.#o.config.scheduling.preemption === 'off') throw err;
       if (predictFor(pool, input, cost, uncached, false).finishMs > input.deadlineMs) throw err;
+      // Evict exactly the lower-priority entries fairness would serve before the urgent task.
+      const count = aheadOf(pool, input.priority) - aheadOf(pool, input.priority, false);
       const victims: TaskRecord[] = [];
-      for (const entry of [...pool.queue.lowerPriorityNewestFirst(input.priority)]) {
+      for (const entry of pool.queue.lowerPriorityOldestFirst(input.priority, count)) {
         const task = this.#tasks.get(entry.id);
         pool.queue.remove(entry.id);
         if (task) victims.push(task);
-        const p = predictFor(pool, input, cost, uncached);
-        if (p.finishMs <= input.deadlineMs) return { predictedStartMs: p.startMs, victims };
       }
-      return { predictedStartMs: predictFor(pool, input, cost, uncached).startMs, victims };
+      return { predictedStartMs: predictFor(pool, input, cost, uncached, false).startMs, victims };
     }
   }
 
@@ -529,7 +530,7 @@ export class Orchestrator {
       const ahead = queued ? (pool.queue.positionOf(task.spec.taskId) ?? 0) : 0;
       const remainingTokens = Math.max(0, task.spec.maxTokens - task.tokensOut);
       const predictedFinishMs =
-        (queued ? pool.predictStartMs(ahead, task.cost) : 0) +
+        (queued ? pool.predictStartMs(ahead) : 0) +
         (pool.predictServiceMs(0, remainingTokens) ?? 0);
       task.log.append({
         type: 'metrics',

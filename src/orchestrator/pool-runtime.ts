@@ -166,7 +166,7 @@ export class PoolRuntime {
    * of the queue ahead on the replicas' slots, from measured service times (SPEC §3.4). Before
    * anything was measured, the drain-rate estimate.
    */
-  predictStartMs(ahead: number, costHint = 1): number {
+  predictStartMs(ahead: number, meanCostAhead?: number): number {
     const per = this.predictor.serviceMsForCost(1);
     if (per === undefined) return this.estimator.predictStartMs(ahead, this.freeSlots(), this.readySlots());
     const now = this.#clock.now();
@@ -174,7 +174,7 @@ export class PoolRuntime {
     const busy: number[] = [];
     for (const t of this.running.values())
       if (ready.has(t.replicaId)) busy.push(Math.max(0, t.startedAtMs + per * t.cost - now));
-    const meanCost = this.queue.size > 0 ? this.queue.totalCost / this.queue.size : costHint;
+    const meanCost = meanCostAhead ?? (this.queue.size > 0 ? this.queue.totalCost / this.queue.size : 1);
     return this.predictor.predictStartMs(
       ahead,
       { busyRemainingMs: busy, freeSlots: this.freeSlots() },

@@ -113,6 +113,13 @@ export class PoolQueue<T extends QueueEntry> {
     return this.#tier(p).size;
   }
 
+  /** Sum of the costs queued in class `p`. */
+  costOf(p: Priority): number {
+    let c = 0;
+    for (const f of this.#tier(p).flows.values()) c += f.cost;
+    return c;
+  }
+
   has(id: string): boolean {
     return this.#where.has(id);
   }
@@ -229,14 +236,19 @@ export class PoolQueue<T extends QueueEntry> {
     this.#push(entry, -1 - this.#seq++, true);
   }
 
-  /** Queued entries of classes strictly below `p`, newest first (soft preemption candidates). */
-  *lowerPriorityNewestFirst(p: Priority): IterableIterator<T> {
+  /**
+   * Up to `count` queued entries of classes strictly below `p`, lowest class first, oldest first:
+   * the ones fairness would serve soonest (soft preemption victims).
+   */
+  lowerPriorityOldestFirst(p: Priority, count: number): T[] {
+    const out: T[] = [];
     for (const q of [...PRIORITIES].reverse()) {
-      if (rank(q) <= rank(p)) break;
+      if (rank(q) <= rank(p) || out.length >= count) break;
       const all = [...this.#tier(q).flows.values()].flatMap((f) => [...f.fifo.values()]);
-      all.sort((a, b) => b.seq - a.seq);
-      for (const item of all) yield item.entry;
+      all.sort((a, b) => a.seq - b.seq);
+      for (const item of all.slice(0, count - out.length)) out.push(item.entry);
     }
+    return out;
   }
 
   /**

@@ -66,7 +66,9 @@ export class VllmAdapter implements EngineAdapter {
       model: model?.id ?? this.#o.model,
       engineVersion: version.version,
       modelDigest: this.#o.modelDigest,
-      features: { continuousBatching: true, interruptibleDecode: false, embeddings: true },
+      // Aborting a vLLM request frees its sequence at the next step, and automatic prefix caching
+      // makes the resumed prompt (prompt + text so far) cheap: decode is interruptible.
+      features: { continuousBatching: true, interruptibleDecode: true, embeddings: true },
     };
   }
 
