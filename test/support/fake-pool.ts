@@ -86,7 +86,7 @@ export class FakeSupervisor implements PoolSupervisor {
   }[];
   readonly #listeners = new Set<(r: ReplicaView) => void>();
 
-  constructor(poolId: string, adapters: EngineAdapter[]) {
+  constructor(poolId: string, adapters: EngineAdapter[], opts: { interruptible?: boolean } = {}) {
     this.poolId = poolId;
     this.#replicas = adapters.map((adapter, i) => ({
       id: `${poolId}-r${i}`,
@@ -99,7 +99,11 @@ export class FakeSupervisor implements PoolSupervisor {
         model: 'fake',
         engineVersion: 'fake-1',
         modelDigest: undefined,
-        features: { continuousBatching: false, interruptibleDecode: false, embeddings: false },
+        features: {
+          continuousBatching: false,
+          interruptibleDecode: opts.interruptible ?? false,
+          embeddings: false,
+        },
       },
     }));
   }
