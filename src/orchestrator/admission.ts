@@ -124,7 +124,11 @@ export function aheadOf(pool: PoolRuntime, priority: Priority, lower = true): nu
 }
 
 /** Tasks ahead of an arrival and their summed cost in tokens (what they will occupy slots for). */
-export function workAhead(pool: PoolRuntime, priority: Priority, lower = true): { count: number; cost: number } {
+export function workAhead(
+  pool: PoolRuntime,
+  priority: Priority,
+  lower = true,
+): { count: number; cost: number } {
   const q = pool.queue;
   if (q.mode === 'fifo') return { count: q.size, cost: q.totalCost };
   const own = q.sizeOf(priority);

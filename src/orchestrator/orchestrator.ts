@@ -530,8 +530,7 @@ export class Orchestrator {
       const ahead = queued ? (pool.queue.positionOf(task.spec.taskId) ?? 0) : 0;
       const remainingTokens = Math.max(0, task.spec.maxTokens - task.tokensOut);
       const predictedFinishMs =
-        (queued ? pool.predictStartMs(ahead) : 0) +
-        (pool.predictServiceMs(0, remainingTokens) ?? 0);
+        (queued ? pool.predictStartMs(ahead) : 0) + (pool.predictServiceMs(0, remainingTokens) ?? 0);
       task.log.append({
         type: 'metrics',
         data: {

@@ -133,7 +133,8 @@ async function run(ops: readonly Op[], preemption: 'soft' | 'hard', mode: 'wfq' 
       // Token indices stay consecutive across preemption and resume.
       const idx = log.filter((e) => e.type === 'token').map((e) => (e.data as { i: number }).i);
       expect(idx).toEqual(idx.map((_, i) => i));
-      if (log.some((e) => e.type === 'end' && (e.data as { preempted?: boolean }).preempted === true)) resumed++;
+      if (log.some((e) => e.type === 'end' && (e.data as { preempted?: boolean }).preempted === true))
+        resumed++;
     }
     expect(pool.running.size).toBe(0);
     expect([...pool.inFlight.values()].every((n) => n === 0)).toBe(true);
