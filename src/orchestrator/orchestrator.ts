@@ -509,12 +509,25 @@ export class Orchestrator {
     this.#sessions.sweep();
     for (const pool of this.#pools) {
       let changed = false;
+      // Under overload (more queued than free slots), a task that could not finish by its
+      // deadline even if it started now is ended early instead of waiting to fail (ETA-aware).
+      const overloaded = pool.queue.size > pool.freeSlots();
       for (const entry of [...pool.queue.entries()]) {
         const task = this.#tasks.get(entry.id);
-        if (!task || task.deadlineAtMs > now) continue;
+        if (!task) continue;
+        const late = task.deadlineAtMs <= now;
+        if (!late && !(overloaded && pool.cannotMeet(entry.cost, task.deadlineAtMs))) continue;
         pool.queue.remove(entry.id);
         changed = true;
-        this.#lifecycle.finish(task, pool, replicaExhausted(pool, task));
+        this.#lifecycle.finish(
+          task,
+          pool,
+          replicaExhausted(
+            pool,
+            task,
+            late ? 'before its deadline' : 'in time: it cannot finish before its deadline',
+          ),
+        );
       }
       if (changed) this.#updateQueueGauges(pool);
     }

@@ -1,6 +1,7 @@
 /** The pure parts of scheduling, on an injected clock: quotas, shares, predictions, budgets, preemption. */
 import { describe, expect, it } from 'vitest';
 import { chooseReplica } from '../../src/scheduler/placement.js';
+import { PoolQueue, type QueueEntry } from '../../src/scheduler/pool-queue.js';
 import { chooseHardVictim } from '../../src/scheduler/preemption.js';
 import { ServicePredictor } from '../../src/scheduler/service-predictor.js';
 import { ShareTracker } from '../../src/scheduler/share-tracker.js';
@@ -40,6 +41,29 @@ describe('ShareTracker', () => {
     expect(s.share('a')).toBeCloseTo(80 / 90, 2);
     for (let i = 0; i < 100; i++) s.serve('b', 50);
     expect(s.share('a')).toBeLessThan(0.01);
+  });
+});
+
+describe('observed share tracks configured weights', () => {
+  it('two backlogged tenants with weights 3:1 get about 75 % / 25 % of dispatched tokens', () => {
+    const q = new PoolQueue<QueueEntry>({
+      capacity: 10_000,
+      priorityCapacity: { interactive: 10_000, batch: 10_000 },
+      fullPolicy: 'reject',
+      weights: { interactive: 8, batch: 1 },
+      tenantWeight: (t) => (t === 'a' ? 3 : 1),
+    });
+    for (let i = 0; i < 2_000; i++) {
+      for (const t of ['a', 'b'])
+        q.offer({ id: `${t}${i}`, priority: 'batch', tenant: t, cost: 10 + (i % 7), deadlineAtMs: 1e12 });
+    }
+    const shares = new ShareTracker(2_000);
+    for (let i = 0; i < 1_500; i++) {
+      const x = q.takeNext();
+      if (x) shares.serve(`${x.tenant}/batch`, x.cost);
+    }
+    expect(shares.share('a/batch')).toBeGreaterThan(0.7);
+    expect(shares.share('a/batch')).toBeLessThan(0.8);
   });
 });
 
