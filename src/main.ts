@@ -110,6 +110,7 @@ export async function startOrchestrator(
     metrics,
     logger,
     clock: opts.clock ?? systemClock,
+    createSupervisor: (pool) => createSupervisor(config, pool, logger, onProgress),
   });
   const http = await createHttpServer({ config, orchestrator, metrics, logger });
   try {
@@ -138,7 +139,8 @@ export async function startOrchestrator(
       (closing ??= (async () => {
         await orchestrator.close(drainMs);
         await http.close();
-        await Promise.all([...supervisors.values()].map((s) => s.stop()));
+        // A reload may have replaced a pool's supervisor: stop the current ones.
+        await Promise.all(orchestrator.pools.map((p) => p.supervisor.stop()));
         logger.info({ event: 'shutdown.complete' }, 'orchestratord stopped');
       })()),
   };

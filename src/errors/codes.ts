@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   // 422: the request is well-formed but cannot be met; retrying unchanged will not help.
   DEADLINE_UNMET: { httpStatus: 422, retriable: false },
   MODEL_DEPRECATED: { httpStatus: 409, retriable: false },
+  // 409: a pool lifecycle operation (reload, rollback) conflicts with one in progress.
+  CONFLICT: { httpStatus: 409, retriable: true },
   // 403: the trust policy forbids serving this artifact; it is a permission, not a state conflict.
   UNTRUSTED_ARTIFACT: { httpStatus: 403, retriable: false },
   POOL_UNREADY: { httpStatus: 503, retriable: true },

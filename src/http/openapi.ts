@@ -2,6 +2,7 @@
  * The OpenAPI documents at runtime: request validation compiles the schemas of
  * contracts/openapi/*.yaml (the same documents the TypeScript types are generated from).
  */
+import { OrchError } from '../errors/orch-error.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,26 +102,65 @@ function describe(e: ErrorObject): string {
   }
 }
 
-function firstProblem(errors: readonly ErrorObject[]): { field: string; message: string } {
-  // Prefer a concrete field error over the prompt/inputs `oneOf` summary.
+type OneOfProblem = { field: string; message: string };
+const TASK_ONE_OF: OneOfProblem = {
+  field: 'prompt',
+  message: 'exactly one of `prompt` or `inputs` is required',
+};
+
+function firstProblem(
+  errors: readonly ErrorObject[],
+  oneOf: OneOfProblem,
+): { field: string; message: string } {
+  // Prefer a concrete field error over the schema's `oneOf` summary.
   const concrete = errors.filter((e) => !e.schemaPath.includes('/oneOf') && e.keyword !== 'oneOf');
   const e = concrete[0];
   if (e) return { field: errorField(e), message: describe(e) };
-  return { field: 'prompt', message: 'exactly one of `prompt` or `inputs` is required' };
+  return oneOf;
 }
 
-export function makeValidator<T>(validate: ValidateFunction): (body: unknown) => ValidationResult<T> {
+export function makeValidator<T>(
+  validate: ValidateFunction,
+  oneOf: OneOfProblem = TASK_ONE_OF,
+): (body: unknown) => ValidationResult<T> {
   return (body) => {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       return { ok: false, field: '(body)', message: 'must be a JSON object' };
     }
     const copy: unknown = structuredClone(body);
     if (validate(copy)) return { ok: true, value: copy as T };
-    return { ok: false, ...firstProblem(validate.errors ?? []) };
+    return { ok: false, ...firstProblem(validate.errors ?? [], oneOf) };
   };
 }
 
 export function createRequestValidator(docs: OpenApiDocs): { validateTaskRequest: TaskRequestValidator } {
   const ajv = ajvFor(docs.data, { useDefaults: true });
   return { validateTaskRequest: makeValidator<TaskRequest>(ajv.compile(schemaRef('TaskRequest'))) };
+}
+
+/** What each control-plane request body must choose between, when it has a `oneOf`. */
+const CONTROL_ONE_OF: Readonly<Record<string, OneOfProblem>> = {
+  ReloadRequest: {
+    field: 'new_model_ref',
+    message: 'exactly one of `new_model_ref` or `rollback: true` is required',
+  },
+};
+
+/** Validates control-plane bodies against control.yaml; throws INVALID_PARAMS naming the field. */
+export function createControlValidator(docs: OpenApiDocs): (schema: string, body: unknown) => unknown {
+  const ajv = ajvFor(docs.control, { useDefaults: true });
+  const validators = new Map<string, (body: unknown) => ValidationResult<unknown>>();
+  return (schema, body) => {
+    let v = validators.get(schema);
+    if (!v) {
+      v = makeValidator<unknown>(
+        ajv.compile(schemaRef(schema)),
+        CONTROL_ONE_OF[schema] ?? { field: '(body)', message: 'is invalid' },
+      );
+      validators.set(schema, v);
+    }
+    const r = v(body ?? {});
+    if (!r.ok) throw new OrchError('INVALID_PARAMS', `${r.field}: ${r.message}`);
+    return r.value;
+  };
 }

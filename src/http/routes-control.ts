@@ -9,11 +9,11 @@ import { API_VERSION } from './generated/api-version.js';
 export interface ControlRoutesOptions {
   readonly orchestrator: Orchestrator;
   readonly auth: Authenticator;
+  /** Validates a body against a control-plane schema; throws INVALID_PARAMS naming the field. */
+  readonly validate: (schema: string, body: unknown) => unknown;
 }
 
 const NOT_YET: readonly [method: 'GET' | 'POST', path: string][] = [
-  ['POST', '/v1/pools/:id/drain'],
-  ['POST', '/v1/pools/:id/reload'],
   ['POST', '/v1/catalog/models'],
   ['GET', '/v1/catalog/models/:id'],
   ['POST', '/v1/catalog/models/:id/verify'],
@@ -36,7 +36,7 @@ function poolHealth(pool: PoolRuntime) {
     pool_id: pool.id,
     live: replicas.some((r) => r.state.kind !== 'stopped' && r.state.kind !== 'unready'),
     ready: pool.availability() === 'ready',
-    draining: false,
+    draining: pool.draining,
     metrics: {
       queue_depth: pool.queue.size,
       replicas_ready: pool.readyReplicas().length,
@@ -48,6 +48,19 @@ function poolHealth(pool: PoolRuntime) {
     ...trtllm(pool),
     ...(pool.modelDigest() === undefined ? {} : { model_digest: pool.modelDigest() }),
     simulated: pool.simulated,
+    ...(pool.lifecycle === undefined
+      ? {}
+      : {
+          lifecycle: {
+            operation: pool.lifecycle.operation,
+            state: pool.lifecycle.state,
+            ...(pool.lifecycle.modelRef === undefined ? {} : { model_ref: pool.lifecycle.modelRef }),
+            ...(pool.lifecycle.previousModelRef === undefined
+              ? {}
+              : { previous_model_ref: pool.lifecycle.previousModelRef }),
+            ...(pool.lifecycle.cause === undefined ? {} : { cause: pool.lifecycle.cause }),
+          },
+        }),
     replicas: replicas.map((r) => ({
       replica_id: r.id,
       state: r.state.kind,
@@ -63,6 +76,27 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
     if (!pool) throw new OrchError('NOT_FOUND', `pool '${id}' not found`);
     return pool;
   };
+
+  app.post<{ Params: { id: string }; Body: unknown }>('/v1/pools/:id/drain', async (req, reply) => {
+    control(req);
+    const body = o.validate('DrainRequest', req.body) as { deadline_ms: number };
+    const pool = o.orchestrator.drain(req.params.id, body.deadline_ms);
+    return reply.code(202).send({ pool_id: pool.id, operation: 'drain', deadline_ms: body.deadline_ms });
+  });
+
+  app.post<{ Params: { id: string }; Body: unknown }>('/v1/pools/:id/reload', async (req, reply) => {
+    control(req);
+    const body = o.validate('ReloadRequest', req.body) as {
+      new_model_ref?: string;
+      rollback?: true;
+      deadline_ms?: number;
+    };
+    const deadline = body.deadline_ms ?? 30_000;
+    const target =
+      body.new_model_ref !== undefined ? { modelRef: body.new_model_ref } : { rollback: true as const };
+    const { pool } = o.orchestrator.reload(req.params.id, target, deadline);
+    return reply.code(202).send({ pool_id: pool.id, operation: 'reload', deadline_ms: deadline });
+  });
 
   app.get<{ Params: { id: string } }>('/v1/pools/:id/health', async (req) => {
     control(req);

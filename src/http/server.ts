@@ -11,7 +11,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from './auth.js';
 import { makeErrorHandler } from './error-handler.js';
-import { createRequestValidator, loadOpenApi } from './openapi.js';
+import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
 import { registerDataRoutes } from './routes-data.js';
 
@@ -89,7 +89,11 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     cancelOnDisconnect: config.sse.cancelOnDisconnect,
     heartbeatMs: 15_000,
   });
-  registerControlRoutes(app, { orchestrator: opts.orchestrator, auth });
+  registerControlRoutes(app, {
+    orchestrator: opts.orchestrator,
+    auth,
+    validate: createControlValidator(docs),
+  });
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('Content-Type', opts.metrics.contentType);

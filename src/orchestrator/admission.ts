@@ -29,6 +29,17 @@ export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): 
     );
   }
   checkWorkload(pool, input);
+  if (pool.draining && !pool.reloading)
+    throw new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' is drained`, {
+      engine: pool.config.engine,
+      poolId: pool.id,
+    });
+  if (pool.reloading)
+    throw new OrchError('POOL_UNREADY', `pool '${pool.id}' is reloading its model`, {
+      engine: pool.config.engine,
+      poolId: pool.id,
+      retryAfterMs: 2_000,
+    });
   const availability = pool.availability();
   if (availability !== 'ready') {
     const retryAfterMs = Math.max(1000, Math.min(pool.config.launch.startupTimeoutMs, 5000));

@@ -58,6 +58,7 @@ export class Dispatcher {
 
   /** Dispatch queued tasks while a Ready replica has a free slot. */
   pump(pool: PoolRuntime): void {
+    if (pool.paused) return;
     for (;;) {
       const next = pool.queue.peekNext();
       if (!next) return;

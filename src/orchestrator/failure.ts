@@ -30,6 +30,12 @@ export function failureOf(pool: PoolRuntime, task: TaskRecord, err: unknown, log
       retriable: false,
     });
   }
+  if (cause === 'drain')
+    return fail({
+      code: 'POOL_UNAVAILABLE',
+      message: `pool '${pool.id}' was drained or reloaded before the task finished`,
+      retriable: true,
+    });
   if (cause === 'shutdown')
     return fail({ code: 'POOL_UNAVAILABLE', message: 'the orchestrator is shutting down', retriable: true });
   if (err instanceof OrchError)

@@ -4,7 +4,7 @@
  * is a thin shell over this class.
  */
 import { createHash } from 'node:crypto';
-import type { ResolvedConfig } from '../config/resolved-config.js';
+import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
 import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
 import type { TaskSpec } from '../domain/task.js';
 import { PRIORITIES, type Clock } from '../domain/types.js';
@@ -36,6 +36,7 @@ import {
   resolvePool,
 } from './admission.js';
 import { Dispatcher, replicaExhausted } from './dispatcher.js';
+import { PoolControl } from './pool-control.js';
 import { PoolRuntime } from './pool-runtime.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import { TaskRecord } from './task-record.js';
@@ -47,6 +48,8 @@ export interface OrchestratorOptions {
   readonly metrics: OrchMetrics;
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Builds a supervisor for a pool configuration (reloads); without it, reload answers 501. */
+  readonly createSupervisor?: (pool: ResolvedPool) => Promise<PoolSupervisor>;
 }
 
 /** `GET /v1/sessions/{id}` in domain terms. */
@@ -80,6 +83,9 @@ export class Orchestrator {
   readonly #dispatcher: Dispatcher;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #unsubscribe: (() => void)[] = [];
+  /** Per pool: unsubscribes from its current supervisor (which a reload replaces). */
+  readonly #poolListeners = new Map<string, () => void>();
+  readonly #control: PoolControl;
   readonly #quotas: TenantQuotas;
   readonly #shares: ShareTracker;
   /** Finished tasks per priority that met / missed their deadline. */
@@ -129,8 +135,36 @@ export class Orchestrator {
       onDispatch: (task) => this.#onDispatch(task),
       preemption: config.scheduling.preemption,
     });
+    const create = opts.createSupervisor;
+    this.#control = new PoolControl({
+      logger: opts.logger,
+      createSupervisor: (p) =>
+        create
+          ? create(p)
+          : Promise.reject(new OrchError('NOT_IMPLEMENTED', 'this orchestrator cannot build engines')),
+      tasksOf: (pool) => [...this.#tasks.values()].filter((t) => t.poolId === pool.id && !t.terminal),
+      endQueued: (pool, task, error) => {
+        pool.queue.remove(task.spec.taskId);
+        this.#lifecycle.finish(task, pool, { kind: 'failed', error });
+        this.#updateQueueGauges(pool);
+      },
+      abortRunning: (task) => this.#dispatcher.abort(task, 'drain'),
+      swapSupervisor: (pool, sup) => {
+        this.#poolListeners.get(pool.id)?.();
+        pool.supervisor = sup;
+        this.#poolListeners.set(
+          pool.id,
+          sup.onChange(() => this.#onReplicaChange(pool)),
+        );
+        this.#onReplicaChange(pool);
+      },
+      pump: (pool) => this.#dispatcher.pump(pool),
+    });
     for (const pool of this.#pools) {
-      this.#unsubscribe.push(pool.supervisor.onChange(() => this.#onReplicaChange(pool)));
+      this.#poolListeners.set(
+        pool.id,
+        pool.supervisor.onChange(() => this.#onReplicaChange(pool)),
+      );
       this.#onReplicaChange(pool);
     }
     this.#timers.push(setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref());
@@ -331,6 +365,33 @@ export class Orchestrator {
     return accepted;
   }
 
+  /** `POST /v1/pools/{id}/drain`. */
+  drain(poolId: string, deadlineMs: number): PoolRuntime {
+    const pool = this.#poolOrThrow(poolId);
+    this.#control.drain(pool, deadlineMs);
+    return pool;
+  }
+
+  /** `POST /v1/pools/{id}/reload`: starts the reload; `done` settles when it finished either way. */
+  reload(
+    poolId: string,
+    target: { modelRef: string } | { rollback: true },
+    deadlineMs: number,
+  ): { pool: PoolRuntime; done: Promise<void> } {
+    const pool = this.#poolOrThrow(poolId);
+    if (!this.#o.createSupervisor)
+      throw new OrchError('NOT_IMPLEMENTED', 'reload needs engine management in this process');
+    const done = this.#control.reload(pool, target, deadlineMs);
+    done.catch((err: unknown) => this.#o.logger.error({ err, pool_id: poolId }, 'reload failed'));
+    return { pool, done };
+  }
+
+  #poolOrThrow(id: string): PoolRuntime {
+    const pool = this.#poolById(id);
+    if (!pool) throw new OrchError('NOT_FOUND', `pool '${id}' not found`);
+    return pool;
+  }
+
   /** A task the principal may see; 404 for unknown ids and for other tenants' tasks (SPEC §11). */
   task(principal: Principal, id: string): TaskRecord {
     const task = this.#tasks.get(id);
@@ -404,6 +465,7 @@ export class Orchestrator {
     this.#closing = true;
     for (const t of this.#timers) clearInterval(t);
     for (const u of this.#unsubscribe) u();
+    for (const u of this.#poolListeners.values()) u();
     for (const task of this.#tasks.values()) {
       if (task.state.kind !== 'queued') continue;
       const pool = this.#poolOf(task);

@@ -33,10 +33,30 @@ export interface RunningTask {
 export type PoolAvailability = 'ready' | 'unready' | 'unavailable';
 
 /** Everything the orchestrator keeps per pool: its queue, its replicas and what it learned. */
+/** The pool's last drain or reload, as health reports it. */
+export interface PoolLifecycle {
+  readonly operation: 'drain' | 'reload' | 'rollback';
+  state: 'in_progress' | 'succeeded' | 'rolled_back' | 'failed';
+  readonly modelRef?: string;
+  readonly previousModelRef?: string;
+  cause?: string;
+}
+
 export class PoolRuntime {
-  readonly config: ResolvedPool;
+  /** Replaced by a reload (new model path and digest). */
+  config: ResolvedPool;
   readonly queue: PoolQueue<QueuedTask>;
-  readonly supervisor: PoolSupervisor;
+  /** Replaced by a reload. */
+  supervisor: PoolSupervisor;
+  /** Dispatch is held (drain, reload); queued tasks wait. */
+  paused = false;
+  /** Drained: new work is refused. */
+  draining = false;
+  /** New work is refused while a reload swaps the engines. */
+  reloading = false;
+  lifecycle: PoolLifecycle | undefined;
+  /** The model config before the last successful reload (for rollback). */
+  previousModel: ResolvedPool['model'] | undefined;
   readonly estimator = new DrainEstimator({ alpha: 0.2, initialServiceMs: 1000 });
   readonly predictor = new ServicePredictor();
   /** Tasks running per replica id (our own accounting; the engine's slot state is a cross-check). */

@@ -9,6 +9,7 @@ export type AbortCause =
   | 'idle-timeout'
   | 'shutdown'
   | 'preempted'
+  | 'drain'
   | `budget-${'tokens' | 'wall_ms' | 'cost'}`;
 
 /** One accepted task: its spec, state machine, event log and the controller that aborts it. */

@@ -221,6 +221,8 @@ export function simArgs(pool: ResolvedPool, replicaIndex: number, ports: readonl
     String(s.loadMs),
   ];
   if (pool.engine === 'triton') args.push('--metrics-port', String(ports[1] ?? 0));
+  // A simulated pool with a model file "loads" it: a missing file fails the start like a real engine.
+  if (pool.model.path !== '') args.push('--model-file', pool.model.path);
   if (pool.launch.apiKey !== undefined) args.push('--api-key', pool.launch.apiKey);
   return [...args, ...pool.launch.extraArgs];
 }

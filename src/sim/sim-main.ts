@@ -2,6 +2,7 @@
  * `llorch sim`: one simulated engine process. Prints one JSON line with its ports on stdout once
  * listening (supervisors and scripts read it), then serves until SIGTERM/SIGINT.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SIM_DEFAULTS, SimEngine, type SimFaults } from './sim-engine.js';
 import { SIM_DIALECTS, startSimServer, type SimDialect } from './sim-server.js';
@@ -20,6 +21,7 @@ export const SIM_USAGE = `usage: llorch sim --dialect llamacpp|vllm|tgi|triton [
   --kv-tokens N          KV cache capacity in tokens                         default ${SIM_DEFAULTS.kvCapacityTokens}
   --load-ms N            answer "loading" (503) for N ms after start         default 0
   --api-key KEY          vLLM only: require this bearer token on /v1/*
+  --model-file PATH      a model artifact to "load": a missing file fails the start (exit 1)
 faults (also settable at runtime: POST /__sim/faults {"crash":1,"hang":true,"slow_token_ms":50,
 "loading_ms":3000,"oom_after_tokens":5,"refuse":true}; {} clears):
   --fault-crash CODE  --fault-hang  --fault-slow-token-ms N  --fault-loading-ms N
@@ -51,6 +53,7 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
       'kv-tokens': { type: 'string' },
       'load-ms': { type: 'string' },
       'api-key': { type: 'string' },
+      'model-file': { type: 'string' },
       'fault-crash': { type: 'string' },
       'fault-hang': { type: 'boolean' },
       'fault-slow-token-ms': { type: 'string' },
@@ -67,6 +70,11 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
   const dialect = values.dialect;
   if (dialect === undefined || !(SIM_DIALECTS as readonly string[]).includes(dialect))
     throw new Error(`--dialect must be one of ${SIM_DIALECTS.join(', ')}\n${SIM_USAGE}`);
+  const modelFile = values['model-file'];
+  if (modelFile !== undefined && !existsSync(modelFile)) {
+    process.stderr.write(`error: failed to load model '${modelFile}': no such file\n`);
+    process.exit(1);
+  }
   const engine = new SimEngine({
     modelId: values.model ?? 'sim-model',
     engineVersion: values['engine-version'] ?? 'sim-1.0.0',

@@ -273,7 +273,7 @@ export interface components {
             supported_workloads: ("completion" | "embedding" | "rerank")[];
         };
         /** @enum {string} */
-        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
+        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
         /** @description Body of every non-2xx JSON response (ORCH-2006, OC-CTRL-2030/2031). */
         ErrorEnvelope: {
             code: components["schemas"]["ErrorCode"];
@@ -299,6 +299,16 @@ export interface components {
             engine_version?: string;
             /** @description The most recent failure cause */
             last_error?: string | null;
+            /** @description The pool's last drain or reload and where it stands. */
+            lifecycle?: {
+                cause?: string;
+                model_ref?: string;
+                /** @enum {string} */
+                operation?: "drain" | "reload" | "rollback";
+                previous_model_ref?: string;
+                /** @enum {string} */
+                state?: "in_progress" | "succeeded" | "rolled_back" | "failed";
+            };
             live: boolean;
             metrics: {
                 queue_depth?: number;
@@ -317,10 +327,17 @@ export interface components {
             /** @description TensorRT-LLM version of Triton pools, where the engine reports it. */
             trtllm_version?: string;
         };
+        /**
+         * @description Either `new_model_ref` (the model artifact to serve: a path on the pool's host or a `file:`
+         *     URL) or `rollback: true` (return to the model served before the last successful reload).
+         *     In-flight tasks get `deadline_ms` to finish; queued tasks wait and run on the new model.
+         */
         ReloadRequest: {
             deadline_ms?: number;
-            new_model_ref: string;
-        };
+            new_model_ref?: string;
+            /** @constant */
+            rollback?: true;
+        } & (unknown | unknown);
         ReplicaHealth: {
             cause?: string;
             replica_id: string;
@@ -377,7 +394,7 @@ export interface components {
         };
         /**
          * @description Error envelope. 401 `UNAUTHORIZED`; 403 `FORBIDDEN` (no `control` scope) or
-         *     `UNTRUSTED_ARTIFACT`; 404 `NOT_FOUND`; 409 `MODEL_DEPRECATED` or a lifecycle conflict;
+         *     `UNTRUSTED_ARTIFACT`; 404 `NOT_FOUND`; 409 `MODEL_DEPRECATED`, or `CONFLICT` for a lifecycle conflict (a reload in progress);
          *     501 `NOT_IMPLEMENTED`; 500 `INTERNAL`.
          */
         Error: {
