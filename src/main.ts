@@ -13,7 +13,7 @@ import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './pool/engine-launcher.js';
-import { EnginePoolSupervisor } from './pool/engine-supervisor.js';
+import { EnginePoolSupervisor, type SupervisorEvent } from './pool/engine-supervisor.js';
 import type { PoolSupervisor } from './pool/replica.js';
 import { createLogger, type Logger } from './util/logger.js';
 
@@ -45,18 +45,38 @@ export async function sha256File(path: string): Promise<string> {
   return `sha256:${hash.digest('hex')}`;
 }
 
+/** Supervisor events as metrics (restarts, failure classes, breaker state). */
+function eventsToMetrics(metrics: OrchMetrics, pool: ResolvedPool): (e: SupervisorEvent) => void {
+  return (e) => {
+    const base = { engine: pool.engine, pool_id: pool.id };
+    switch (e.kind) {
+      case 'restart':
+        metrics.inc('pool_restarts_total', { ...base, replica_id: e.replicaId });
+        return;
+      case 'failure':
+        metrics.inc('engine_failures_total', { ...base, reason: e.reason });
+        return;
+      case 'breaker':
+        metrics.set('pool_breaker_open', { ...base, replica_id: e.replicaId }, e.open ? 1 : 0);
+        return;
+    }
+  };
+}
+
 async function createSupervisor(
   config: ResolvedConfig,
   pool: ResolvedPool,
   logger: Logger,
   onProgress: (line: string) => void,
+  metrics: OrchMetrics,
 ): Promise<PoolSupervisor> {
+  const onEvent = eventsToMetrics(metrics, pool);
   if (pool.launch.worker === 'sim') {
     logger.warn(
       { event: 'pool.simulated', pool_id: pool.id, engine: pool.engine },
       `pool '${pool.id}' runs SIMULATED ${pool.engine} replicas (launch.worker: sim): no real inference`,
     );
-    return new EnginePoolSupervisor({ pool, launcher: simLauncher(pool), logger });
+    return new EnginePoolSupervisor({ pool, launcher: simLauncher(pool), logger, onEvent });
   }
   let binary: string;
   let modelDigest = pool.model.digest;
@@ -81,7 +101,12 @@ async function createSupervisor(
     // vLLM, TGI and Triton load model directories; their digest is the configured one.
     binary = pool.launch.binaryPath ?? NATIVE_BINARIES[pool.engine];
   }
-  return new EnginePoolSupervisor({ pool, launcher: nativeLauncher({ pool, binary, modelDigest }), logger });
+  return new EnginePoolSupervisor({
+    pool,
+    launcher: nativeLauncher({ pool, binary, modelDigest }),
+    logger,
+    onEvent,
+  });
 }
 
 export async function startOrchestrator(
@@ -103,14 +128,14 @@ export async function startOrchestrator(
   const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
   const supervisors = new Map<string, PoolSupervisor>();
   for (const pool of config.pools)
-    supervisors.set(pool.id, await createSupervisor(config, pool, logger, onProgress));
+    supervisors.set(pool.id, await createSupervisor(config, pool, logger, onProgress, metrics));
   const orchestrator = new Orchestrator({
     config,
     supervisors,
     metrics,
     logger,
     clock: opts.clock ?? systemClock,
-    createSupervisor: (pool) => createSupervisor(config, pool, logger, onProgress),
+    createSupervisor: (pool) => createSupervisor(config, pool, logger, onProgress, metrics),
   });
   const http = await createHttpServer({ config, orchestrator, metrics, logger });
   try {

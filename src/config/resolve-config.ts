@@ -253,6 +253,13 @@ function resolvePool(
       },
       apiKey: p.launch?.api_key,
       healthIntervalMs: p.launch?.health_interval_ms ?? DEFAULTS.healthIntervalMs,
+      restart: {
+        baseMs: p.launch?.restart?.backoff_base_ms ?? 1_000,
+        maxMs: p.launch?.restart?.backoff_max_ms ?? 30_000,
+        maxFailures: p.launch?.restart?.max_failures ?? 5,
+        windowMs: p.launch?.restart?.window_ms ?? 60_000,
+        cooldownMs: p.launch?.restart?.cooldown_ms ?? 60_000,
+      },
       binaryPath: toBinary(p.launch?.binary_path),
       host: p.launch?.host ?? DEFAULTS.launchHost,
       threads: p.launch?.threads ?? DEFAULTS.threads,

@@ -97,6 +97,13 @@ export interface ResolvedPool {
     readonly sim: ResolvedSim;
     readonly apiKey: string | undefined;
     readonly healthIntervalMs: number;
+    readonly restart: {
+      readonly baseMs: number;
+      readonly maxMs: number;
+      readonly maxFailures: number;
+      readonly windowMs: number;
+      readonly cooldownMs: number;
+    };
     readonly binaryPath: string | undefined;
     readonly host: string;
     readonly threads: number;

@@ -346,6 +346,19 @@ export const LaunchSchema = closed('Engine process launch settings.', {
       description: 'vLLM `--api-key`: the engine requires it and the adapter sends it.',
     }),
   ),
+  restart: Type.Optional(
+    closed('Restarts of failed engine processes: backoff with jitter behind a circuit breaker (SPEC §5).', {
+      backoff_base_ms: Type.Optional(
+        PositiveInt('First restart delay (doubles per consecutive failure).', 1000),
+      ),
+      backoff_max_ms: Type.Optional(PositiveInt('Longest restart delay.', 30000)),
+      max_failures: Type.Optional(PositiveInt('Failures within `window_ms` that open the breaker.', 5)),
+      window_ms: Type.Optional(PositiveInt('Window in which failures are counted.', 60000)),
+      cooldown_ms: Type.Optional(
+        PositiveInt('How long an open breaker waits before one more attempt.', 60000),
+      ),
+    }),
+  ),
   health_interval_ms: Type.Optional(
     PositiveInt("How often a Ready replica's health is checked, in milliseconds.", DEFAULTS.healthIntervalMs),
   ),

@@ -90,6 +90,16 @@ export const METRICS = {
     help: 'Hard-preempted tasks resumed on a replica.',
     labels: ['engine'],
   },
+  engine_failures_total: {
+    type: 'counter',
+    help: 'Engine process failures by class (vram_oom, host_oom, driver_reset, ecc, cuda_error, exit, preload).',
+    labels: ['engine', 'pool_id', 'reason'],
+  },
+  pool_breaker_open: {
+    type: 'gauge',
+    help: 'Restart circuit breaker of a replica: 1 open (restarts held back), 0 closed.',
+    labels: ['engine', 'pool_id', 'replica_id'],
+  },
   sse_clients_connected: {
     type: 'gauge',
     help: 'Open SSE streams.',

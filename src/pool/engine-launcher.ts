@@ -23,8 +23,9 @@ export interface EngineLauncher {
   readonly simulated: boolean;
   /** Ports one process needs (Triton: HTTP, metrics and gRPC). */
   readonly portCount: number;
-  command(replicaIndex: number, ports: readonly number[]): EngineCommand;
-  adapter(ports: readonly number[]): EngineAdapter;
+  /** `pool` overrides the launcher's own configuration (capacity re-estimated after a GPU OOM). */
+  command(replicaIndex: number, ports: readonly number[], pool?: ResolvedPool): EngineCommand;
+  adapter(ports: readonly number[], pool?: ResolvedPool): EngineAdapter;
 }
 
 /** `CUDA_VISIBLE_DEVICES` from the device mask; CPU pools see no GPU at all. */
@@ -161,19 +162,19 @@ export function nativeLauncher(o: NativeLauncherOptions): EngineLauncher {
   return {
     simulated: false,
     portCount: pool.engine === 'triton' ? 3 : 1,
-    command: (_index, ports) => {
+    command: (_index, ports, p = pool) => {
       const port = ports[0] ?? 0;
       const args =
-        pool.engine === 'llamacpp'
-          ? llamaServerArgs(pool, port)
-          : pool.engine === 'vllm'
-            ? vllmArgs(pool, port)
-            : pool.engine === 'tgi'
-              ? tgiArgs(pool, port)
-              : tritonArgs(pool, ports);
-      return { binary: o.binary, args, env: engineEnv(pool) };
+        p.engine === 'llamacpp'
+          ? llamaServerArgs(p, port)
+          : p.engine === 'vllm'
+            ? vllmArgs(p, port)
+            : p.engine === 'tgi'
+              ? tgiArgs(p, port)
+              : tritonArgs(p, ports);
+      return { binary: o.binary, args, env: engineEnv(p) };
     },
-    adapter: (ports) => adapterFor(pool, ports, o.modelDigest),
+    adapter: (ports, p = pool) => adapterFor(p, ports, o.modelDigest),
   };
 }
 
@@ -232,11 +233,11 @@ export function simLauncher(pool: ResolvedPool): EngineLauncher {
   return {
     simulated: true,
     portCount: pool.engine === 'triton' ? 2 : 1,
-    command: (index, ports) => ({
+    command: (index, ports, p = pool) => ({
       binary: entry.binary,
-      args: [...entry.prefix, ...simArgs(pool, index, ports)],
-      env: engineEnv(pool),
+      args: [...entry.prefix, ...simArgs(p, index, ports)],
+      env: engineEnv(p),
     }),
-    adapter: (ports) => adapterFor(pool, ports, pool.model.digest ?? `sim:${pool.model.id}`),
+    adapter: (ports, p = pool) => adapterFor(p, ports, p.model.digest ?? `sim:${p.model.id}`),
   };
 }

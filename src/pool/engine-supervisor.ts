@@ -11,13 +11,22 @@ import type { EngineAdapter } from '../engines/adapter.js';
 import type { Logger } from '../util/logger.js';
 import type { EngineLauncher } from './engine-launcher.js';
 import { EngineProcess, describeExit } from './engine-process.js';
+import { classifyFailure, type FailureKind } from './failure-class.js';
+import { RestartPolicy } from './restart-policy.js';
 import { freePort } from './free-port.js';
 import type { PoolSupervisor, ReplicaState, ReplicaView } from './replica.js';
+
+/** What operators count: restarts, classified failures, the breaker's state. */
+export type SupervisorEvent =
+  | { readonly kind: 'restart'; readonly replicaId: string }
+  | { readonly kind: 'failure'; readonly replicaId: string; readonly reason: FailureKind | 'preload' }
+  | { readonly kind: 'breaker'; readonly replicaId: string; readonly open: boolean };
 
 export interface EngineSupervisorOptions {
   readonly pool: ResolvedPool;
   readonly launcher: EngineLauncher;
   readonly logger: Logger;
+  readonly onEvent?: (e: SupervisorEvent) => void;
 }
 
 interface Replica {
@@ -29,12 +38,13 @@ interface Replica {
   process: EngineProcess | undefined;
   restarts: number;
   restartTimer: NodeJS.Timeout | undefined;
+  readonly policy: RestartPolicy;
+  /** Slots per process after a VRAM OOM re-estimated capacity (undefined: as configured). */
+  parallel: number | undefined;
   healthTimer: NodeJS.Timeout | undefined;
 }
 
 const PROBE_INTERVAL_MS = 50;
-const RESTART_BASE_MS = 1_000;
-const RESTART_MAX_MS = 30_000;
 
 export class EnginePoolSupervisor implements PoolSupervisor {
   readonly poolId: string;
@@ -59,6 +69,8 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       process: undefined,
       restarts: 0,
       restartTimer: undefined,
+      policy: new RestartPolicy(opts.pool.launch.restart),
+      parallel: undefined,
       healthTimer: undefined,
     }));
   }
@@ -116,7 +128,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       const p = await freePort(pool.launch.host);
       if (!ports.includes(p)) ports.push(p);
     }
-    const cmd = launcher.command(r.index, ports);
+    const effective =
+      r.parallel === undefined ? pool : { ...pool, launch: { ...pool.launch, parallel: r.parallel } };
+    const cmd = launcher.command(r.index, ports, effective);
     const proc = new EngineProcess({
       binary: cmd.binary,
       args: cmd.args,
@@ -125,7 +139,7 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     });
     r.process = proc;
     await r.adapter.close();
-    r.adapter = launcher.adapter(ports);
+    r.adapter = launcher.adapter(ports, effective);
     r.props = undefined;
     r.state = { kind: 'preloading' };
     logger.info(
@@ -140,29 +154,76 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       `replica ${r.id} preloading (${launcher.simulated ? 'simulated ' : ''}${pool.engine} at ${r.adapter.baseUrl})`,
     );
     for (const l of this.#listeners) l(this.#view(r));
-    const cause = await this.#preloadAndSelfTest(r, proc);
-    if (cause !== undefined) {
+    const outcome = await this.#preloadAndSelfTest(r, proc);
+    if (outcome !== undefined) {
       await proc.stop(500);
-      if (!this.#stopping) this.#set(r, { kind: 'unready', cause });
+      if (this.#stopping) return;
+      if (!outcome.retry) {
+        this.#set(r, { kind: 'unready', cause: outcome.cause });
+        return;
+      }
+      this.#failed(r, proc, `preload failed: ${outcome.cause}`);
       return;
     }
+    if (r.policy.open) this.#o.onEvent?.({ kind: 'breaker', replicaId: r.id, open: false });
+    r.policy.onReady(Date.now());
     this.#set(r, { kind: 'ready' });
     this.#watchHealth(r, proc);
-    void proc.exited.then((exit) => {
+    void proc.exited.then(() => {
       if (this.#stopping || r.process !== proc) return;
       clearInterval(r.healthTimer);
-      const last = proc.lastError();
-      this.#set(r, {
-        kind: 'unready',
-        cause: `${describeExit(exit)}${last ? `: ${last}` : ''}`,
-        retrying: true,
-      });
-      this.#scheduleRestart(r);
+      this.#failed(r, proc, 'engine process ended');
     });
   }
 
+  /**
+   * An engine failed (exit or failed preload): classify it, re-estimate capacity after a GPU
+   * OOM, and restart with backoff — or open the breaker when failures come too fast.
+   */
+  #failed(r: Replica, proc: EngineProcess, what: string): void {
+    const failure = classifyFailure(proc.exit, proc.output());
+    const exit = proc.exit ? describeExit(proc.exit) : 'stopped';
+    const detail = failure.line ?? proc.lastError();
+    this.#o.onEvent?.({ kind: 'failure', replicaId: r.id, reason: failure.kind });
+    if (failure.kind === 'vram_oom') {
+      const before = r.parallel ?? this.#o.pool.launch.parallel;
+      r.parallel = Math.max(1, Math.floor(before / 2));
+      this.#o.logger.warn(
+        {
+          event: 'replica.capacity_reestimated',
+          replica_id: r.id,
+          slots_before: before,
+          slots_after: r.parallel,
+        },
+        `GPU out of memory on ${r.id}: restarting with ${r.parallel} slot(s) instead of ${before}`,
+      );
+    }
+    const cause = `${what} (${failure.kind}): ${exit}${detail ? `: ${detail}` : ''}`;
+    const decision = r.policy.onFailure(Date.now());
+    if (decision.action === 'open') {
+      this.#o.onEvent?.({ kind: 'breaker', replicaId: r.id, open: true });
+      this.#set(r, {
+        kind: 'unready',
+        cause: `circuit breaker open after ${decision.failures} failures in ${this.#o.pool.launch.restart.windowMs} ms; next attempt in ${decision.delayMs} ms; last: ${cause}`,
+      });
+    } else {
+      this.#set(r, { kind: 'unready', cause, retrying: true });
+    }
+    this.#scheduleRestart(r, decision.delayMs);
+  }
+
   /** Returns undefined when the replica passed its startup self-test, else the cause. */
-  async #preloadAndSelfTest(r: Replica, proc: EngineProcess): Promise<string | undefined> {
+  async #preloadAndSelfTest(
+    r: Replica,
+    proc: EngineProcess,
+  ): Promise<{ cause: string; retry: boolean } | undefined> {
+    const cause = await this.#selfTestCause(r, proc);
+    if (cause === undefined) return undefined;
+    // A version mismatch does not heal by restarting; everything else may (crash loops meet the breaker).
+    return { cause, retry: !cause.startsWith('engine_version ') && cause !== 'stopping' };
+  }
+
+  async #selfTestCause(r: Replica, proc: EngineProcess): Promise<string | undefined> {
     const deadline = Date.now() + this.#o.pool.launch.startupTimeoutMs;
     const exitCause = () => {
       const exit = proc.exit;
@@ -199,6 +260,10 @@ export class EnginePoolSupervisor implements PoolSupervisor {
         if (ev.kind === 'tokens') tokens += ev.count;
       }
       if (tokens < 1) return 'self-test decode produced no token';
+      const cancelProblem = await this.#cancelCheck(r, signal);
+      if (cancelProblem !== undefined) return cancelProblem;
+      // Telemetry read: the engine's metrics must be scrapeable before it takes work.
+      await r.adapter.scrapeMetrics(signal);
       const props = await r.adapter.properties(signal);
       r.props = props;
       this.#setVersion ??= props.engineVersion;
@@ -212,6 +277,46 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     } catch (err) {
       return exitCause() ?? `self-test failed: ${(err as Error).message}`;
     }
+  }
+
+  /**
+   * Cancel check: a stream aborted after its first token must free the engine slot (the property
+   * every cancel and preemption relies on). Engines that report no slot state pass on the abort.
+   */
+  async #cancelCheck(r: Replica, signal: AbortSignal): Promise<string | undefined> {
+    const ac = new AbortController();
+    const onOuter = () => ac.abort(signal.reason);
+    signal.addEventListener('abort', onOuter, { once: true });
+    try {
+      const stream = r.adapter.generate(
+        {
+          prompt: 'ok',
+          maxTokens: 64,
+          seed: 0,
+          determinism: 'strict',
+          samplerProfileVersion: 'v1',
+          cachePrompt: false,
+          ignoreEos: true,
+        },
+        ac.signal,
+      );
+      for await (const ev of stream) {
+        if (ev.kind === 'tokens') {
+          ac.abort(new Error('self-test cancel'));
+          break;
+        }
+      }
+    } catch (err) {
+      if (!ac.signal.aborted) return `self-test cancel check failed: ${(err as Error).message}`;
+    } finally {
+      signal.removeEventListener('abort', onOuter);
+    }
+    for (let i = 0; i < 100; i++) {
+      const p = await r.adapter.properties(signal);
+      if (p.slotsFree === undefined || p.slotsFree >= p.slotsTotal) return undefined;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    return 'self-test cancel check failed: the engine did not free the slot of an aborted request';
   }
 
   /** Ready replicas keep being probed; one that stops answering or reports loading goes Unready. */
@@ -244,14 +349,15 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     r.healthTimer.unref();
   }
 
-  #scheduleRestart(r: Replica): void {
-    const base = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** r.restarts);
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+  #scheduleRestart(r: Replica, delay: number): void {
+    if (this.#stopping) return;
     r.restarts++;
+    this.#o.onEvent?.({ kind: 'restart', replicaId: r.id });
     this.#o.logger.warn(
       { event: 'replica.restart_scheduled', replica_id: r.id, delay_ms: delay, restarts: r.restarts },
       `restarting ${r.id} in ${delay} ms`,
     );
+    clearTimeout(r.restartTimer);
     r.restartTimer = setTimeout(() => void this.#launch(r), delay);
     r.restartTimer.unref();
   }

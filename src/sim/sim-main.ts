@@ -26,6 +26,8 @@ faults (also settable at runtime: POST /__sim/faults {"crash":1,"hang":true,"slo
 "loading_ms":3000,"oom_after_tokens":5,"refuse":true}; {} clears):
   --fault-crash CODE  --fault-hang  --fault-slow-token-ms N  --fault-loading-ms N
   --fault-oom-after-tokens N  --fault-refuse
+  --fault-crash-file PATH   while PATH exists, exit (code 3) 150 ms after every start: a crash loop
+  --fault-crash-message TEXT  printed on stderr before such an exit (e.g. a CUDA error line)
 `;
 
 const number = (name: string, v: string | undefined, dflt: number): number => {
@@ -60,6 +62,8 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
       'fault-loading-ms': { type: 'string' },
       'fault-oom-after-tokens': { type: 'string' },
       'fault-refuse': { type: 'boolean' },
+      'fault-crash-file': { type: 'string' },
+      'fault-crash-message': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -114,6 +118,13 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ event: 'sim.listening', dialect, port: sim.port, metrics_port: sim.metricsPort })}\n`,
   );
+  const crashFile = values['fault-crash-file'];
+  if (crashFile !== undefined && existsSync(crashFile)) {
+    setTimeout(() => {
+      process.stderr.write(`${values['fault-crash-message'] ?? 'fatal: simulated crash'}\n`);
+      process.exit(3);
+    }, 150);
+  }
   const stop = () => void sim.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
