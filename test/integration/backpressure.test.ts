@@ -75,7 +75,13 @@ beforeAll(async () => {
         tinyPool('droplru', model, { queue: { capacity: 1, full_policy: 'drop-lru' } }),
         tinyPool('shed', model, { queue: { capacity: 1, full_policy: 'shed-low-priority' } }),
         tinyPool('watchdog', model, { timeouts: { wall_ms: 40, idle_ms: 5_000 } }),
-        tinyPool('broken', broken, { launch: { threads: 1, startup_timeout_ms: 20_000 } }),
+        tinyPool('broken', broken, {
+          launch: {
+            threads: 1,
+            startup_timeout_ms: 20_000,
+            restart: { backoff_base_ms: 50, backoff_max_ms: 100, max_failures: 2, cooldown_ms: 600_000 },
+          },
+        }),
         tinyPool('crash', model),
       ],
     },
@@ -98,7 +104,12 @@ describe('pool readiness at admission (SPEC §2.1 step 3)', () => {
     expect(Number(earlyReply.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
   });
 
-  it('503 POOL_UNAVAILABLE when no replica could start, with the cause in pool health', async () => {
+  it('503 POOL_UNAVAILABLE when no replica could start (breaker open), with the cause in pool health', async () => {
+    // An unloadable model is a crash loop: retried with backoff until the breaker opens.
+    await until(() => {
+      const s = h.running.orchestrator.pools.find((p) => p.id === 'broken')?.supervisor.replicas()[0]?.state;
+      return s?.kind === 'unready' && s.cause.includes('circuit breaker open');
+    }, 20_000);
     const r = await enqueue(task('broken'));
     expect(r.status).toBe(503);
     expect(r.json).toMatchObject({ code: 'POOL_UNAVAILABLE', pool_id: 'broken' });
