@@ -2,18 +2,14 @@
  * Composition root: from a `ResolvedConfig` to a running orchestrator (engines provisioned and
  * supervised, HTTP listening). `llorch` subcommands are thin shells over `startOrchestrator`.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError } from './config/resolve-config.js';
-import type { ResolvedConfig, ResolvedPool } from './config/resolved-config.js';
+import type { ResolvedConfig } from './config/resolved-config.js';
+import { GpuMonitor } from './gpu/gpu-monitor.js';
+import { createSupervisor, type PoolFactoryOptions } from './pool/pool-factory.js';
 import { systemClock, type Clock } from './domain/types.js';
-import { ensureLlamaServer } from './engines/llamacpp/provision.js';
 import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
-import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './pool/engine-launcher.js';
-import { EnginePoolSupervisor, type SupervisorEvent } from './pool/engine-supervisor.js';
 import type { PoolSupervisor } from './pool/replica.js';
 import { createLogger, type Logger } from './util/logger.js';
 
@@ -39,76 +35,6 @@ export interface RunningOrchestrator {
   close(drainMs?: number): Promise<void>;
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
-
-/** Supervisor events as metrics (restarts, failure classes, breaker state). */
-function eventsToMetrics(metrics: OrchMetrics, pool: ResolvedPool): (e: SupervisorEvent) => void {
-  return (e) => {
-    const base = { engine: pool.engine, pool_id: pool.id };
-    switch (e.kind) {
-      case 'restart':
-        metrics.inc('pool_restarts_total', { ...base, replica_id: e.replicaId });
-        return;
-      case 'failure':
-        metrics.inc('engine_failures_total', { ...base, reason: e.reason });
-        return;
-      case 'breaker':
-        metrics.set('pool_breaker_open', { ...base, replica_id: e.replicaId }, e.open ? 1 : 0);
-        return;
-    }
-  };
-}
-
-async function createSupervisor(
-  config: ResolvedConfig,
-  pool: ResolvedPool,
-  logger: Logger,
-  onProgress: (line: string) => void,
-  metrics: OrchMetrics,
-): Promise<PoolSupervisor> {
-  const onEvent = eventsToMetrics(metrics, pool);
-  if (pool.launch.worker === 'sim') {
-    logger.warn(
-      { event: 'pool.simulated', pool_id: pool.id, engine: pool.engine },
-      `pool '${pool.id}' runs SIMULATED ${pool.engine} replicas (launch.worker: sim): no real inference`,
-    );
-    return new EnginePoolSupervisor({ pool, launcher: simLauncher(pool), logger, onEvent });
-  }
-  let binary: string;
-  let modelDigest = pool.model.digest;
-  if (pool.engine === 'llamacpp') {
-    binary = await ensureLlamaServer({
-      explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
-      cacheDir: config.engines.cacheDir,
-      onProgress,
-    });
-    const digest = await sha256File(pool.model.path).catch((err: unknown) => {
-      throw new ConfigError([
-        `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
-      ]);
-    });
-    if (pool.model.digest !== undefined && pool.model.digest !== digest) {
-      throw new ConfigError([
-        `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
-      ]);
-    }
-    modelDigest = digest;
-  } else {
-    // vLLM, TGI and Triton load model directories; their digest is the configured one.
-    binary = pool.launch.binaryPath ?? NATIVE_BINARIES[pool.engine];
-  }
-  return new EnginePoolSupervisor({
-    pool,
-    launcher: nativeLauncher({ pool, binary, modelDigest }),
-    logger,
-    onEvent,
-  });
-}
-
 export async function startOrchestrator(
   config: ResolvedConfig,
   opts: StartOptions = {},
@@ -126,17 +52,35 @@ export async function startOrchestrator(
     }
   }
   const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
+  const gpu = new GpuMonitor(config, logger);
+  await gpu.detect();
+  const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus };
   const supervisors = new Map<string, PoolSupervisor>();
-  for (const pool of config.pools)
-    supervisors.set(pool.id, await createSupervisor(config, pool, logger, onProgress, metrics));
+  for (const pool of config.pools) supervisors.set(pool.id, await createSupervisor(factory, pool));
   const orchestrator = new Orchestrator({
     config,
     supervisors,
     metrics,
     logger,
     clock: opts.clock ?? systemClock,
-    createSupervisor: (pool) => createSupervisor(config, pool, logger, onProgress, metrics),
+    createSupervisor: (pool) => createSupervisor(factory, pool),
+    gpus: () => gpu.gpus,
   });
+  gpu.start(metrics, () =>
+    orchestrator.pools.flatMap((p) =>
+      p.config.devices === 'cpu' || p.config.launch.worker !== 'native'
+        ? []
+        : [
+            {
+              engine: p.config.engine,
+              engineVersion: p.engineVersion(),
+              poolId: p.id,
+              replicaIds: p.supervisor.replicas().map((r) => r.id),
+              devices: p.config.devices,
+            },
+          ],
+    ),
+  );
   const http = await createHttpServer({ config, orchestrator, metrics, logger });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });
@@ -162,6 +106,7 @@ export async function startOrchestrator(
     ready,
     close: (drainMs = 5_000) =>
       (closing ??= (async () => {
+        gpu.stop();
         await orchestrator.close(drainMs);
         await http.close();
         // A reload may have replaced a pool's supervisor: stop the current ones.

@@ -149,7 +149,12 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       cancelOnDisconnect: raw.sse?.cancel_on_disconnect ?? DEFAULTS.sseCancelOnDisconnect,
     },
     logging: { level: raw.logging?.level ?? DEFAULTS.logLevel },
-    engines: { llamaServerPath: toBinary(raw.engines?.llama_server_path), cacheDir },
+    engines: {
+      llamaServerPath: toBinary(raw.engines?.llama_server_path),
+      cacheDir,
+      nvidiaSmiPath: toBinary(raw.engines?.nvidia_smi_path) ?? 'nvidia-smi',
+      telemetryIntervalMs: raw.engines?.telemetry_interval_ms ?? 5_000,
+    },
     dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
     pools,
   };

@@ -41,6 +41,8 @@ export interface ResolvedConfig {
     /** Explicit llama-server binary; when absent: PATH, then the build cache. */
     readonly llamaServerPath: string | undefined;
     readonly cacheDir: string;
+    readonly nvidiaSmiPath: string;
+    readonly telemetryIntervalMs: number;
   };
   readonly dataDir: string;
   readonly pools: readonly ResolvedPool[];

@@ -260,6 +260,17 @@ export const EnginesSchema = closed('Engine binaries and caches shared by all po
         'Cache for engine builds and downloads. Default: `$XDG_CACHE_HOME/llama-orch`, else `~/.cache/llama-orch`.',
     }),
   ),
+  nvidia_smi_path: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'The `nvidia-smi` used for GPU detection, headroom checks and telemetry (resolved like `llama_server_path`).',
+      default: 'nvidia-smi',
+    }),
+  ),
+  telemetry_interval_ms: Type.Optional(
+    PositiveInt('How often GPU telemetry is read (gpu_utilization, vram_used_bytes).', 5000),
+  ),
 });
 
 export const ModelSchema = closed('The model a pool serves.', {

@@ -1,6 +1,7 @@
 /** Control plane (SPEC §6). Operations whose issue has not landed answer 501 with the envelope. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OrchError } from '../errors/orch-error.js';
+import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PoolRuntime } from '../orchestrator/pool-runtime.js';
 import type { Authenticator } from './auth.js';
@@ -27,7 +28,33 @@ function trtllm(pool: PoolRuntime): { trtllm_version?: string } {
   return v === undefined ? {} : { trtllm_version: v };
 }
 
-function poolHealth(pool: PoolRuntime) {
+function telemetry(pool: PoolRuntime, gpus: readonly GpuInfo[] | undefined) {
+  const devices = pool.config.devices;
+  if (devices === 'cpu' || gpus === undefined) return {};
+  return {
+    telemetry: {
+      devices: devices.flatMap((d) => {
+        const g = gpus.find((x) => x.index === d);
+        if (!g) return [];
+        return [
+          {
+            index: g.index,
+            name: g.name,
+            driver_version: g.driverVersion,
+            memory_total_bytes: g.memoryTotalBytes,
+            memory_used_bytes: g.memoryUsedBytes,
+            memory_free_bytes: g.memoryFreeBytes,
+            ...(g.utilization === undefined ? {} : { utilization: g.utilization }),
+            ...(g.temperatureC === undefined ? {} : { temperature_c: g.temperatureC }),
+            ...(g.eccUncorrected === undefined ? {} : { ecc_uncorrected: g.eccUncorrected }),
+          },
+        ];
+      }),
+    },
+  };
+}
+
+function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
   const replicas = pool.supervisor.replicas();
   const lastError = replicas
     .map((r) => (r.state.kind === 'unready' ? r.state.cause : undefined))
@@ -48,6 +75,7 @@ function poolHealth(pool: PoolRuntime) {
     ...trtllm(pool),
     ...(pool.modelDigest() === undefined ? {} : { model_digest: pool.modelDigest() }),
     simulated: pool.simulated,
+    ...telemetry(pool, gpus),
     ...(pool.lifecycle === undefined
       ? {}
       : {
@@ -100,7 +128,7 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
 
   app.get<{ Params: { id: string } }>('/v1/pools/:id/health', async (req) => {
     control(req);
-    return poolHealth(poolOf(req.params.id));
+    return poolHealth(poolOf(req.params.id), o.orchestrator.gpus());
   });
 
   app.get('/v1/replicasets', async (req) => {

@@ -33,6 +33,16 @@ export const METRICS = {
     help: 'KV cache usage reported by the engine (0..1).',
     labels: ['engine', 'engine_version', 'pool_id', 'replica_id'],
   },
+  gpu_utilization: {
+    type: 'gauge',
+    help: 'GPU utilization (0..1) of the devices a replica runs on, from nvidia-smi.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id', 'device'],
+  },
+  vram_used_bytes: {
+    type: 'gauge',
+    help: 'GPU memory in use on the devices a replica runs on, from nvidia-smi.',
+    labels: ['engine', 'engine_version', 'pool_id', 'replica_id', 'device'],
+  },
   latency_first_token_ms: {
     type: 'histogram',
     help: 'Time from admission to the first token, in milliseconds.',
@@ -124,4 +134,5 @@ export const LABEL_BUDGETS: Readonly<Record<string, number>> = {
   mode: 4,
   model_id: 1024,
   policy: 4,
+  device: 64,
 };

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
+import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
 import type { TaskSpec } from '../domain/task.js';
 import { PRIORITIES, type Clock } from '../domain/types.js';
@@ -50,6 +51,8 @@ export interface OrchestratorOptions {
   readonly clock: Clock;
   /** Builds a supervisor for a pool configuration (reloads); without it, reload answers 501. */
   readonly createSupervisor?: (pool: ResolvedPool) => Promise<PoolSupervisor>;
+  /** The host's GPUs (telemetry in pool health). */
+  readonly gpus?: () => readonly GpuInfo[] | undefined;
 }
 
 /** `GET /v1/sessions/{id}` in domain terms. */
@@ -169,6 +172,11 @@ export class Orchestrator {
     }
     this.#timers.push(setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref());
     this.#timers.push(setInterval(() => this.#metricsFrames(), config.sse.metricsIntervalMs).unref());
+  }
+
+  /** Latest GPU telemetry of this host, when nvidia-smi is usable. */
+  gpus(): readonly GpuInfo[] | undefined {
+    return this.#o.gpus?.();
   }
 
   get pools(): readonly PoolRuntime[] {

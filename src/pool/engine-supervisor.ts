@@ -27,6 +27,8 @@ export interface EngineSupervisorOptions {
   readonly launcher: EngineLauncher;
   readonly logger: Logger;
   readonly onEvent?: (e: SupervisorEvent) => void;
+  /** Checked before any process starts (headroom); a cause refuses every replica. */
+  readonly preflight?: () => Promise<string | undefined>;
 }
 
 interface Replica {
@@ -85,6 +87,14 @@ export class EnginePoolSupervisor implements PoolSupervisor {
   }
 
   async start(): Promise<void> {
+    for (const r of this.#replicas) this.#set(r, { kind: 'starting' });
+    const refused = await this.#o
+      .preflight?.()
+      .catch((err: unknown) => `preflight failed: ${(err as Error).message}`);
+    if (refused !== undefined) {
+      for (const r of this.#replicas) this.#set(r, { kind: 'unready', cause: refused });
+      return;
+    }
     await Promise.all(this.#replicas.map((r) => this.#launch(r)));
   }
 

@@ -324,6 +324,20 @@ export interface components {
             replicas?: components["schemas"]["ReplicaHealth"][];
             /** @description True when the pool's replicas are engine simulators (`launch.worker: sim`), not real engines. */
             simulated?: boolean;
+            /** @description GPU telemetry of the pool's devices (nvidia-smi), for GPU pools. */
+            telemetry?: {
+                devices?: {
+                    driver_version?: string;
+                    ecc_uncorrected?: number;
+                    index: number;
+                    memory_free_bytes: number;
+                    memory_total_bytes: number;
+                    memory_used_bytes: number;
+                    name?: string;
+                    temperature_c?: number;
+                    utilization?: number;
+                }[];
+            };
             /** @description TensorRT-LLM version of Triton pools, where the engine reports it. */
             trtllm_version?: string;
         };

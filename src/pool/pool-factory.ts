@@ -1,0 +1,99 @@
+/** From a pool's configuration to its supervisor: engine binaries, model digests, headroom. */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { freemem } from 'node:os';
+import { ConfigError } from '../config/resolve-config.js';
+import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
+import { ensureLlamaServer } from '../engines/llamacpp/provision.js';
+import type { GpuInfo } from '../gpu/nvidia-smi.js';
+import type { OrchMetrics } from '../metrics/metrics.js';
+import type { Logger } from '../util/logger.js';
+import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './engine-launcher.js';
+import { EnginePoolSupervisor, type SupervisorEvent } from './engine-supervisor.js';
+import { checkHeadroom, estimateMemory } from './headroom.js';
+import type { PoolSupervisor } from './replica.js';
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Supervisor events as metrics (restarts, failure classes, breaker state). */
+function eventsToMetrics(metrics: OrchMetrics, pool: ResolvedPool): (e: SupervisorEvent) => void {
+  return (e) => {
+    const base = { engine: pool.engine, pool_id: pool.id };
+    switch (e.kind) {
+      case 'restart':
+        metrics.inc('pool_restarts_total', { ...base, replica_id: e.replicaId });
+        return;
+      case 'failure':
+        metrics.inc('engine_failures_total', { ...base, reason: e.reason });
+        return;
+      case 'breaker':
+        metrics.set('pool_breaker_open', { ...base, replica_id: e.replicaId }, e.open ? 1 : 0);
+        return;
+    }
+  };
+}
+
+export interface PoolFactoryOptions {
+  readonly config: ResolvedConfig;
+  readonly logger: Logger;
+  readonly onProgress: (line: string) => void;
+  readonly metrics: OrchMetrics;
+  /** GPUs of this host (nvidia-smi), for headroom checks; undefined when unknown. */
+  readonly gpus: () => readonly GpuInfo[] | undefined;
+}
+
+/**
+ * Builds the supervisor of a pool: provisions the engine binary, pins the model digest, and
+ * checks headroom before anything loads.
+ */
+export async function createSupervisor(o: PoolFactoryOptions, pool: ResolvedPool): Promise<PoolSupervisor> {
+  const { config, logger, onProgress, metrics } = o;
+  const onEvent = eventsToMetrics(metrics, pool);
+  if (pool.launch.worker === 'sim') {
+    logger.warn(
+      { event: 'pool.simulated', pool_id: pool.id, engine: pool.engine },
+      `pool '${pool.id}' runs SIMULATED ${pool.engine} replicas (launch.worker: sim): no real inference`,
+    );
+    return new EnginePoolSupervisor({ pool, launcher: simLauncher(pool), logger, onEvent });
+  }
+  let binary: string;
+  let modelDigest = pool.model.digest;
+  if (pool.engine === 'llamacpp') {
+    binary = await ensureLlamaServer({
+      explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
+      cacheDir: config.engines.cacheDir,
+      onProgress,
+    });
+    const digest = await sha256File(pool.model.path).catch((err: unknown) => {
+      throw new ConfigError([
+        `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
+      ]);
+    });
+    if (pool.model.digest !== undefined && pool.model.digest !== digest) {
+      throw new ConfigError([
+        `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
+      ]);
+    }
+    modelDigest = digest;
+  } else {
+    // vLLM, TGI and Triton load model directories; their digest is the configured one.
+    binary = pool.launch.binaryPath ?? NATIVE_BINARIES[pool.engine];
+  }
+  return new EnginePoolSupervisor({
+    pool,
+    launcher: nativeLauncher({ pool, binary, modelDigest }),
+    logger,
+    onEvent,
+    preflight: async () => {
+      const est = await estimateMemory(pool);
+      const cause = checkHeadroom(pool, est, o.gpus(), freemem());
+      if (cause !== undefined)
+        metrics.inc('engine_failures_total', { engine: pool.engine, pool_id: pool.id, reason: 'headroom' });
+      return cause;
+    },
+  });
+}
