@@ -10,6 +10,14 @@ import { createLogger } from '../util/logger.js';
 import { DEV_DEFAULTS, devConfig, isFullPolicy, tinyModelPath } from './dev-config.js';
 import { submitCommand } from './submit.js';
 import { simCommand } from '../sim/sim-main.js';
+import { poolsCommand, statusCommand } from './status.js';
+import { OrchHttpError } from '../client/orch-client.js';
+
+function errorText(err: unknown): string {
+  if (err instanceof OrchHttpError)
+    return `${err.status} ${err.envelope?.code ?? ''}: ${err.envelope?.message ?? ''}`;
+  return err instanceof Error ? err.message : String(err);
+}
 import { ENGINES, type Engine } from '../domain/types.js';
 
 const USAGE = `usage: llorch <command> [options]
@@ -25,6 +33,8 @@ commands:
   submit --prompt TEXT    enqueue a task and stream its tokens
       --url URL  --api-key KEY  --max-tokens N  --session ID  --priority interactive|batch
       --model ID  --engine E  --ctx N  --deadline-ms N  --seed N  --json
+  status [--watch]        pools, replicas, slots, queues, GPUs at a glance (control key)
+  pools drain|reload|health ID   pool operations: --deadline-ms N, --model REF | --rollback
   config validate FILE    validate a config file against the schema
 `;
 
@@ -126,6 +136,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'submit':
       return submitCommand(rest);
+    case 'status':
+      return statusCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
+    case 'pools':
+      return poolsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'sim':
       // Bad flags are usage errors (exit 2), like the other commands' argument errors.
       return simCommand(rest).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

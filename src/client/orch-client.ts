@@ -65,6 +65,46 @@ export class OrchClient {
     return (await this.#json(res)) as Awaited<ReturnType<OrchClient['enqueue']>>;
   }
 
+  async #control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(`${this.#o.baseUrl}${path}`, {
+      method,
+      headers: this.#headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return this.#json(res);
+  }
+
+  /** `GET /v1/pools/{id}/health` (control scope). */
+  poolHealth(poolId: string): Promise<Record<string, unknown>> {
+    return this.#control('GET', `/v1/pools/${encodeURIComponent(poolId)}/health`) as Promise<
+      Record<string, unknown>
+    >;
+  }
+
+  /** `POST /v1/pools/{id}/drain`. */
+  drainPool(poolId: string, deadlineMs: number): Promise<Record<string, unknown>> {
+    return this.#control('POST', `/v1/pools/${encodeURIComponent(poolId)}/drain`, {
+      deadline_ms: deadlineMs,
+    }) as Promise<Record<string, unknown>>;
+  }
+
+  /** `POST /v1/pools/{id}/reload`: a new model, or `{ rollback: true }`. */
+  reloadPool(
+    poolId: string,
+    target: { new_model_ref: string } | { rollback: true },
+    deadlineMs?: number,
+  ): Promise<Record<string, unknown>> {
+    const body = deadlineMs === undefined ? target : { ...target, deadline_ms: deadlineMs };
+    return this.#control('POST', `/v1/pools/${encodeURIComponent(poolId)}/reload`, body) as Promise<
+      Record<string, unknown>
+    >;
+  }
+
+  /** `GET /v1/replicasets`. */
+  replicaSets(): Promise<{ replica_sets: Record<string, unknown>[] }> {
+    return this.#control('GET', '/v1/replicasets') as Promise<{ replica_sets: Record<string, unknown>[] }>;
+  }
+
   async cancel(taskId: string): Promise<void> {
     const res = await fetch(`${this.#o.baseUrl}/v1/tasks/${encodeURIComponent(taskId)}/cancel`, {
       method: 'POST',

@@ -116,6 +116,27 @@ describe('llorch dev --engine sim', () => {
       '10',
     ]);
     expect(stdout).toMatch(/-- task [0-9a-f-]{36}: 10 tokens/);
+    // The fleet at a glance, and pool operations, through the control plane.
+    const status = await run(process.execPath, [CLI, 'status', '--url', url]);
+    expect(status.stdout).toMatch(/^POOL\s+ENGINE\s+MODEL\s+READY/m);
+    expect(status.stdout).toMatch(/sim-vllm\s+vllm\s+tiny\s+yes\s+r0:ready r1:ready\s+6\/6\s+0\s+simulated/);
+    const h = await run(process.execPath, [CLI, 'pools', 'health', 'sim-vllm', '--url', url]);
+    expect(JSON.parse(h.stdout)).toMatchObject({ pool_id: 'sim-vllm', ready: true, simulated: true });
+    const d = await run(process.execPath, [
+      CLI,
+      'pools',
+      'drain',
+      'sim-vllm',
+      '--deadline-ms',
+      '100',
+      '--url',
+      url,
+    ]);
+    expect(JSON.parse(d.stdout)).toMatchObject({ pool_id: 'sim-vllm', operation: 'drain' });
+    const bad = await run(process.execPath, [CLI, 'pools', 'reload', 'sim-vllm', '--url', url]).catch(
+      (e: unknown) => e as { code: number; stderr: string },
+    );
+    expect(bad).toMatchObject({ code: 1 });
     const exited = new Promise((r) => child.on('exit', r));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
