@@ -65,7 +65,7 @@ export async function renderStatus(client: OrchClient): Promise<string> {
         gpus.push([
           poolId,
           String(d['index']),
-          String(d['name'] ?? ''),
+          typeof d['name'] === 'string' ? d['name'] : '',
           typeof d['utilization'] === 'number' ? `${Math.round(d['utilization'] * 100)}%` : '-',
           `${gib(d['memory_used_bytes'])}/${gib(d['memory_total_bytes'])}`,
           typeof d['temperature_c'] === 'number' ? `${d['temperature_c']}C` : '-',
