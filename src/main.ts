@@ -5,6 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { GpuMonitor } from './gpu/gpu-monitor.js';
+import { NodeRegistry } from './nodes/node-registry.js';
+import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
 import { createSupervisor, type PoolFactoryOptions } from './pool/pool-factory.js';
 import { systemClock, type Clock } from './domain/types.js';
 import { createHttpServer } from './http/server.js';
@@ -56,7 +58,22 @@ export async function startOrchestrator(
   await gpu.detect();
   const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus };
   const supervisors = new Map<string, PoolSupervisor>();
-  for (const pool of config.pools) supervisors.set(pool.id, await createSupervisor(factory, pool));
+  const remote = new Map<string, RemotePoolSupervisor>();
+  for (const pool of config.pools) {
+    if (pool.hosts.length > 0) {
+      // Engines of this pool run on other hosts; their pool-managerd registers the replicas.
+      const sup = new RemotePoolSupervisor(pool, logger);
+      remote.set(pool.id, sup);
+      supervisors.set(pool.id, sup);
+    } else supervisors.set(pool.id, await createSupervisor(factory, pool));
+  }
+  const nodes = new NodeRegistry({
+    credentials: config.nodes,
+    timeoutMs: config.nodeTimeoutMs,
+    heartbeatMs: Math.max(50, Math.floor(config.nodeTimeoutMs / 4)),
+    logger,
+    pools: remote,
+  });
   const orchestrator = new Orchestrator({
     config,
     supervisors,
@@ -81,7 +98,7 @@ export async function startOrchestrator(
           ],
     ),
   );
-  const http = await createHttpServer({ config, orchestrator, metrics, logger });
+  const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {
@@ -107,6 +124,7 @@ export async function startOrchestrator(
     close: (drainMs = 5_000) =>
       (closing ??= (async () => {
         gpu.stop();
+        nodes.close();
         await orchestrator.close(drainMs);
         await http.close();
         // A reload may have replaced a pool's supervisor: stop the current ones.

@@ -11,6 +11,7 @@ import { DEV_DEFAULTS, devConfig, isFullPolicy, tinyModelPath } from './dev-conf
 import { submitCommand } from './submit.js';
 import { simCommand } from '../sim/sim-main.js';
 import { poolsCommand, statusCommand } from './status.js';
+import { startPoolManagerd } from '../nodes/pool-managerd.js';
 import { OrchHttpError } from '../client/orch-client.js';
 
 function errorText(err: unknown): string {
@@ -35,6 +36,7 @@ commands:
       --model ID  --engine E  --ctx N  --deadline-ms N  --seed N  --json
   status [--watch]        pools, replicas, slots, queues, GPUs at a glance (control key)
   pools drain|reload|health ID   pool operations: --deadline-ms N, --model REF | --rollback
+  pool-managerd --config FILE   run this host's pools for a remote orchestrator (node credential in $LLORCH_NODE_CREDENTIAL)
   config validate FILE    validate a config file against the schema
 `;
 
@@ -140,6 +142,23 @@ async function main(argv: string[]): Promise<void> {
       return statusCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'pools':
       return poolsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
+    case 'pool-managerd': {
+      const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
+      if (values.config === undefined) fail('pool-managerd needs --config FILE');
+      const { config } = await loadConfigFile(values.config);
+      const logger = createLogger({ level: config.logging.level });
+      const pm = await startPoolManagerd(config, logger);
+      const stop = () =>
+        void pm.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      await pm.registered;
+      logger.info({ event: 'pool-managerd.ready' }, 'pool-managerd registered');
+      return;
+    }
     case 'sim':
       // Bad flags are usage errors (exit 2), like the other commands' argument errors.
       return simCommand(rest).catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));

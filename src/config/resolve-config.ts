@@ -157,6 +157,18 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     },
     dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
     pools,
+    nodes: new Map((raw.nodes ?? []).map((n) => [n.id, n.sha256])),
+    nodeTimeoutMs: raw.node_timeout_ms ?? 3_000,
+    node:
+      raw.node === undefined
+        ? undefined
+        : {
+            id: raw.node.id,
+            orchestratorUrl: raw.node.orchestrator_url.replace(/\/+$/, ''),
+            credentialEnv: raw.node.credential_env ?? 'LLORCH_NODE_CREDENTIAL',
+            advertiseHost: raw.node.advertise_host,
+            heartbeatMs: raw.node.heartbeat_ms ?? 500,
+          },
   };
   return deepFreeze(config);
 }
@@ -175,7 +187,7 @@ function resolvePool(
 
   // ORCH-1101: inference only on NVIDIA GPUs, unless the operator opted into the dev profile.
   // Simulated pools run no inference at all, so any profile may use them.
-  if (cpu && profile !== 'dev' && worker === 'native') {
+  if (cpu && profile !== 'dev' && worker === 'native' && p.hosts === undefined) {
     problems.push(
       `${at}.devices: pool '${p.id}' would run its engine on CPU, which the prod profile refuses ` +
         `(ORCH-1101: inference is served only by NVIDIA GPUs); use GPU indices, or 'profile: dev' for local development`,
@@ -185,7 +197,7 @@ function resolvePool(
   if (!Number.isInteger(replicas) || replicas < 1) {
     problems.push(`${at}.replicas: must be an integer >= 1`);
   }
-  if (worker === 'native' && p.model.path === undefined) {
+  if (worker === 'native' && p.model.path === undefined && p.hosts === undefined) {
     problems.push(`${at}.model.path: required for pools that run a real engine (launch.worker: native)`);
   }
   const versions = p.launch?.sim?.engine_version ?? `sim-${p.engine}-1`;
@@ -296,6 +308,7 @@ function resolvePool(
       sessionWallMs: p.budgets?.session_wall_ms,
       sessionCost: p.budgets?.session_cost,
     },
+    hosts: [...(p.hosts ?? [])],
     topologyCost: [...(p.topology_cost ?? [])],
   };
 }

@@ -46,6 +46,19 @@ export interface ResolvedConfig {
   };
   readonly dataDir: string;
   readonly pools: readonly ResolvedPool[];
+  /** Node credentials accepted by this orchestrator (sha256 by node id). */
+  readonly nodes: ReadonlyMap<string, string>;
+  readonly nodeTimeoutMs: number;
+  /** Set when this process runs as pool-managerd. */
+  readonly node: ResolvedNode | undefined;
+}
+
+export interface ResolvedNode {
+  readonly id: string;
+  readonly orchestratorUrl: string;
+  readonly credentialEnv: string;
+  readonly advertiseHost: string | undefined;
+  readonly heartbeatMs: number;
 }
 
 export interface ResolvedTenant {
@@ -131,6 +144,8 @@ export interface ResolvedPool {
     readonly sessionWallMs: number | undefined;
     readonly sessionCost: number | undefined;
   };
+  /** Nodes that run this pool (remote); empty: engines run in this process's host. */
+  readonly hosts: readonly string[];
   /** Per-replica topology cost; lower wins ties between equally loaded replicas. */
   readonly topologyCost: readonly number[];
 }

@@ -112,6 +112,40 @@ export const LimitsSchema = closed('Request size and time limits (SPEC §11).', 
   ),
 });
 
+export const NodeCredentialSchema = closed('A GPU host (pool-managerd) allowed to register (SPEC §5).', {
+  id: Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+    description: 'Node id, as the node names itself.',
+  }),
+  sha256: Type.String({
+    pattern: '^[0-9a-f]{64}$',
+    description: 'Lower-case hex SHA-256 of the node credential.',
+  }),
+});
+
+export const NodeSchema = closed('This process as a GPU host: `llorch pool-managerd` (SPEC §5).', {
+  id: Type.String({
+    pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+    description: 'Node id, unique in the fleet.',
+  }),
+  orchestrator_url: Type.String({ minLength: 1, description: 'Base URL of the orchestrator.' }),
+  credential_env: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Environment variable holding the node credential.',
+      default: 'LLORCH_NODE_CREDENTIAL',
+    }),
+  ),
+  advertise_host: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        "Address the orchestrator reaches this host's engines at. Default: `launch.host` of each pool.",
+    }),
+  ),
+  heartbeat_ms: Type.Optional(PositiveInt('Heartbeat period, in milliseconds.', 500)),
+});
+
 export const ApiKeySchema = closed('An API key, stored hashed (SPEC §11).', {
   id: Type.String({
     pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
@@ -507,6 +541,13 @@ export const PoolSchema = closed('A pool: one model on one engine over a device 
   session: Type.Optional(SessionSchema),
   prices: Type.Optional(PricesSchema),
   budgets: Type.Optional(BudgetsSchema),
+  hosts: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description:
+        'Nodes (pool-managerd) that run this pool; the orchestrator launches nothing for it and places work on the replicas they register.',
+    }),
+  ),
   topology_cost: Type.Optional(
     Type.Array(Type.Number({ minimum: 0 }), {
       description:
@@ -535,6 +576,16 @@ export const ConfigSchema = Type.Object(
     auth: Type.Optional(AuthSchema),
     fairness: Type.Optional(FairnessSchema),
     scheduling: Type.Optional(SchedulingSchema),
+    nodes: Type.Optional(
+      Type.Array(NodeCredentialSchema, {
+        description: 'GPU hosts allowed to register their pools (orchestrator side).',
+        default: [],
+      }),
+    ),
+    node_timeout_ms: Type.Optional(
+      PositiveInt('A node without heartbeat for this long is lost: its replicas become unavailable.', 3000),
+    ),
+    node: Type.Optional(NodeSchema),
     sse: Type.Optional(SseSchema),
     logging: Type.Optional(LoggingSchema),
     engines: Type.Optional(EnginesSchema),

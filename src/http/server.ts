@@ -13,6 +13,8 @@ import { Authenticator } from './auth.js';
 import { makeErrorHandler } from './error-handler.js';
 import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
+import { registerNodeRoutes } from './routes-nodes.js';
+import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
 
 declare module 'fastify' {
@@ -25,6 +27,8 @@ export interface HttpServerOptions {
   readonly config: ResolvedConfig;
   readonly orchestrator: Orchestrator;
   readonly metrics: OrchMetrics;
+  /** pool-managerd registrations (SPEC §5); absent: no node endpoints. */
+  readonly nodes?: NodeRegistry;
   readonly logger: Logger;
 }
 
@@ -89,6 +93,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     cancelOnDisconnect: config.sse.cancelOnDisconnect,
     heartbeatMs: 15_000,
   });
+  if (opts.nodes) registerNodeRoutes(app, { nodes: opts.nodes, validate: createControlValidator(docs) });
   registerControlRoutes(app, {
     orchestrator: opts.orchestrator,
     auth,

@@ -30,6 +30,12 @@ export function failureOf(pool: PoolRuntime, task: TaskRecord, err: unknown, log
       retriable: false,
     });
   }
+  if (cause === 'host-lost')
+    return fail({
+      code: 'WORKER_RESET',
+      message: `the host of replica ${task.replicaId ?? '?'} was lost mid-task`,
+      retriable: true,
+    });
   if (cause === 'drain')
     return fail({
       code: 'POOL_UNAVAILABLE',

@@ -560,6 +560,13 @@ export class Orchestrator {
       { engine: pool.config.engine, pool_id: pool.id },
       pool.readyReplicas().length,
     );
+    // Tasks on a replica whose host is lost cannot finish: end them now (WORKER_RESET).
+    for (const run of pool.running.values()) {
+      const state = pool.replica(run.replicaId)?.state;
+      if (state?.kind !== 'unready' || state.lost !== true) continue;
+      const task = this.#tasks.get(run.taskId);
+      if (task && !task.terminal) this.#dispatcher.abort(task, 'host-lost');
+    }
     this.#dispatcher.pump(pool);
   }
 

@@ -10,6 +10,7 @@ export type AbortCause =
   | 'shutdown'
   | 'preempted'
   | 'drain'
+  | 'host-lost'
   | `budget-${'tokens' | 'wall_ms' | 'cost'}`;
 
 /** One accepted task: its spec, state machine, event log and the controller that aborts it. */

@@ -123,7 +123,16 @@ export function adapterFor(
   ports: readonly number[],
   modelDigest: string | undefined,
 ): EngineAdapter {
-  const base = url(pool, ports[0]);
+  return adapterForUrls(pool, { base: url(pool, ports[0]), metrics: url(pool, ports[1]) }, modelDigest);
+}
+
+/** The adapter of an engine reachable at `urls` (a local process, or a remote host's engine). */
+export function adapterForUrls(
+  pool: ResolvedPool,
+  urls: { base: string; metrics?: string | undefined },
+  modelDigest: string | undefined,
+): EngineAdapter {
+  const base = urls.base;
   const connections = pool.launch.parallel + 4;
   switch (pool.engine) {
     case 'llamacpp':
@@ -142,7 +151,7 @@ export function adapterFor(
     case 'triton':
       return new TritonAdapter({
         baseUrl: base,
-        metricsUrl: url(pool, ports[1]),
+        metricsUrl: urls.metrics ?? base,
         ctx: pool.ctx,
         modelDigest,
         connections,

@@ -14,6 +14,8 @@ export type ReplicaState =
       readonly cause: string;
       /** True while the replica may come back by itself (restart scheduled, engine loading). */
       readonly retrying?: boolean;
+      /** Its host is gone: tasks running on it cannot finish. */
+      readonly lost?: boolean;
     }
   | { readonly kind: 'stopped' };
 

@@ -25,6 +25,7 @@ export interface TritonAdapterOptions {
 export class TritonAdapter implements EngineAdapter {
   readonly engine = 'triton' as const;
   readonly baseUrl: string;
+  readonly metricsUrl: string;
   readonly #o: TritonAdapterOptions;
   readonly #http: EngineHttp;
   readonly #metrics: EngineHttp;
@@ -33,6 +34,7 @@ export class TritonAdapter implements EngineAdapter {
   constructor(opts: TritonAdapterOptions) {
     this.#o = opts;
     this.baseUrl = opts.baseUrl;
+    this.metricsUrl = opts.metricsUrl;
     this.#model = opts.model ?? 'ensemble';
     const common = { engine: 'triton' as const, mapHttpError: mapTritonError };
     this.#http = new EngineHttp({ ...common, baseUrl: opts.baseUrl, connections: opts.connections });

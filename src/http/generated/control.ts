@@ -120,6 +120,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/nodes/{id}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replica states and telemetry of a node; the answer carries commands */
+        post: operations["nodeHeartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/nodes/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A GPU host (pool-managerd) registers its pools and replicas (SPEC §5)
+         * @description Authenticated with the node credential (`Authorization: Bearer <credential>`, checked
+         *     against `nodes[].sha256`). Registering again (after a restart) replaces the node's replicas.
+         */
+        post: operations["registerNode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools/{id}/drain": {
         parameters: {
             query?: never;
@@ -284,8 +322,39 @@ export interface components {
             retriable?: boolean;
             retry_after_ms?: number;
         };
+        HeartbeatAnswer: {
+            commands: {
+                /** @enum {string} */
+                op: "stop" | "start";
+                pool_id: string;
+            }[];
+        };
         /** @enum {string} */
         LifecycleState: "Draft" | "Active" | "Canary" | "Deprecated" | "Retired";
+        NodeReport: {
+            gpus?: {
+                [key: string]: unknown;
+            }[];
+            node_id: string;
+            pools: {
+                pool_id: string;
+                replicas: {
+                    /** @description Where the orchestrator reaches the engine. */
+                    base_url?: string;
+                    cause?: string;
+                    metrics_url?: string;
+                    /** @description Engine properties read at the replica's self-test. */
+                    props?: {
+                        [key: string]: unknown;
+                    };
+                    replica_id: string;
+                    retrying?: boolean;
+                    /** @enum {string} */
+                    state: "starting" | "preloading" | "self-test" | "ready" | "unready" | "stopped";
+                }[];
+                simulated: boolean;
+            }[];
+        };
         OperationAccepted: {
             deadline_ms?: number;
             /** @enum {string} */
@@ -340,6 +409,11 @@ export interface components {
             };
             /** @description TensorRT-LLM version of Triton pools, where the engine reports it. */
             trtllm_version?: string;
+        };
+        RegisterAnswer: {
+            heartbeat_ms: number;
+            node_id: string;
+            timeout_ms: number;
         };
         /**
          * @description Either `new_model_ref` (the model artifact to serve: a path on the pool's host or a `file:`
@@ -635,6 +709,65 @@ export interface operations {
             404: components["responses"]["Error"];
             500: components["responses"]["Error"];
             501: components["responses"]["Error"];
+        };
+    };
+    nodeHeartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NodeReport"];
+            };
+        };
+        responses: {
+            /** @description Applied. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeartbeatAnswer"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            500: components["responses"]["Error"];
+        };
+    };
+    registerNode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NodeReport"];
+            };
+        };
+        responses: {
+            /** @description Registered; heartbeat at `heartbeat_ms`, lost after `timeout_ms` of silence. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegisterAnswer"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            500: components["responses"]["Error"];
         };
     };
     drainPool: {

@@ -1,0 +1,46 @@
+/**
+ * The protocol between pool-managerd (one per GPU host) and the orchestrator (SPEC §5): the node
+ * registers its pools and replicas, then heartbeats carry state changes and telemetry; the
+ * answer carries commands. Node endpoints authenticate with a node credential (Bearer).
+ */
+import type { EngineProps } from '../engines/adapter.js';
+import type { GpuInfo } from '../gpu/nvidia-smi.js';
+import type { ReplicaStateKind } from '../pool/replica.js';
+
+export interface ReplicaReport {
+  /** The replica id on its node (`<pool>-r<i>`). */
+  readonly replica_id: string;
+  readonly state: ReplicaStateKind;
+  readonly cause?: string;
+  readonly retrying?: boolean;
+  /** Where the orchestrator reaches the engine. */
+  readonly base_url?: string;
+  readonly metrics_url?: string;
+  readonly props?: EngineProps;
+}
+
+export interface PoolReport {
+  readonly pool_id: string;
+  readonly simulated: boolean;
+  readonly replicas: readonly ReplicaReport[];
+}
+
+export interface NodeReport {
+  readonly node_id: string;
+  readonly pools: readonly PoolReport[];
+  readonly gpus?: readonly GpuInfo[];
+}
+
+export interface RegisterAnswer {
+  readonly node_id: string;
+  readonly heartbeat_ms: number;
+  readonly timeout_ms: number;
+}
+
+export interface HeartbeatAnswer {
+  readonly commands: readonly NodeCommand[];
+}
+
+/** Commands the orchestrator queues for a node, delivered in heartbeat answers. */
+export type NodeCommand =
+  { readonly op: 'stop'; readonly pool_id: string } | { readonly op: 'start'; readonly pool_id: string };

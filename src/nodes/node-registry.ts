@@ -1,0 +1,109 @@
+/**
+ * Orchestrator side of pool-managerd (SPEC §5): authenticates nodes by credential, applies their
+ * registrations and heartbeats to the remote pools, and declares a node lost when it misses its
+ * heartbeats.
+ */
+import { sha256Hex } from '../http/auth.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { GpuInfo } from '../gpu/nvidia-smi.js';
+import type { Logger } from '../util/logger.js';
+import type { HeartbeatAnswer, NodeReport, RegisterAnswer } from './node-protocol.js';
+import type { RemotePoolSupervisor } from './remote-supervisor.js';
+
+export interface NodeRegistryOptions {
+  /** Accepted credentials: sha256 by node id. */
+  readonly credentials: ReadonlyMap<string, string>;
+  readonly timeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly logger: Logger;
+  /** The remote pool supervisors by pool id. */
+  readonly pools: ReadonlyMap<string, RemotePoolSupervisor>;
+}
+
+interface NodeState {
+  lastSeenMs: number;
+  lost: boolean;
+  gpus: readonly GpuInfo[] | undefined;
+}
+
+export class NodeRegistry {
+  readonly #o: NodeRegistryOptions;
+  readonly #nodes = new Map<string, NodeState>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(opts: NodeRegistryOptions) {
+    this.#o = opts;
+    this.#timer = setInterval(() => this.#sweep(), Math.max(50, Math.floor(opts.timeoutMs / 4)));
+    this.#timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** The node behind a credential; 401 for unknown nodes or wrong credentials. */
+  authenticate(nodeId: string, authorization: string | undefined): void {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+    const expected = this.#o.credentials.get(nodeId);
+    if (token === undefined || expected === undefined || sha256Hex(token) !== expected)
+      throw new OrchError('UNAUTHORIZED', `node '${nodeId}' is not known with this credential`);
+  }
+
+  register(report: NodeReport): RegisterAnswer {
+    const was = this.#nodes.get(report.node_id);
+    this.#nodes.set(report.node_id, { lastSeenMs: Date.now(), lost: false, gpus: report.gpus });
+    this.#o.logger.info(
+      {
+        event: 'node.registered',
+        node_id: report.node_id,
+        pools: report.pools.map((p) => p.pool_id),
+        again: was !== undefined,
+      },
+      `node ${report.node_id} registered${was ? ' again' : ''}`,
+    );
+    this.#apply(report);
+    return { node_id: report.node_id, heartbeat_ms: this.#o.heartbeatMs, timeout_ms: this.#o.timeoutMs };
+  }
+
+  /** 404 when the node is not registered (it must register first, e.g. after we restarted). */
+  heartbeat(report: NodeReport): HeartbeatAnswer {
+    const n = this.#nodes.get(report.node_id);
+    if (!n || n.lost) throw new OrchError('NOT_FOUND', `node '${report.node_id}' is not registered`);
+    n.lastSeenMs = Date.now();
+    n.gpus = report.gpus ?? n.gpus;
+    this.#apply(report);
+    return { commands: [] };
+  }
+
+  gpusOf(nodeId: string): readonly GpuInfo[] | undefined {
+    return this.#nodes.get(nodeId)?.gpus;
+  }
+
+  #apply(report: NodeReport): void {
+    for (const p of report.pools) {
+      const sup = this.#o.pools.get(p.pool_id);
+      if (!sup) {
+        this.#o.logger.warn(
+          { event: 'node.unknown_pool', node_id: report.node_id, pool_id: p.pool_id },
+          `node ${report.node_id} reports unknown pool ${p.pool_id}`,
+        );
+        continue;
+      }
+      sup.report(report.node_id, p);
+    }
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [id, n] of this.#nodes) {
+      const silent = now - n.lastSeenMs;
+      if (n.lost || silent <= this.#o.timeoutMs) continue;
+      n.lost = true;
+      this.#o.logger.warn(
+        { event: 'node.lost', node_id: id, silent_ms: silent },
+        `node ${id} lost (no heartbeat for ${silent} ms)`,
+      );
+      for (const sup of this.#o.pools.values()) sup.lost(id, silent);
+    }
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * `llorch pool-managerd --config FILE` (SPEC §5): runs on a GPU host, owns its engine processes
+ * (the same supervisors as a single-host orchestrator), registers them with the orchestrator using
+ * the node credential, and streams state changes and telemetry as heartbeats. It re-registers
+ * whenever the orchestrator has forgotten it, and stops its engines on SIGTERM.
+ */
+import type { ResolvedConfig } from '../config/resolved-config.js';
+import { GpuMonitor } from '../gpu/gpu-monitor.js';
+import { OrchMetrics } from '../metrics/metrics.js';
+import { createSupervisor } from '../pool/pool-factory.js';
+import type { PoolSupervisor } from '../pool/replica.js';
+import type { Logger } from '../util/logger.js';
+import type { NodeReport, RegisterAnswer } from './node-protocol.js';
+
+export interface PoolManagerd {
+  /** Resolves once the first registration was accepted. */
+  readonly registered: Promise<void>;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startPoolManagerd(config: ResolvedConfig, logger: Logger): Promise<PoolManagerd> {
+  const node = config.node;
+  if (!node) throw new Error('pool-managerd needs a `node` section in its config');
+  const credential = process.env[node.credentialEnv];
+  if (credential === undefined || credential === '')
+    throw new Error(`pool-managerd needs its node credential in $${node.credentialEnv}`);
+  const remote = config.pools.filter((p) => p.hosts.length > 0).map((p) => p.id);
+  if (remote.length > 0)
+    throw new Error(`pools ${remote.join(', ')} name hosts: a node runs its own pools only`);
+
+  const gpu = new GpuMonitor(config, logger);
+  await gpu.detect();
+  const metrics = new OrchMetrics({ processMetrics: false });
+  const factory = {
+    config,
+    logger,
+    onProgress: (l: string) => logger.info({ event: 'engine.build' }, l),
+    metrics,
+    gpus: () => gpu.gpus,
+  };
+  const sups: PoolSupervisor[] = [];
+  for (const pool of config.pools) sups.push(await createSupervisor(factory, pool));
+
+  const advertise = (url: string) =>
+    node.advertiseHost === undefined ? url : url.replace(/^(https?:\/\/)[^:/]+/, `$1${node.advertiseHost}`);
+  const report = (): NodeReport => ({
+    node_id: node.id,
+    pools: sups.map((s) => ({
+      pool_id: s.poolId,
+      simulated: s.simulated === true,
+      replicas: s.replicas().map((r) => {
+        const metricsUrl = (r.adapter as { metricsUrl?: string }).metricsUrl;
+        return {
+          replica_id: r.id,
+          state: r.state.kind,
+          ...(r.state.kind === 'unready'
+            ? { cause: r.state.cause, ...(r.state.retrying === true ? { retrying: true } : {}) }
+            : {}),
+          base_url: advertise(r.adapter.baseUrl),
+          ...(metricsUrl === undefined ? {} : { metrics_url: advertise(metricsUrl) }),
+          ...(r.props === undefined ? {} : { props: r.props }),
+        };
+      }),
+    })),
+    ...(gpu.gpus === undefined ? {} : { gpus: gpu.gpus }),
+  });
+  const post = async (path: string): Promise<Response> =>
+    fetch(`${node.orchestratorUrl}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
+      body: JSON.stringify(report()),
+      signal: AbortSignal.timeout(5_000),
+    });
+
+  let stopping = false;
+  let heartbeatMs = node.heartbeatMs;
+  let registered = false;
+  let onRegistered: () => void = () => undefined;
+  const first = new Promise<void>((r) => (onRegistered = r));
+  let wake: (() => void) | undefined;
+
+  const register = async (): Promise<void> => {
+    for (let delay = 200; !stopping; delay = Math.min(2_000, delay * 2)) {
+      try {
+        const res = await post('/v1/nodes/register');
+        if (res.ok) {
+          heartbeatMs = Math.min(heartbeatMs, ((await res.json()) as RegisterAnswer).heartbeat_ms);
+          registered = true;
+          onRegistered();
+          logger.info(
+            { event: 'node.registered', node_id: node.id, orchestrator: node.orchestratorUrl },
+            `registered with ${node.orchestratorUrl}`,
+          );
+          return;
+        }
+        logger.warn(
+          { event: 'node.register_refused', status: res.status, body: (await res.text()).slice(0, 200) },
+          'registration refused',
+        );
+      } catch (err) {
+        logger.warn(
+          { event: 'node.register_failed', err: (err as Error).message },
+          'orchestrator unreachable',
+        );
+      }
+      await sleep(delay);
+    }
+  };
+
+  const loop = (async () => {
+    await register();
+    while (!stopping) {
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, heartbeatMs).unref();
+      });
+      if (stopping) break;
+      try {
+        const res = await post(`/v1/nodes/${encodeURIComponent(node.id)}/heartbeat`);
+        if (res.status === 404 || res.status === 401) {
+          registered = false;
+          await register();
+        } else await res.arrayBuffer();
+      } catch (err) {
+        logger.warn({ event: 'node.heartbeat_failed', err: (err as Error).message }, 'heartbeat failed');
+      }
+    }
+  })();
+  // State changes go out at once rather than at the next period.
+  for (const s of sups) s.onChange(() => (registered ? wake?.() : undefined));
+  await Promise.all(sups.map((s) => s.start()));
+  wake?.();
+
+  return {
+    registered: first,
+    stop: async () => {
+      stopping = true;
+      wake?.();
+      gpu.stop();
+      await Promise.all(sups.map((s) => s.stop()));
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * The orchestrator's view of a pool whose engines run on other hosts (pool-managerd): replicas
+ * come from node reports, adapters point at the engines' advertised URLs, and a lost node turns
+ * its replicas unready (`lost`), which ends their running tasks with WORKER_RESET.
+ */
+import type { ResolvedPool } from '../config/resolved-config.js';
+import type { EngineAdapter } from '../engines/adapter.js';
+import { adapterForUrls } from '../pool/engine-launcher.js';
+import type { PoolSupervisor, ReplicaState, ReplicaView } from '../pool/replica.js';
+import type { Logger } from '../util/logger.js';
+import type { PoolReport, ReplicaReport } from './node-protocol.js';
+
+interface RemoteReplica {
+  readonly id: string;
+  readonly node: string;
+  state: ReplicaState;
+  adapter: EngineAdapter;
+  baseUrl: string;
+  props: ReplicaView['props'];
+}
+
+export class RemotePoolSupervisor implements PoolSupervisor {
+  readonly poolId: string;
+  simulated = false;
+  readonly #pool: ResolvedPool;
+  readonly #logger: Logger;
+  readonly #replicas = new Map<string, RemoteReplica>();
+  readonly #listeners = new Set<(r: ReplicaView) => void>();
+
+  constructor(pool: ResolvedPool, logger: Logger) {
+    this.poolId = pool.id;
+    this.#pool = pool;
+    this.#logger = logger;
+  }
+
+  async start(): Promise<void> {}
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#replicas.values()].map((r) => r.adapter.close()));
+  }
+
+  replicas(): readonly ReplicaView[] {
+    return [...this.#replicas.values()].map((r) => this.#view(r));
+  }
+
+  onChange(listener: (r: ReplicaView) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Applies a node's report: new replicas, state changes, moved engines (re-registration). */
+  report(node: string, pool: PoolReport): void {
+    this.simulated = pool.simulated;
+    const seen = new Set<string>();
+    for (const rep of pool.replicas) {
+      const id = `${node}/${rep.replica_id}`;
+      seen.add(id);
+      this.#apply(node, id, rep);
+    }
+    for (const r of this.#replicas.values())
+      if (r.node === node && !seen.has(r.id)) this.#set(r, { kind: 'stopped' });
+  }
+
+  /** The node stopped answering: its replicas are gone until it registers again. */
+  lost(node: string, silentMs: number): void {
+    for (const r of this.#replicas.values()) {
+      if (r.node !== node || r.state.kind === 'stopped') continue;
+      if (r.state.kind === 'unready' && r.state.lost === true) continue;
+      this.#set(r, {
+        kind: 'unready',
+        cause: `host '${node}' lost: no heartbeat for ${silentMs} ms`,
+        retrying: true,
+        lost: true,
+      });
+    }
+  }
+
+  #apply(node: string, id: string, rep: ReplicaReport): void {
+    let r = this.#replicas.get(id);
+    const baseUrl = rep.base_url ?? '';
+    if (!r || r.baseUrl !== baseUrl) {
+      const adapter = adapterForUrls(
+        this.#pool,
+        { base: baseUrl, metrics: rep.metrics_url },
+        rep.props?.modelDigest,
+      );
+      void r?.adapter.close();
+      r = { id, node, state: { kind: 'stopped' }, adapter, baseUrl, props: rep.props };
+      this.#replicas.set(id, r);
+    }
+    r.props = rep.props ?? r.props;
+    const state: ReplicaState =
+      rep.state === 'unready'
+        ? {
+            kind: 'unready',
+            cause: `${node}: ${rep.cause ?? 'unready'}`,
+            ...(rep.retrying === true ? { retrying: true } : {}),
+          }
+        : { kind: rep.state };
+    if (
+      state.kind !== r.state.kind ||
+      (state.kind === 'unready' && r.state.kind === 'unready' && state.cause !== r.state.cause)
+    )
+      this.#set(r, state);
+  }
+
+  #view(r: RemoteReplica): ReplicaView {
+    return { id: r.id, poolId: this.poolId, state: r.state, adapter: r.adapter, props: r.props };
+  }
+
+  #set(r: RemoteReplica, state: ReplicaState): void {
+    r.state = state;
+    const fields = {
+      event: 'replica.state',
+      pool_id: this.poolId,
+      replica_id: r.id,
+      node_id: r.node,
+      state: state.kind,
+    };
+    if (state.kind === 'unready')
+      this.#logger.warn({ ...fields, cause: state.cause }, `replica ${r.id} unready: ${state.cause}`);
+    else this.#logger.info(fields, `replica ${r.id} ${state.kind}`);
+    for (const l of this.#listeners) l(this.#view(r));
+  }
+}
