@@ -148,12 +148,21 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
           simulated: pool.simulated,
           ctx: pool.config.ctx,
           pools: [pool.id],
+          members: [
+            {
+              pool_id: pool.id,
+              ready: pool.availability() === 'ready',
+              draining: pool.draining,
+              replicas_ready: pool.readyReplicas().length,
+              hosts: pool.config.hosts,
+            },
+          ],
           replicas_ready: pool.readyReplicas().length,
           replicas_total: pool.supervisor.replicas().length,
           slots_total: slotsTotal,
           slots_free: slotsFree,
           load: slotsTotal === 0 ? 1 : (slotsTotal - slotsFree) / slotsTotal,
-          slo: {},
+          slo: pool.slo.snapshot(),
         };
       }),
     };
@@ -172,7 +181,16 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
           supported_workloads: pools.some((p) => p.servesEmbeddings())
             ? ['completion', 'embedding']
             : ['completion'],
-          rate_limits: {},
+          rate_limits: Object.fromEntries(
+            [...o.orchestrator.tenants()].map(([id, t]) => [
+              id,
+              {
+                ...(t.rps === undefined ? {} : { rps: t.rps, burst: t.burst }),
+                ...(t.maxConcurrent === undefined ? {} : { max_concurrent: t.maxConcurrent }),
+                weight: t.weight,
+              },
+            ]),
+          ),
           features: {
             streaming: true,
             cancel: true,

@@ -4,7 +4,7 @@
  * is a thin shell over this class.
  */
 import { createHash } from 'node:crypto';
-import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
+import type { ResolvedConfig, ResolvedPool, ResolvedTenant } from '../config/resolved-config.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
 import type { TaskSpec } from '../domain/task.js';
@@ -172,6 +172,11 @@ export class Orchestrator {
     }
     this.#timers.push(setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref());
     this.#timers.push(setInterval(() => this.#metricsFrames(), config.sse.metricsIntervalMs).unref());
+  }
+
+  /** Tenants with configured weights and quotas (capabilities' rate limits). */
+  tenants(): ReadonlyMap<string, ResolvedTenant> {
+    return this.#o.config.fairness.tenants;
   }
 
   /** Latest GPU telemetry of this host, when nvidia-smi is usable. */
@@ -510,6 +515,11 @@ export class Orchestrator {
       session.usage.cost += costOf(pool.config.prices, task.tokensIn, task.tokensOut);
     }
     if (task.state.kind === 'canceled') return;
+    pool.slo.record(
+      task.spec.priority,
+      task.firstTokenAtMs === undefined ? undefined : task.firstTokenAtMs - task.spec.acceptedAtMs,
+      task.state.kind === 'completed',
+    );
     const d = this.#deadlines.get(task.spec.priority) ?? { met: 0, total: 0 };
     d.total++;
     if (task.state.kind === 'completed' && (task.finishedAtMs ?? 0) <= task.deadlineAtMs) d.met++;

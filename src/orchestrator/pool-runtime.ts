@@ -5,6 +5,7 @@ import { DrainEstimator } from '../scheduler/drain-estimator.js';
 import type { ReplicaLoad } from '../scheduler/placement.js';
 import { PoolQueue, type QueueEntry, type SchedulingMode } from '../scheduler/pool-queue.js';
 import { ServicePredictor } from '../scheduler/service-predictor.js';
+import { SloWindow } from '../scheduler/slo-window.js';
 
 /** A queued task as the pool queue sees it. */
 export interface QueuedTask extends QueueEntry {
@@ -59,6 +60,8 @@ export class PoolRuntime {
   previousModel: ResolvedPool['model'] | undefined;
   readonly estimator = new DrainEstimator({ alpha: 0.2, initialServiceMs: 1000 });
   readonly predictor = new ServicePredictor();
+  /** Rolling SLO attainment of finished tasks, per priority. */
+  readonly slo = new SloWindow();
   /** Tasks running per replica id (our own accounting; the engine's slot state is a cross-check). */
   readonly inFlight = new Map<string, number>();
   /** Tasks holding a slot, by task id. */

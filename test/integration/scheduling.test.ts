@@ -251,3 +251,23 @@ describe('session budgets (SPEC §3.6)', () => {
     expect(s2['time_remaining_ms']).toBe(0);
   });
 });
+
+describe('control plane views of scheduling', () => {
+  it('replica sets show members and a rolling SLO snapshot; capabilities list tenant rate limits', async () => {
+    const sets = (await call(h.url, 'GET', '/v1/replicasets', { key: KEYS.ops })).json as {
+      replica_sets: {
+        pools: string[];
+        members: { pool_id: string; ready: boolean }[];
+        slo: Record<string, { samples: number; met: boolean; target_ttft_p95_ms: number | null }>;
+      }[];
+    };
+    const soft = sets.replica_sets.find((s) => s.pools.includes('soft'));
+    expect(soft?.members).toEqual([expect.objectContaining({ pool_id: 'soft', ready: true })]);
+    expect(soft?.slo['interactive']).toMatchObject({ target_ttft_p95_ms: 900 });
+    expect(soft?.slo['interactive']?.samples).toBeGreaterThan(0);
+    const caps = (await call(h.url, 'GET', '/v1/capabilities', { key: KEYS.ops })).json as {
+      engines: { rate_limits: Record<string, unknown> }[];
+    };
+    expect(caps.engines[0]?.rate_limits['quota']).toEqual({ rps: 2, burst: 3, max_concurrent: 2, weight: 1 });
+  });
+});

@@ -438,6 +438,15 @@ export interface components {
             engine_version: string;
             id: string;
             load: number;
+            /** @description The member pools of the set and their readiness. */
+            members?: {
+                draining?: boolean;
+                /** @description Nodes running the pool (empty when local). */
+                hosts?: string[];
+                pool_id: string;
+                ready: boolean;
+                replicas_ready: number;
+            }[];
             model_digest?: string | null;
             model_id: string;
             pools: string[];
@@ -446,8 +455,16 @@ export interface components {
             sampler_profile_version?: string;
             /** @description True when the replicas are engine simulators. */
             simulated?: boolean;
+            /** @description Rolling SLO snapshot per priority (last 256 finished tasks) against the SPEC §15 targets. */
             slo?: {
-                [key: string]: unknown;
+                [key: string]: {
+                    error_rate: number;
+                    met: boolean;
+                    samples: number;
+                    target_error_rate?: number;
+                    target_ttft_p95_ms?: number | null;
+                    ttft_p95_ms: number | null;
+                };
             };
             slots_free: number;
             slots_total: number;
