@@ -82,6 +82,15 @@ export async function startOrchestrator(
     clock: opts.clock ?? systemClock,
     createSupervisor: (pool) => createSupervisor(factory, pool),
     gpus: () => gpu.gpus,
+    remoteReload: async (pool, modelPath) => {
+      const results = await Promise.all(
+        pool.config.hosts.map((host) =>
+          nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath }),
+        ),
+      );
+      const failed = results.filter((r) => !r.ok).map((r) => r.cause ?? 'failed');
+      return failed.length === 0 ? undefined : failed.join('; ');
+    },
   });
   gpu.start(metrics, () =>
     orchestrator.pools.flatMap((p) =>

@@ -29,6 +29,14 @@ export interface NodeReport {
   readonly node_id: string;
   readonly pools: readonly PoolReport[];
   readonly gpus?: readonly GpuInfo[];
+  /** Outcomes of commands executed since the last heartbeat. */
+  readonly results?: readonly CommandResult[];
+}
+
+export interface CommandResult {
+  readonly id: string;
+  readonly ok: boolean;
+  readonly cause?: string;
 }
 
 export interface RegisterAnswer {
@@ -43,4 +51,5 @@ export interface HeartbeatAnswer {
 
 /** Commands the orchestrator queues for a node, delivered in heartbeat answers. */
 export type NodeCommand =
-  { readonly op: 'stop'; readonly pool_id: string } | { readonly op: 'start'; readonly pool_id: string };
+  | { readonly id: string; readonly op: 'stop' | 'start'; readonly pool_id: string }
+  | { readonly id: string; readonly op: 'reload'; readonly pool_id: string; readonly model_ref: string };

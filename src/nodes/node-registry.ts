@@ -7,7 +7,15 @@ import { sha256Hex } from '../http/auth.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { Logger } from '../util/logger.js';
-import type { HeartbeatAnswer, NodeReport, RegisterAnswer } from './node-protocol.js';
+import type {
+  CommandResult,
+  HeartbeatAnswer,
+  NodeCommand,
+  NodeReport,
+  RegisterAnswer,
+} from './node-protocol.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 import type { RemotePoolSupervisor } from './remote-supervisor.js';
 
 export interface NodeRegistryOptions {
@@ -24,11 +32,20 @@ interface NodeState {
   lastSeenMs: number;
   lost: boolean;
   gpus: readonly GpuInfo[] | undefined;
+  /** Commands waiting for the node's next heartbeat. */
+  outbox: NodeCommand[];
+}
+
+interface Pending {
+  readonly resolve: (r: CommandResult) => void;
+  readonly timer: NodeJS.Timeout;
 }
 
 export class NodeRegistry {
   readonly #o: NodeRegistryOptions;
   readonly #nodes = new Map<string, NodeState>();
+  readonly #pending = new Map<string, Pending>();
+  #seq = 0;
   readonly #timer: NodeJS.Timeout;
 
   constructor(opts: NodeRegistryOptions) {
@@ -51,7 +68,12 @@ export class NodeRegistry {
 
   register(report: NodeReport): RegisterAnswer {
     const was = this.#nodes.get(report.node_id);
-    this.#nodes.set(report.node_id, { lastSeenMs: Date.now(), lost: false, gpus: report.gpus });
+    this.#nodes.set(report.node_id, {
+      lastSeenMs: Date.now(),
+      lost: false,
+      gpus: report.gpus,
+      outbox: was?.outbox ?? [],
+    });
     this.#o.logger.info(
       {
         event: 'node.registered',
@@ -72,7 +94,38 @@ export class NodeRegistry {
     n.lastSeenMs = Date.now();
     n.gpus = report.gpus ?? n.gpus;
     this.#apply(report);
-    return { commands: [] };
+    for (const r of report.results ?? []) {
+      const p = this.#pending.get(r.id);
+      if (!p) continue;
+      clearTimeout(p.timer);
+      this.#pending.delete(r.id);
+      p.resolve(r);
+    }
+    return { commands: n.outbox.splice(0) };
+  }
+
+  /** Queues a command for a node; resolves with its outcome (or a timeout / unknown node). */
+  command(
+    nodeId: string,
+    cmd: DistributiveOmit<NodeCommand, 'id'>,
+    timeoutMs = 120_000,
+  ): Promise<CommandResult> {
+    const n = this.#nodes.get(nodeId);
+    const id = `cmd-${++this.#seq}`;
+    if (!n || n.lost) return Promise.resolve({ id, ok: false, cause: `node '${nodeId}' is not registered` });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve({
+          id,
+          ok: false,
+          cause: `node '${nodeId}' did not answer command ${cmd.op} within ${timeoutMs} ms`,
+        });
+      }, timeoutMs);
+      timer.unref();
+      this.#pending.set(id, { resolve, timer });
+      n.outbox.push({ ...cmd, id });
+    });
   }
 
   gpusOf(nodeId: string): readonly GpuInfo[] | undefined {

@@ -4,13 +4,20 @@
  * the node credential, and streams state changes and telemetry as heartbeats. It re-registers
  * whenever the orchestrator has forgotten it, and stops its engines on SIGTERM.
  */
-import type { ResolvedConfig } from '../config/resolved-config.js';
+import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
+import { modelPathOf } from '../orchestrator/pool-control.js';
 import { GpuMonitor } from '../gpu/gpu-monitor.js';
 import { OrchMetrics } from '../metrics/metrics.js';
 import { createSupervisor } from '../pool/pool-factory.js';
 import type { PoolSupervisor } from '../pool/replica.js';
 import type { Logger } from '../util/logger.js';
-import type { NodeReport, RegisterAnswer } from './node-protocol.js';
+import type {
+  CommandResult,
+  HeartbeatAnswer,
+  NodeCommand,
+  NodeReport,
+  RegisterAnswer,
+} from './node-protocol.js';
 
 export interface PoolManagerd {
   /** Resolves once the first registration was accepted. */
@@ -40,14 +47,18 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     metrics,
     gpus: () => gpu.gpus,
   };
-  const sups: PoolSupervisor[] = [];
-  for (const pool of config.pools) sups.push(await createSupervisor(factory, pool));
+  // The pools this node runs; commands (reload, stop, start) replace entries.
+  const pools = new Map<string, { config: ResolvedPool; sup: PoolSupervisor }>();
+  for (const pool of config.pools)
+    pools.set(pool.id, { config: pool, sup: await createSupervisor(factory, pool) });
+  const sups = () => [...pools.values()].map((p) => p.sup);
+  const results: CommandResult[] = [];
 
   const advertise = (url: string) =>
     node.advertiseHost === undefined ? url : url.replace(/^(https?:\/\/)[^:/]+/, `$1${node.advertiseHost}`);
   const report = (): NodeReport => ({
     node_id: node.id,
-    pools: sups.map((s) => ({
+    pools: sups().map((s) => ({
       pool_id: s.poolId,
       simulated: s.simulated === true,
       replicas: s.replicas().map((r) => {
@@ -65,6 +76,7 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
       }),
     })),
     ...(gpu.gpus === undefined ? {} : { gpus: gpu.gpus }),
+    ...(results.length === 0 ? {} : { results: results.splice(0) }),
   });
   const post = async (path: string): Promise<Response> =>
     fetch(`${node.orchestratorUrl}${path}`, {
@@ -109,6 +121,64 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     }
   };
 
+  // State changes go out at once rather than at the next period.
+  const watch = (sup: PoolSupervisor) => sup.onChange(() => (registered ? wake?.() : undefined));
+  for (const s of sups()) watch(s);
+
+  /** Brings up `cfg`; undefined when a replica became ready, else the cause (and it is stopped). */
+  const bringUp = async (id: string, cfg: ResolvedPool): Promise<string | undefined> => {
+    let sup: PoolSupervisor;
+    try {
+      sup = await createSupervisor(factory, cfg);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    pools.set(id, { config: cfg, sup });
+    watch(sup);
+    await sup.start();
+    if (sup.replicas().some((r) => r.state.kind === 'ready')) return undefined;
+    const cause = sup
+      .replicas()
+      .map((r) => (r.state.kind === 'unready' ? r.state.cause : undefined))
+      .find((c) => c !== undefined);
+    await sup.stop();
+    return cause ?? 'no replica became ready';
+  };
+
+  const execute = async (cmd: NodeCommand): Promise<void> => {
+    const entry = pools.get(cmd.pool_id);
+    const done = (ok: boolean, cause?: string) => {
+      results.push(cause === undefined ? { id: cmd.id, ok } : { id: cmd.id, ok, cause });
+      wake?.();
+    };
+    if (!entry) return done(false, `pool '${cmd.pool_id}' does not run on node ${node.id}`);
+    logger.info(
+      { event: 'node.command', op: cmd.op, pool_id: cmd.pool_id },
+      `executing ${cmd.op} of ${cmd.pool_id}`,
+    );
+    switch (cmd.op) {
+      case 'stop':
+        await entry.sup.stop();
+        return done(true);
+      case 'start': {
+        const cause = await bringUp(cmd.pool_id, entry.config);
+        return done(cause === undefined, cause);
+      }
+      case 'reload': {
+        await entry.sup.stop();
+        const next: ResolvedPool = {
+          ...entry.config,
+          model: { ...entry.config.model, path: modelPathOf(cmd.model_ref), digest: undefined },
+        };
+        const cause = await bringUp(cmd.pool_id, next);
+        if (cause === undefined) return done(true);
+        // The new model did not come up: the old one comes back.
+        const back = await bringUp(cmd.pool_id, entry.config);
+        return done(false, back === undefined ? cause : `${cause}; rollback failed too: ${back}`);
+      }
+    }
+  };
+
   const loop = (async () => {
     await register();
     while (!stopping) {
@@ -122,15 +192,16 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
         if (res.status === 404 || res.status === 401) {
           registered = false;
           await register();
+        } else if (res.ok) {
+          const answer = (await res.json()) as HeartbeatAnswer;
+          for (const cmd of answer.commands) void execute(cmd);
         } else await res.arrayBuffer();
       } catch (err) {
         logger.warn({ event: 'node.heartbeat_failed', err: (err as Error).message }, 'heartbeat failed');
       }
     }
   })();
-  // State changes go out at once rather than at the next period.
-  for (const s of sups) s.onChange(() => (registered ? wake?.() : undefined));
-  await Promise.all(sups.map((s) => s.start()));
+  await Promise.all(sups().map((s) => s.start()));
   wake?.();
 
   return {
@@ -139,7 +210,7 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
       stopping = true;
       wake?.();
       gpu.stop();
-      await Promise.all(sups.map((s) => s.stop()));
+      await Promise.all(sups().map((s) => s.stop()));
       await loop;
     },
   };

@@ -51,6 +51,8 @@ export interface OrchestratorOptions {
   readonly clock: Clock;
   /** Builds a supervisor for a pool configuration (reloads); without it, reload answers 501. */
   readonly createSupervisor?: (pool: ResolvedPool) => Promise<PoolSupervisor>;
+  /** Reloads a remote pool on its hosts (pool-managerd commands); the cause on failure. */
+  readonly remoteReload?: (pool: PoolRuntime, modelPath: string) => Promise<string | undefined>;
   /** The host's GPUs (telemetry in pool health). */
   readonly gpus?: () => readonly GpuInfo[] | undefined;
 }
@@ -162,6 +164,7 @@ export class Orchestrator {
         this.#onReplicaChange(pool);
       },
       pump: (pool) => this.#dispatcher.pump(pool),
+      ...(opts.remoteReload ? { remoteReload: opts.remoteReload } : {}),
     });
     for (const pool of this.#pools) {
       this.#poolListeners.set(

@@ -27,6 +27,8 @@ export interface PoolOps {
   /** Installs a new supervisor for the pool (subscriptions follow). */
   swapSupervisor(pool: PoolRuntime, sup: PoolSupervisor): void;
   pump(pool: PoolRuntime): void;
+  /** Reloads a pool whose engines run on other hosts (through their pool-managerd); the cause on failure. */
+  remoteReload?(pool: PoolRuntime, modelPath: string): Promise<string | undefined>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,6 +103,21 @@ export class PoolControl {
     const log = this.#ops.logger;
     const old = { config: pool.config, supervisor: pool.supervisor };
     await this.#finishInFlight(pool, deadlineMs);
+    if (pool.config.hosts.length > 0 && this.#ops.remoteReload) {
+      // The hosts swap their engines themselves (and roll back on failure); replicas re-report.
+      const cause = await this.#ops.remoteReload(pool, model.path);
+      const lc = pool.lifecycle;
+      if (cause === undefined) {
+        pool.previousModel = old.config.model;
+        pool.config = { ...old.config, model };
+        pool.draining = false;
+      }
+      if (lc) {
+        lc.state = cause === undefined ? 'succeeded' : 'rolled_back';
+        if (cause !== undefined) lc.cause = cause;
+      }
+      return;
+    }
     await old.supervisor.stop();
     const next: ResolvedPool = { ...old.config, model };
     const cause = await this.#bringUp(pool, next);

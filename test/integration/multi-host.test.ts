@@ -172,4 +172,36 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
     await until(async () => (await readyReplicas('fleet')).length === 2, 30_000);
     expect(await readyReplicas('fleet')).toEqual(['gpu-a/fleet-r0', 'gpu-b/fleet-r0']);
   });
+
+  it('reload on every host (pool-managerd commands); a model that fails to load is rolled back on the hosts', async () => {
+    const model = join(dir, 'fleet-v2.bin');
+    await writeFile(model, 'v2');
+    const lifecycle = async () =>
+      ((await health('fleet')) as Health & { lifecycle?: { state: string; cause?: string } }).lifecycle;
+    const queued = task('fleet', { engine: 'vllm', max_tokens: 20 });
+    expect((await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: queued })).status).toBe(202);
+    const ok = await call(h.url, 'POST', '/v1/pools/fleet/reload', {
+      key: KEYS.ops,
+      body: { new_model_ref: model, deadline_ms: 5_000 },
+    });
+    expect(ok.status).toBe(202);
+    await until(async () => (await lifecycle())?.state === 'succeeded', 30_000);
+    await until(async () => (await readyReplicas('fleet')).length === 2, 10_000);
+    expect((await readStream(h.url, queued.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
+
+    const bad = await call(h.url, 'POST', '/v1/pools/fleet/reload', {
+      key: KEYS.ops,
+      body: { new_model_ref: join(dir, 'nope.bin') },
+    });
+    expect(bad.status).toBe(202);
+    await until(async () => (await lifecycle())?.state !== 'in_progress', 60_000);
+    expect(await lifecycle()).toMatchObject({
+      state: 'rolled_back',
+      cause: expect.stringMatching(/nope\.bin/),
+    });
+    await until(async () => (await readyReplicas('fleet')).length === 2, 10_000);
+    const after = task('fleet', { engine: 'vllm', max_tokens: 3 });
+    expect((await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: after })).status).toBe(202);
+    expect((await readStream(h.url, after.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
+  });
 });

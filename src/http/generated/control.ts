@@ -324,8 +324,11 @@ export interface components {
         };
         HeartbeatAnswer: {
             commands: {
+                id: string;
+                /** @description For `reload`: the model artifact on the host. */
+                model_ref?: string;
                 /** @enum {string} */
-                op: "stop" | "start";
+                op: "stop" | "start" | "reload";
                 pool_id: string;
             }[];
         };
@@ -353,6 +356,12 @@ export interface components {
                     state: "starting" | "preloading" | "self-test" | "ready" | "unready" | "stopped";
                 }[];
                 simulated: boolean;
+            }[];
+            /** @description Outcomes of commands executed since the last heartbeat. */
+            results?: {
+                cause?: string;
+                id: string;
+                ok: boolean;
             }[];
         };
         OperationAccepted: {
