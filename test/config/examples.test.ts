@@ -27,4 +27,17 @@ describe('example configs', () => {
     ]);
     expect(config.pools[3]?.launch.sim.engineVersions).toEqual(['trtllm-0.13.0']);
   });
+
+  it('examples/multi-host: an orchestrator with node credentials and a remote pool, and a GPU node', async () => {
+    const { config: orch } = await loadConfigFile('examples/multi-host/orchestrator.yaml');
+    expect([...orch.nodes.keys()]).toEqual(['gpu-a', 'gpu-b']);
+    expect(orch.pools[0]?.hosts).toEqual(['gpu-a', 'gpu-b']);
+    const { config: node } = await loadConfigFile('examples/multi-host/gpu-node.yaml');
+    expect(node.node).toMatchObject({
+      id: 'gpu-a',
+      orchestratorUrl: 'http://orchestrator.lan:8080',
+      heartbeatMs: 500,
+    });
+    expect(node.pools[0]?.launch.restart).toMatchObject({ maxFailures: 5, cooldownMs: 60_000 });
+  });
 });
