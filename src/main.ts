@@ -37,6 +37,16 @@ export interface RunningOrchestrator {
   close(drainMs?: number): Promise<void>;
 }
 
+/** Runs a node command on every host; undefined when all succeeded, else the causes. */
+async function onHosts(
+  hosts: readonly string[],
+  run: (host: string) => Promise<{ ok: boolean; cause?: string }>,
+): Promise<string | undefined> {
+  const results = await Promise.all(hosts.map(run));
+  const failed = results.filter((r) => !r.ok).map((r) => r.cause ?? 'failed');
+  return failed.length === 0 ? undefined : failed.join('; ');
+}
+
 export async function startOrchestrator(
   config: ResolvedConfig,
   opts: StartOptions = {},
@@ -82,15 +92,12 @@ export async function startOrchestrator(
     clock: opts.clock ?? systemClock,
     createSupervisor: (pool) => createSupervisor(factory, pool),
     gpus: () => gpu.gpus,
-    remoteReload: async (pool, modelPath) => {
-      const results = await Promise.all(
-        pool.config.hosts.map((host) =>
-          nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath }),
-        ),
-      );
-      const failed = results.filter((r) => !r.ok).map((r) => r.cause ?? 'failed');
-      return failed.length === 0 ? undefined : failed.join('; ');
-    },
+    remoteReload: (pool, modelPath) =>
+      onHosts(pool.config.hosts, (host) =>
+        nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath }),
+      ),
+    remoteStop: (pool) =>
+      onHosts(pool.config.hosts, (host) => nodes.command(host, { op: 'stop', pool_id: pool.id })),
   });
   gpu.start(metrics, () =>
     orchestrator.pools.flatMap((p) =>

@@ -53,6 +53,8 @@ export interface OrchestratorOptions {
   readonly createSupervisor?: (pool: ResolvedPool) => Promise<PoolSupervisor>;
   /** Reloads a remote pool on its hosts (pool-managerd commands); the cause on failure. */
   readonly remoteReload?: (pool: PoolRuntime, modelPath: string) => Promise<string | undefined>;
+  /** Stops a remote pool's engines on its hosts (after a drain). */
+  readonly remoteStop?: (pool: PoolRuntime) => Promise<string | undefined>;
   /** The host's GPUs (telemetry in pool health). */
   readonly gpus?: () => readonly GpuInfo[] | undefined;
 }
@@ -165,6 +167,7 @@ export class Orchestrator {
       },
       pump: (pool) => this.#dispatcher.pump(pool),
       ...(opts.remoteReload ? { remoteReload: opts.remoteReload } : {}),
+      ...(opts.remoteStop ? { remoteStop: opts.remoteStop } : {}),
     });
     for (const pool of this.#pools) {
       this.#poolListeners.set(

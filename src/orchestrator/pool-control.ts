@@ -29,6 +29,8 @@ export interface PoolOps {
   pump(pool: PoolRuntime): void;
   /** Reloads a pool whose engines run on other hosts (through their pool-managerd); the cause on failure. */
   remoteReload?(pool: PoolRuntime, modelPath: string): Promise<string | undefined>;
+  /** Stops the engines of a drained pool on its hosts (frees their GPUs); the cause on failure. */
+  remoteStop?(pool: PoolRuntime): Promise<string | undefined>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,8 +61,13 @@ export class PoolControl {
         retriable: true,
       });
     }
-    void this.#finishInFlight(pool, deadlineMs).then(() => {
-      if (pool.lifecycle?.operation === 'drain') pool.lifecycle.state = 'succeeded';
+    void this.#finishInFlight(pool, deadlineMs).then(async () => {
+      // A drained remote pool gives its GPUs back; a later reload starts it again.
+      const cause = pool.config.hosts.length > 0 ? await this.#ops.remoteStop?.(pool) : undefined;
+      if (pool.lifecycle?.operation === 'drain') {
+        pool.lifecycle.state = cause === undefined ? 'succeeded' : 'failed';
+        if (cause !== undefined) pool.lifecycle.cause = cause;
+      }
       this.#ops.logger.info({ event: 'pool.drained', pool_id: pool.id }, `pool ${pool.id} drained`);
     });
   }

@@ -204,4 +204,21 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
     expect((await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: after })).status).toBe(202);
     expect((await readStream(h.url, after.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
   });
+
+  it('drain of a remote pool: in-flight work finishes, then the hosts stop its engines', async () => {
+    const running = task('fleet', { engine: 'vllm', max_tokens: 20 });
+    expect((await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: running })).status).toBe(202);
+    const r = await call(h.url, 'POST', '/v1/pools/fleet/drain', {
+      key: KEYS.ops,
+      body: { deadline_ms: 5_000 },
+    });
+    expect(r.status).toBe(202);
+    expect((await readStream(h.url, running.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
+    await until(async () => (await health('fleet')).replicas.every((x) => x.state === 'stopped'), 20_000);
+    const refused = await call(h.url, 'POST', '/v1/tasks', {
+      key: KEYS.alice,
+      body: task('fleet', { engine: 'vllm' }),
+    });
+    expect(refused.json).toMatchObject({ code: 'POOL_UNAVAILABLE' });
+  });
 });
