@@ -5,7 +5,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { GpuMonitor } from './gpu/gpu-monitor.js';
+import { ArtifactRegistry } from './artifacts/artifact-registry.js';
 import { NodeRegistry } from './nodes/node-registry.js';
+import { openStore } from './persistence/open-store.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
 import { createSupervisor, type PoolFactoryOptions } from './pool/pool-factory.js';
 import { systemClock, type Clock } from './domain/types.js';
@@ -114,7 +116,9 @@ export async function startOrchestrator(
           ],
     ),
   );
-  const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes });
+  const store = await openStore(config);
+  const artifacts = new ArtifactRegistry(store, opts.clock ?? systemClock, config.storage.maxArtifactBytes);
+  const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {
@@ -143,6 +147,7 @@ export async function startOrchestrator(
         nodes.close();
         await orchestrator.close(drainMs);
         await http.close();
+        await store.close();
         // A reload may have replaced a pool's supervisor: stop the current ones.
         await Promise.all(orchestrator.pools.map((p) => p.supervisor.stop()));
         logger.info({ event: 'shutdown.complete' }, 'orchestratord stopped');

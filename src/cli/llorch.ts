@@ -11,6 +11,7 @@ import { DEV_DEFAULTS, devConfig, isFullPolicy, tinyModelPath } from './dev-conf
 import { submitCommand } from './submit.js';
 import { simCommand } from '../sim/sim-main.js';
 import { poolsCommand, statusCommand } from './status.js';
+import { artifactsCommand } from './artifacts.js';
 import { startPoolManagerd } from '../nodes/pool-managerd.js';
 import { OrchHttpError } from '../client/orch-client.js';
 
@@ -36,6 +37,7 @@ commands:
       --model ID  --engine E  --ctx N  --deadline-ms N  --seed N  --json
   status [--watch]        pools, replicas, slots, queues, GPUs at a glance (control key)
   pools drain|reload|health ID   pool operations: --deadline-ms N, --model REF | --rollback
+  artifacts put|get|ls    the artifact registry (--kind, --file|--content, --tag, --parent)
   pool-managerd --config FILE   run this host's pools for a remote orchestrator (node credential in $LLORCH_NODE_CREDENTIAL)
   config validate FILE    validate a config file against the schema
 `;
@@ -140,6 +142,8 @@ async function main(argv: string[]): Promise<void> {
       return submitCommand(rest);
     case 'status':
       return statusCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
+    case 'artifacts':
+      return artifactsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'pools':
       return poolsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'pool-managerd': {

@@ -156,6 +156,12 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       telemetryIntervalMs: raw.engines?.telemetry_interval_ms ?? 5_000,
     },
     dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
+    storage: {
+      kind: raw.storage?.kind ?? 'sqlite',
+      sqlitePath: toPath(raw.storage?.sqlite_path ?? join(raw.data_dir ?? DEFAULTS.dataDir, 'llorch.db')),
+      postgresUrlEnv: raw.storage?.postgres_url_env ?? 'LLORCH_POSTGRES_URL',
+      maxArtifactBytes: raw.storage?.max_artifact_bytes ?? 1_048_576,
+    },
     pools,
     nodes: new Map((raw.nodes ?? []).map((n) => [n.id, n.sha256])),
     nodeTimeoutMs: raw.node_timeout_ms ?? 3_000,

@@ -45,6 +45,12 @@ export interface ResolvedConfig {
     readonly telemetryIntervalMs: number;
   };
   readonly dataDir: string;
+  readonly storage: {
+    readonly kind: 'sqlite' | 'postgres';
+    readonly sqlitePath: string;
+    readonly postgresUrlEnv: string;
+    readonly maxArtifactBytes: number;
+  };
   readonly pools: readonly ResolvedPool[];
   /** Node credentials accepted by this orchestrator (sha256 by node id). */
   readonly nodes: ReadonlyMap<string, string>;

@@ -224,6 +224,27 @@ export const FairnessSchema = closed(
   },
 );
 
+export const StorageSchema = closed('Durable state: artifacts (and later catalog, ledgers) (SPEC §8, §9).', {
+  kind: Type.Optional(
+    StringEnum(['sqlite', 'postgres'] as const, {
+      description:
+        '`sqlite`: one file under `data_dir` (default); `postgres`: a shared server for several orchestrators.',
+      default: 'sqlite',
+    }),
+  ),
+  sqlite_path: Type.Optional(
+    Type.String({ minLength: 1, description: 'SQLite file. Default: `<data_dir>/llorch.db`.' }),
+  ),
+  postgres_url_env: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Environment variable holding the PostgreSQL URL (secrets stay out of the file).',
+      default: 'LLORCH_POSTGRES_URL',
+    }),
+  ),
+  max_artifact_bytes: Type.Optional(PositiveInt('Largest artifact (canonical JSON bytes).', 1_048_576)),
+});
+
 export const SCHEDULING_MODES = ['wfq', 'fifo'] as const;
 export const PREEMPTION_MODES = ['soft', 'hard', 'off'] as const;
 
@@ -576,6 +597,7 @@ export const ConfigSchema = Type.Object(
     auth: Type.Optional(AuthSchema),
     fairness: Type.Optional(FairnessSchema),
     scheduling: Type.Optional(SchedulingSchema),
+    storage: Type.Optional(StorageSchema),
     nodes: Type.Optional(
       Type.Array(NodeCredentialSchema, {
         description: 'GPU hosts allowed to register their pools (orchestrator side).',

@@ -19,8 +19,6 @@ const NOT_YET: readonly [method: 'GET' | 'POST', path: string][] = [
   ['GET', '/v1/catalog/models/:id'],
   ['POST', '/v1/catalog/models/:id/verify'],
   ['POST', '/v1/catalog/models/:id/state'],
-  ['POST', '/v1/artifacts'],
-  ['GET', '/v1/artifacts/:id'],
 ];
 
 function trtllm(pool: PoolRuntime): { trtllm_version?: string } {

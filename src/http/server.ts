@@ -14,6 +14,8 @@ import { makeErrorHandler } from './error-handler.js';
 import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
 import { registerNodeRoutes } from './routes-nodes.js';
+import { registerArtifactRoutes } from './routes-artifacts.js';
+import type { ArtifactRegistry } from '../artifacts/artifact-registry.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
 
@@ -27,6 +29,8 @@ export interface HttpServerOptions {
   readonly config: ResolvedConfig;
   readonly orchestrator: Orchestrator;
   readonly metrics: OrchMetrics;
+  /** The artifact registry (SPEC §9); absent: artifact endpoints answer 404. */
+  readonly artifacts?: ArtifactRegistry;
   /** pool-managerd registrations (SPEC §5); absent: no node endpoints. */
   readonly nodes?: NodeRegistry;
   readonly logger: Logger;
@@ -93,6 +97,8 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     cancelOnDisconnect: config.sse.cancelOnDisconnect,
     heartbeatMs: 15_000,
   });
+  if (opts.artifacts)
+    registerArtifactRoutes(app, { registry: opts.artifacts, auth, validate: createControlValidator(docs) });
   if (opts.nodes) registerNodeRoutes(app, { nodes: opts.nodes, validate: createControlValidator(docs) });
   registerControlRoutes(app, {
     orchestrator: opts.orchestrator,

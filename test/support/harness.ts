@@ -4,6 +4,7 @@
  * framing and contract checks.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -106,7 +107,14 @@ export async function startHarness(
 ): Promise<Harness> {
   if (raw.pools.some((p) => p.engine === 'llamacpp' && p.launch?.worker !== 'sim'))
     await requireLlamaServer();
-  const { config } = validateConfig({ profile: 'dev', listen: { host: '127.0.0.1', port: 0 }, ...raw });
+  // Each orchestrator keeps its durable state in a fresh directory.
+  const dataDir = raw.data_dir ?? (await mkdtemp(join(tmpdir(), 'llorch-data-')));
+  const { config } = validateConfig({
+    profile: 'dev',
+    listen: { host: '127.0.0.1', port: 0 },
+    ...raw,
+    data_dir: dataDir,
+  });
   const logs: CapturedLog = { lines: [] };
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {

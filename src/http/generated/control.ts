@@ -8,9 +8,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** List the tenant's artifacts by tag and/or lineage (newest first) */
+        get: operations["listArtifacts"];
         put?: never;
-        /** Store an artifact (ORCH-3097) */
+        /**
+         * Store an artifact (ORCH-3097)
+         * @description The id is `sha256:<hex>` of the RFC 8785 canonical JSON of `{kind, content, parent}`:
+         *     posting the same content again answers 201 with the same id (idempotent; new tags are
+         *     added). Any key of the tenant may store and read its artifacts; other tenants get 404.
+         */
         post: operations["createArtifact"];
         delete?: never;
         options?: never;
@@ -533,6 +539,37 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listArtifacts: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description Children of this artifact. */
+                parent?: string;
+                tag?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Matching artifacts. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        artifacts: components["schemas"]["ArtifactRef"][];
+                    };
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            500: components["responses"]["Error"];
+        };
+    };
     createArtifact: {
         parameters: {
             query?: never;

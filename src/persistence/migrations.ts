@@ -1,0 +1,43 @@
+/**
+ * Schema migrations, versioned in the repository and applied in order at startup by both stores.
+ * The SQL is the common subset of SQLite and PostgreSQL. Never edit a released migration: add one.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'artifacts',
+    statements: [
+      `CREATE TABLE artifacts (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        content TEXT NOT NULL,
+        parent TEXT,
+        metadata TEXT,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, id)
+      )`,
+      `CREATE INDEX artifacts_by_parent ON artifacts (tenant, parent)`,
+      `CREATE TABLE artifact_tags (
+        tenant TEXT NOT NULL,
+        id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (tenant, id, tag)
+      )`,
+      `CREATE INDEX artifact_tags_by_tag ON artifact_tags (tenant, tag)`,
+    ],
+  },
+];
+
+export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_ms BIGINT NOT NULL
+)`;

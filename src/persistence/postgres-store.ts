@@ -1,0 +1,139 @@
+/** The shared store for several orchestrator instances: PostgreSQL, configured by URL (SPEC §8). */
+import pg from 'pg';
+import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
+import { toRecord, type ArtifactRow } from './rows.js';
+import type { ArtifactQuery, ArtifactRecord, Store } from './store.js';
+
+/** Serializes migrations across instances starting at once. */
+const MIGRATION_LOCK = 0x6c6c6f72; // 'llor'
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly #pool: pg.Pool;
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  static async open(url: string): Promise<PostgresStore> {
+    const store = new PostgresStore(new pg.Pool({ connectionString: url, max: 8 }));
+    await store.#migrate();
+    return store;
+  }
+
+  async #migrate(): Promise<void> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      await c.query(MIGRATIONS_TABLE);
+      const applied = new Set(
+        (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (r) => r.version,
+        ),
+      );
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        await c.query('BEGIN');
+        try {
+          for (const sql of m.statements) await c.query(sql);
+          await c.query('INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)', [
+            m.version,
+            m.name,
+            Date.now(),
+          ]);
+          await c.query('COMMIT');
+        } catch (err) {
+          await c.query('ROLLBACK');
+          throw err;
+        }
+      }
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+      c.release();
+    }
+  }
+
+  async schemaVersion(): Promise<number> {
+    const r = await this.#pool.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+    return r.rows[0]?.v ?? 0;
+  }
+
+  async #tags(tenant: string, id: string): Promise<string[]> {
+    const r = await this.#pool.query<{ tag: string }>(
+      'SELECT tag FROM artifact_tags WHERE tenant = $1 AND id = $2',
+      [tenant, id],
+    );
+    return r.rows.map((x) => x.tag);
+  }
+
+  async putArtifact(a: ArtifactRecord): Promise<{ record: ArtifactRecord; created: boolean }> {
+    const c = await this.#pool.connect();
+    let created: boolean;
+    try {
+      await c.query('BEGIN');
+      const r = await c.query(
+        `INSERT INTO artifacts (tenant, id, kind, digest, content, parent, metadata, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant, id) DO NOTHING`,
+        [
+          a.tenant,
+          a.id,
+          a.kind,
+          a.digest,
+          JSON.stringify(a.content),
+          a.parent ?? null,
+          a.metadata === undefined ? null : JSON.stringify(a.metadata),
+          a.createdMs,
+        ],
+      );
+      created = r.rowCount === 1;
+      for (const t of a.tags)
+        await c.query(
+          'INSERT INTO artifact_tags (tenant, id, tag) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+          [a.tenant, a.id, t],
+        );
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK');
+      throw err;
+    } finally {
+      c.release();
+    }
+    const record = await this.getArtifact(a.tenant, a.id);
+    if (!record) throw new Error(`artifact ${a.id} vanished after insert`);
+    return { record, created };
+  }
+
+  async getArtifact(tenant: string, id: string): Promise<ArtifactRecord | undefined> {
+    const r = await this.#pool.query<ArtifactRow>('SELECT * FROM artifacts WHERE tenant = $1 AND id = $2', [
+      tenant,
+      id,
+    ]);
+    const row = r.rows[0];
+    return row && toRecord(row, await this.#tags(tenant, id));
+  }
+
+  async listArtifacts(tenant: string, q: ArtifactQuery): Promise<ArtifactRecord[]> {
+    const where = ['a.tenant = $1'];
+    const args: unknown[] = [tenant];
+    if (q.parent !== undefined) {
+      args.push(q.parent);
+      where.push(`a.parent = $${args.length}`);
+    }
+    if (q.tag !== undefined) {
+      args.push(q.tag);
+      where.push(
+        `EXISTS (SELECT 1 FROM artifact_tags t WHERE t.tenant = a.tenant AND t.id = a.id AND t.tag = $${args.length})`,
+      );
+    }
+    args.push(q.limit);
+    const r = await this.#pool.query<ArtifactRow>(
+      `SELECT a.* FROM artifacts a WHERE ${where.join(' AND ')} ORDER BY a.created_ms DESC, a.id LIMIT $${args.length}`,
+      args,
+    );
+    return Promise.all(r.rows.map(async (row) => toRecord(row, await this.#tags(tenant, row.id))));
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

@@ -1,0 +1,118 @@
+/** The embedded store: one SQLite file under the data directory, WAL mode (SPEC §8). */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
+import { toRecord, type ArtifactRow } from './rows.js';
+import type { ArtifactQuery, ArtifactRecord, Store } from './store.js';
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly #db: Database.Database;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.#db = new Database(path);
+    // WAL: readers never block the writer, and a crash (kill -9) loses no committed write.
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma('busy_timeout = 5000');
+    this.#migrate();
+  }
+
+  #migrate(): void {
+    this.#db.exec(MIGRATIONS_TABLE);
+    const applied = new Set(
+      (this.#db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      this.#db.transaction(() => {
+        for (const sql of m.statements) this.#db.exec(sql);
+        this.#db
+          .prepare('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)')
+          .run(m.version, m.name, Date.now());
+      })();
+    }
+  }
+
+  schemaVersion(): Promise<number> {
+    const r = this.#db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as {
+      v: number | null;
+    };
+    return Promise.resolve(r.v ?? 0);
+  }
+
+  #tags(tenant: string, id: string): string[] {
+    return (
+      this.#db.prepare('SELECT tag FROM artifact_tags WHERE tenant = ? AND id = ?').all(tenant, id) as {
+        tag: string;
+      }[]
+    ).map((r) => r.tag);
+  }
+
+  putArtifact(a: ArtifactRecord): Promise<{ record: ArtifactRecord; created: boolean }> {
+    const run = this.#db.transaction(() => {
+      const created =
+        this.#db
+          .prepare(
+            `INSERT INTO artifacts (tenant, id, kind, digest, content, parent, metadata, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO NOTHING`,
+          )
+          .run(
+            a.tenant,
+            a.id,
+            a.kind,
+            a.digest,
+            JSON.stringify(a.content),
+            a.parent ?? null,
+            a.metadata === undefined ? null : JSON.stringify(a.metadata),
+            a.createdMs,
+          ).changes === 1;
+      const tag = this.#db.prepare(
+        'INSERT INTO artifact_tags (tenant, id, tag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+      );
+      for (const t of a.tags) tag.run(a.tenant, a.id, t);
+      return created;
+    });
+    const created = run();
+    const row = this.#db
+      .prepare('SELECT * FROM artifacts WHERE tenant = ? AND id = ?')
+      .get(a.tenant, a.id) as ArtifactRow;
+    return Promise.resolve({ record: toRecord(row, this.#tags(a.tenant, a.id)), created });
+  }
+
+  getArtifact(tenant: string, id: string): Promise<ArtifactRecord | undefined> {
+    const row = this.#db.prepare('SELECT * FROM artifacts WHERE tenant = ? AND id = ?').get(tenant, id) as
+      ArtifactRow | undefined;
+    return Promise.resolve(row && toRecord(row, this.#tags(tenant, id)));
+  }
+
+  listArtifacts(tenant: string, q: ArtifactQuery): Promise<ArtifactRecord[]> {
+    const where = ['a.tenant = ?'];
+    const args: unknown[] = [tenant];
+    if (q.parent !== undefined) {
+      where.push('a.parent = ?');
+      args.push(q.parent);
+    }
+    if (q.tag !== undefined) {
+      where.push(
+        'EXISTS (SELECT 1 FROM artifact_tags t WHERE t.tenant = a.tenant AND t.id = a.id AND t.tag = ?)',
+      );
+      args.push(q.tag);
+    }
+    const rows = this.#db
+      .prepare(
+        `SELECT a.* FROM artifacts a WHERE ${where.join(' AND ')} ORDER BY a.created_ms DESC, a.id LIMIT ?`,
+      )
+      .all(...args, q.limit) as ArtifactRow[];
+    return Promise.resolve(rows.map((r) => toRecord(r, this.#tags(tenant, r.id))));
+  }
+
+  close(): Promise<void> {
+    this.#db.close();
+    return Promise.resolve();
+  }
+}

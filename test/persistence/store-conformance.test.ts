@@ -1,0 +1,112 @@
+/**
+ * One conformance suite for every store (SPEC §8): the embedded SQLite file and a real
+ * PostgreSQL server. Migrations, idempotent content-addressed writes, tags, lineage, tenant
+ * isolation, JSON fidelity, durability across reopen.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../src/persistence/migrations.js';
+import { PostgresStore } from '../../src/persistence/postgres-store.js';
+import { SqliteStore } from '../../src/persistence/sqlite-store.js';
+import type { ArtifactRecord, Store } from '../../src/persistence/store.js';
+import { startPostgres, type TestPostgres } from '../support/postgres.js';
+
+let pg: TestPostgres;
+let sqlitePath: string;
+beforeAll(async () => {
+  pg = await startPostgres();
+  sqlitePath = join(await mkdtemp(join(tmpdir(), 'llorch-sqlite-')), 'llorch.db');
+}, 120_000);
+afterAll(async () => {
+  await pg.stop();
+});
+
+const backends: [string, () => Promise<Store>][] = [
+  ['sqlite', () => Promise.resolve(new SqliteStore(sqlitePath))],
+  ['postgres', () => PostgresStore.open(pg.url)],
+];
+
+let n = 0;
+const art = (o: Partial<ArtifactRecord> = {}): ArtifactRecord => ({
+  tenant: 'alice',
+  id: `sha256:${(++n).toString(16).padStart(64, '0')}`,
+  kind: 'plan',
+  digest: `sha256:${'d'.repeat(64)}`,
+  content: { steps: ['a', 'b'], n: 1.5, unicode: 'Grüße ✓', nested: { deep: [null, true] } },
+  parent: undefined,
+  metadata: undefined,
+  tags: [],
+  createdMs: 1_000 + n,
+  ...o,
+});
+
+describe.each(backends)('store conformance: %s', (_name, open) => {
+  let store: Store;
+  beforeAll(async () => {
+    store = await open();
+  });
+  afterAll(async () => {
+    await store.close();
+  });
+
+  it('applies every migration once; reopening applies nothing again', async () => {
+    expect(await store.schemaVersion()).toBe(MIGRATIONS.length);
+    const again = await open();
+    expect(await again.schemaVersion()).toBe(MIGRATIONS.length);
+    await again.close();
+  });
+
+  it('round-trips an artifact with its JSON content exactly', async () => {
+    const a = art({ tags: ['x', 'a'], metadata: { by: 'agent-7' } });
+    const { record, created } = await store.putArtifact(a);
+    expect(created).toBe(true);
+    expect(record).toEqual({ ...a, tags: ['a', 'x'] });
+    expect(await store.getArtifact('alice', a.id)).toEqual(record);
+  });
+
+  it('storing the same id again is idempotent: first record kept, tags merged', async () => {
+    const a = art({ tags: ['one'] });
+    await store.putArtifact(a);
+    const { record, created } = await store.putArtifact({ ...a, tags: ['two'], createdMs: 999_999 });
+    expect(created).toBe(false);
+    expect(record.createdMs).toBe(a.createdMs);
+    expect(record.tags).toEqual(['one', 'two']);
+  });
+
+  it('tenants see only their own artifacts', async () => {
+    const a = art();
+    await store.putArtifact(a);
+    expect(await store.getArtifact('bob', a.id)).toBeUndefined();
+    await store.putArtifact({ ...a, tenant: 'bob', content: 'bob owns a copy' });
+    expect((await store.getArtifact('bob', a.id))?.content).toBe('bob owns a copy');
+    expect((await store.getArtifact('alice', a.id))?.content).toEqual(a.content);
+  });
+
+  it('lists by tag and by lineage, newest first', async () => {
+    const parent = art({ tenant: 'lineage', tags: ['root'] });
+    await store.putArtifact(parent);
+    const kids = [
+      art({ tenant: 'lineage', parent: parent.id, tags: ['kid'] }),
+      art({ tenant: 'lineage', parent: parent.id }),
+    ];
+    for (const k of kids) await store.putArtifact(k);
+    await store.putArtifact(art({ tenant: 'lineage', tags: ['kid'] }));
+    const children = await store.listArtifacts('lineage', { parent: parent.id, limit: 10 });
+    expect(children.map((c) => c.id)).toEqual([kids[1]?.id, kids[0]?.id]);
+    expect((await store.listArtifacts('lineage', { tag: 'kid', limit: 10 })).length).toBe(2);
+    expect(
+      (await store.listArtifacts('lineage', { tag: 'kid', parent: parent.id, limit: 10 })).map((c) => c.id),
+    ).toEqual([kids[0]?.id]);
+    expect(await store.listArtifacts('lineage', { tag: 'kid', limit: 1 })).toHaveLength(1);
+  });
+
+  it('data survives closing and reopening the store', async () => {
+    const a = art({ tenant: 'durable' });
+    await store.putArtifact(a);
+    const again = await open();
+    expect((await again.getArtifact('durable', a.id))?.content).toEqual(a.content);
+    await again.close();
+  });
+});
