@@ -34,6 +34,34 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX artifact_tags_by_tag ON artifact_tags (tenant, tag)`,
     ],
   },
+  {
+    version: 2,
+    name: 'catalog',
+    statements: [
+      `CREATE TABLE catalog_models (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        path TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        state TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        signed INTEGER NOT NULL,
+        verified INTEGER NOT NULL,
+        key_id TEXT,
+        sbom TEXT,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL
+      )`,
+      `CREATE TABLE catalog_history (
+        model_id TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        reason TEXT
+      )`,
+      `CREATE INDEX catalog_history_by_model ON catalog_history (model_id, at_ms)`,
+    ],
+  },
 ];
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (

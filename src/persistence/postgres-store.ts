@@ -1,8 +1,23 @@
 /** The shared store for several orchestrator instances: PostgreSQL, configured by URL (SPEC §8). */
 import pg from 'pg';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
-import { toRecord, type ArtifactRow } from './rows.js';
-import type { ArtifactQuery, ArtifactRecord, Store } from './store.js';
+import {
+  catalogParams,
+  toCatalogRecord,
+  toRecord,
+  toStateChange,
+  type ArtifactRow,
+  type CatalogRow,
+  type HistoryRow,
+} from './rows.js';
+import type {
+  ArtifactQuery,
+  ArtifactRecord,
+  CatalogRecord,
+  LifecycleState,
+  StateChange,
+  Store,
+} from './store.js';
 
 /** Serializes migrations across instances starting at once. */
 const MIGRATION_LOCK = 0x6c6c6f72; // 'llor'
@@ -131,6 +146,86 @@ export class PostgresStore implements Store {
       args,
     );
     return Promise.all(r.rows.map(async (row) => toRecord(row, await this.#tags(tenant, row.id))));
+  }
+
+  async addModel(m: CatalogRecord, reason: string): Promise<boolean> {
+    return this.#tx(async (c) => {
+      const r = await c.query(
+        `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, sbom, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+        catalogParams(m),
+      );
+      if (r.rowCount !== 1) return false;
+      await c.query(
+        'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES ($1, $2, NULL, $3, $4)',
+        [m.id, m.createdMs, m.state, reason],
+      );
+      return true;
+    });
+  }
+
+  async getModel(id: string): Promise<CatalogRecord | undefined> {
+    const r = await this.#pool.query<CatalogRow>('SELECT * FROM catalog_models WHERE id = $1', [id]);
+    const row = r.rows[0];
+    return row && toCatalogRecord(row);
+  }
+
+  async listModels(): Promise<CatalogRecord[]> {
+    return (await this.#pool.query<CatalogRow>('SELECT * FROM catalog_models ORDER BY id')).rows.map(
+      toCatalogRecord,
+    );
+  }
+
+  async setModelState(
+    id: string,
+    from: LifecycleState,
+    to: LifecycleState,
+    atMs: number,
+    reason: string | undefined,
+  ): Promise<boolean> {
+    return this.#tx(async (c) => {
+      const r = await c.query(
+        'UPDATE catalog_models SET state = $1, updated_ms = $2 WHERE id = $3 AND state = $4',
+        [to, atMs, id, from],
+      );
+      if (r.rowCount !== 1) return false;
+      await c.query(
+        'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)',
+        [id, atMs, from, to, reason ?? null],
+      );
+      return true;
+    });
+  }
+
+  async modelHistory(id: string): Promise<StateChange[]> {
+    const r = await this.#pool.query<HistoryRow>(
+      'SELECT at_ms, from_state, to_state, reason FROM catalog_history WHERE model_id = $1 ORDER BY at_ms, ctid',
+      [id],
+    );
+    return r.rows.map(toStateChange);
+  }
+
+  async setModelVerified(id: string, verified: boolean, atMs: number): Promise<void> {
+    await this.#pool.query('UPDATE catalog_models SET verified = $1, updated_ms = $2 WHERE id = $3', [
+      verified ? 1 : 0,
+      atMs,
+      id,
+    ]);
+  }
+
+  async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK');
+      throw err;
+    } finally {
+      c.release();
+    }
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { ArtifactRecord } from './store.js';
+import type { ArtifactRecord, CatalogRecord, LifecycleState, StateChange } from './store.js';
 
 /** A row of `artifacts` as both drivers return it (BIGINT may arrive as string or bigint). */
 export interface ArtifactRow {
@@ -25,3 +25,66 @@ export function toRecord(row: ArtifactRow, tags: readonly string[]): ArtifactRec
     createdMs: Number(row.created_ms),
   };
 }
+
+export interface CatalogRow {
+  id: string;
+  source: string;
+  path: string;
+  digest: string;
+  state: string;
+  tags: string;
+  signed: number | boolean;
+  verified: number | boolean;
+  key_id: string | null;
+  sbom: string | null;
+  created_ms: number | string | bigint;
+  updated_ms: number | string | bigint;
+}
+
+export function toCatalogRecord(r: CatalogRow): CatalogRecord {
+  return {
+    id: r.id,
+    source: r.source,
+    path: r.path,
+    digest: r.digest,
+    state: r.state as LifecycleState,
+    tags: JSON.parse(r.tags) as string[],
+    signed: Boolean(r.signed),
+    verified: Boolean(r.verified),
+    keyId: r.key_id ?? undefined,
+    sbom: r.sbom === null ? undefined : (JSON.parse(r.sbom) as Record<string, unknown>),
+    createdMs: Number(r.created_ms),
+    updatedMs: Number(r.updated_ms),
+  };
+}
+
+export function catalogParams(m: CatalogRecord): unknown[] {
+  return [
+    m.id,
+    m.source,
+    m.path,
+    m.digest,
+    m.state,
+    JSON.stringify(m.tags),
+    m.signed ? 1 : 0,
+    m.verified ? 1 : 0,
+    m.keyId ?? null,
+    m.sbom === undefined ? null : JSON.stringify(m.sbom),
+    m.createdMs,
+    m.updatedMs,
+  ];
+}
+
+export interface HistoryRow {
+  at_ms: number | string | bigint;
+  from_state: string | null;
+  to_state: string;
+  reason: string | null;
+}
+
+export const toStateChange = (r: HistoryRow): StateChange => ({
+  atMs: Number(r.at_ms),
+  from: (r.from_state ?? undefined) as LifecycleState | undefined,
+  to: r.to_state as LifecycleState,
+  reason: r.reason ?? undefined,
+});

@@ -3,8 +3,23 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
-import { toRecord, type ArtifactRow } from './rows.js';
-import type { ArtifactQuery, ArtifactRecord, Store } from './store.js';
+import {
+  catalogParams,
+  toCatalogRecord,
+  toRecord,
+  toStateChange,
+  type ArtifactRow,
+  type CatalogRow,
+  type HistoryRow,
+} from './rows.js';
+import type {
+  ArtifactQuery,
+  ArtifactRecord,
+  CatalogRecord,
+  LifecycleState,
+  StateChange,
+  Store,
+} from './store.js';
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -109,6 +124,75 @@ export class SqliteStore implements Store {
       )
       .all(...args, q.limit) as ArtifactRow[];
     return Promise.resolve(rows.map((r) => toRecord(r, this.#tags(tenant, r.id))));
+  }
+
+  addModel(m: CatalogRecord, reason: string): Promise<boolean> {
+    const run = this.#db.transaction(() => {
+      const added =
+        this.#db
+          .prepare(
+            `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, sbom, created_ms, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+          )
+          .run(...catalogParams(m)).changes === 1;
+      if (added)
+        this.#db
+          .prepare(
+            'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES (?, ?, NULL, ?, ?)',
+          )
+          .run(m.id, m.createdMs, m.state, reason);
+      return added;
+    });
+    return Promise.resolve(run());
+  }
+
+  getModel(id: string): Promise<CatalogRecord | undefined> {
+    const r = this.#db.prepare('SELECT * FROM catalog_models WHERE id = ?').get(id) as CatalogRow | undefined;
+    return Promise.resolve(r && toCatalogRecord(r));
+  }
+
+  listModels(): Promise<CatalogRecord[]> {
+    const rows = this.#db.prepare('SELECT * FROM catalog_models ORDER BY id').all() as CatalogRow[];
+    return Promise.resolve(rows.map(toCatalogRecord));
+  }
+
+  setModelState(
+    id: string,
+    from: LifecycleState,
+    to: LifecycleState,
+    atMs: number,
+    reason: string | undefined,
+  ): Promise<boolean> {
+    const run = this.#db.transaction(() => {
+      const moved =
+        this.#db
+          .prepare('UPDATE catalog_models SET state = ?, updated_ms = ? WHERE id = ? AND state = ?')
+          .run(to, atMs, id, from).changes === 1;
+      if (moved)
+        this.#db
+          .prepare(
+            'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)',
+          )
+          .run(id, atMs, from, to, reason ?? null);
+      return moved;
+    });
+    return Promise.resolve(run());
+  }
+
+  modelHistory(id: string): Promise<StateChange[]> {
+    const rows = this.#db
+      .prepare(
+        'SELECT at_ms, from_state, to_state, reason FROM catalog_history WHERE model_id = ? ORDER BY at_ms, rowid',
+      )
+      .all(id) as HistoryRow[];
+    return Promise.resolve(rows.map(toStateChange));
+  }
+
+  setModelVerified(id: string, verified: boolean, atMs: number): Promise<void> {
+    this.#db
+      .prepare('UPDATE catalog_models SET verified = ?, updated_ms = ? WHERE id = ?')
+      .run(verified ? 1 : 0, atMs, id);
+    return Promise.resolve();
   }
 
   close(): Promise<void> {

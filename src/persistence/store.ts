@@ -23,6 +23,32 @@ export interface ArtifactQuery {
   readonly limit: number;
 }
 
+export const LIFECYCLE_STATES = ['Draft', 'Active', 'Canary', 'Deprecated', 'Retired'] as const;
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+
+export interface CatalogRecord {
+  readonly id: string;
+  readonly source: string;
+  /** Local file the entry resolved to. */
+  readonly path: string;
+  readonly digest: string;
+  readonly state: LifecycleState;
+  readonly tags: readonly string[];
+  readonly signed: boolean;
+  readonly verified: boolean;
+  readonly keyId: string | undefined;
+  readonly sbom: Readonly<Record<string, unknown>> | undefined;
+  readonly createdMs: number;
+  readonly updatedMs: number;
+}
+
+export interface StateChange {
+  readonly atMs: number;
+  readonly from: LifecycleState | undefined;
+  readonly to: LifecycleState;
+  readonly reason: string | undefined;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /**
@@ -33,6 +59,21 @@ export interface Store {
   getArtifact(tenant: string, id: string): Promise<ArtifactRecord | undefined>;
   /** The tenant's artifacts, newest first, filtered by tag and/or parent. */
   listArtifacts(tenant: string, q: ArtifactQuery): Promise<ArtifactRecord[]>;
+  /** Adds a catalog entry with its first history line; false when the id exists. */
+  addModel(m: CatalogRecord, reason: string): Promise<boolean>;
+  getModel(id: string): Promise<CatalogRecord | undefined>;
+  listModels(): Promise<CatalogRecord[]>;
+  /** Moves an entry to `to` (and records it) only if it is still in `from` (optimistic). */
+  setModelState(
+    id: string,
+    from: LifecycleState,
+    to: LifecycleState,
+    atMs: number,
+    reason: string | undefined,
+  ): Promise<boolean>;
+  modelHistory(id: string): Promise<StateChange[]>;
+  /** Records a verification outcome on the entry. */
+  setModelVerified(id: string, verified: boolean, atMs: number): Promise<void>;
   /** Applied schema version (migrations are versioned in `migrations.ts`). */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

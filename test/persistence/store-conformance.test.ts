@@ -102,6 +102,37 @@ describe.each(backends)('store conformance: %s', (_name, open) => {
     expect(await store.listArtifacts('lineage', { tag: 'kid', limit: 1 })).toHaveLength(1);
   });
 
+  it('catalog: entries with history, optimistic state moves, verification flags', async () => {
+    const id = `model-${++n}`;
+    const m = {
+      id,
+      source: 'file:/models/m.gguf',
+      path: '/models/m.gguf',
+      digest: `sha256:${'a'.repeat(64)}`,
+      state: 'Draft' as const,
+      tags: ['q4'],
+      signed: true,
+      verified: true,
+      keyId: 'ABCDEF0123456789',
+      sbom: { packages: [{ name: 'weights' }] },
+      createdMs: 10,
+      updatedMs: 10,
+    };
+    expect(await store.addModel(m, 'ingested')).toBe(true);
+    expect(await store.addModel(m, 'again')).toBe(false);
+    expect(await store.getModel(id)).toEqual(m);
+    expect(await store.setModelState(id, 'Draft', 'Active', 20, 'ready')).toBe(true);
+    // A concurrent writer that still thinks it is Draft loses.
+    expect(await store.setModelState(id, 'Draft', 'Retired', 21, undefined)).toBe(false);
+    await store.setModelVerified(id, false, 30);
+    expect(await store.getModel(id)).toMatchObject({ state: 'Active', verified: false, updatedMs: 30 });
+    expect(await store.modelHistory(id)).toEqual([
+      { atMs: 10, from: undefined, to: 'Draft', reason: 'ingested' },
+      { atMs: 20, from: 'Draft', to: 'Active', reason: 'ready' },
+    ]);
+    expect((await store.listModels()).map((x) => x.id)).toContain(id);
+  });
+
   it('data survives closing and reopening the store', async () => {
     const a = art({ tenant: 'durable' });
     await store.putArtifact(a);
