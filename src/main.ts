@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { GpuMonitor } from './gpu/gpu-monitor.js';
 import { ArtifactRegistry } from './artifacts/artifact-registry.js';
+import { CatalogService } from './catalog/catalog-service.js';
 import { NodeRegistry } from './nodes/node-registry.js';
 import { openStore } from './persistence/open-store.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
@@ -66,6 +67,9 @@ export async function startOrchestrator(
     }
   }
   const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
+  const store = await openStore(config);
+  const artifacts = new ArtifactRegistry(store, opts.clock ?? systemClock, config.storage.maxArtifactBytes);
+  const catalog = await CatalogService.open(store, config, metrics, logger, opts.clock ?? systemClock);
   const gpu = new GpuMonitor(config, logger);
   await gpu.detect();
   const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus };
@@ -94,6 +98,7 @@ export async function startOrchestrator(
     clock: opts.clock ?? systemClock,
     createSupervisor: (pool) => createSupervisor(factory, pool),
     gpus: () => gpu.gpus,
+    modelState: (id) => catalog.stateOf(id),
     remoteReload: (pool, modelPath) =>
       onHosts(pool.config.hosts, (host) =>
         nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath }),
@@ -116,9 +121,7 @@ export async function startOrchestrator(
           ],
     ),
   );
-  const store = await openStore(config);
-  const artifacts = new ArtifactRegistry(store, opts.clock ?? systemClock, config.storage.maxArtifactBytes);
-  const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts });
+  const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts, catalog });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {

@@ -12,6 +12,7 @@ import { submitCommand } from './submit.js';
 import { simCommand } from '../sim/sim-main.js';
 import { poolsCommand, statusCommand } from './status.js';
 import { artifactsCommand } from './artifacts.js';
+import { catalogCommand } from './catalog.js';
 import { startPoolManagerd } from '../nodes/pool-managerd.js';
 import { OrchHttpError } from '../client/orch-client.js';
 
@@ -37,6 +38,7 @@ commands:
       --model ID  --engine E  --ctx N  --deadline-ms N  --seed N  --json
   status [--watch]        pools, replicas, slots, queues, GPUs at a glance (control key)
   pools drain|reload|health ID   pool operations: --deadline-ms N, --model REF | --rollback
+  catalog add|show|verify|state|ls|keygen|sign   the model catalog and its minisign signatures
   artifacts put|get|ls    the artifact registry (--kind, --file|--content, --tag, --parent)
   pool-managerd --config FILE   run this host's pools for a remote orchestrator (node credential in $LLORCH_NODE_CREDENTIAL)
   config validate FILE    validate a config file against the schema
@@ -142,6 +144,8 @@ async function main(argv: string[]): Promise<void> {
       return submitCommand(rest);
     case 'status':
       return statusCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
+    case 'catalog':
+      return catalogCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'artifacts':
       return artifactsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'pools':

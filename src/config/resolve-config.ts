@@ -162,6 +162,11 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       postgresUrlEnv: raw.storage?.postgres_url_env ?? 'LLORCH_POSTGRES_URL',
       maxArtifactBytes: raw.storage?.max_artifact_bytes ?? 1_048_576,
     },
+    catalog: {
+      trustPolicy: raw.catalog?.trust_policy ?? 'strict',
+      trustRoots: (raw.catalog?.trust_roots ?? []).map(toPath),
+      allowedSources: [...(raw.catalog?.allowed_sources ?? ['path', 'file'])],
+    },
     pools,
     nodes: new Map((raw.nodes ?? []).map((n) => [n.id, n.sha256])),
     nodeTimeoutMs: raw.node_timeout_ms ?? 3_000,

@@ -51,6 +51,12 @@ export interface ResolvedConfig {
     readonly postgresUrlEnv: string;
     readonly maxArtifactBytes: number;
   };
+  readonly catalog: {
+    readonly trustPolicy: 'strict' | 'permissive';
+    /** Paths of minisign public key files. */
+    readonly trustRoots: readonly string[];
+    readonly allowedSources: readonly ('path' | 'file' | 'https' | 'hf')[];
+  };
   readonly pools: readonly ResolvedPool[];
   /** Node credentials accepted by this orchestrator (sha256 by node id). */
   readonly nodes: ReadonlyMap<string, string>;

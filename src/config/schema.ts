@@ -245,6 +245,28 @@ export const StorageSchema = closed('Durable state: artifacts (and later catalog
   max_artifact_bytes: Type.Optional(PositiveInt('Largest artifact (canonical JSON bytes).', 1_048_576)),
 });
 
+export const CatalogSchema = closed('The model catalog and its trust policy (SPEC §8).', {
+  trust_policy: Type.Optional(
+    StringEnum(['strict', 'permissive'] as const, {
+      description:
+        '`strict`: unsigned or unverifiable artifacts are refused (UNTRUSTED_ARTIFACT); `permissive`: logged and accepted.',
+      default: 'strict',
+    }),
+  ),
+  trust_roots: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      description: 'Minisign public key files (relative to this file) whose signatures are trusted.',
+      default: [],
+    }),
+  ),
+  allowed_sources: Type.Optional(
+    Type.Array(StringEnum(['path', 'file', 'https', 'hf'] as const, { description: 'A source kind.' }), {
+      description: 'Source kinds models may come from.',
+      default: ['path', 'file'],
+    }),
+  ),
+});
+
 export const SCHEDULING_MODES = ['wfq', 'fifo'] as const;
 export const PREEMPTION_MODES = ['soft', 'hard', 'off'] as const;
 
@@ -598,6 +620,7 @@ export const ConfigSchema = Type.Object(
     fairness: Type.Optional(FairnessSchema),
     scheduling: Type.Optional(SchedulingSchema),
     storage: Type.Optional(StorageSchema),
+    catalog: Type.Optional(CatalogSchema),
     nodes: Type.Optional(
       Type.Array(NodeCredentialSchema, {
         description: 'GPU hosts allowed to register their pools (orchestrator side).',

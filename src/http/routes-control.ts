@@ -1,4 +1,4 @@
-/** Control plane (SPEC §6). Operations whose issue has not landed answer 501 with the envelope. */
+/** Control plane (SPEC §6): pool health and operations, replica sets, capabilities. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OrchError } from '../errors/orch-error.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
@@ -13,13 +13,6 @@ export interface ControlRoutesOptions {
   /** Validates a body against a control-plane schema; throws INVALID_PARAMS naming the field. */
   readonly validate: (schema: string, body: unknown) => unknown;
 }
-
-const NOT_YET: readonly [method: 'GET' | 'POST', path: string][] = [
-  ['POST', '/v1/catalog/models'],
-  ['GET', '/v1/catalog/models/:id'],
-  ['POST', '/v1/catalog/models/:id/verify'],
-  ['POST', '/v1/catalog/models/:id/state'],
-];
 
 function trtllm(pool: PoolRuntime): { trtllm_version?: string } {
   const v = pool.readyReplicas().find((r) => r.props?.trtllmVersion !== undefined)?.props?.trtllmVersion;
@@ -201,18 +194,4 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
       }),
     };
   });
-
-  for (const [method, url] of NOT_YET) {
-    app.route({
-      method,
-      url,
-      handler: async (req) => {
-        control(req);
-        throw new OrchError(
-          'NOT_IMPLEMENTED',
-          `${method} ${url.replace(/:id/g, '{id}')} is not implemented yet`,
-        );
-      },
-    });
-  }
 }

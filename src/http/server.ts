@@ -15,6 +15,8 @@ import { createControlValidator, createRequestValidator, loadOpenApi } from './o
 import { registerControlRoutes } from './routes-control.js';
 import { registerNodeRoutes } from './routes-nodes.js';
 import { registerArtifactRoutes } from './routes-artifacts.js';
+import { registerCatalogRoutes } from './routes-catalog.js';
+import type { CatalogService } from '../catalog/catalog-service.js';
 import type { ArtifactRegistry } from '../artifacts/artifact-registry.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
@@ -29,6 +31,8 @@ export interface HttpServerOptions {
   readonly config: ResolvedConfig;
   readonly orchestrator: Orchestrator;
   readonly metrics: OrchMetrics;
+  /** The model catalog (SPEC §8). */
+  readonly catalog?: CatalogService;
   /** The artifact registry (SPEC §9); absent: artifact endpoints answer 404. */
   readonly artifacts?: ArtifactRegistry;
   /** pool-managerd registrations (SPEC §5); absent: no node endpoints. */
@@ -97,6 +101,13 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     cancelOnDisconnect: config.sse.cancelOnDisconnect,
     heartbeatMs: 15_000,
   });
+  if (opts.catalog)
+    registerCatalogRoutes(app, {
+      catalog: opts.catalog,
+      auth,
+      trustPolicy: config.catalog.trustPolicy,
+      validate: createControlValidator(docs),
+    });
   if (opts.artifacts)
     registerArtifactRoutes(app, { registry: opts.artifacts, auth, validate: createControlValidator(docs) });
   if (opts.nodes) registerNodeRoutes(app, { nodes: opts.nodes, validate: createControlValidator(docs) });

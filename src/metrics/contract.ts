@@ -110,6 +110,16 @@ export const METRICS = {
     help: 'Restart circuit breaker of a replica: 1 open (restarts held back), 0 closed.',
     labels: ['engine', 'pool_id', 'replica_id'],
   },
+  catalog_verifications_total: {
+    type: 'counter',
+    help: 'Catalog verifications by result (verified, failed) and reason.',
+    labels: ['result', 'reason', 'engine'],
+  },
+  model_state: {
+    type: 'gauge',
+    help: 'Lifecycle state of a catalog model: 1 for its current state, 0 otherwise.',
+    labels: ['model_id', 'state'],
+  },
   sse_clients_connected: {
     type: 'gauge',
     help: 'Open SSE streams.',

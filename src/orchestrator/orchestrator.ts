@@ -55,6 +55,8 @@ export interface OrchestratorOptions {
   readonly remoteReload?: (pool: PoolRuntime, modelPath: string) => Promise<string | undefined>;
   /** Stops a remote pool's engines on its hosts (after a drain). */
   readonly remoteStop?: (pool: PoolRuntime) => Promise<string | undefined>;
+  /** Catalog lifecycle state of a model id (Deprecated blocks new sessions). */
+  readonly modelState?: (modelId: string) => string | undefined;
   /** The host's GPUs (telemetry in pool health). */
   readonly gpus?: () => readonly GpuInfo[] | undefined;
 }
@@ -219,6 +221,22 @@ export class Orchestrator {
         throw new OrchError('INVALID_PARAMS', `task_id: '${input.taskId}' was already used (ORCH-3024)`);
       }
       const session = this.#sessions.get(input.sessionId);
+      // A Deprecated model keeps its sessions but takes no new ones (ORCH-3070).
+      const state = this.#o.modelState?.(pool.config.model.id);
+      if (state === 'Retired')
+        throw new OrchError('POOL_UNAVAILABLE', `model '${pool.config.model.id}' is retired`, {
+          engine: pool.config.engine,
+          poolId: pool.id,
+        });
+      if (state === 'Deprecated' && session?.tenant !== principal.tenant)
+        throw new OrchError(
+          'MODEL_DEPRECATED',
+          `model '${pool.config.model.id}' is deprecated: it takes no new sessions`,
+          {
+            engine: pool.config.engine,
+            poolId: pool.id,
+          },
+        );
       const own = session?.tenant === principal.tenant && session.poolId === pool.id ? session : undefined;
       checkBudget(
         pool,

@@ -48,6 +48,7 @@ export const MIGRATIONS: readonly Migration[] = [
         signed INTEGER NOT NULL,
         verified INTEGER NOT NULL,
         key_id TEXT,
+        signature TEXT,
         sbom TEXT,
         created_ms BIGINT NOT NULL,
         updated_ms BIGINT NOT NULL

@@ -151,8 +151,8 @@ export class PostgresStore implements Store {
   async addModel(m: CatalogRecord, reason: string): Promise<boolean> {
     return this.#tx(async (c) => {
       const r = await c.query(
-        `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, sbom, created_ms, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+        `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, signature, sbom, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (id) DO NOTHING`,
         catalogParams(m),
       );
       if (r.rowCount !== 1) return false;

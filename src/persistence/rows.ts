@@ -36,6 +36,7 @@ export interface CatalogRow {
   signed: number | boolean;
   verified: number | boolean;
   key_id: string | null;
+  signature: string | null;
   sbom: string | null;
   created_ms: number | string | bigint;
   updated_ms: number | string | bigint;
@@ -52,6 +53,7 @@ export function toCatalogRecord(r: CatalogRow): CatalogRecord {
     signed: Boolean(r.signed),
     verified: Boolean(r.verified),
     keyId: r.key_id ?? undefined,
+    signature: r.signature ?? undefined,
     sbom: r.sbom === null ? undefined : (JSON.parse(r.sbom) as Record<string, unknown>),
     createdMs: Number(r.created_ms),
     updatedMs: Number(r.updated_ms),
@@ -69,6 +71,7 @@ export function catalogParams(m: CatalogRecord): unknown[] {
     m.signed ? 1 : 0,
     m.verified ? 1 : 0,
     m.keyId ?? null,
+    m.signature ?? null,
     m.sbom === undefined ? null : JSON.stringify(m.sbom),
     m.createdMs,
     m.updatedMs,

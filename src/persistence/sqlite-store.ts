@@ -131,8 +131,8 @@ export class SqliteStore implements Store {
       const added =
         this.#db
           .prepare(
-            `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, sbom, created_ms, updated_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+            `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, signature, sbom, created_ms, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
           )
           .run(...catalogParams(m)).changes === 1;
       if (added)

@@ -37,6 +37,8 @@ export interface CatalogRecord {
   readonly signed: boolean;
   readonly verified: boolean;
   readonly keyId: string | undefined;
+  /** The detached minisign signature, kept to verify again later. */
+  readonly signature: string | undefined;
   readonly sbom: Readonly<Record<string, unknown>> | undefined;
   readonly createdMs: number;
   readonly updatedMs: number;

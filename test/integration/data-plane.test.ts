@@ -370,10 +370,10 @@ describe('limits, metrics frames and the control plane', () => {
     expect((await enqueue(task('tiny', { max_tokens: 1 }))).status).toBe(202);
   });
 
-  it('control-plane operations not yet implemented answer 501 NOT_IMPLEMENTED; health and replica sets work', async () => {
-    const catalog = await call(h.url, 'GET', '/v1/catalog/models/tiny', { key: KEYS.ops });
-    expect(catalog.status).toBe(501);
-    expect(catalog.json).toMatchObject({ code: 'NOT_IMPLEMENTED' });
+  it('control plane: unknown catalog ids are 404; health and replica sets work', async () => {
+    const catalog = await call(h.url, 'GET', '/v1/catalog/models/nope', { key: KEYS.ops });
+    expect(catalog.status).toBe(404);
+    expect(catalog.json).toMatchObject({ code: 'NOT_FOUND' });
     const health = await call(h.url, 'GET', '/v1/pools/tiny/health', { key: KEYS.ops });
     expect(health.json).toMatchObject({ pool_id: 'tiny', ready: true, live: true });
     const sets = await call(h.url, 'GET', '/v1/replicasets', { key: KEYS.ops });

@@ -114,6 +114,7 @@ describe.each(backends)('store conformance: %s', (_name, open) => {
       signed: true,
       verified: true,
       keyId: 'ABCDEF0123456789',
+      signature: 'untrusted comment: x',
       sbom: { packages: [{ name: 'weights' }] },
       createdMs: 10,
       updatedMs: 10,

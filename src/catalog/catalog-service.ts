@@ -1,0 +1,268 @@
+/**
+ * The model catalog (SPEC §8): which bytes a pool may serve. Ingest resolves the source, hashes
+ * the file, and verifies its minisign signature against the configured trust roots; under
+ * `strict` an unsigned or unverifiable artifact is refused (UNTRUSTED_ARTIFACT), under
+ * `permissive` it is logged and kept unverified. Lifecycle moves only along allowed transitions,
+ * each recorded. Every verification is logged and counted.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../config/resolved-config.js';
+import type { Clock } from '../domain/types.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { OrchMetrics } from '../metrics/metrics.js';
+import {
+  LIFECYCLE_STATES,
+  type CatalogRecord,
+  type LifecycleState,
+  type Store,
+} from '../persistence/store.js';
+import type { Logger } from '../util/logger.js';
+import {
+  messageOf,
+  parsePublicKey,
+  parseSignature,
+  verifySignature,
+  type MinisignPublicKey,
+} from './minisign.js';
+
+export interface CatalogAddRequest {
+  readonly id: string;
+  readonly source: string;
+  readonly digest?: string | undefined;
+  readonly tags?: readonly string[] | undefined;
+  /** Detached minisign signature text; else `<file>.minisig` next to the artifact is used. */
+  readonly signature?: string | undefined;
+  readonly sbom?: Readonly<Record<string, unknown>> | undefined;
+}
+
+export type VerificationReason =
+  | 'signed'
+  | 'unsigned'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'bad_trusted_comment'
+  | 'malformed_signature'
+  | 'digest_mismatch'
+  | 'missing_file';
+
+export interface Verification {
+  readonly ok: boolean;
+  readonly reason: VerificationReason;
+  readonly digest: string | undefined;
+  readonly keyId: string | undefined;
+}
+
+/** Allowed lifecycle transitions (ORCH-3069..3074). */
+export const TRANSITIONS: Readonly<Record<LifecycleState, readonly LifecycleState[]>> = {
+  Draft: ['Active', 'Retired'],
+  Active: ['Canary', 'Deprecated'],
+  Canary: ['Active', 'Deprecated'],
+  Deprecated: ['Active', 'Retired'],
+  Retired: [],
+};
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return `sha256:${h.digest('hex')}`;
+}
+
+export function sourceKind(source: string): 'path' | 'file' | 'https' | 'hf' {
+  if (source.startsWith('file:')) return 'file';
+  if (source.startsWith('https:')) return 'https';
+  if (source.startsWith('hf:')) return 'hf';
+  return 'path';
+}
+
+export class CatalogService {
+  readonly #store: Store;
+  readonly #config: ResolvedConfig;
+  readonly #metrics: OrchMetrics;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #roots: MinisignPublicKey[];
+  /** States by model id, for admission's synchronous checks. */
+  readonly #states = new Map<string, LifecycleState>();
+
+  private constructor(
+    store: Store,
+    config: ResolvedConfig,
+    metrics: OrchMetrics,
+    logger: Logger,
+    clock: Clock,
+    roots: MinisignPublicKey[],
+  ) {
+    this.#store = store;
+    this.#config = config;
+    this.#metrics = metrics;
+    this.#logger = logger;
+    this.#clock = clock;
+    this.#roots = roots;
+  }
+
+  static async open(
+    store: Store,
+    config: ResolvedConfig,
+    metrics: OrchMetrics,
+    logger: Logger,
+    clock: Clock,
+  ): Promise<CatalogService> {
+    const roots = await Promise.all(
+      config.catalog.trustRoots.map(async (p) => parsePublicKey(await readFile(p, 'utf8'))),
+    );
+    const svc = new CatalogService(store, config, metrics, logger, clock, roots);
+    for (const m of await store.listModels()) svc.#track(m.id, m.state);
+    return svc;
+  }
+
+  /** Current lifecycle state of a model id (undefined when not in the catalog). */
+  stateOf(id: string): LifecycleState | undefined {
+    return this.#states.get(id);
+  }
+
+  #track(id: string, state: LifecycleState): void {
+    this.#states.set(id, state);
+    for (const s of LIFECYCLE_STATES)
+      this.#metrics.set('model_state', { model_id: id, state: s }, s === state ? 1 : 0);
+  }
+
+  #pathOf(source: string): string {
+    const kind = sourceKind(source);
+    if (!this.#config.catalog.allowedSources.includes(kind))
+      throw new OrchError(
+        'UNTRUSTED_ARTIFACT',
+        `source: '${kind}' sources are not allowed by the trust policy (allowed: ${this.#config.catalog.allowedSources.join(', ')})`,
+      );
+    if (kind === 'https' || kind === 'hf')
+      throw new OrchError(
+        'NOT_IMPLEMENTED',
+        `source: fetching '${kind}' sources is not available in this build`,
+      );
+    return kind === 'file' ? fileURLToPath(source) : resolve(source);
+  }
+
+  /** Digest and signature check of the bytes on disk. */
+  async verifyFile(
+    path: string,
+    signatureText: string | undefined,
+    pinned: string | undefined,
+  ): Promise<Verification> {
+    if (!existsSync(path) || !(await stat(path)).isFile())
+      return { ok: false, reason: 'missing_file', digest: undefined, keyId: undefined };
+    const digest = await sha256File(path);
+    if (pinned !== undefined && pinned !== digest)
+      return { ok: false, reason: 'digest_mismatch', digest, keyId: undefined };
+    const text =
+      signatureText ??
+      (existsSync(`${path}.minisig`) ? await readFile(`${path}.minisig`, 'utf8') : undefined);
+    if (text === undefined) return { ok: false, reason: 'unsigned', digest, keyId: undefined };
+    let sig;
+    try {
+      sig = parseSignature(text);
+    } catch {
+      return { ok: false, reason: 'malformed_signature', digest, keyId: undefined };
+    }
+    const out = verifySignature(sig, messageOf(sig.algorithm, await readFile(path)), this.#roots);
+    return out.ok
+      ? { ok: true, reason: 'signed', digest, keyId: out.keyId }
+      : { ok: false, reason: out.reason, digest, keyId: sig.keyId };
+  }
+
+  #record(id: string, v: Verification, phase: string): void {
+    const result = v.ok ? 'verified' : 'failed';
+    this.#metrics.inc('catalog_verifications_total', { result, reason: v.reason, engine: 'any' });
+    const fields = {
+      event: 'catalog.verification',
+      model_id: id,
+      phase,
+      result,
+      reason: v.reason,
+      digest: v.digest,
+      key_id: v.keyId,
+      policy: this.#config.catalog.trustPolicy,
+    };
+    if (v.ok) this.#logger.info(fields, `catalog: ${id} verified (${phase})`);
+    else this.#logger.warn(fields, `catalog: ${id} failed verification (${phase}): ${v.reason}`);
+  }
+
+  async add(req: CatalogAddRequest): Promise<CatalogRecord> {
+    if (await this.#store.getModel(req.id))
+      throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
+    const path = this.#pathOf(req.source);
+    const v = await this.verifyFile(path, req.signature, req.digest);
+    this.#record(req.id, v, 'ingest');
+    if (v.reason === 'missing_file') throw new OrchError('INVALID_PARAMS', `source: no file at ${path}`);
+    if (v.reason === 'digest_mismatch')
+      throw new OrchError(
+        'UNTRUSTED_ARTIFACT',
+        `digest: the file hashes to ${v.digest ?? '?'}, not the pinned ${req.digest ?? '?'}`,
+      );
+    if (!v.ok && this.#config.catalog.trustPolicy === 'strict')
+      throw new OrchError(
+        'UNTRUSTED_ARTIFACT',
+        `catalog: '${req.id}' is refused by the strict trust policy (${v.reason})`,
+      );
+    const now = this.#clock.now();
+    const record: CatalogRecord = {
+      id: req.id,
+      source: req.source,
+      path,
+      digest: v.digest ?? '',
+      state: 'Draft',
+      tags: [...new Set(req.tags ?? [])],
+      signed: v.reason !== 'unsigned',
+      verified: v.ok,
+      keyId: v.keyId,
+      signature:
+        req.signature ??
+        (existsSync(`${path}.minisig`) ? await readFile(`${path}.minisig`, 'utf8') : undefined),
+      sbom: req.sbom,
+      createdMs: now,
+      updatedMs: now,
+    };
+    if (!(await this.#store.addModel(record, `ingested (${v.reason})`)))
+      throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
+    this.#track(record.id, record.state);
+    return record;
+  }
+
+  async get(id: string): Promise<CatalogRecord> {
+    const m = await this.#store.getModel(id);
+    if (!m) throw new OrchError('NOT_FOUND', `catalog: model '${id}' not found`);
+    return m;
+  }
+
+  list(): Promise<CatalogRecord[]> {
+    return this.#store.listModels();
+  }
+
+  /** Verifies the bytes on disk again (before load, or on demand). */
+  async verify(id: string): Promise<Verification> {
+    const m = await this.get(id);
+    const v = await this.verifyFile(m.path, m.signature, m.digest);
+    this.#record(id, v, 'verify');
+    await this.#store.setModelVerified(id, v.ok, this.#clock.now());
+    return v;
+  }
+
+  async setState(id: string, to: LifecycleState, reason?: string): Promise<CatalogRecord> {
+    const m = await this.get(id);
+    if (!TRANSITIONS[m.state].includes(to))
+      throw new OrchError(
+        'CONFLICT',
+        `catalog: '${id}' cannot go from ${m.state} to ${to} (allowed: ${TRANSITIONS[m.state].join(', ') || 'none'})`,
+      );
+    if (!(await this.#store.setModelState(id, m.state, to, this.#clock.now(), reason)))
+      throw new OrchError('CONFLICT', `catalog: '${id}' changed state concurrently; read it again`);
+    this.#track(id, to);
+    this.#logger.info(
+      { event: 'catalog.state', model_id: id, from: m.state, to },
+      `catalog: ${id} ${m.state} → ${to}`,
+    );
+    return this.get(id);
+  }
+}

@@ -1,0 +1,59 @@
+/** Catalog endpoints (SPEC §6, §8), control scope. */
+import type { FastifyInstance } from 'fastify';
+import type { CatalogAddRequest, CatalogService } from '../catalog/catalog-service.js';
+import type { CatalogRecord, LifecycleState } from '../persistence/store.js';
+import type { Authenticator } from './auth.js';
+
+export interface CatalogRoutesOptions {
+  readonly catalog: CatalogService;
+  readonly auth: Authenticator;
+  readonly trustPolicy: 'strict' | 'permissive';
+  readonly validate: (schema: string, body: unknown) => unknown;
+}
+
+export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOptions): void {
+  const control = (authorization: string | undefined) => o.auth.authenticate(authorization, 'control');
+  const view = (m: CatalogRecord) => ({
+    id: m.id,
+    digest: m.digest,
+    source: m.source,
+    tags: m.tags,
+    state: m.state,
+    trust_policy: o.trustPolicy,
+    verified: m.verified,
+    created_ms: m.createdMs,
+  });
+
+  app.post('/v1/catalog/models', async (req, reply) => {
+    control(req.headers.authorization);
+    const body = o.validate('CatalogModelRequest', req.body) as CatalogAddRequest;
+    return reply.code(201).send(view(await o.catalog.add(body)));
+  });
+
+  app.get('/v1/catalog/models', async (req) => {
+    control(req.headers.authorization);
+    return { models: (await o.catalog.list()).map(view) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/catalog/models/:id', async (req) => {
+    control(req.headers.authorization);
+    return view(await o.catalog.get(req.params.id));
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/catalog/models/:id/verify', async (req) => {
+    control(req.headers.authorization);
+    const v = await o.catalog.verify(req.params.id);
+    return {
+      id: req.params.id,
+      result: v.ok ? 'verified' : 'failed',
+      reason: v.reason,
+      ...(v.digest === undefined ? {} : { digest: v.digest }),
+    };
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/catalog/models/:id/state', async (req) => {
+    control(req.headers.authorization);
+    const body = o.validate('StateRequest', req.body) as { state: LifecycleState };
+    return view(await o.catalog.setState(req.params.id, body.state));
+  });
+}

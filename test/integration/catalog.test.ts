@@ -1,0 +1,194 @@
+/**
+ * The model catalog through the public API (SPEC §8): minisign-signed and unsigned files (keys
+ * generated here, and one signature made by the minisign CLI itself), a tampered file, a
+ * disallowed source, strict vs permissive, lifecycle transitions, and Deprecated at admission.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPair, signMinisign } from '../../src/catalog/minisign.js';
+import {
+  KEYS,
+  TEST_KEYS,
+  call,
+  readStream,
+  simPool,
+  startHarness,
+  task,
+  type Harness,
+} from '../support/harness.js';
+
+const run = promisify(execFile);
+let h: Harness;
+let dir: string;
+const key = generateKeyPair('test');
+const stranger = generateKeyPair('stranger');
+
+async function file(name: string, content: string, signer?: typeof key): Promise<string> {
+  const p = join(dir, name);
+  await writeFile(p, content);
+  if (signer) await writeFile(`${p}.minisig`, signMinisign(Buffer.from(content), signer, `file:${name}`));
+  return p;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'llorch-catalog-'));
+  await writeFile(join(dir, 'trusted.pub'), key.publicKeyText);
+  const roots = [join(dir, 'trusted.pub')];
+  if (existsSync('/usr/bin/minisign')) {
+    // A key made by the minisign CLI is trusted too: the format is minisign's own.
+    await run('minisign', ['-G', '-W', '-p', join(dir, 'cli.pub'), '-s', join(dir, 'cli.key')]);
+    roots.push(join(dir, 'cli.pub'));
+  }
+  h = await startHarness({
+    auth: { keys: TEST_KEYS },
+    catalog: { trust_policy: 'strict', trust_roots: roots, allowed_sources: ['path', 'file'] },
+    pools: [simPool('served', 'tgi', { model: { id: 'served' } })],
+  });
+});
+afterAll(async () => {
+  await h.close();
+});
+
+const add = (body: Record<string, unknown>) =>
+  call(h.url, 'POST', '/v1/catalog/models', { key: KEYS.ops, body });
+
+describe('catalog ingest under the strict trust policy', () => {
+  it('a file signed by a trusted key is accepted, with its real digest, as Draft', async () => {
+    const p = await file('good.gguf', 'weights v1', key);
+    const r = await add({ id: 'good', source: p, tags: ['q4'] });
+    expect(r.status).toBe(201);
+    expect(r.json).toMatchObject({
+      id: 'good',
+      state: 'Draft',
+      verified: true,
+      trust_policy: 'strict',
+      tags: ['q4'],
+    });
+    expect((r.json as { digest: string }).digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const v = await call(h.url, 'POST', '/v1/catalog/models/good/verify', { key: KEYS.ops });
+    expect(v.json).toMatchObject({ id: 'good', result: 'verified', reason: 'signed' });
+  });
+
+  it.runIf(existsSync('/usr/bin/minisign'))('a signature made by the minisign CLI verifies', async () => {
+    const p = await file('cli.gguf', 'weights by cli');
+    await run('minisign', ['-S', '-W', '-s', join(dir, 'cli.key'), '-m', p]);
+    expect((await add({ id: 'cli', source: `file://${p}` })).json).toMatchObject({ verified: true });
+  });
+
+  it('unsigned, signed by an unknown key, tampered, pinned to another digest, or from a disallowed source: refused', async () => {
+    const unsigned = await file('unsigned.gguf', 'no signature');
+    expect((await add({ id: 'u', source: unsigned })).json).toMatchObject({ code: 'UNTRUSTED_ARTIFACT' });
+    const foreign = await file('foreign.gguf', 'other key', stranger);
+    expect(((await add({ id: 'f', source: foreign })).json as { message: string }).message).toContain(
+      'unknown_key',
+    );
+    const tampered = await file('tampered.gguf', 'original', key);
+    await appendFile(tampered, ' + injected');
+    expect(((await add({ id: 't', source: tampered })).json as { message: string }).message).toContain(
+      'bad_signature',
+    );
+    const pinned = await add({
+      id: 'p',
+      source: await file('pinned.gguf', 'x', key),
+      digest: `sha256:${'0'.repeat(64)}`,
+    });
+    expect(pinned.status).toBe(403);
+    expect((pinned.json as { message: string }).message).toContain('not the pinned');
+    const https = await add({ id: 'h', source: 'https://example.com/model.gguf' });
+    expect(https.status).toBe(403);
+    expect((await call(h.url, 'GET', '/v1/catalog/models/u', { key: KEYS.ops })).status).toBe(404);
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /catalog_verifications_total\{result="failed",reason="unsigned",engine="any"\} 1/,
+    );
+    expect(metrics).toMatch(
+      /catalog_verifications_total\{result="verified",reason="signed",engine="any"\} [1-9]/,
+    );
+  });
+
+  it('verify detects bytes changed on disk after ingest', async () => {
+    const p = await file('later.gguf', 'fine at first', key);
+    expect((await add({ id: 'later', source: p })).status).toBe(201);
+    await appendFile(p, 'swapped');
+    const v = await call(h.url, 'POST', '/v1/catalog/models/later/verify', { key: KEYS.ops });
+    expect(v.json).toMatchObject({ result: 'failed', reason: 'digest_mismatch' });
+    expect((await call(h.url, 'GET', '/v1/catalog/models/later', { key: KEYS.ops })).json).toMatchObject({
+      verified: false,
+    });
+  });
+});
+
+describe('lifecycle (ORCH-3069..3074)', () => {
+  it('moves only along allowed transitions, exports model_state, and Deprecated refuses new sessions (409)', async () => {
+    const p = await file('served.gguf', 'served weights', key);
+    expect((await add({ id: 'served', source: p })).status).toBe(201);
+    const state = (s: string) =>
+      call(h.url, 'POST', '/v1/catalog/models/served/state', { key: KEYS.ops, body: { state: s } });
+    expect((await state('Retired')).status).toBe(200); // Draft → Retired is allowed
+    expect((await state('Active')).json).toMatchObject({ code: 'CONFLICT' }); // nothing leaves Retired
+    const q = await file('q.gguf', 'q', key);
+    expect((await add({ id: 'q', source: q })).status).toBe(201);
+    const ok = await call(h.url, 'POST', '/v1/catalog/models/q/state', {
+      key: KEYS.ops,
+      body: { state: 'Active' },
+    });
+    expect(ok.json).toMatchObject({ state: 'Active' });
+    const metrics = await (await fetch(`${h.url}/metrics`)).text();
+    expect(metrics).toMatch(/model_state\{model_id="q",state="Active"\} 1/);
+    expect(metrics).toMatch(/model_state\{model_id="q",state="Draft"\} 0/);
+    // The pool 'served' serves catalog id 'served', now Retired: it takes no work.
+    const refused = await call(h.url, 'POST', '/v1/tasks', {
+      key: KEYS.alice,
+      body: task('served', { engine: 'tgi' }),
+    });
+    expect(refused.status).toBe(503);
+  });
+
+  it('Deprecated: existing sessions continue, new sessions get MODEL_DEPRECATED', async () => {
+    const h2 = await startHarness({
+      auth: { keys: TEST_KEYS },
+      catalog: { trust_policy: 'permissive' },
+      pools: [simPool('legacy', 'vllm', { model: { id: 'legacy' } })],
+    });
+    try {
+      const p = await file('legacy.gguf', 'legacy weights');
+      const created = await call(h2.url, 'POST', '/v1/catalog/models', {
+        key: KEYS.ops,
+        body: { id: 'legacy', source: p },
+      });
+      expect(created.json).toMatchObject({ verified: false, trust_policy: 'permissive' }); // permissive: logged, kept
+      for (const s of ['Active', 'Deprecated'])
+        await call(h2.url, 'POST', '/v1/catalog/models/legacy/state', { key: KEYS.ops, body: { state: s } });
+      const fresh = await call(h2.url, 'POST', '/v1/tasks', {
+        key: KEYS.alice,
+        body: task('legacy', { engine: 'vllm' }),
+      });
+      expect(fresh.status).toBe(409);
+      expect(fresh.json).toMatchObject({ code: 'MODEL_DEPRECATED' });
+      // A session that existed before deprecation keeps working.
+      await call(h2.url, 'POST', '/v1/catalog/models/legacy/state', {
+        key: KEYS.ops,
+        body: { state: 'Active' },
+      });
+      const first = task('legacy', { engine: 'vllm', max_tokens: 2 });
+      await call(h2.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: first });
+      await readStream(h2.url, first.task_id, { key: KEYS.alice });
+      await call(h2.url, 'POST', '/v1/catalog/models/legacy/state', {
+        key: KEYS.ops,
+        body: { state: 'Deprecated' },
+      });
+      const again = await call(h2.url, 'POST', '/v1/tasks', {
+        key: KEYS.alice,
+        body: task('legacy', { engine: 'vllm', max_tokens: 2, session_id: first.session_id }),
+      });
+      expect(again.status).toBe(202);
+    } finally {
+      await h2.close();
+    }
+  });
+});
