@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { GpuMonitor } from './gpu/gpu-monitor.js';
 import { ArtifactRegistry } from './artifacts/artifact-registry.js';
-import { CatalogService } from './catalog/catalog-service.js';
+import { CatalogService, type CatalogAddRequest } from './catalog/catalog-service.js';
 import { NodeRegistry } from './nodes/node-registry.js';
 import { openStore } from './persistence/open-store.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
@@ -23,6 +23,8 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** Progress of slow one-time steps (building llama-server). */
   readonly onProgress?: (line: string) => void;
+  /** Catalog entries to add (and activate) before pools start: the dev profile's generated model. */
+  readonly bootstrapCatalog?: readonly CatalogAddRequest[];
   /** Collect Node process metrics (off in tests that start many orchestrators). */
   readonly processMetrics?: boolean;
 }
@@ -72,7 +74,8 @@ export async function startOrchestrator(
   const catalog = await CatalogService.open(store, config, metrics, logger, opts.clock ?? systemClock);
   const gpu = new GpuMonitor(config, logger);
   await gpu.detect();
-  const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus };
+  if (opts.bootstrapCatalog) await catalog.ensure(opts.bootstrapCatalog);
+  const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus, catalog };
   const supervisors = new Map<string, PoolSupervisor>();
   const remote = new Map<string, RemotePoolSupervisor>();
   for (const pool of config.pools) {

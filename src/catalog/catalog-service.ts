@@ -230,6 +230,24 @@ export class CatalogService {
     return record;
   }
 
+  /** The entry for a model id, if the catalog has one. */
+  find(id: string): Promise<CatalogRecord | undefined> {
+    return this.#store.getModel(id);
+  }
+
+  get trustPolicy(): 'strict' | 'permissive' {
+    return this.#config.catalog.trustPolicy;
+  }
+
+  /** Adds the entries that are missing and makes them Active (bootstrapping a deployment). */
+  async ensure(entries: readonly CatalogAddRequest[]): Promise<void> {
+    for (const e of entries) {
+      if (!(await this.find(e.id))) await this.add(e);
+      const m = await this.get(e.id);
+      if (m.state === 'Draft') await this.setState(e.id, 'Active', 'bootstrap');
+    }
+  }
+
   async get(id: string): Promise<CatalogRecord> {
     const m = await this.#store.getModel(id);
     if (!m) throw new OrchError('NOT_FOUND', `catalog: model '${id}' not found`);

@@ -62,6 +62,7 @@ export function devConfig(o: DevOptions): LoadConfigResult {
           : [{ id: 'dev', tenant: 'dev', sha256: sha256Hex(o.apiKey), scopes: ['data', 'control'] }],
     },
     pools: [o.engine === 'sim' ? simPool(o) : llamaPool(o)],
+    catalog: { trust_policy: 'strict', trust_roots: [devKeyPaths(o.dataDir).pub] },
   };
   return validateConfig(raw);
 }
@@ -93,4 +94,9 @@ function llamaPool(o: DevOptions): RawPool {
     launch: { threads: 1, parallel: 1, cont_batching: false },
     queue: { capacity: o.queueCapacity, full_policy: o.fullPolicy },
   };
+}
+
+/** Where the dev profile keeps its locally generated signing key. */
+export function devKeyPaths(dataDir: string): { pub: string; key: string } {
+  return { pub: resolve(dataDir, 'keys', 'dev.pub'), key: resolve(dataDir, 'keys', 'dev.key') };
 }

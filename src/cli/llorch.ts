@@ -13,6 +13,8 @@ import { simCommand } from '../sim/sim-main.js';
 import { poolsCommand, statusCommand } from './status.js';
 import { artifactsCommand } from './artifacts.js';
 import { catalogCommand } from './catalog.js';
+import { ensureDevSigning } from './dev-signing.js';
+import type { CatalogAddRequest } from '../catalog/catalog-service.js';
 import { startPoolManagerd } from '../nodes/pool-managerd.js';
 import { OrchHttpError } from '../client/orch-client.js';
 
@@ -55,11 +57,16 @@ function int(name: string, v: string | undefined, dflt: number): number {
   return Number(v);
 }
 
-async function run(config: ResolvedConfig, warnings: readonly string[]): Promise<void> {
+async function run(
+  config: ResolvedConfig,
+  warnings: readonly string[],
+  bootstrapCatalog?: readonly CatalogAddRequest[],
+): Promise<void> {
   const logger = createLogger({ level: config.logging.level });
   for (const w of warnings) logger.warn({ event: 'config.unknown_field' }, w);
   const running = await startOrchestrator(config, {
     logger,
+    ...(bootstrapCatalog ? { bootstrapCatalog } : {}),
     onProgress: (line) => process.stderr.write(`llama-server build: ${line}\n`),
   });
   let stopping = false;
@@ -129,10 +136,16 @@ async function main(argv: string[]): Promise<void> {
         ),
         simSlots: Math.max(1, int('sim-slots', values['sim-slots'], DEV_DEFAULTS.simSlots)),
       };
-      if (opts.modelPath === undefined && engine === 'llamacpp')
-        await writeTinyGguf(tinyModelPath(opts.dataDir), { ctx: opts.ctx });
+      const generated = opts.modelPath === undefined && engine === 'llamacpp';
+      if (generated) await writeTinyGguf(tinyModelPath(opts.dataDir), { ctx: opts.ctx });
+      // The generated model is signed with the local dev key and registered in the catalog.
+      await ensureDevSigning(opts.dataDir, generated ? tinyModelPath(opts.dataDir) : undefined);
       const { config, warnings } = devConfig(opts);
-      return run(config, warnings);
+      return run(
+        config,
+        warnings,
+        generated ? [{ id: 'tiny', source: tinyModelPath(opts.dataDir) }] : undefined,
+      );
     }
     case 'serve': {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });

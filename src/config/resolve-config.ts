@@ -208,9 +208,6 @@ function resolvePool(
   if (!Number.isInteger(replicas) || replicas < 1) {
     problems.push(`${at}.replicas: must be an integer >= 1`);
   }
-  if (worker === 'native' && p.model.path === undefined && p.hosts === undefined) {
-    problems.push(`${at}.model.path: required for pools that run a real engine (launch.worker: native)`);
-  }
   const versions = p.launch?.sim?.engine_version ?? `sim-${p.engine}-1`;
   const engineVersions =
     typeof versions === 'string' ? Array.from({ length: replicas }, () => versions) : [...versions];

@@ -12,6 +12,7 @@ import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './engine-launcher.
 import { EnginePoolSupervisor, type SupervisorEvent } from './engine-supervisor.js';
 import { checkHeadroom, estimateMemory } from './headroom.js';
 import type { PoolSupervisor } from './replica.js';
+import type { CatalogService } from '../catalog/catalog-service.js';
 
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -44,14 +45,36 @@ export interface PoolFactoryOptions {
   readonly metrics: OrchMetrics;
   /** GPUs of this host (nvidia-smi), for headroom checks; undefined when unknown. */
   readonly gpus: () => readonly GpuInfo[] | undefined;
+  /** The model catalog: pools whose model id is an entry serve its verified file. */
+  readonly catalog?: CatalogService | undefined;
 }
 
 /**
  * Builds the supervisor of a pool: provisions the engine binary, pins the model digest, and
  * checks headroom before anything loads.
  */
-export async function createSupervisor(o: PoolFactoryOptions, pool: ResolvedPool): Promise<PoolSupervisor> {
+export async function createSupervisor(
+  o: PoolFactoryOptions,
+  configured: ResolvedPool,
+): Promise<PoolSupervisor> {
   const { config, logger, onProgress, metrics } = o;
+  let pool = configured;
+  // A pool that names its model by catalog id (no path) serves that entry's file, verified before load.
+  const entry =
+    pool.launch.worker === 'native' && pool.model.path === ''
+      ? await o.catalog?.find(pool.model.id)
+      : undefined;
+  if (entry) {
+    if (entry.state === 'Retired')
+      throw new ConfigError([
+        `pools: pool '${pool.id}' serves catalog model '${entry.id}', which is Retired`,
+      ]);
+    pool = { ...pool, model: { ...pool.model, path: entry.path, digest: entry.digest } };
+  } else if (pool.launch.worker === 'native' && pool.model.path === '') {
+    throw new ConfigError([
+      `pools: pool '${pool.id}' names no model.path and the catalog has no model '${pool.model.id}'`,
+    ]);
+  }
   const onEvent = eventsToMetrics(metrics, pool);
   if (pool.launch.worker === 'sim') {
     logger.warn(
@@ -73,12 +96,13 @@ export async function createSupervisor(o: PoolFactoryOptions, pool: ResolvedPool
         `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
       ]);
     });
-    if (pool.model.digest !== undefined && pool.model.digest !== digest) {
+    // Catalog models are checked by the preflight (the pool stays unready; nothing else stops).
+    if (!entry && pool.model.digest !== undefined && pool.model.digest !== digest) {
       throw new ConfigError([
         `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
       ]);
     }
-    modelDigest = digest;
+    modelDigest = entry ? entry.digest : digest;
   } else {
     // vLLM, TGI and Triton load model directories; their digest is the configured one.
     binary = pool.launch.binaryPath ?? NATIVE_BINARIES[pool.engine];
@@ -89,6 +113,17 @@ export async function createSupervisor(o: PoolFactoryOptions, pool: ResolvedPool
     logger,
     onEvent,
     preflight: async () => {
+      if (entry && o.catalog) {
+        const v = await o.catalog.verify(entry.id);
+        if (!v.ok) {
+          const cause = `catalog: model '${entry.id}' failed verification before load (${v.reason})`;
+          if (o.catalog.trustPolicy === 'strict') return cause;
+          logger.warn(
+            { event: 'catalog.permissive_load', pool_id: pool.id, reason: v.reason },
+            `${cause}; loading anyway (permissive)`,
+          );
+        }
+      }
       const est = await estimateMemory(pool);
       const cause = checkHeadroom(pool, est, o.gpus(), freemem());
       if (cause !== undefined)

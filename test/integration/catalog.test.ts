@@ -192,3 +192,86 @@ describe('lifecycle (ORCH-3069..3074)', () => {
     }
   });
 });
+
+describe('pools serve catalog models, verified before load', () => {
+  it('a pool naming a catalog id serves its file; a tampered file never becomes Ready under strict', async () => {
+    const { tinyModelPath, tinyPool } = await import('../support/harness.js');
+    const { copyFile } = await import('node:fs/promises');
+    const good = join(dir, 'cat-tiny.gguf');
+    await copyFile(await tinyModelPath(), good);
+    await writeFile(
+      `${good}.minisig`,
+      signMinisign(await (await import('node:fs/promises')).readFile(good), key, 'tiny'),
+    );
+    const bad = join(dir, 'cat-bad.gguf');
+    await copyFile(good, bad);
+    await writeFile(`${bad}.minisig`, signMinisign(Buffer.from('something else'), key, 'bad'));
+    const trust = join(dir, 'trusted.pub');
+    const h3 = await startHarness(
+      {
+        auth: { keys: TEST_KEYS },
+        catalog: { trust_policy: 'permissive', trust_roots: [trust] },
+        pools: [
+          { ...tinyPool('cat-tiny', good), model: { id: 'cat-tiny' } },
+          { ...tinyPool('cat-bad', bad), model: { id: 'cat-bad' } },
+        ],
+      },
+      { waitReady: false },
+    ).catch((e: unknown) => e);
+    // Without catalog entries the pools cannot start: they name no path.
+    expect(String(h3)).toMatch(/names no model\.path and the catalog has no model 'cat-tiny'/);
+
+    const { validateConfig } = await import('../../src/config/load-config.js');
+    const { startOrchestrator } = await import('../../src/main.js');
+    const { createLogger } = await import('../../src/util/logger.js');
+    const { config } = validateConfig({
+      profile: 'dev',
+      listen: { host: '127.0.0.1', port: 0 },
+      data_dir: await mkdtemp(join(tmpdir(), 'llorch-catpool-')),
+      catalog: { trust_policy: 'strict', trust_roots: [trust] },
+      pools: [
+        { ...tinyPool('cat-tiny', good), model: { id: 'cat-tiny' } },
+        { ...tinyPool('cat-bad', bad), model: { id: 'cat-bad' } },
+      ],
+    });
+    // cat-bad is ingested while its signature still matched, then its bytes change on disk.
+    const badBytes = await (await import('node:fs/promises')).readFile(bad);
+    await writeFile(`${bad}.minisig`, signMinisign(badBytes, key, 'bad'));
+    const running = await startOrchestrator(config, {
+      logger: createLogger({ level: 'silent' }),
+      processMetrics: false,
+      bootstrapCatalog: [
+        { id: 'cat-tiny', source: good },
+        { id: 'cat-bad', source: bad },
+      ],
+    }).catch(async (e: unknown) => {
+      throw e;
+    });
+    try {
+      await running.ready;
+      const pools = running.orchestrator.pools;
+      expect(pools.find((p) => p.id === 'cat-tiny')?.availability()).toBe('ready');
+      expect(pools.find((p) => p.id === 'cat-tiny')?.modelDigest()).toMatch(/^sha256:/);
+    } finally {
+      await running.close(0);
+    }
+    await appendFile(bad, 'tampered after ingest');
+    const again = await startOrchestrator(config, {
+      logger: createLogger({ level: 'silent' }),
+      processMetrics: false,
+    });
+    try {
+      await again.ready;
+      const badPool = again.orchestrator.pools.find((p) => p.id === 'cat-bad');
+      expect(badPool?.availability()).toBe('unavailable');
+      const cause = badPool?.supervisor.replicas()[0]?.state;
+      expect(cause).toMatchObject({
+        kind: 'unready',
+        cause: expect.stringMatching(/failed verification before load \(digest_mismatch\)/),
+      });
+      expect(again.orchestrator.pools.find((p) => p.id === 'cat-tiny')?.availability()).toBe('ready');
+    } finally {
+      await again.close(0);
+    }
+  });
+});
