@@ -157,4 +157,31 @@ describe('durability (SPEC §8)', () => {
     ) as { artifacts: Ref[] };
     expect(ls.artifacts.map((x) => x.id)).toEqual([ref.id]);
   });
+
+  it('catalog entries and their lifecycle survive kill -9 too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'llorch-durable-cat-'));
+    const model = join(dir, 'm.gguf');
+    await writeFile(model, 'weights');
+    const file = join(dir, 'config.yaml');
+    await writeFile(
+      file,
+      stringify({
+        profile: 'dev',
+        listen: { host: '127.0.0.1', port: 0 },
+        data_dir: dir,
+        catalog: { trust_policy: 'permissive' },
+        pools: [simPool('d', 'tgi')],
+      }),
+    );
+    let url = await start(file);
+    await run(process.execPath, [CLI, 'catalog', 'add', 'm', '--source', model, '--url', url]);
+    await run(process.execPath, [CLI, 'catalog', 'state', 'm', 'Active', '--url', url]);
+    serve?.kill('SIGKILL');
+    await new Promise((r) => serve?.once('exit', r));
+    url = await start(file);
+    const shown = JSON.parse(
+      (await run(process.execPath, [CLI, 'catalog', 'show', 'm', '--url', url])).stdout,
+    ) as Record<string, unknown>;
+    expect(shown).toMatchObject({ id: 'm', state: 'Active', verified: false });
+  });
 });
