@@ -7,8 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { readFile, rm, stat, utimes } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { Clock } from '../domain/types.js';
@@ -21,6 +21,7 @@ import {
   type Store,
 } from '../persistence/store.js';
 import type { Logger } from '../util/logger.js';
+import { fetchToFile, hfUrl } from './fetcher.js';
 import {
   messageOf,
   parsePublicKey,
@@ -130,19 +131,57 @@ export class CatalogService {
       this.#metrics.set('model_state', { model_id: id, state: s }, s === state ? 1 : 0);
   }
 
-  #pathOf(source: string): string {
+  /** The local file of a source: downloaded into the cache for `https:` / `hf:` (with its signature when published). */
+  async #pathOf(
+    id: string,
+    source: string,
+    pinned: string | undefined,
+  ): Promise<{ path: string; signature: string | undefined }> {
     const kind = sourceKind(source);
     if (!this.#config.catalog.allowedSources.includes(kind))
       throw new OrchError(
         'UNTRUSTED_ARTIFACT',
         `source: '${kind}' sources are not allowed by the trust policy (allowed: ${this.#config.catalog.allowedSources.join(', ')})`,
       );
-    if (kind === 'https' || kind === 'hf')
-      throw new OrchError(
-        'NOT_IMPLEMENTED',
-        `source: fetching '${kind}' sources is not available in this build`,
+    if (kind === 'path' || kind === 'file')
+      return { path: kind === 'file' ? fileURLToPath(source) : resolve(source), signature: undefined };
+    const url = kind === 'hf' ? hfUrl(source, this.#config.catalog.hfEndpoint) : source;
+    const name = basename(new URL(url).pathname) || 'model';
+    const dest = join(this.#config.catalog.cacheDir, id.replace(/[^A-Za-z0-9._-]/g, '_'), name);
+    try {
+      await fetchToFile(url, dest, {
+        expectedDigest: pinned,
+        onProgress: (bytes, total) =>
+          this.#logger.debug({ event: 'catalog.download', model_id: id, bytes, total }, 'downloading'),
+      });
+    } catch (err) {
+      throw new OrchError('INVALID_PARAMS', `source: download of ${url} failed: ${(err as Error).message}`);
+    }
+    const res = await fetch(`${url}.minisig`).catch(() => undefined);
+    const signature = res?.ok === true ? await res.text() : undefined;
+    return { path: dest, signature };
+  }
+
+  /** Models no pool serves are evicted from the download cache, least recently used first. */
+  async #enforceQuota(keep: string): Promise<void> {
+    const quota = this.#config.catalog.cacheQuotaBytes;
+    if (quota === undefined) return;
+    const cached = (await this.#store.listModels()).filter(
+      (m) => m.path.startsWith(this.#config.catalog.cacheDir) && existsSync(m.path),
+    );
+    const sized = await Promise.all(cached.map(async (m) => ({ m, st: await stat(m.path) })));
+    let total = sized.reduce((n, x) => n + x.st.size, 0);
+    const inUse = new Set(this.#config.pools.map((p) => p.model.id));
+    for (const { m, st } of sized.sort((a, b) => a.st.mtimeMs - b.st.mtimeMs)) {
+      if (total <= quota) break;
+      if (m.id === keep || inUse.has(m.id)) continue;
+      await rm(dirname(m.path), { recursive: true, force: true });
+      total -= st.size;
+      this.#logger.info(
+        { event: 'catalog.evicted', model_id: m.id, bytes: st.size },
+        `catalog: evicted ${m.id} from the model cache (quota ${quota} bytes)`,
       );
-    return kind === 'file' ? fileURLToPath(source) : resolve(source);
+    }
   }
 
   /** Digest and signature check of the bytes on disk. */
@@ -192,8 +231,10 @@ export class CatalogService {
   async add(req: CatalogAddRequest): Promise<CatalogRecord> {
     if (await this.#store.getModel(req.id))
       throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
-    const path = this.#pathOf(req.source);
-    const v = await this.verifyFile(path, req.signature, req.digest);
+    const fetched = await this.#pathOf(req.id, req.source, req.digest);
+    const path = fetched.path;
+    const signatureText = req.signature ?? fetched.signature;
+    const v = await this.verifyFile(path, signatureText, req.digest);
     this.#record(req.id, v, 'ingest');
     if (v.reason === 'missing_file') throw new OrchError('INVALID_PARAMS', `source: no file at ${path}`);
     if (v.reason === 'digest_mismatch')
@@ -218,7 +259,7 @@ export class CatalogService {
       verified: v.ok,
       keyId: v.keyId,
       signature:
-        req.signature ??
+        signatureText ??
         (existsSync(`${path}.minisig`) ? await readFile(`${path}.minisig`, 'utf8') : undefined),
       sbom: req.sbom,
       createdMs: now,
@@ -227,6 +268,7 @@ export class CatalogService {
     if (!(await this.#store.addModel(record, `ingested (${v.reason})`)))
       throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
     this.#track(record.id, record.state);
+    await this.#enforceQuota(record.id);
     return record;
   }
 
@@ -263,6 +305,8 @@ export class CatalogService {
     const m = await this.get(id);
     const v = await this.verifyFile(m.path, m.signature, m.digest);
     this.#record(id, v, 'verify');
+    // Verification precedes every load: it marks the file recently used for the cache's LRU.
+    if (existsSync(m.path)) await utimes(m.path, new Date(), new Date()).catch(() => undefined);
     await this.#store.setModelVerified(id, v.ok, this.#clock.now());
     return v;
   }

@@ -56,6 +56,10 @@ export interface ResolvedConfig {
     /** Paths of minisign public key files. */
     readonly trustRoots: readonly string[];
     readonly allowedSources: readonly ('path' | 'file' | 'https' | 'hf')[];
+    readonly hfEndpoint: string;
+    /** Downloaded models live under `<data_dir>/models/cache`. */
+    readonly cacheDir: string;
+    readonly cacheQuotaBytes: number | undefined;
   };
   readonly pools: readonly ResolvedPool[];
   /** Node credentials accepted by this orchestrator (sha256 by node id). */

@@ -265,6 +265,18 @@ export const CatalogSchema = closed('The model catalog and its trust policy (SPE
       default: ['path', 'file'],
     }),
   ),
+  hf_endpoint: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Base URL `hf:` sources resolve against.',
+      default: 'https://huggingface.co',
+    }),
+  ),
+  cache_quota_bytes: Type.Optional(
+    PositiveInt(
+      'Size of the local cache of downloaded models; least recently used models no pool serves are evicted beyond it.',
+    ),
+  ),
 });
 
 export const SCHEDULING_MODES = ['wfq', 'fifo'] as const;
