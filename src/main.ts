@@ -109,6 +109,21 @@ export async function startOrchestrator(
     remoteStop: (pool) =>
       onHosts(pool.config.hosts, (host) => nodes.command(host, { op: 'stop', pool_id: pool.id })),
   });
+  // Deprecated models' pools drain by the deadline given; Retired models' pools unload now.
+  catalog.onStateChange = (id, _from, to, deadlineMs) => {
+    const pools = orchestrator.pools.filter((p) => p.config.model.id === id);
+    if (to === 'Deprecated' && deadlineMs !== undefined) {
+      const t = setTimeout(() => {
+        if (catalog.stateOf(id) === 'Deprecated') for (const p of pools) orchestrator.drain(p.id, 5_000);
+      }, deadlineMs);
+      t.unref();
+    }
+    if (to === 'Retired')
+      for (const p of pools) {
+        orchestrator.drain(p.id, deadlineMs ?? 0);
+        void orchestrator.unloadWhenDrained(p.id);
+      }
+  };
   gpu.start(metrics, () =>
     orchestrator.pools.flatMap((p) =>
       p.config.devices === 'cpu' || p.config.launch.worker !== 'native'

@@ -311,7 +311,47 @@ export class CatalogService {
     return v;
   }
 
-  async setState(id: string, to: LifecycleState, reason?: string): Promise<CatalogRecord> {
+  /**
+   * Resolves a reference to one immutable entry: an id, `id@sha256:<hex>` (the digest must
+   * match), or `tag:<tag>` — among entries carrying the tag, serving states first (Active,
+   * Canary, then Deprecated, Draft), then the newest, then the smallest id: the same catalog
+   * always resolves the same reference to the same digest.
+   */
+  async resolveRef(ref: string): Promise<CatalogRecord> {
+    if (ref.startsWith('tag:')) {
+      const tag = ref.slice('tag:'.length);
+      const rank: Readonly<Record<LifecycleState, number>> = {
+        Active: 0,
+        Canary: 1,
+        Deprecated: 2,
+        Draft: 3,
+        Retired: 9,
+      };
+      const candidates = (await this.list())
+        .filter((m) => m.tags.includes(tag) && m.state !== 'Retired')
+        .sort((a, b) => rank[a.state] - rank[b.state] || b.createdMs - a.createdMs || (a.id < b.id ? -1 : 1));
+      const first = candidates[0];
+      if (!first) throw new OrchError('NOT_FOUND', `catalog: no model carries tag '${tag}'`);
+      return first;
+    }
+    const [id = '', digest] = ref.split('@');
+    const m = await this.get(id);
+    if (digest !== undefined && digest !== m.digest)
+      throw new OrchError('NOT_FOUND', `catalog: '${id}' has digest ${m.digest}, not ${digest}`);
+    return m;
+  }
+
+  /** Called after every state change (drains and unloads pools serving the model). */
+  onStateChange:
+    | ((id: string, from: LifecycleState, to: LifecycleState, deadlineMs: number | undefined) => void)
+    | undefined;
+
+  async setState(
+    id: string,
+    to: LifecycleState,
+    reason?: string,
+    deadlineMs?: number,
+  ): Promise<CatalogRecord> {
     const m = await this.get(id);
     if (!TRANSITIONS[m.state].includes(to))
       throw new OrchError(
@@ -325,6 +365,7 @@ export class CatalogService {
       { event: 'catalog.state', model_id: id, from: m.state, to },
       `catalog: ${id} ${m.state} → ${to}`,
     );
+    this.onStateChange?.(id, m.state, to, deadlineMs);
     return this.get(id);
   }
 }

@@ -37,7 +37,8 @@ export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOpti
 
   app.get<{ Params: { id: string } }>('/v1/catalog/models/:id', async (req) => {
     control(req.headers.authorization);
-    return view(await o.catalog.get(req.params.id));
+    // `{id}` may also be `id@sha256:<hex>` or `tag:<tag>`, resolved to one immutable entry.
+    return view(await o.catalog.resolveRef(req.params.id));
   });
 
   app.post<{ Params: { id: string } }>('/v1/catalog/models/:id/verify', async (req) => {
@@ -53,7 +54,7 @@ export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOpti
 
   app.post<{ Params: { id: string } }>('/v1/catalog/models/:id/state', async (req) => {
     control(req.headers.authorization);
-    const body = o.validate('StateRequest', req.body) as { state: LifecycleState };
-    return view(await o.catalog.setState(req.params.id, body.state));
+    const body = o.validate('StateRequest', req.body) as { state: LifecycleState; deadline_ms?: number };
+    return view(await o.catalog.setState(req.params.id, body.state, undefined, body.deadline_ms));
   });
 }

@@ -409,6 +409,18 @@ export class Orchestrator {
     return pool;
   }
 
+  /** Stops a drained pool's engines once its in-flight work is over (a Retired model unloads). */
+  async unloadWhenDrained(poolId: string): Promise<void> {
+    const pool = this.#poolOrThrow(poolId);
+    while (pool.running.size > 0 || pool.lifecycle?.state === 'in_progress')
+      await new Promise((r) => setTimeout(r, 20));
+    await pool.supervisor.stop();
+    this.#o.logger.info(
+      { event: 'pool.unloaded', pool_id: poolId },
+      `pool ${poolId} unloaded (model retired)`,
+    );
+  }
+
   /** `POST /v1/pools/{id}/reload`: starts the reload; `done` settles when it finished either way. */
   reload(
     poolId: string,

@@ -19,6 +19,7 @@ import {
   simPool,
   startHarness,
   task,
+  until,
   type Harness,
 } from '../support/harness.js';
 
@@ -272,6 +273,82 @@ describe('pools serve catalog models, verified before load', () => {
       expect(again.orchestrator.pools.find((p) => p.id === 'cat-tiny')?.availability()).toBe('ready');
     } finally {
       await again.close(0);
+    }
+  });
+});
+
+describe('references and lifecycle effects on pools', () => {
+  it('tags resolve deterministically to one immutable digest; id@digest must match', async () => {
+    const mk = async (id: string, content: string, state?: string) => {
+      expect(
+        (await add({ id, source: await file(`${id}.gguf`, content, key), tags: ['q4-line'] })).status,
+      ).toBe(201);
+      if (state)
+        await call(h.url, 'POST', `/v1/catalog/models/${id}/state`, { key: KEYS.ops, body: { state } });
+    };
+    await mk('line-draft', 'd');
+    await mk('line-old', 'o', 'Active');
+    await new Promise((r) => setTimeout(r, 5));
+    await mk('line-new', 'n', 'Active');
+    const resolved = await Promise.all(
+      [0, 1, 2].map(
+        async () =>
+          (await call(h.url, 'GET', '/v1/catalog/models/tag:q4-line', { key: KEYS.ops })).json as {
+            id: string;
+            digest: string;
+          },
+      ),
+    );
+    expect(new Set(resolved.map((r) => `${r.id} ${r.digest}`)).size).toBe(1);
+    expect(resolved[0]?.id).toBe('line-new');
+    const pinned = await call(h.url, 'GET', `/v1/catalog/models/line-new@${resolved[0]?.digest ?? ''}`, {
+      key: KEYS.ops,
+    });
+    expect(pinned.status).toBe(200);
+    expect(
+      (await call(h.url, 'GET', `/v1/catalog/models/line-new@sha256:${'1'.repeat(64)}`, { key: KEYS.ops }))
+        .status,
+    ).toBe(404);
+  });
+
+  it('a Retired model unloads the pools serving it', async () => {
+    // 'served' was retired above: its pool drained and its engines stopped.
+    await until(async () => {
+      const hl = (await call(h.url, 'GET', '/v1/pools/served/health', { key: KEYS.ops })).json as {
+        replicas: { state: string }[];
+        draining: boolean;
+      };
+      return hl.draining && hl.replicas.every((r) => r.state === 'stopped');
+    }, 10_000);
+  });
+
+  it('Deprecated with a deadline drains the pools serving it when the deadline passes', async () => {
+    const h4 = await startHarness({
+      auth: { keys: TEST_KEYS },
+      catalog: { trust_policy: 'permissive' },
+      pools: [simPool('old', 'vllm', { model: { id: 'old' } })],
+    });
+    try {
+      await call(h4.url, 'POST', '/v1/catalog/models', {
+        key: KEYS.ops,
+        body: { id: 'old', source: await file('old.gguf', 'old') },
+      });
+      await call(h4.url, 'POST', '/v1/catalog/models/old/state', {
+        key: KEYS.ops,
+        body: { state: 'Active' },
+      });
+      const r = await call(h4.url, 'POST', '/v1/catalog/models/old/state', {
+        key: KEYS.ops,
+        body: { state: 'Deprecated', deadline_ms: 200 },
+      });
+      expect(r.json).toMatchObject({ state: 'Deprecated' });
+      const draining = async () =>
+        ((await call(h4.url, 'GET', '/v1/pools/old/health', { key: KEYS.ops })).json as { draining: boolean })
+          .draining;
+      expect(await draining()).toBe(false);
+      await until(draining, 5_000);
+    } finally {
+      await h4.close();
     }
   });
 });
