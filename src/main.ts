@@ -102,6 +102,10 @@ export async function startOrchestrator(
     createSupervisor: (pool) => createSupervisor(factory, pool),
     gpus: () => gpu.gpus,
     modelState: (id) => catalog.stateOf(id),
+    ledger: {
+      add: (tenant, sessionId, usage, atMs) => store.addSessionUsage(tenant, sessionId, usage, atMs),
+      get: (tenant, sessionId) => store.getSessionUsage(tenant, sessionId),
+    },
     remoteReload: (pool, modelPath) =>
       onHosts(pool.config.hosts, (host) =>
         nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath }),

@@ -55,6 +55,11 @@ export interface OrchestratorOptions {
   readonly remoteReload?: (pool: PoolRuntime, modelPath: string) => Promise<string | undefined>;
   /** Stops a remote pool's engines on its hosts (after a drain). */
   readonly remoteStop?: (pool: PoolRuntime) => Promise<string | undefined>;
+  /** The durable session budgets ledger (usage of finished turns). */
+  readonly ledger?: {
+    add(tenant: string, sessionId: string, usage: SessionUsage, atMs: number): Promise<void>;
+    get(tenant: string, sessionId: string): Promise<SessionUsage | undefined>;
+  };
   /** Catalog lifecycle state of a model id (Deprecated blocks new sessions). */
   readonly modelState?: (modelId: string) => string | undefined;
   /** The host's GPUs (telemetry in pool health). */
@@ -238,9 +243,19 @@ export class Orchestrator {
           },
         );
       const own = session?.tenant === principal.tenant && session.poolId === pool.id ? session : undefined;
+      // After a restart the session is gone from memory, but its budget ledger is durable.
+      const budgeted = pool.config.budgets;
+      const hasBudget =
+        budgeted.sessionTokens !== undefined ||
+        budgeted.sessionWallMs !== undefined ||
+        budgeted.sessionCost !== undefined;
+      const ledgerUsage =
+        own === undefined && hasBudget
+          ? await this.#o.ledger?.get(principal.tenant, input.sessionId)
+          : undefined;
       checkBudget(
         pool,
-        own?.usage ?? emptyUsage(),
+        own?.usage ?? ledgerUsage ?? emptyUsage(),
         promptTokens,
         input.workload === 'completion' ? input.maxTokens : 0,
       );
@@ -258,6 +273,7 @@ export class Orchestrator {
         cost,
         predictedStartMs,
         victims,
+        ledgerUsage,
       });
     } catch (err) {
       if (rateCharged) this.#quotas.refund(principal.tenant);
@@ -316,7 +332,13 @@ export class Orchestrator {
     principal: Principal,
     input: SubmitInput,
     correlationId: string,
-    a: { promptTokens: number; cost: number; predictedStartMs: number; victims: readonly TaskRecord[] },
+    a: {
+      promptTokens: number;
+      cost: number;
+      predictedStartMs: number;
+      victims: readonly TaskRecord[];
+      ledgerUsage?: SessionUsage | undefined;
+    },
   ): Accepted {
     const { promptTokens, predictedStartMs } = a;
     const now = this.#o.clock.now();
@@ -346,6 +368,7 @@ export class Orchestrator {
     this.#tasks.set(spec.taskId, task);
     this.#remember(spec.taskId);
     const session = this.#sessions.beginTurn(spec.sessionId, spec.tenant, pool.id);
+    if (session.turns === 1 && a.ledgerUsage) Object.assign(session.usage, a.ledgerUsage);
     task.kvWarm = session.lastReplicaId !== undefined && spec.kvHint !== 'cold';
     task.log.append({
       type: 'started',
@@ -550,6 +573,16 @@ export class Orchestrator {
       session.usage.wallMs += runMs(task);
       session.usage.cost += costOf(pool.config.prices, task.tokensIn, task.tokensOut);
     }
+    const turn = {
+      tokens: task.tokensIn + task.tokensOut,
+      wallMs: runMs(task),
+      cost: costOf(pool.config.prices, task.tokensIn, task.tokensOut),
+    };
+    this.#o.ledger
+      ?.add(task.spec.tenant, task.spec.sessionId, turn, this.#o.clock.now())
+      .catch((err: unknown) =>
+        this.#o.logger.error({ err, session_id: task.spec.sessionId }, 'budget ledger write failed'),
+      );
     if (task.state.kind === 'canceled') return;
     pool.slo.record(
       task.spec.priority,

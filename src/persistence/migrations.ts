@@ -63,6 +63,21 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX catalog_history_by_model ON catalog_history (model_id, at_ms)`,
     ],
   },
+  {
+    version: 3,
+    name: 'session budgets ledger',
+    statements: [
+      `CREATE TABLE session_usage (
+        session_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        tokens BIGINT NOT NULL,
+        wall_ms BIGINT NOT NULL,
+        cost DOUBLE PRECISION NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (tenant, session_id)
+      )`,
+    ],
+  },
 ];
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (

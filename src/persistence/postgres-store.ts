@@ -213,6 +213,32 @@ export class PostgresStore implements Store {
     ]);
   }
 
+  async addSessionUsage(
+    tenant: string,
+    sessionId: string,
+    u: { tokens: number; wallMs: number; cost: number },
+    atMs: number,
+  ): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO session_usage (session_id, tenant, tokens, wall_ms, cost, updated_ms) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (tenant, session_id) DO UPDATE SET tokens = session_usage.tokens + excluded.tokens,
+       wall_ms = session_usage.wall_ms + excluded.wall_ms, cost = session_usage.cost + excluded.cost, updated_ms = excluded.updated_ms`,
+      [sessionId, tenant, u.tokens, Math.round(u.wallMs), u.cost, atMs],
+    );
+  }
+
+  async getSessionUsage(
+    tenant: string,
+    sessionId: string,
+  ): Promise<{ tokens: number; wallMs: number; cost: number } | undefined> {
+    const r = await this.#pool.query<{ tokens: string; wall_ms: string; cost: number }>(
+      'SELECT tokens, wall_ms, cost FROM session_usage WHERE tenant = $1 AND session_id = $2',
+      [tenant, sessionId],
+    );
+    const row = r.rows[0];
+    return row && { tokens: Number(row.tokens), wallMs: Number(row.wall_ms), cost: Number(row.cost) };
+  }
+
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.#pool.connect();
     try {

@@ -195,6 +195,34 @@ export class SqliteStore implements Store {
     return Promise.resolve();
   }
 
+  addSessionUsage(
+    tenant: string,
+    sessionId: string,
+    u: { tokens: number; wallMs: number; cost: number },
+    atMs: number,
+  ): Promise<void> {
+    this.#db
+      .prepare(
+        `INSERT INTO session_usage (session_id, tenant, tokens, wall_ms, cost, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, session_id) DO UPDATE SET tokens = tokens + excluded.tokens, wall_ms = wall_ms + excluded.wall_ms,
+         cost = cost + excluded.cost, updated_ms = excluded.updated_ms`,
+      )
+      .run(sessionId, tenant, u.tokens, Math.round(u.wallMs), u.cost, atMs);
+    return Promise.resolve();
+  }
+
+  getSessionUsage(
+    tenant: string,
+    sessionId: string,
+  ): Promise<{ tokens: number; wallMs: number; cost: number } | undefined> {
+    const r = this.#db
+      .prepare('SELECT tokens, wall_ms, cost FROM session_usage WHERE tenant = ? AND session_id = ?')
+      .get(tenant, sessionId) as { tokens: number; wall_ms: number; cost: number } | undefined;
+    return Promise.resolve(
+      r && { tokens: Number(r.tokens), wallMs: Number(r.wall_ms), cost: Number(r.cost) },
+    );
+  }
+
   close(): Promise<void> {
     this.#db.close();
     return Promise.resolve();

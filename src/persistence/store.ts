@@ -76,6 +76,17 @@ export interface Store {
   modelHistory(id: string): Promise<StateChange[]>;
   /** Records a verification outcome on the entry. */
   setModelVerified(id: string, verified: boolean, atMs: number): Promise<void>;
+  /** Adds a finished turn's usage to the session's budget ledger. */
+  addSessionUsage(
+    tenant: string,
+    sessionId: string,
+    usage: { tokens: number; wallMs: number; cost: number },
+    atMs: number,
+  ): Promise<void>;
+  getSessionUsage(
+    tenant: string,
+    sessionId: string,
+  ): Promise<{ tokens: number; wallMs: number; cost: number } | undefined>;
   /** Applied schema version (migrations are versioned in `migrations.ts`). */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

@@ -184,4 +184,39 @@ describe('durability (SPEC §8)', () => {
     ) as Record<string, unknown>;
     expect(shown).toMatchObject({ id: 'm', state: 'Active', verified: false });
   });
+
+  it('the session budgets ledger survives kill -9: a session cannot spend its budget twice', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'llorch-durable-budget-'));
+    const file = join(dir, 'config.yaml');
+    const pool = { ...simPool('b', 'tgi'), budgets: { session_tokens: 40 } };
+    await writeFile(
+      file,
+      stringify({ profile: 'dev', listen: { host: '127.0.0.1', port: 0 }, data_dir: dir, pools: [pool] }),
+    );
+    const submit = (url: string) =>
+      run(process.execPath, [
+        CLI,
+        'submit',
+        '--url',
+        url,
+        '--engine',
+        'tgi',
+        '--model',
+        'b',
+        '--session',
+        '6f1d2a3b-0c4e-4f5a-8b6c-7d8e9f0a1b2c',
+        '--prompt',
+        'hi',
+        '--max-tokens',
+        '20',
+      ]);
+    let url = await start(file);
+    await submit(url); // ~3 prompt tokens + 20 generated: 23 of 40
+    serve?.kill('SIGKILL');
+    await new Promise((r) => serve?.once('exit', r));
+    url = await start(file);
+    const second = await submit(url).catch((e: unknown) => e as { code: number; stderr: string });
+    expect(second).toMatchObject({ code: 1 });
+    expect((second as { stderr: string }).stderr).toMatch(/400 INVALID_PARAMS.*session budget/);
+  });
 });

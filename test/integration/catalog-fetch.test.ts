@@ -49,7 +49,7 @@ beforeAll(async () => {
     if (dropFirst.has(path)) {
       // Drop the connection a third of the way through: the client must resume.
       dropFirst.delete(path);
-      res.write(body.subarray(0, Math.floor(body.length / 3)), () => res.destroy());
+      res.write(body.subarray(0, Math.floor(body.length / 3)), () => setTimeout(() => res.destroy(), 150));
       return;
     }
     res.end(body);
@@ -72,8 +72,9 @@ describe('fetcher', () => {
     const digest = await fetchToFile(`${base}${path}`, dest, { onProgress: (b) => seen.push(b) });
     expect(digest).toBe(sha(files.get(path) ?? Buffer.alloc(0)));
     const hits = requests.filter((r) => r.path === path);
-    expect(hits.length).toBe(2);
-    expect(hits[1]?.range).toMatch(/^bytes=\d+-$/);
+    expect(hits.length).toBeGreaterThanOrEqual(2);
+    // The retry asked only for the rest of the file.
+    expect(hits.slice(1).some((r) => /^bytes=[1-9]\d*-$/.test(r.range ?? ''))).toBe(true);
     expect(seen.at(-1)).toBe(300_000);
     expect(existsSync(`${dest}.part`)).toBe(false);
   });

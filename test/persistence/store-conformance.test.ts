@@ -134,6 +134,15 @@ describe.each(backends)('store conformance: %s', (_name, open) => {
     expect((await store.listModels()).map((x) => x.id)).toContain(id);
   });
 
+  it('session budgets ledger: turns accumulate per tenant and session', async () => {
+    const sid = `s-${++n}`;
+    expect(await store.getSessionUsage('alice', sid)).toBeUndefined();
+    await store.addSessionUsage('alice', sid, { tokens: 10, wallMs: 100.4, cost: 0.25 }, 1);
+    await store.addSessionUsage('alice', sid, { tokens: 5, wallMs: 50, cost: 0.5 }, 2);
+    expect(await store.getSessionUsage('alice', sid)).toEqual({ tokens: 15, wallMs: 150, cost: 0.75 });
+    expect(await store.getSessionUsage('bob', sid)).toBeUndefined();
+  });
+
   it('data survives closing and reopening the store', async () => {
     const a = art({ tenant: 'durable' });
     await store.putArtifact(a);
