@@ -167,6 +167,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       trustRoots: (raw.catalog?.trust_roots ?? []).map(toPath),
       allowedSources: [...(raw.catalog?.allowed_sources ?? ['path', 'file'])],
       hfEndpoint: raw.catalog?.hf_endpoint ?? 'https://huggingface.co',
+      overrideTenants: [...(raw.catalog?.override_tenants ?? [])],
       cacheDir: toPath(join(raw.data_dir ?? DEFAULTS.dataDir, 'models', 'cache')),
       cacheQuotaBytes: raw.catalog?.cache_quota_bytes,
     },

@@ -57,6 +57,7 @@ export interface ResolvedConfig {
     readonly trustRoots: readonly string[];
     readonly allowedSources: readonly ('path' | 'file' | 'https' | 'hf')[];
     readonly hfEndpoint: string;
+    readonly overrideTenants: readonly string[];
     /** Downloaded models live under `<data_dir>/models/cache`. */
     readonly cacheDir: string;
     readonly cacheQuotaBytes: number | undefined;

@@ -265,6 +265,12 @@ export const CatalogSchema = closed('The model catalog and its trust policy (SPE
       default: ['path', 'file'],
     }),
   ),
+  override_tenants: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      description: 'Tenants that may start new sessions on a Deprecated model with `override: true`.',
+      default: [],
+    }),
+  ),
   hf_endpoint: Type.Optional(
     Type.String({
       minLength: 1,

@@ -21,6 +21,8 @@ export interface SubmitInput {
   readonly deadlineMs: number;
   readonly expectedTokens: number | undefined;
   readonly kvHint: 'reuse' | 'cold' | undefined;
+  /** Run on a Deprecated model (only tenants the catalog policy permits). */
+  readonly override?: boolean | undefined;
 }
 
 /** Who is asking: resolved from the API key (or the keyless local principal). */

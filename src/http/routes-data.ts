@@ -35,6 +35,7 @@ export function toSubmitInput(body: TaskRequest): SubmitInput {
     deadlineMs: body.deadline_ms,
     expectedTokens: body.expected_tokens,
     kvHint: body.kv_hint,
+    override: body.override,
   };
 }
 

@@ -233,7 +233,9 @@ export class Orchestrator {
           engine: pool.config.engine,
           poolId: pool.id,
         });
-      if (state === 'Deprecated' && session?.tenant !== principal.tenant)
+      const mayOverride =
+        input.override === true && this.#o.config.catalog.overrideTenants.includes(principal.tenant);
+      if (state === 'Deprecated' && session?.tenant !== principal.tenant && !mayOverride)
         throw new OrchError(
           'MODEL_DEPRECATED',
           `model '${pool.config.model.id}' is deprecated: it takes no new sessions`,

@@ -153,7 +153,7 @@ describe('lifecycle (ORCH-3069..3074)', () => {
   it('Deprecated: existing sessions continue, new sessions get MODEL_DEPRECATED', async () => {
     const h2 = await startHarness({
       auth: { keys: TEST_KEYS },
-      catalog: { trust_policy: 'permissive' },
+      catalog: { trust_policy: 'permissive', override_tenants: ['bob'] },
       pools: [simPool('legacy', 'vllm', { model: { id: 'legacy' } })],
     });
     try {
@@ -171,6 +171,17 @@ describe('lifecycle (ORCH-3069..3074)', () => {
       });
       expect(fresh.status).toBe(409);
       expect(fresh.json).toMatchObject({ code: 'MODEL_DEPRECATED' });
+      // `override` works only for tenants the policy permits.
+      const denied = await call(h2.url, 'POST', '/v1/tasks', {
+        key: KEYS.alice,
+        body: task('legacy', { engine: 'vllm', override: true }),
+      });
+      expect(denied.status).toBe(409);
+      const allowed = await call(h2.url, 'POST', '/v1/tasks', {
+        key: KEYS.bob,
+        body: task('legacy', { engine: 'vllm', override: true, max_tokens: 2 }),
+      });
+      expect(allowed.status).toBe(202);
       // A session that existed before deprecation keeps working.
       await call(h2.url, 'POST', '/v1/catalog/models/legacy/state', {
         key: KEYS.ops,
