@@ -102,6 +102,7 @@ export async function startOrchestrator(
     createSupervisor: (pool) => createSupervisor(factory, pool),
     gpus: () => gpu.gpus,
     modelState: (id) => catalog.stateOf(id),
+    route: (modelRef, sessionId) => catalog.routeFor(modelRef, sessionId),
     ledger: {
       add: (tenant, sessionId, usage, atMs) => store.addSessionUsage(tenant, sessionId, usage, atMs),
       get: (tenant, sessionId) => store.getSessionUsage(tenant, sessionId),

@@ -88,6 +88,8 @@ export class CatalogService {
   readonly #roots: MinisignPublicKey[];
   /** States by model id, for admission's synchronous checks. */
   readonly #states = new Map<string, LifecycleState>();
+  /** Canary (or promoted replacement) by the model id it stands in for. */
+  readonly #canaries = new Map<string, { id: string; percent: number }>();
 
   private constructor(
     store: Store,
@@ -116,8 +118,26 @@ export class CatalogService {
       config.catalog.trustRoots.map(async (p) => parsePublicKey(await readFile(p, 'utf8'))),
     );
     const svc = new CatalogService(store, config, metrics, logger, clock, roots);
-    for (const m of await store.listModels()) svc.#track(m.id, m.state);
+    for (const m of await store.listModels()) {
+      svc.#track(m.id, m.state);
+      if (m.canaryOf !== undefined)
+        svc.#canaries.set(m.canaryOf, { id: m.id, percent: m.canaryPercent ?? 0 });
+    }
     return svc;
+  }
+
+  /**
+   * The model a new session asking for `modelRef` goes to: its canary for the configured share of
+   * sessions (decided by a hash of the session id, so a session always lands the same way), its
+   * promoted replacement for all of them, else `modelRef` itself.
+   */
+  routeFor(modelRef: string, sessionId: string): string {
+    const c = this.#canaries.get(modelRef);
+    if (!c) return modelRef;
+    const state = this.#states.get(c.id);
+    if (state !== 'Canary' && state !== 'Active') return modelRef;
+    const bucket = createHash('sha256').update(sessionId).digest().readUInt32BE(0) % 10_000;
+    return bucket < c.percent * 100 ? c.id : modelRef;
   }
 
   /** Current lifecycle state of a model id (undefined when not in the catalog). */
@@ -351,8 +371,15 @@ export class CatalogService {
     to: LifecycleState,
     reason?: string,
     deadlineMs?: number,
+    canary?: { of: string; percent: number },
   ): Promise<CatalogRecord> {
     const m = await this.get(id);
+    if (to === 'Canary') {
+      if (!canary) throw new OrchError('INVALID_PARAMS', 'canary_of and percent: required with state Canary');
+      if (canary.of === id)
+        throw new OrchError('INVALID_PARAMS', 'canary_of: a model cannot be its own canary');
+      await this.get(canary.of);
+    }
     if (!TRANSITIONS[m.state].includes(to))
       throw new OrchError(
         'CONFLICT',
@@ -365,7 +392,32 @@ export class CatalogService {
       { event: 'catalog.state', model_id: id, from: m.state, to },
       `catalog: ${id} ${m.state} → ${to}`,
     );
+    await this.#canaryEffects(m, to, canary);
     this.onStateChange?.(id, m.state, to, deadlineMs);
     return this.get(id);
+  }
+
+  /** Canary routing follows the lifecycle: start, promote (one action), roll back (one action). */
+  async #canaryEffects(
+    m: CatalogRecord,
+    to: LifecycleState,
+    canary: { of: string; percent: number } | undefined,
+  ): Promise<void> {
+    const now = this.#clock.now();
+    if (to === 'Canary' && canary) {
+      await this.#store.setModelCanary(m.id, canary.of, canary.percent, now);
+      this.#canaries.set(canary.of, { id: m.id, percent: canary.percent });
+    } else if (to === 'Active' && m.state === 'Canary' && m.canaryOf !== undefined) {
+      // Promotion: every new session for the old model goes to this one; the old one is Deprecated.
+      await this.#store.setModelCanary(m.id, m.canaryOf, 100, now);
+      this.#canaries.set(m.canaryOf, { id: m.id, percent: 100 });
+      const old = this.#states.get(m.canaryOf);
+      if (old !== undefined && TRANSITIONS[old].includes('Deprecated'))
+        await this.setState(m.canaryOf, 'Deprecated', `replaced by ${m.id}`);
+    } else if (m.state === 'Canary' && to === 'Deprecated' && m.canaryOf !== undefined) {
+      // Rollback: no new session goes to the canary any more.
+      await this.#store.setModelCanary(m.id, undefined, undefined, now);
+      if (this.#canaries.get(m.canaryOf)?.id === m.id) this.#canaries.delete(m.canaryOf);
+    }
   }
 }

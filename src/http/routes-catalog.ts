@@ -22,6 +22,7 @@ export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOpti
     trust_policy: o.trustPolicy,
     verified: m.verified,
     created_ms: m.createdMs,
+    ...(m.canaryOf === undefined ? {} : { canary_of: m.canaryOf, canary_percent: m.canaryPercent ?? 0 }),
   });
 
   app.post('/v1/catalog/models', async (req, reply) => {
@@ -54,7 +55,14 @@ export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOpti
 
   app.post<{ Params: { id: string } }>('/v1/catalog/models/:id/state', async (req) => {
     control(req.headers.authorization);
-    const body = o.validate('StateRequest', req.body) as { state: LifecycleState; deadline_ms?: number };
-    return view(await o.catalog.setState(req.params.id, body.state, undefined, body.deadline_ms));
+    const body = o.validate('StateRequest', req.body) as {
+      state: LifecycleState;
+      deadline_ms?: number;
+      canary_of?: string;
+      percent?: number;
+    };
+    const canary =
+      body.canary_of === undefined ? undefined : { of: body.canary_of, percent: body.percent ?? 10 };
+    return view(await o.catalog.setState(req.params.id, body.state, undefined, body.deadline_ms, canary));
   });
 }

@@ -55,6 +55,8 @@ export interface OrchestratorOptions {
   readonly remoteReload?: (pool: PoolRuntime, modelPath: string) => Promise<string | undefined>;
   /** Stops a remote pool's engines on its hosts (after a drain). */
   readonly remoteStop?: (pool: PoolRuntime) => Promise<string | undefined>;
+  /** Canary routing of new sessions: the model id a request for `modelRef` goes to. */
+  readonly route?: (modelRef: string, sessionId: string) => string;
   /** The durable session budgets ledger (usage of finished turns). */
   readonly ledger?: {
     add(tenant: string, sessionId: string, usage: SessionUsage, atMs: number): Promise<void>;
@@ -204,7 +206,7 @@ export class Orchestrator {
   /** Admission (SPEC §2.1 steps 2–7; auth and schema ran in the HTTP layer) and enqueue. */
   async submit(principal: Principal, input: SubmitInput, correlationId: string): Promise<Accepted> {
     if (this.#closing) throw new OrchError('POOL_UNAVAILABLE', 'the orchestrator is shutting down');
-    const pool = resolvePool(this.#pools, input);
+    const pool = resolvePool(this.#pools, this.#routed(principal, input));
     let rateCharged = false;
     try {
       if (this.#tasks.has(input.taskId) || this.#seenIds.has(input.taskId)) {
@@ -298,6 +300,22 @@ export class Orchestrator {
       }
       throw err;
     }
+  }
+
+  /**
+   * Canary routing (ORCH-3072): a session that exists stays with the model it started on; a new
+   * one asking for a model with a canary may be sent to the canary's pools.
+   */
+  #routed(principal: Principal, input: SubmitInput): SubmitInput {
+    const route = this.#o.route;
+    if (!route) return input;
+    const session = this.#sessions.get(input.sessionId);
+    if (session?.tenant === principal.tenant) {
+      const model = this.#poolById(session.poolId)?.config.model.id;
+      return model === undefined || model === input.modelRef ? input : { ...input, modelRef: model };
+    }
+    const target = route(input.modelRef, input.sessionId);
+    return target === input.modelRef ? input : { ...input, modelRef: target };
   }
 
   /**

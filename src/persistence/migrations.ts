@@ -50,6 +50,8 @@ export const MIGRATIONS: readonly Migration[] = [
         key_id TEXT,
         signature TEXT,
         sbom TEXT,
+        canary_of TEXT,
+        canary_percent DOUBLE PRECISION,
         created_ms BIGINT NOT NULL,
         updated_ms BIGINT NOT NULL
       )`,

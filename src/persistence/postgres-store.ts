@@ -205,6 +205,18 @@ export class PostgresStore implements Store {
     return r.rows.map(toStateChange);
   }
 
+  async setModelCanary(
+    id: string,
+    of: string | undefined,
+    percent: number | undefined,
+    atMs: number,
+  ): Promise<void> {
+    await this.#pool.query(
+      'UPDATE catalog_models SET canary_of = $1, canary_percent = $2, updated_ms = $3 WHERE id = $4',
+      [of ?? null, percent ?? null, atMs, id],
+    );
+  }
+
   async setModelVerified(id: string, verified: boolean, atMs: number): Promise<void> {
     await this.#pool.query('UPDATE catalog_models SET verified = $1, updated_ms = $2 WHERE id = $3', [
       verified ? 1 : 0,

@@ -38,6 +38,8 @@ export interface CatalogRow {
   key_id: string | null;
   signature: string | null;
   sbom: string | null;
+  canary_of?: string | null;
+  canary_percent?: number | string | null;
   created_ms: number | string | bigint;
   updated_ms: number | string | bigint;
 }
@@ -55,6 +57,7 @@ export function toCatalogRecord(r: CatalogRow): CatalogRecord {
     keyId: r.key_id ?? undefined,
     signature: r.signature ?? undefined,
     sbom: r.sbom === null ? undefined : (JSON.parse(r.sbom) as Record<string, unknown>),
+    ...(r.canary_of == null ? {} : { canaryOf: r.canary_of, canaryPercent: Number(r.canary_percent ?? 0) }),
     createdMs: Number(r.created_ms),
     updatedMs: Number(r.updated_ms),
   };

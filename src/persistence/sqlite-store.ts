@@ -188,6 +188,18 @@ export class SqliteStore implements Store {
     return Promise.resolve(rows.map(toStateChange));
   }
 
+  setModelCanary(
+    id: string,
+    of: string | undefined,
+    percent: number | undefined,
+    atMs: number,
+  ): Promise<void> {
+    this.#db
+      .prepare('UPDATE catalog_models SET canary_of = ?, canary_percent = ?, updated_ms = ? WHERE id = ?')
+      .run(of ?? null, percent ?? null, atMs, id);
+    return Promise.resolve();
+  }
+
   setModelVerified(id: string, verified: boolean, atMs: number): Promise<void> {
     this.#db
       .prepare('UPDATE catalog_models SET verified = ?, updated_ms = ? WHERE id = ?')

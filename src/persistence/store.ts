@@ -40,6 +40,9 @@ export interface CatalogRecord {
   /** The detached minisign signature, kept to verify again later. */
   readonly signature: string | undefined;
   readonly sbom: Readonly<Record<string, unknown>> | undefined;
+  /** Canary (or promoted replacement) of this model id, with the share of new sessions. */
+  readonly canaryOf?: string | undefined;
+  readonly canaryPercent?: number | undefined;
   readonly createdMs: number;
   readonly updatedMs: number;
 }
@@ -74,6 +77,13 @@ export interface Store {
     reason: string | undefined,
   ): Promise<boolean>;
   modelHistory(id: string): Promise<StateChange[]>;
+  /** Sets (or clears, with undefined) the canary relation of an entry. */
+  setModelCanary(
+    id: string,
+    of: string | undefined,
+    percent: number | undefined,
+    atMs: number,
+  ): Promise<void>;
   /** Records a verification outcome on the entry. */
   setModelVerified(id: string, verified: boolean, atMs: number): Promise<void>;
   /** Adds a finished turn's usage to the session's budget ledger. */

@@ -363,3 +363,96 @@ describe('references and lifecycle effects on pools', () => {
     }
   });
 });
+
+describe('canary (ORCH-3072)', () => {
+  it('a configured share of new sessions goes to the canary; sessions stay put; promotion and rollback are one action each', async () => {
+    const h5 = await startHarness({
+      auth: { keys: TEST_KEYS },
+      catalog: { trust_policy: 'permissive' },
+      pools: [
+        simPool('v1', 'vllm', {
+          model: { id: 'v1' },
+          sim: { tokens_per_s: 20_000 },
+          queue: { capacity: 1024 },
+        }),
+        simPool('v2', 'vllm', {
+          model: { id: 'v2' },
+          sim: { tokens_per_s: 20_000 },
+          queue: { capacity: 1024 },
+        }),
+      ],
+    });
+    try {
+      const state = (id: string, body: Record<string, unknown>) =>
+        call(h5.url, 'POST', `/v1/catalog/models/${id}/state`, { key: KEYS.ops, body });
+      for (const id of ['v1', 'v2'])
+        await call(h5.url, 'POST', '/v1/catalog/models', {
+          key: KEYS.ops,
+          body: { id, source: await file(`${id}.gguf`, id) },
+        });
+      await state('v1', { state: 'Active' });
+      await state('v2', { state: 'Active' });
+      const canary = await state('v2', { state: 'Canary', canary_of: 'v1', percent: 30 });
+      expect(canary.json).toMatchObject({ state: 'Canary', canary_of: 'v1', canary_percent: 30 });
+      const served = async (n: number, sessionId?: string) => {
+        const out: string[] = [];
+        for (let i = 0; i < n; i++) {
+          const t = task('v1', {
+            engine: 'vllm',
+            max_tokens: 1,
+            ...(sessionId ? { session_id: sessionId } : {}),
+          });
+          expect((await call(h5.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: t })).status).toBe(202);
+          const end = (await readStream(h5.url, t.task_id, { key: KEYS.alice })).events.at(-1);
+          out.push(String(end?.data['replica_id']).split('-r')[0] ?? '');
+        }
+        return out;
+      };
+      const split = await served(200);
+      const share = split.filter((p) => p === 'v2').length / split.length;
+      expect(share).toBeGreaterThan(0.2);
+      expect(share).toBeLessThan(0.4);
+      // A session that started on v1 stays on v1 whatever the routing of new sessions.
+      const sticky = crypto.randomUUID();
+      const first = await served(1, sticky);
+      expect(await served(5, sticky)).toEqual(Array.from({ length: 5 }, () => first[0]));
+      // Promotion: one action; every new session goes to v2 and v1 is Deprecated.
+      await state('v2', { state: 'Active' });
+      expect(new Set(await served(20))).toEqual(new Set(['v2']));
+      expect((await call(h5.url, 'GET', '/v1/catalog/models/v1', { key: KEYS.ops })).json).toMatchObject({
+        state: 'Deprecated',
+      });
+    } finally {
+      await h5.close();
+    }
+  });
+
+  it('rollback: a canary set to Deprecated takes no new sessions', async () => {
+    const h6 = await startHarness({
+      auth: { keys: TEST_KEYS },
+      catalog: { trust_policy: 'permissive' },
+      pools: [simPool('w1', 'tgi', { model: { id: 'w1' } }), simPool('w2', 'tgi', { model: { id: 'w2' } })],
+    });
+    try {
+      const state = (id: string, body: Record<string, unknown>) =>
+        call(h6.url, 'POST', `/v1/catalog/models/${id}/state`, { key: KEYS.ops, body });
+      for (const id of ['w1', 'w2'])
+        await call(h6.url, 'POST', '/v1/catalog/models', {
+          key: KEYS.ops,
+          body: { id, source: await file(`${id}.gguf`, id) },
+        });
+      await state('w1', { state: 'Active' });
+      await state('w2', { state: 'Active' });
+      await state('w2', { state: 'Canary', canary_of: 'w1', percent: 100 });
+      await state('w2', { state: 'Deprecated' });
+      for (let i = 0; i < 10; i++) {
+        const t = task('w1', { engine: 'tgi', max_tokens: 1 });
+        expect((await call(h6.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: t })).status).toBe(202);
+        const end = (await readStream(h6.url, t.task_id, { key: KEYS.alice })).events.at(-1);
+        expect(end?.data['replica_id']).toBe('w1-r0');
+      }
+    } finally {
+      await h6.close();
+    }
+  });
+});

@@ -132,6 +132,10 @@ describe.each(backends)('store conformance: %s', (_name, open) => {
       { atMs: 20, from: 'Draft', to: 'Active', reason: 'ready' },
     ]);
     expect((await store.listModels()).map((x) => x.id)).toContain(id);
+    await store.setModelCanary(id, 'stable-model', 12.5, 40);
+    expect(await store.getModel(id)).toMatchObject({ canaryOf: 'stable-model', canaryPercent: 12.5 });
+    await store.setModelCanary(id, undefined, undefined, 41);
+    expect((await store.getModel(id))?.canaryOf).toBeUndefined();
   });
 
   it('session budgets ledger: turns accumulate per tenant and session', async () => {

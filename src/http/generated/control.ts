@@ -275,6 +275,9 @@ export interface components {
             engines: components["schemas"]["EngineCapability"][];
         };
         CatalogModel: {
+            /** @description The model this one is a canary (or */
+            canary_of?: string;
+            canary_percent?: number;
             created_ms?: number;
             digest: string;
             id: string;
@@ -490,8 +493,12 @@ export interface components {
             replica_sets: components["schemas"]["ReplicaSet"][];
         };
         StateRequest: {
+            /** @description With `state: Canary`: the model whose new sessions this one takes a share of. */
+            canary_of?: string;
             /** @description Drain deadline for pools serving the model. */
             deadline_ms?: number;
+            /** @description With `state: Canary`: the share of new sessions (by session id) routed to the canary. */
+            percent?: number;
             state: components["schemas"]["LifecycleState"];
         };
         Verification: {
