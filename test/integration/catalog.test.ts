@@ -366,20 +366,15 @@ describe('references and lifecycle effects on pools', () => {
 
 describe('canary (ORCH-3072)', () => {
   it('a configured share of new sessions goes to the canary; sessions stay put; promotion and rollback are one action each', async () => {
+    const { tinyModelPath, tinyPool } = await import('../support/harness.js');
+    const model = await tinyModelPath();
     const h5 = await startHarness({
       auth: { keys: TEST_KEYS },
       catalog: { trust_policy: 'permissive' },
+      // Real llama-server pools: the split is observed on real engines.
       pools: [
-        simPool('v1', 'vllm', {
-          model: { id: 'v1' },
-          sim: { tokens_per_s: 20_000 },
-          queue: { capacity: 1024 },
-        }),
-        simPool('v2', 'vllm', {
-          model: { id: 'v2' },
-          sim: { tokens_per_s: 20_000 },
-          queue: { capacity: 1024 },
-        }),
+        { ...tinyPool('v1', model), model: { id: 'v1', path: model } },
+        { ...tinyPool('v2', model), model: { id: 'v2', path: model } },
       ],
     });
     try {
@@ -398,7 +393,7 @@ describe('canary (ORCH-3072)', () => {
         const out: string[] = [];
         for (let i = 0; i < n; i++) {
           const t = task('v1', {
-            engine: 'vllm',
+            engine: 'llamacpp',
             max_tokens: 1,
             ...(sessionId ? { session_id: sessionId } : {}),
           });
