@@ -23,6 +23,7 @@ export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOpti
     verified: m.verified,
     created_ms: m.createdMs,
     ...(m.canaryOf === undefined ? {} : { canary_of: m.canaryOf, canary_percent: m.canaryPercent ?? 0 }),
+    ...(m.sbom === undefined ? {} : { sbom: m.sbom }),
   });
 
   app.post('/v1/catalog/models', async (req, reply) => {

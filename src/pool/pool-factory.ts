@@ -60,10 +60,24 @@ export async function createSupervisor(
   const { config, logger, onProgress, metrics } = o;
   let pool = configured;
   // A pool that names its model by catalog id (no path) serves that entry's file, verified before load.
+  // `tag:<tag>` resolves once, deterministically, to one entry whose digest the pool then pins.
   const entry =
     pool.launch.worker === 'native' && pool.model.path === ''
-      ? await o.catalog?.find(pool.model.id)
+      ? pool.model.id.startsWith('tag:')
+        ? await o.catalog?.resolveRef(pool.model.id)
+        : await o.catalog?.find(pool.model.id)
       : undefined;
+  if (entry && pool.model.id.startsWith('tag:'))
+    logger.info(
+      {
+        event: 'catalog.resolved',
+        pool_id: pool.id,
+        ref: pool.model.id,
+        model_id: entry.id,
+        digest: entry.digest,
+      },
+      `pool ${pool.id}: ${pool.model.id} resolved to ${entry.id}@${entry.digest}`,
+    );
   if (entry) {
     if (entry.state === 'Retired')
       throw new ConfigError([

@@ -61,7 +61,12 @@ const add = (body: Record<string, unknown>) =>
 describe('catalog ingest under the strict trust policy', () => {
   it('a file signed by a trusted key is accepted, with its real digest, as Draft', async () => {
     const p = await file('good.gguf', 'weights v1', key);
-    const r = await add({ id: 'good', source: p, tags: ['q4'] });
+    const r = await add({
+      id: 'good',
+      source: p,
+      tags: ['q4'],
+      sbom: { bomFormat: 'CycloneDX', components: [] },
+    });
     expect(r.status).toBe(201);
     expect(r.json).toMatchObject({
       id: 'good',
@@ -244,6 +249,8 @@ describe('pools serve catalog models, verified before load', () => {
       pools: [
         { ...tinyPool('cat-tiny', good), model: { id: 'cat-tiny' } },
         { ...tinyPool('cat-bad', bad), model: { id: 'cat-bad' } },
+        // By tag: resolved once to one entry, whose digest the pool pins.
+        { ...tinyPool('by-tag', good), model: { id: 'tag:cat-line' } },
       ],
     });
     // cat-bad is ingested while its signature still matched, then its bytes change on disk.
@@ -253,7 +260,7 @@ describe('pools serve catalog models, verified before load', () => {
       logger: createLogger({ level: 'silent' }),
       processMetrics: false,
       bootstrapCatalog: [
-        { id: 'cat-tiny', source: good },
+        { id: 'cat-tiny', source: good, tags: ['cat-line'] },
         { id: 'cat-bad', source: bad },
       ],
     }).catch(async (e: unknown) => {
@@ -264,6 +271,10 @@ describe('pools serve catalog models, verified before load', () => {
       const pools = running.orchestrator.pools;
       expect(pools.find((p) => p.id === 'cat-tiny')?.availability()).toBe('ready');
       expect(pools.find((p) => p.id === 'cat-tiny')?.modelDigest()).toMatch(/^sha256:/);
+      expect(pools.find((p) => p.id === 'by-tag')?.availability()).toBe('ready');
+      expect(pools.find((p) => p.id === 'by-tag')?.modelDigest()).toBe(
+        pools.find((p) => p.id === 'cat-tiny')?.modelDigest(),
+      );
     } finally {
       await running.close(0);
     }

@@ -135,7 +135,7 @@ describe('deadlines and soft preemption (SPEC §3.4, §3.5)', () => {
   });
 
   it('soft: the batch work fairness would serve first is evicted (preempted: true) so an urgent task meets its deadline', async () => {
-    const blocker = task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 300 });
+    const blocker = task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 1_900 }); // holds the slot while the queue is set up
     expect((await submit(blocker, KEYS.bob)).status).toBe(202);
     const batch = Array.from({ length: 12 }, () =>
       task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 600 }),
