@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { sha256Hex } from '../../src/http/auth.js';
 import { KEYS, TEST_KEYS, call, simPool, startHarness, type Harness } from '../support/harness.js';
 
 let h: Harness;
@@ -92,6 +93,7 @@ describe('artifact registry (ORCH-3097/3098)', () => {
 describe('durability (SPEC §8)', () => {
   const run = promisify(execFile);
   const CLI = 'dist/src/cli/llorch.js';
+  const KEY = 'durable-key-1';
   let serve: ChildProcess | undefined;
 
   async function start(file: string): Promise<string> {
@@ -127,6 +129,10 @@ describe('durability (SPEC §8)', () => {
         profile: 'dev',
         listen: { host: '127.0.0.1', port: 0 },
         data_dir: dir,
+        // API-key records (hashed) live in the configuration: they hold across restarts too.
+        auth: {
+          keys: [{ id: 'ops', tenant: 'durable', sha256: sha256Hex(KEY), scopes: ['data', 'control'] }],
+        },
         pools: [simPool('d', 'tgi')],
       }),
     );
@@ -135,6 +141,8 @@ describe('durability (SPEC §8)', () => {
       CLI,
       'artifacts',
       'put',
+      '--api-key',
+      KEY,
       '--url',
       url,
       '--kind',
@@ -149,11 +157,16 @@ describe('durability (SPEC §8)', () => {
     await new Promise((r) => serve?.once('exit', r));
     url = await start(file);
     const got = JSON.parse(
-      (await run(process.execPath, [CLI, 'artifacts', 'get', ref.id, '--url', url])).stdout,
+      (await run(process.execPath, [CLI, 'artifacts', 'get', ref.id, '--api-key', KEY, '--url', url])).stdout,
     ) as Record<string, unknown>;
+    // Without the key the restarted orchestrator refuses: the keys were applied, not dropped.
+    await expect(
+      run(process.execPath, [CLI, 'artifacts', 'get', ref.id, '--url', url]),
+    ).rejects.toMatchObject({ code: 1 });
     expect(got).toMatchObject({ id: ref.id, content: { goal: 'survive' }, tags: ['keep'] });
     const ls = JSON.parse(
-      (await run(process.execPath, [CLI, 'artifacts', 'ls', '--tag', 'keep', '--url', url])).stdout,
+      (await run(process.execPath, [CLI, 'artifacts', 'ls', '--tag', 'keep', '--api-key', KEY, '--url', url]))
+        .stdout,
     ) as { artifacts: Ref[] };
     expect(ls.artifacts.map((x) => x.id)).toEqual([ref.id]);
   });
