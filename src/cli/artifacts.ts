@@ -1,6 +1,7 @@
 /** `llorch artifacts put|get|ls`: the artifact registry from the shell. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { apiCaller, CONNECTION_OPTIONS } from './api-call.js';
 
 export async function artifactsCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
@@ -8,8 +9,7 @@ export async function artifactsCommand(args: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      url: { type: 'string', default: process.env['LLORCH_URL'] ?? 'http://127.0.0.1:8080' },
-      'api-key': { type: 'string', default: process.env['LLORCH_API_KEY'] },
+      ...CONNECTION_OPTIONS,
       kind: { type: 'string', default: 'other' },
       file: { type: 'string' },
       content: { type: 'string' },
@@ -18,18 +18,7 @@ export async function artifactsCommand(args: string[]): Promise<void> {
       limit: { type: 'string' },
     },
   });
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (values['api-key'] !== undefined) headers['authorization'] = `Bearer ${values['api-key']}`;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${values.url}${path}`, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${res.status} ${String(json['code'])}: ${String(json['message'])}`);
-    return json;
-  };
+  const call = apiCaller(values.url, values['api-key']);
   let out: unknown;
   switch (sub ?? '') {
     case 'put': {

@@ -1,6 +1,7 @@
 /** `llorch catalog add|show|verify|state|ls` and `llorch catalog keygen|sign` (minisign format). */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { apiCaller, CONNECTION_OPTIONS } from './api-call.js';
 import { generateKeyPair, signMinisign, type MinisignKeyPair } from '../catalog/minisign.js';
 
 export async function catalogCommand(args: string[]): Promise<void> {
@@ -9,8 +10,7 @@ export async function catalogCommand(args: string[]): Promise<void> {
     args: rest,
     allowPositionals: true,
     options: {
-      url: { type: 'string', default: process.env['LLORCH_URL'] ?? 'http://127.0.0.1:8080' },
-      'api-key': { type: 'string', default: process.env['LLORCH_API_KEY'] },
+      ...CONNECTION_OPTIONS,
       source: { type: 'string' },
       digest: { type: 'string' },
       tag: { type: 'string', multiple: true },
@@ -19,18 +19,7 @@ export async function catalogCommand(args: string[]): Promise<void> {
       key: { type: 'string' },
     },
   });
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (values['api-key'] !== undefined) headers['authorization'] = `Bearer ${values['api-key']}`;
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${values.url}${path}`, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${res.status} ${String(json['code'])}: ${String(json['message'])}`);
-    return json;
-  };
+  const call = apiCaller(values.url, values['api-key']);
   const id = positionals[0];
   let out: unknown;
   switch (sub ?? '') {

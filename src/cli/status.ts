@@ -4,11 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 import { OrchClient } from '../client/orch-client.js';
+import { CONNECTION_OPTIONS } from './api-call.js';
 
-const common = {
-  url: { type: 'string', default: process.env['LLORCH_URL'] ?? 'http://127.0.0.1:8080' },
-  'api-key': { type: 'string', default: process.env['LLORCH_API_KEY'] },
-} as const;
+const common = CONNECTION_OPTIONS;
 
 type Row = readonly string[];
 
