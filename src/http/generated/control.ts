@@ -270,12 +270,37 @@ export interface components {
             parent?: string;
             tags?: string[];
         };
+        /**
+         * @example {
+         *       "api_version": "1.0.0",
+         *       "engines": [
+         *         {
+         *           "engine": "llamacpp",
+         *           "ctx_max": 4096,
+         *           "supported_workloads": [
+         *             "completion",
+         *             "embedding"
+         *           ],
+         *           "rate_limits": {
+         *             "interactive": {
+         *               "rps": 50,
+         *               "burst": 100
+         *             }
+         *           },
+         *           "features": {
+         *             "streaming": true,
+         *             "seeded_sampling": true
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
         Capabilities: {
             api_version: string;
             engines: components["schemas"]["EngineCapability"][];
         };
         CatalogModel: {
-            /** @description The model this one is a canary (or */
+            /** @description The model this one is a canary of (or, once promoted, the replacement of). */
             canary_of?: string;
             canary_percent?: number;
             created_ms?: number;
@@ -374,6 +399,13 @@ export interface components {
                 ok: boolean;
             }[];
         };
+        /**
+         * @example {
+         *       "pool_id": "tiny",
+         *       "operation": "drain",
+         *       "deadline_ms": 30000
+         *     }
+         */
         OperationAccepted: {
             deadline_ms?: number;
             /** @enum {string} */
@@ -385,7 +417,7 @@ export interface components {
         PoolHealth: {
             draining: boolean;
             engine_version?: string;
-            /** @description The most recent failure cause */
+            /** @description The most recent failure cause, if any. */
             last_error?: string | null;
             /** @description The pool's last drain or reload and where it stands. */
             lifecycle?: {

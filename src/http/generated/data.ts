@@ -112,6 +112,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @example {
+         *       "task_id": "3f1b7c5e-8a2d-4e6f-9b1a-2c3d4e5f6a7b",
+         *       "queue_position": 3,
+         *       "predicted_start_ms": 240,
+         *       "backoff_ms": 0
+         *     }
+         */
         Accepted: {
             /** @description Suggested pause before the client submits more work (0 when the pool has room). */
             backoff_ms: number;
@@ -150,6 +158,18 @@ export interface components {
         PolicyLabel: "reject" | "drop-lru" | "shed-low-priority";
         /** @enum {string} */
         Priority: "interactive" | "batch";
+        /**
+         * @example {
+         *       "session_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+         *       "ttl_ms_remaining": 540000,
+         *       "turns": 2,
+         *       "kv_bytes": 1048576,
+         *       "kv_warmth": true,
+         *       "replica_id": "tiny-r0",
+         *       "tokens_used": 180,
+         *       "tokens_remaining": 820
+         *     }
+         */
         Session: {
             /** @description Session cost budget left. */
             cost_remaining?: number;
@@ -204,8 +224,6 @@ export interface components {
             preempted?: boolean;
             retriable?: boolean;
         };
-        /** @description Any SSE payload, keyed by the `event:` name. */
-        SseEvent: components["schemas"]["SseStarted"] | components["schemas"]["SseToken"] | components["schemas"]["SseMetrics"] | components["schemas"]["SseEnd"] | components["schemas"]["SseError"];
         /** @description `metrics` — periodic and additive-only (ORCH-3100). */
         SseMetrics: {
             /** @description Session cost budget left. */
