@@ -18,7 +18,7 @@ export async function generateOpenApiTypes(root: string): Promise<GeneratedFile[
       throw new Error(`info.version differs between the documents (${version} vs ${doc.info.version})`);
     }
     version = doc.info.version;
-    const ast = await openapiTS(pathToFileURL(file), { alphabetize: true });
+    const ast = await openapiTS(pathToFileURL(file), { alphabetize: true, defaultNonNullable: false });
     out.push({ path: `src/http/generated/${plane}.ts`, content: HEADER + astToString(ast) });
   }
   out.push({

@@ -1,4 +1,5 @@
 /** What every `llorch` command that talks to an orchestrator shares: where, with which key. */
+import { OrchClient } from '../client/orch-client.js';
 
 /** `--url` and `--api-key`, defaulting to `$LLORCH_URL` and `$LLORCH_API_KEY`. */
 export const CONNECTION_OPTIONS = {
@@ -6,21 +7,7 @@ export const CONNECTION_OPTIONS = {
   'api-key': { type: 'string', default: process.env['LLORCH_API_KEY'] },
 } as const;
 
-/** A JSON call to the API; a non-2xx answer throws `"<status> <code>: <message>"` from the envelope. */
-export function apiCaller(
-  url: string,
-  apiKey: string | undefined,
-): (method: string, path: string, body?: unknown) => Promise<Record<string, unknown>> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (apiKey !== undefined) headers['authorization'] = `Bearer ${apiKey}`;
-  return async (method, path, body) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${res.status} ${String(json['code'])}: ${String(json['message'])}`);
-    return json;
-  };
+/** The typed client for the parsed connection options; every command sends through it. */
+export function clientFor(values: { url: string; 'api-key'?: string | undefined }): OrchClient {
+  return new OrchClient({ baseUrl: values.url, apiKey: values['api-key'] });
 }

@@ -1,7 +1,8 @@
 /** `llorch artifacts put|get|ls`: the artifact registry from the shell. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { apiCaller, CONNECTION_OPTIONS } from './api-call.js';
+import { clientFor, CONNECTION_OPTIONS } from './api-call.js';
+import type { ArtifactRequest } from '../client/types.js';
 
 export async function artifactsCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
@@ -18,7 +19,7 @@ export async function artifactsCommand(args: string[]): Promise<void> {
       limit: { type: 'string' },
     },
   });
-  const call = apiCaller(values.url, values['api-key']);
+  const client = clientFor(values);
   let out: unknown;
   switch (sub ?? '') {
     case 'put': {
@@ -30,8 +31,8 @@ export async function artifactsCommand(args: string[]): Promise<void> {
       } catch {
         content = text; // plain text is stored as a JSON string
       }
-      out = await call('POST', '/v1/artifacts', {
-        kind: values.kind,
+      out = await client.createArtifact({
+        kind: values.kind as ArtifactRequest['kind'],
         content,
         ...(values.tag ? { tags: values.tag } : {}),
         ...(values.parent !== undefined ? { parent: values.parent } : {}),
@@ -41,15 +42,15 @@ export async function artifactsCommand(args: string[]): Promise<void> {
     case 'get': {
       const id = positionals[0];
       if (id === undefined) throw new Error('artifacts get needs an ID');
-      out = await call('GET', `/v1/artifacts/${encodeURIComponent(id)}`);
+      out = await client.getArtifact(id);
       break;
     }
     case 'ls': {
-      const q = new URLSearchParams();
-      if (values.tag?.[0] !== undefined) q.set('tag', values.tag[0]);
-      if (values.parent !== undefined) q.set('parent', values.parent);
-      if (values.limit !== undefined) q.set('limit', values.limit);
-      out = await call('GET', `/v1/artifacts${q.size > 0 ? `?${q.toString()}` : ''}`);
+      out = await client.listArtifacts({
+        ...(values.tag?.[0] !== undefined ? { tag: values.tag[0] } : {}),
+        ...(values.parent !== undefined ? { parent: values.parent } : {}),
+        ...(values.limit !== undefined ? { limit: Number(values.limit) } : {}),
+      });
       break;
     }
     default:

@@ -1,7 +1,8 @@
 /** `llorch catalog add|show|verify|state|ls` and `llorch catalog keygen|sign` (minisign format). */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { apiCaller, CONNECTION_OPTIONS } from './api-call.js';
+import { clientFor, CONNECTION_OPTIONS } from './api-call.js';
+import type { StateRequest } from '../client/types.js';
 import { generateKeyPair, signMinisign, type MinisignKeyPair } from '../catalog/minisign.js';
 
 export async function catalogCommand(args: string[]): Promise<void> {
@@ -19,7 +20,7 @@ export async function catalogCommand(args: string[]): Promise<void> {
       key: { type: 'string' },
     },
   });
-  const call = apiCaller(values.url, values['api-key']);
+  const client = clientFor(values);
   const id = positionals[0];
   let out: unknown;
   switch (sub ?? '') {
@@ -28,7 +29,7 @@ export async function catalogCommand(args: string[]): Promise<void> {
         throw new Error(
           'usage: llorch catalog add ID --source PATH [--digest sha256:…] [--signature FILE] [--tag T]',
         );
-      out = await call('POST', '/v1/catalog/models', {
+      out = await client.createCatalogModel({
         id,
         source: values.source,
         ...(values.digest === undefined ? {} : { digest: values.digest }),
@@ -37,20 +38,20 @@ export async function catalogCommand(args: string[]): Promise<void> {
       });
       break;
     case 'show':
-      out = await call('GET', `/v1/catalog/models/${encodeURIComponent(id ?? '')}`);
+      out = await client.getCatalogModel(id ?? '');
       break;
     case 'verify':
-      out = await call('POST', `/v1/catalog/models/${encodeURIComponent(id ?? '')}/verify`, {});
+      out = await client.verifyCatalogModel(id ?? '');
       break;
     case 'state': {
       const state = positionals[1];
       if (id === undefined || state === undefined)
         throw new Error('usage: llorch catalog state ID Draft|Active|Canary|Deprecated|Retired');
-      out = await call('POST', `/v1/catalog/models/${encodeURIComponent(id)}/state`, { state });
+      out = await client.setCatalogModelState(id, { state: state as StateRequest['state'] });
       break;
     }
     case 'ls':
-      out = await call('GET', '/v1/catalog/models');
+      out = await client.listCatalogModels();
       break;
     case 'keygen': {
       // A local signing key: the public half goes into `catalog.trust_roots`.

@@ -16,7 +16,7 @@ import { catalogCommand } from './catalog.js';
 import { ensureDevSigning } from './dev-signing.js';
 import type { CatalogAddRequest } from '../catalog/catalog-service.js';
 import { startPoolManagerd } from '../nodes/pool-managerd.js';
-import { OrchHttpError } from '../client/orch-client.js';
+import { OrchHttpError } from '../client/orch-http-error.js';
 
 function errorText(err: unknown): string {
   if (err instanceof OrchHttpError)

@@ -3,8 +3,8 @@
  * its operations, through the control plane (control-scope key).
  */
 import { parseArgs } from 'node:util';
-import { OrchClient } from '../client/orch-client.js';
-import { CONNECTION_OPTIONS } from './api-call.js';
+import type { OrchClient } from '../client/orch-client.js';
+import { clientFor, CONNECTION_OPTIONS } from './api-call.js';
 
 const common = CONNECTION_OPTIONS;
 
@@ -84,7 +84,7 @@ export async function statusCommand(args: string[]): Promise<void> {
       interval: { type: 'string', default: '2000' },
     },
   });
-  const client = new OrchClient({ baseUrl: values.url, apiKey: values['api-key'] });
+  const client = clientFor(values);
   if (!values.watch) {
     process.stdout.write(await renderStatus(client));
     return;
@@ -111,7 +111,7 @@ export async function poolsCommand(args: string[]): Promise<void> {
       rollback: { type: 'boolean', default: false },
     },
   });
-  const client = new OrchClient({ baseUrl: values.url, apiKey: values['api-key'] });
+  const client = clientFor(values);
   const deadline = values['deadline-ms'] === undefined ? undefined : Number(values['deadline-ms']);
   let out: unknown;
   if (sub === 'health') out = await client.poolHealth(id);

@@ -1,15 +1,16 @@
 /** `llorch submit`: enqueue one task, print its tokens as they stream, then a summary line. */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { OrchClient, OrchHttpError } from '../client/orch-client.js';
+import { OrchHttpError } from '../client/orch-http-error.js';
+import type { TaskRequest } from '../client/types.js';
+import { clientFor, CONNECTION_OPTIONS } from './api-call.js';
 
 export async function submitCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
       prompt: { type: 'string', short: 'p' },
-      url: { type: 'string', default: process.env['LLORCH_URL'] ?? 'http://127.0.0.1:8080' },
-      'api-key': { type: 'string', default: process.env['LLORCH_API_KEY'] },
+      ...CONNECTION_OPTIONS,
       'max-tokens': { type: 'string', default: '64' },
       session: { type: 'string' },
       priority: { type: 'string', default: 'interactive' },
@@ -22,49 +23,49 @@ export async function submitCommand(args: string[]): Promise<void> {
     },
   });
   if (values.prompt === undefined) throw new Error('submit needs --prompt TEXT');
-  const client = new OrchClient({ baseUrl: values.url, apiKey: values['api-key'] });
+  const client = clientFor(values);
   const taskId = randomUUID();
   const t0 = performance.now();
-  const body: Record<string, unknown> = {
+  const body: TaskRequest = {
     task_id: taskId,
     session_id: values.session ?? randomUUID(),
     workload: 'completion',
     model_ref: values.model,
-    engine: values.engine,
+    engine: values.engine as TaskRequest['engine'],
     ctx: Number(values.ctx),
-    priority: values.priority,
+    priority: values.priority as TaskRequest['priority'],
     prompt: values.prompt,
     max_tokens: Number(values['max-tokens']),
     deadline_ms: Number(values['deadline-ms']),
   };
-  if (values.seed !== undefined) body['seed'] = Number(values.seed);
+  if (values.seed !== undefined) body.seed = Number(values.seed);
   try {
     const accepted = await client.enqueue(body);
     if (values.json) process.stdout.write(`${JSON.stringify({ event: 'accepted', data: accepted })}\n`);
     let firstTokenMs: number | undefined;
     let tokens = 0;
-    for await (const ev of client.stream(taskId)) {
+    for await (const ev of client.streamTask(taskId)) {
       const now = performance.now() - t0;
       if (values.json) {
         process.stdout.write(`${JSON.stringify(ev)}\n`);
       } else if (ev.event === 'token') {
-        process.stdout.write(String(ev.data['t']));
+        process.stdout.write(ev.data.t);
       }
       if (ev.event === 'token') {
         firstTokenMs ??= now;
         tokens++;
       }
       if (ev.event === 'error') {
-        process.stderr.write(`\nerror ${String(ev.data['code'])}: ${String(ev.data['message'])}\n`);
+        process.stderr.write(`\nerror ${ev.data.code}: ${ev.data.message}\n`);
         process.exitCode = 1;
       }
       if (ev.event === 'end' && !values.json) {
-        const decodeMs = Number(ev.data['decode_ms']);
+        const decodeMs = ev.data.decode_ms;
         const rate = decodeMs > 0 ? (tokens / decodeMs) * 1000 : 0;
         const ttft = firstTokenMs === undefined ? 'n/a' : `${firstTokenMs.toFixed(1)} ms`;
-        const wait = typeof ev.data['queue_ms'] === 'number' ? ev.data['queue_ms'] : undefined;
+        const wait = ev.data.queue_ms;
         process.stdout.write(
-          `\n-- task ${taskId}: ${tokens} tokens${ev.data['canceled'] === true ? ' (canceled)' : ''}, ` +
+          `\n-- task ${taskId}: ${tokens} tokens${ev.data.canceled === true ? ' (canceled)' : ''}, ` +
             `queue wait ${wait === undefined ? 'n/a' : `${wait} ms`}, time to first token ${ttft}, ` +
             `${rate.toFixed(0)} tokens/s\n`,
         );

@@ -1,91 +1,209 @@
-/** A small typed client of the OrchQueue v1 data plane (used by `llorch submit`). */
-import { SseParser } from '../util/sse-parser.js';
+/**
+ * The typed client of both OrchQueue v1 planes (SPEC §2, §6): every operation of the OpenAPI
+ * documents, correlation ids on every call, retries that honour the server's backoff, and task
+ * streams that reconnect with `Last-Event-ID`. `llorch` sends everything through it.
+ */
+import { randomUUID } from 'node:crypto';
+import { OrchHttpError } from './orch-http-error.js';
+import {
+  fallbackDelayMs,
+  resolveRetry,
+  serverBackoffMs,
+  sleep,
+  type ResolvedRetry,
+  type RetryOptions,
+} from './retry-policy.js';
+import { streamTaskEvents, type StreamOptions } from './task-stream.js';
+import type * as T from './types.js';
 
 export interface OrchClientOptions {
+  /** Where the orchestrator listens, e.g. `http://127.0.0.1:8080`. */
   readonly baseUrl: string;
+  /** Sent as `Authorization: Bearer …`. */
   readonly apiKey?: string | undefined;
+  /** A fixed `X-Correlation-Id` for every call; otherwise each call gets a fresh one. */
   readonly correlationId?: string | undefined;
+  /** Retries of retriable answers; `{ maxAttempts: 1 }` turns them off. */
+  readonly retry?: RetryOptions | undefined;
+  /** Per-attempt time limit in ms (default none; streams are never limited). */
+  readonly timeoutMs?: number | undefined;
+  /** Called before each retry, e.g. to log or to feed a concurrency limiter. */
+  readonly onRetry?: ((info: RetryInfo) => void) | undefined;
 }
 
-/** A non-2xx answer, with the error envelope when the server sent one. */
-export class OrchHttpError extends Error {
-  readonly status: number;
-  readonly envelope: { code: string; message: string; [k: string]: unknown } | undefined;
-  constructor(status: number, envelope: OrchHttpError['envelope']) {
-    super(envelope ? `${status} ${envelope.code}: ${envelope.message}` : `HTTP ${status}`);
-    this.name = 'OrchHttpError';
-    this.status = status;
-    this.envelope = envelope;
-  }
+export interface RetryInfo {
+  readonly method: string;
+  readonly path: string;
+  readonly attempt: number;
+  readonly status: number | undefined;
+  readonly code: string | undefined;
+  readonly delayMs: number;
 }
 
-export interface StreamEvent {
-  readonly event: string;
-  readonly id: number | undefined;
-  readonly data: Record<string, unknown>;
+/** Options of one call. */
+export interface CallOptions {
+  readonly signal?: AbortSignal | undefined;
+  readonly correlationId?: string | undefined;
+  readonly retry?: RetryOptions | undefined;
 }
+
+interface Request {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly path: string;
+  readonly body?: unknown;
+  readonly headers?: Record<string, string>;
+  /** Safe to resend after a network failure (the server may have acted on the first try). */
+  readonly idempotent: boolean;
+}
+
+/** A response whose status was 2xx; the body is still unread. */
+export interface OkResponse {
+  readonly res: Response;
+  readonly correlationId: string;
+}
+
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export class OrchClient {
   readonly #o: OrchClientOptions;
+  readonly #retry: ResolvedRetry;
 
   constructor(opts: OrchClientOptions) {
     this.#o = { ...opts, baseUrl: opts.baseUrl.replace(/\/+$/, '') };
+    this.#retry = resolveRetry(opts.retry);
   }
 
-  #headers(extra: Record<string, string> = {}): Record<string, string> {
-    const h: Record<string, string> = { ...extra };
-    if (this.#o.apiKey !== undefined) h['authorization'] = `Bearer ${this.#o.apiKey}`;
-    if (this.#o.correlationId !== undefined) h['x-correlation-id'] = this.#o.correlationId;
-    return h;
+  get baseUrl(): string {
+    return this.#o.baseUrl;
   }
 
-  async #json(res: Response): Promise<unknown> {
-    const text = await res.text();
-    let body: unknown;
-    try {
-      body = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      body = undefined;
+  /**
+   * Sends one request, retrying answers the server marks retriable (and network failures of
+   * idempotent requests) after the backoff it asked for, within the retry budget.
+   */
+  async send(req: Request, call: CallOptions = {}): Promise<OkResponse> {
+    const policy = call.retry ? resolveRetry(call.retry) : this.#retry;
+    const correlationId = call.correlationId ?? this.#o.correlationId ?? randomUUID();
+    const headers: Record<string, string> = { 'x-correlation-id': correlationId, ...req.headers };
+    if (this.#o.apiKey !== undefined) headers['authorization'] = `Bearer ${this.#o.apiKey}`;
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    let waited = 0;
+    for (let attempt = 1; ; attempt++) {
+      const signals = [call.signal, this.#o.timeoutMs ? AbortSignal.timeout(this.#o.timeoutMs) : undefined];
+      const active = signals.filter((s): s is AbortSignal => s !== undefined);
+      let res: Response;
+      try {
+        res = await fetch(`${this.#o.baseUrl}${req.path}`, {
+          method: req.method,
+          headers,
+          ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
+          ...(active.length === 0
+            ? {}
+            : { signal: active.length === 1 ? active[0] : AbortSignal.any(active) }),
+        });
+      } catch (err) {
+        if (call.signal?.aborted) throw err;
+        const code = (err as { cause?: { code?: string } }).cause?.code;
+        const retriable = req.idempotent || (code !== undefined && NEVER_SENT.has(code));
+        const delay = fallbackDelayMs(policy, attempt);
+        if (!retriable || attempt >= policy.maxAttempts || waited + delay > policy.budgetMs) throw err;
+        this.#o.onRetry?.({ ...req, attempt, status: undefined, code, delayMs: delay });
+        waited += delay;
+        await sleep(delay, call.signal);
+        continue;
+      }
+      if (res.ok) return { res, correlationId: res.headers.get('x-correlation-id') ?? correlationId };
+      const envelope = await readEnvelope(res);
+      const error = new OrchHttpError(
+        res.status,
+        envelope,
+        res.headers.get('x-correlation-id') ?? correlationId,
+        attempt,
+      );
+      // Only what the server calls retriable is retried (SPEC §2.5): a 400 or 422 never is.
+      if (!error.retriable || attempt >= policy.maxAttempts) throw error;
+      const delay = serverBackoffMs(res.headers, envelope) ?? fallbackDelayMs(policy, attempt);
+      if (waited + delay > policy.budgetMs) throw error;
+      this.#o.onRetry?.({ ...req, attempt, status: res.status, code: error.code, delayMs: delay });
+      waited += delay;
+      await sleep(delay, call.signal);
     }
-    if (!res.ok) throw new OrchHttpError(res.status, body as OrchHttpError['envelope']);
-    return body;
   }
 
-  async enqueue(body: Record<string, unknown>): Promise<{
-    task_id: string;
-    queue_position: number;
-    predicted_start_ms: number;
-    backoff_ms: number;
-  }> {
-    const res = await fetch(`${this.#o.baseUrl}/v1/tasks`, {
-      method: 'POST',
-      headers: this.#headers({ 'content-type': 'application/json' }),
-      body: JSON.stringify(body),
-    });
-    return (await this.#json(res)) as Awaited<ReturnType<OrchClient['enqueue']>>;
+  async #json<R>(req: Request, call?: CallOptions): Promise<R> {
+    const { res } = await this.send(req, call);
+    return (await res.json()) as R;
   }
 
-  async #control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${this.#o.baseUrl}${path}`, {
-      method,
-      headers: this.#headers(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return this.#json(res);
+  async #empty(req: Request, call?: CallOptions): Promise<void> {
+    const { res } = await this.send(req, call);
+    await res.body?.cancel();
   }
 
-  /** `GET /v1/pools/{id}/health` (control scope). */
-  poolHealth(poolId: string): Promise<Record<string, unknown>> {
-    return this.#control('GET', `/v1/pools/${encodeURIComponent(poolId)}/health`) as Promise<
-      Record<string, unknown>
-    >;
+  // ---- data plane -------------------------------------------------------------------------
+
+  /** `POST /v1/tasks`: admission; 202 with queue position and predicted start. */
+  async enqueue(task: T.TaskRequest, call?: CallOptions): Promise<T.Accepted & { budget?: Budget }> {
+    const { res } = await this.send(
+      { method: 'POST', path: '/v1/tasks', body: task, idempotent: false },
+      call,
+    );
+    const accepted = (await res.json()) as T.Accepted;
+    const budget = budgetHeaders(res.headers);
+    return budget ? { ...accepted, budget } : accepted;
   }
+
+  /**
+   * `GET /v1/tasks/{id}/stream` as an async iterator of typed events. A dropped connection is
+   * resumed with `Last-Event-ID`: no event is lost or repeated. Abort with `opts.signal`.
+   */
+  streamTask(taskId: string, opts: StreamOptions = {}): AsyncGenerator<T.TaskEvent, void, undefined> {
+    return streamTaskEvents(this, taskId, opts);
+  }
+
+  /**
+   * Enqueues and streams in one go. Aborting `opts.signal` cancels the task on the server
+   * (`POST …/cancel`) and then ends the iteration with the abort reason.
+   */
+  async *run(task: T.TaskRequest, opts: StreamOptions = {}): AsyncGenerator<T.TaskEvent, void, undefined> {
+    await this.enqueue(task, opts);
+    try {
+      yield* this.streamTask(task.task_id, opts);
+    } finally {
+      if (opts.signal?.aborted) await this.cancel(task.task_id).catch(() => undefined);
+    }
+  }
+
+  /** `POST /v1/tasks/{id}/cancel` (204; idempotent). */
+  cancel(taskId: string, call?: CallOptions): Promise<void> {
+    return this.#empty({ method: 'POST', path: `/v1/tasks/${enc(taskId)}/cancel`, idempotent: true }, call);
+  }
+
+  /** `GET /v1/sessions/{id}`. */
+  getSession(sessionId: string, call?: CallOptions): Promise<T.Session> {
+    return this.#json({ method: 'GET', path: `/v1/sessions/${enc(sessionId)}`, idempotent: true }, call);
+  }
+
+  /** `DELETE /v1/sessions/{id}` (204). */
+  deleteSession(sessionId: string, call?: CallOptions): Promise<void> {
+    return this.#empty({ method: 'DELETE', path: `/v1/sessions/${enc(sessionId)}`, idempotent: true }, call);
+  }
+
+  /** `GET /metrics`: the Prometheus exposition text. */
+  async metrics(call?: CallOptions): Promise<string> {
+    const { res } = await this.send({ method: 'GET', path: '/metrics', idempotent: true }, call);
+    return res.text();
+  }
+
+  // ---- control plane ----------------------------------------------------------------------
 
   /** `POST /v1/pools/{id}/drain`. */
-  drainPool(poolId: string, deadlineMs: number): Promise<Record<string, unknown>> {
-    return this.#control('POST', `/v1/pools/${encodeURIComponent(poolId)}/drain`, {
-      deadline_ms: deadlineMs,
-    }) as Promise<Record<string, unknown>>;
+  drainPool(poolId: string, deadlineMs: number, call?: CallOptions): Promise<T.OperationAccepted> {
+    const body: T.DrainRequest = { deadline_ms: deadlineMs };
+    return this.#json(
+      { method: 'POST', path: `/v1/pools/${enc(poolId)}/drain`, body, idempotent: false },
+      call,
+    );
   }
 
   /** `POST /v1/pools/{id}/reload`: a new model, or `{ rollback: true }`. */
@@ -93,52 +211,124 @@ export class OrchClient {
     poolId: string,
     target: { new_model_ref: string } | { rollback: true },
     deadlineMs?: number,
-  ): Promise<Record<string, unknown>> {
-    const body = deadlineMs === undefined ? target : { ...target, deadline_ms: deadlineMs };
-    return this.#control('POST', `/v1/pools/${encodeURIComponent(poolId)}/reload`, body) as Promise<
-      Record<string, unknown>
-    >;
+    call?: CallOptions,
+  ): Promise<T.OperationAccepted> {
+    const body = (
+      deadlineMs === undefined ? target : { ...target, deadline_ms: deadlineMs }
+    ) as T.ReloadRequest;
+    return this.#json(
+      { method: 'POST', path: `/v1/pools/${enc(poolId)}/reload`, body, idempotent: false },
+      call,
+    );
+  }
+
+  /** `GET /v1/pools/{id}/health`. */
+  poolHealth(poolId: string, call?: CallOptions): Promise<T.PoolHealth> {
+    return this.#json({ method: 'GET', path: `/v1/pools/${enc(poolId)}/health`, idempotent: true }, call);
   }
 
   /** `GET /v1/replicasets`. */
-  replicaSets(): Promise<{ replica_sets: Record<string, unknown>[] }> {
-    return this.#control('GET', '/v1/replicasets') as Promise<{ replica_sets: Record<string, unknown>[] }>;
+  replicaSets(call?: CallOptions): Promise<T.ReplicaSets> {
+    return this.#json({ method: 'GET', path: '/v1/replicasets', idempotent: true }, call);
   }
 
-  async cancel(taskId: string): Promise<void> {
-    const res = await fetch(`${this.#o.baseUrl}/v1/tasks/${encodeURIComponent(taskId)}/cancel`, {
-      method: 'POST',
-      headers: this.#headers(),
-    });
-    await this.#json(res);
+  /** `GET /v1/capabilities`. */
+  capabilities(call?: CallOptions): Promise<T.Capabilities> {
+    return this.#json({ method: 'GET', path: '/v1/capabilities', idempotent: true }, call);
   }
 
-  /** The task's SSE stream as typed events; ends after `end` or `error`. */
-  async *stream(
-    taskId: string,
-    opts: { lastEventId?: number; signal?: AbortSignal } = {},
-  ): AsyncGenerator<StreamEvent> {
-    const headers = this.#headers({ accept: 'text/event-stream' });
-    if (opts.lastEventId !== undefined) headers['last-event-id'] = String(opts.lastEventId);
-    const res = await fetch(`${this.#o.baseUrl}/v1/tasks/${encodeURIComponent(taskId)}/stream`, {
-      headers,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-    if (!res.ok || !res.body) {
-      await this.#json(res);
-      return;
-    }
-    const parser = new SseParser();
-    for await (const chunk of res.body) {
-      for (const rec of parser.push(chunk as Uint8Array)) {
-        const ev: StreamEvent = {
-          event: rec.event ?? 'message',
-          id: rec.id === undefined ? undefined : Number(rec.id),
-          data: JSON.parse(rec.data) as Record<string, unknown>,
-        };
-        yield ev;
-        if (ev.event === 'end' || ev.event === 'error') return;
-      }
-    }
+  /** `GET /v1/catalog/models`. */
+  listCatalogModels(call?: CallOptions): Promise<T.CatalogModelList> {
+    return this.#json({ method: 'GET', path: '/v1/catalog/models', idempotent: true }, call);
+  }
+
+  /** `POST /v1/catalog/models` (201). */
+  createCatalogModel(body: T.CatalogModelRequest, call?: CallOptions): Promise<T.CatalogModel> {
+    return this.#json({ method: 'POST', path: '/v1/catalog/models', body, idempotent: false }, call);
+  }
+
+  /** `GET /v1/catalog/models/{id}`. */
+  getCatalogModel(id: string, call?: CallOptions): Promise<T.CatalogModel> {
+    return this.#json({ method: 'GET', path: `/v1/catalog/models/${enc(id)}`, idempotent: true }, call);
+  }
+
+  /** `POST /v1/catalog/models/{id}/verify`. */
+  verifyCatalogModel(id: string, call?: CallOptions): Promise<T.Verification> {
+    return this.#json(
+      { method: 'POST', path: `/v1/catalog/models/${enc(id)}/verify`, idempotent: true },
+      call,
+    );
+  }
+
+  /** `POST /v1/catalog/models/{id}/state`. */
+  setCatalogModelState(id: string, body: T.StateRequest, call?: CallOptions): Promise<T.CatalogModel> {
+    const path = `/v1/catalog/models/${enc(id)}/state`;
+    return this.#json({ method: 'POST', path, body, idempotent: false }, call);
+  }
+
+  /** `GET /v1/artifacts?tag=&parent=&limit=`. */
+  listArtifacts(query: T.ArtifactQuery = {}, call?: CallOptions): Promise<T.ArtifactList> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    const path = `/v1/artifacts${qs.size > 0 ? `?${qs.toString()}` : ''}`;
+    return this.#json({ method: 'GET', path, idempotent: true }, call);
+  }
+
+  /** `POST /v1/artifacts` (201; idempotent by content address). */
+  createArtifact(body: T.ArtifactRequest, call?: CallOptions): Promise<T.ArtifactRef> {
+    return this.#json({ method: 'POST', path: '/v1/artifacts', body, idempotent: true }, call);
+  }
+
+  /** `GET /v1/artifacts/{id}`. */
+  getArtifact(id: string, call?: CallOptions): Promise<T.Artifact> {
+    return this.#json({ method: 'GET', path: `/v1/artifacts/${enc(id)}`, idempotent: true }, call);
+  }
+
+  /** `POST /v1/nodes/register` (pool-managerd, node credential). */
+  registerNode(report: T.NodeReport, call?: CallOptions): Promise<T.RegisterAnswer> {
+    return this.#json({ method: 'POST', path: '/v1/nodes/register', body: report, idempotent: true }, call);
+  }
+
+  /** `POST /v1/nodes/{id}/heartbeat` (pool-managerd, node credential). */
+  nodeHeartbeat(nodeId: string, report: T.NodeReport, call?: CallOptions): Promise<T.HeartbeatAnswer> {
+    const path = `/v1/nodes/${enc(nodeId)}/heartbeat`;
+    return this.#json({ method: 'POST', path, body: report, idempotent: false }, call);
   }
 }
+
+/** Session budget remainders from the 202's `X-Budget-*` headers (ORCH-3099). */
+export interface Budget {
+  readonly tokensRemaining?: number;
+  readonly timeRemainingMs?: number;
+  readonly costRemaining?: number;
+}
+
+function budgetHeaders(h: Headers): Budget | undefined {
+  const num = (name: string): number | undefined => {
+    const v = h.get(name);
+    return v === null ? undefined : Number(v);
+  };
+  const tokens = num('x-budget-tokens-remaining');
+  const time = num('x-budget-time-remaining-ms');
+  const cost = num('x-budget-cost-remaining');
+  if (tokens === undefined && time === undefined && cost === undefined) return undefined;
+  return {
+    ...(tokens === undefined ? {} : { tokensRemaining: tokens }),
+    ...(time === undefined ? {} : { timeRemainingMs: time }),
+    ...(cost === undefined ? {} : { costRemaining: cost }),
+  };
+}
+
+async function readEnvelope(res: Response): Promise<T.ErrorEnvelope | undefined> {
+  const text = await res.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as unknown;
+    if (typeof body === 'object' && body !== null && 'code' in body && 'message' in body)
+      return body as T.ErrorEnvelope;
+  } catch {
+    // not JSON: the error carries the status only
+  }
+  return undefined;
+}
+
+const enc = encodeURIComponent;

@@ -18,6 +18,9 @@ import type {
   NodeReport,
   RegisterAnswer,
 } from './node-protocol.js';
+import { OrchClient } from '../client/orch-client.js';
+import { OrchHttpError } from '../client/orch-http-error.js';
+import type { NodeReport as WireNodeReport } from '../client/types.js';
 
 export interface PoolManagerd {
   /** Resolves once the first registration was accepted. */
@@ -78,13 +81,14 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     ...(gpu.gpus === undefined ? {} : { gpus: gpu.gpus }),
     ...(results.length === 0 ? {} : { results: results.splice(0) }),
   });
-  const post = async (path: string): Promise<Response> =>
-    fetch(`${node.orchestratorUrl}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${credential}` },
-      body: JSON.stringify(report()),
-      signal: AbortSignal.timeout(5_000),
-    });
+  // One attempt per call: the register and heartbeat loops below pace their own retries.
+  const client = new OrchClient({
+    baseUrl: node.orchestratorUrl,
+    apiKey: credential,
+    timeoutMs: 5_000,
+    retry: { maxAttempts: 1 },
+  });
+  const wire = (): WireNodeReport => report() as unknown as WireNodeReport;
 
   let stopping = false;
   let heartbeatMs = node.heartbeatMs;
@@ -96,26 +100,26 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
   const register = async (): Promise<void> => {
     for (let delay = 200; !stopping; delay = Math.min(2_000, delay * 2)) {
       try {
-        const res = await post('/v1/nodes/register');
-        if (res.ok) {
-          heartbeatMs = Math.min(heartbeatMs, ((await res.json()) as RegisterAnswer).heartbeat_ms);
-          registered = true;
-          onRegistered();
-          logger.info(
-            { event: 'node.registered', node_id: node.id, orchestrator: node.orchestratorUrl },
-            `registered with ${node.orchestratorUrl}`,
-          );
-          return;
-        }
-        logger.warn(
-          { event: 'node.register_refused', status: res.status, body: (await res.text()).slice(0, 200) },
-          'registration refused',
+        const answer = (await client.registerNode(wire())) as RegisterAnswer;
+        heartbeatMs = Math.min(heartbeatMs, answer.heartbeat_ms);
+        registered = true;
+        onRegistered();
+        logger.info(
+          { event: 'node.registered', node_id: node.id, orchestrator: node.orchestratorUrl },
+          `registered with ${node.orchestratorUrl}`,
         );
+        return;
       } catch (err) {
-        logger.warn(
-          { event: 'node.register_failed', err: (err as Error).message },
-          'orchestrator unreachable',
-        );
+        if (err instanceof OrchHttpError)
+          logger.warn(
+            { event: 'node.register_refused', status: err.status, err: err.message },
+            'registration refused',
+          );
+        else
+          logger.warn(
+            { event: 'node.register_failed', err: (err as Error).message },
+            'orchestrator unreachable',
+          );
       }
       await sleep(delay);
     }
@@ -188,15 +192,14 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
       });
       if (stopping) break;
       try {
-        const res = await post(`/v1/nodes/${encodeURIComponent(node.id)}/heartbeat`);
-        if (res.status === 404 || res.status === 401) {
+        const answer = (await client.nodeHeartbeat(node.id, wire())) as HeartbeatAnswer;
+        for (const cmd of answer.commands) void execute(cmd);
+      } catch (err) {
+        if (err instanceof OrchHttpError && (err.status === 404 || err.status === 401)) {
           registered = false;
           await register();
-        } else if (res.ok) {
-          const answer = (await res.json()) as HeartbeatAnswer;
-          for (const cmd of answer.commands) void execute(cmd);
-        } else await res.arrayBuffer();
-      } catch (err) {
+          continue;
+        }
         logger.warn({ event: 'node.heartbeat_failed', err: (err as Error).message }, 'heartbeat failed');
       }
     }

@@ -285,7 +285,7 @@ export interface components {
              * @default strict
              * @enum {string}
              */
-            determinism: "strict" | "best_effort";
+            determinism?: "strict" | "best_effort";
             engine: components["schemas"]["Engine"];
             /** @description Expected output length, a hint for prediction and placement. */
             expected_tokens?: number;
@@ -306,7 +306,7 @@ export interface components {
             /** @description Completion prompt. */
             prompt?: string;
             /** @default v1 */
-            sampler_profile_version: string;
+            sampler_profile_version?: string;
             /** @description Sampling seed; absent → a stable hash of `task_id` (determinism by default). */
             seed?: number;
             /**
