@@ -331,4 +331,5 @@ async function readEnvelope(res: Response): Promise<T.ErrorEnvelope | undefined>
   return undefined;
 }
 
-const enc = encodeURIComponent;
+/** Path segment encoding that keeps `:` readable (`sha256:…` ids), as RFC 3986 allows. */
+const enc = (s: string): string => encodeURIComponent(s).replace(/%3A/gi, ':');

@@ -11,12 +11,7 @@ export class OrchHttpError extends Error {
   /** Attempts made, retries included. */
   readonly attempts: number;
 
-  constructor(
-    status: number,
-    envelope: ErrorEnvelope | undefined,
-    correlationId?: string,
-    attempts = 1,
-  ) {
+  constructor(status: number, envelope: ErrorEnvelope | undefined, correlationId?: string, attempts = 1) {
     super(envelope ? `${status} ${envelope.code}: ${envelope.message}` : `HTTP ${status}`);
     this.name = 'OrchHttpError';
     this.status = status;

@@ -58,6 +58,8 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     p === undefined ? undefined : p.includes('/') || p.startsWith('~') ? toPath(p) : p;
 
   const profile = raw.profile ?? DEFAULTS.profile;
+  if (raw.testing?.provider_states === true && profile !== 'dev')
+    problems.push('testing.provider_states: test-only hooks are refused by the prod profile');
   const listen = {
     host: raw.listen?.host ?? DEFAULTS.listenHost,
     port: raw.listen?.port ?? DEFAULTS.listenPort,
@@ -156,6 +158,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       telemetryIntervalMs: raw.engines?.telemetry_interval_ms ?? 5_000,
     },
     dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
+    testing: { providerStates: raw.testing?.provider_states ?? false },
     storage: {
       kind: raw.storage?.kind ?? 'sqlite',
       sqlitePath: toPath(raw.storage?.sqlite_path ?? join(raw.data_dir ?? DEFAULTS.dataDir, 'llorch.db')),

@@ -45,6 +45,8 @@ export interface ResolvedConfig {
     readonly telemetryIntervalMs: number;
   };
   readonly dataDir: string;
+  /** Test-only hooks (dev profile only). */
+  readonly testing: { readonly providerStates: boolean };
   readonly storage: {
     readonly kind: 'sqlite' | 'postgres';
     readonly sqlitePath: string;

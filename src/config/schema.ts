@@ -340,6 +340,19 @@ export const LoggingSchema = closed('Structured JSON logs (SPEC §12).', {
   ),
 });
 
+export const TestingSchema = closed(
+  'Test-only hooks; refused by the prod profile. Never enable them on a served deployment.',
+  {
+    provider_states: Type.Optional(
+      Type.Boolean({
+        description:
+          'Serve `POST /__test/provider-states`, which sets up Pact provider states (contract verification).',
+        default: false,
+      }),
+    ),
+  },
+);
+
 export const EnginesSchema = closed('Engine binaries and caches shared by all pools.', {
   llama_server_path: Type.Optional(
     Type.String({
@@ -652,6 +665,7 @@ export const ConfigSchema = Type.Object(
     sse: Type.Optional(SseSchema),
     logging: Type.Optional(LoggingSchema),
     engines: Type.Optional(EnginesSchema),
+    testing: Type.Optional(TestingSchema),
     data_dir: Type.Optional(
       Type.String({
         minLength: 1,

@@ -9,6 +9,8 @@ export interface OrchErrorOptions {
   /** Extra response headers (e.g. X-Queue-Position) the HTTP layer adds to the envelope. */
   headers?: Record<string, string>;
   cause?: unknown;
+  /** Overrides the code's default, e.g. a CONFLICT that waiting cannot resolve. */
+  retriable?: boolean;
 }
 
 /** The single error type of llama-orch. The HTTP error handler is the only place that renders it. */
@@ -27,7 +29,7 @@ export class OrchError extends Error {
     this.name = 'OrchError';
     this.code = code;
     this.httpStatus = ERROR_CODES[code].httpStatus;
-    this.retriable = ERROR_CODES[code].retriable;
+    this.retriable = options.retriable ?? ERROR_CODES[code].retriable;
     this.engine = options.engine;
     this.poolId = options.poolId;
     this.retryAfterMs = options.retryAfterMs;

@@ -20,6 +20,7 @@ import type { CatalogService } from '../catalog/catalog-service.js';
 import type { ArtifactRegistry } from '../artifacts/artifact-registry.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
+import { registerProviderStates } from './routes-provider-states.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -83,6 +84,14 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     const given = req.headers['x-correlation-id'];
     req.correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
     void reply.header('X-Correlation-Id', req.correlationId);
+    // Action endpoints (cancel, verify) take no body; an empty body labelled JSON is no body, not
+    // a malformed one. Routes that need a body still refuse its absence with INVALID_PARAMS.
+    if (req.headers['content-length'] === '0') delete req.headers['content-type'];
+  });
+  // Bodies other than JSON are refused, except an empty one (e.g. a chunked POST with no data).
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') done(null, undefined);
+    else done(new OrchError('INVALID_PARAMS', 'content-type must be application/json'), undefined);
   });
   app.setErrorHandler(makeErrorHandler(logger));
   app.setNotFoundHandler((req, reply) => {
@@ -116,6 +125,13 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     auth,
     validate: createControlValidator(docs),
   });
+
+  if (config.testing.providerStates)
+    registerProviderStates(app, {
+      orchestrator: opts.orchestrator,
+      catalog: opts.catalog,
+      artifacts: opts.artifacts,
+    });
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('Content-Type', opts.metrics.contentType);

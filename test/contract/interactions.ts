@@ -1,0 +1,681 @@
+/**
+ * Consumer contracts of the typed client (SPEC §16): every endpoint and every status code the
+ * server can answer it with. Each entry is one Pact interaction plus what the client must make
+ * of the answer; the provider suite replays the same file against a real orchestrator.
+ */
+import { createHash } from 'node:crypto';
+import { MatchersV3 as M, type V3Request, type V3Response } from '@pact-foundation/pact';
+import { expect } from 'vitest';
+import { canonicalJson } from '../../src/artifacts/artifact-registry.js';
+import { OrchHttpError, type OrchClient, type TaskEvent, type TaskRequest } from '../../src/index.js';
+import { SUCCESS_STREAM, errorStream, transcript } from './sse-transcripts.js';
+
+export const PACT_KEYS = { alice: 'alice-data-key', ops: 'ops-control-key', limited: 'limited-tenant-key' };
+export const PACT_DIR = '/tmp/llorch-pact';
+
+export interface Clients {
+  readonly alice: OrchClient;
+  readonly ops: OrchClient;
+  readonly limited: OrchClient;
+  readonly anonymous: OrchClient;
+}
+
+export interface Interaction {
+  readonly state?: string;
+  readonly params?: Record<string, unknown>;
+  readonly description: string;
+  readonly request: V3Request;
+  readonly response: V3Response;
+  /** For text bodies (SSE, Prometheus): the regular expression the provider's body must match. */
+  readonly bodyRegex?: string;
+  readonly run: (c: Clients) => Promise<void>;
+}
+
+const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
+const CID = {
+  'X-Correlation-Id': M.regex('^[A-Za-z0-9._:-]{1,128}$', '5d1e3c9a-7f0b-4d2e-8a61-0c9b2f4e7a13'),
+};
+const JSON_CT = { 'Content-Type': 'application/json; charset=utf-8' };
+const SSE_CT = { 'Content-Type': 'text/event-stream; charset=utf-8' };
+
+function envelope(
+  status: number,
+  code: string,
+  retriable: boolean,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, unknown> = {},
+): V3Response {
+  return {
+    status,
+    headers: { ...JSON_CT, ...CID, ...headers },
+    body: { code, message: M.string(`${code.toLowerCase()} explained`), retriable, ...extra },
+  };
+}
+
+async function fails(p: Promise<unknown>, status: number, code: string): Promise<OrchHttpError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(OrchHttpError);
+  const e = err as OrchHttpError;
+  expect([e.status, e.code]).toEqual([status, code]);
+  expect(e.correlationId).toBeTruthy();
+  return e;
+}
+
+async function collect(it: AsyncIterable<TaskEvent>): Promise<TaskEvent[]> {
+  const out: TaskEvent[] = [];
+  for await (const ev of it) out.push(ev);
+  return out;
+}
+
+const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const task = (n: number, extra: Partial<TaskRequest> = {}): TaskRequest => ({
+  task_id: uuid(n),
+  session_id: uuid(1000 + n),
+  workload: 'completion',
+  model_ref: 'pact-sim',
+  engine: 'vllm',
+  ctx: 2048,
+  priority: 'interactive',
+  prompt: 'Once upon a time',
+  max_tokens: 4,
+  deadline_ms: 60_000,
+  ...extra,
+});
+const post = (path: string, body: unknown, key?: string): V3Request => ({
+  method: 'POST',
+  path,
+  headers: { 'Content-Type': 'application/json', ...(key === undefined ? {} : bearer(key)) },
+  body: body,
+});
+const get = (path: string, key?: string, headers: Record<string, string> = {}): V3Request => ({
+  method: 'GET',
+  path,
+  headers: { ...(key === undefined ? {} : bearer(key)), ...headers },
+});
+const ok = (status: number, body: unknown): V3Response => ({
+  status,
+  headers: { ...JSON_CT, ...CID },
+  body: body,
+});
+
+const artifactContent = { steps: ['plan', 'act'], budget: 3 };
+const artifactId = `sha256:${createHash('sha256')
+  .update(canonicalJson({ kind: 'plan', content: artifactContent, parent: null }))
+  .digest('hex')}`;
+const A = PACT_KEYS.alice;
+const O = PACT_KEYS.ops;
+
+const dataPlane: Interaction[] = [
+  {
+    state: 'pools are ready',
+    description: 'an enqueue of a valid task',
+    request: post('/v1/tasks', task(1), A),
+    response: ok(202, {
+      task_id: uuid(1),
+      queue_position: M.integer(0),
+      predicted_start_ms: M.integer(12),
+      backoff_ms: M.integer(0),
+    }),
+    run: async (c) => {
+      const a = await c.alice.enqueue(task(1));
+      expect(a.task_id).toBe(uuid(1));
+      expect(a.queue_position).toBeGreaterThanOrEqual(0);
+    },
+  },
+  {
+    description: 'an enqueue with an invalid ctx',
+    request: post('/v1/tasks', task(2, { ctx: 0 }), A),
+    response: envelope(400, 'INVALID_PARAMS', false),
+    run: async (c) => void (await fails(c.alice.enqueue(task(2, { ctx: 0 })), 400, 'INVALID_PARAMS')),
+  },
+  {
+    description: 'an enqueue without credentials',
+    request: post('/v1/tasks', task(3)),
+    response: envelope(401, 'UNAUTHORIZED', false, {}, { 'WWW-Authenticate': M.regex('^Bearer', 'Bearer') }),
+    run: async (c) => void (await fails(c.anonymous.enqueue(task(3)), 401, 'UNAUTHORIZED')),
+  },
+  {
+    description: 'an enqueue with a control-plane key',
+    request: post('/v1/tasks', task(4), O),
+    response: envelope(403, 'FORBIDDEN', false),
+    run: async (c) => void (await fails(c.ops.enqueue(task(4)), 403, 'FORBIDDEN')),
+  },
+  {
+    state: 'model is Deprecated',
+    params: { model_id: 'pact-old', path: `${PACT_DIR}/pact-old.gguf` },
+    description: 'an enqueue for a Deprecated model',
+    request: post('/v1/tasks', task(5, { model_ref: 'pact-old' }), A),
+    response: envelope(409, 'MODEL_DEPRECATED', false, { engine: 'vllm', pool_id: 'pact-old' }),
+    run: async (c) =>
+      void (await fails(c.alice.enqueue(task(5, { model_ref: 'pact-old' })), 409, 'MODEL_DEPRECATED')),
+  },
+  {
+    description: 'an enqueue whose body exceeds the size limit',
+    request: post('/v1/tasks', task(6, { prompt: 'x'.repeat(20_000) }), A),
+    response: envelope(413, 'PAYLOAD_TOO_LARGE', false),
+    run: async (c) =>
+      void (await fails(c.alice.enqueue(task(6, { prompt: 'x'.repeat(20_000) })), 413, 'PAYLOAD_TOO_LARGE')),
+  },
+  {
+    state: 'the pool has measured its decode rate',
+    params: { model_ref: 'pact-slow', max_tokens: 3 },
+    description: 'an enqueue whose deadline cannot be met',
+    request: post('/v1/tasks', task(7, { model_ref: 'pact-slow', max_tokens: 1000, deadline_ms: 1 }), A),
+    response: envelope(422, 'DEADLINE_UNMET', false, { engine: 'vllm', pool_id: 'pact-slow' }),
+    run: async (c) =>
+      void (await fails(
+        c.alice.enqueue(task(7, { model_ref: 'pact-slow', max_tokens: 1000, deadline_ms: 1 })),
+        422,
+        'DEADLINE_UNMET',
+      )),
+  },
+  {
+    state: 'the queue of a drop-lru pool is full of interactive work',
+    params: { model_ref: 'pact-full' },
+    description: 'a batch enqueue to a full drop-lru queue',
+    request: post('/v1/tasks', task(8, { model_ref: 'pact-full', priority: 'batch' }), A),
+    response: envelope(
+      429,
+      'QUEUE_FULL_DROP_LRU',
+      true,
+      { engine: 'vllm', pool_id: 'pact-full', retry_after_ms: M.integer(500), policy_label: 'drop-lru' },
+      { 'Retry-After': M.regex('^[1-9][0-9]*$', '1'), 'X-Backoff-Ms': M.regex('^[0-9]+$', '500') },
+    ),
+    run: async (c) => {
+      const e = await fails(
+        c.alice.enqueue(task(8, { model_ref: 'pact-full', priority: 'batch' })),
+        429,
+        'QUEUE_FULL_DROP_LRU',
+      );
+      expect(e.retriable).toBe(true);
+      expect(e.envelope?.policy_label).toBe('drop-lru');
+    },
+  },
+  {
+    state: 'tenant has used up its rate limit',
+    params: { tenant: 'limited', model_ref: 'pact-sim' },
+    description: 'an enqueue over the tenant rate limit',
+    request: post('/v1/tasks', task(9), PACT_KEYS.limited),
+    response: envelope(
+      429,
+      'ADMISSION_REJECT',
+      true,
+      { engine: 'vllm', pool_id: 'pact-sim', retry_after_ms: M.integer(1000), policy_label: 'reject' },
+      { 'Retry-After': M.regex('^[1-9][0-9]*$', '1'), 'X-Backoff-Ms': M.regex('^[0-9]+$', '1000') },
+    ),
+    run: async (c) => void (await fails(c.limited.enqueue(task(9)), 429, 'ADMISSION_REJECT')),
+  },
+  {
+    state: 'pool is unavailable',
+    params: { pool_id: 'pact-down' },
+    description: 'an enqueue to an unavailable pool',
+    request: post('/v1/tasks', task(10, { model_ref: 'pact-down' }), A),
+    response: envelope(503, 'POOL_UNAVAILABLE', true, { engine: 'vllm', pool_id: 'pact-down' }),
+    run: async (c) => {
+      const e = await fails(c.alice.enqueue(task(10, { model_ref: 'pact-down' })), 503, 'POOL_UNAVAILABLE');
+      expect(e.retriable).toBe(true);
+    },
+  },
+  {
+    state: 'the next request fails with an internal error',
+    description: 'an enqueue that meets an internal fault',
+    request: post('/v1/tasks', task(11), A),
+    response: envelope(500, 'INTERNAL', false),
+    run: async (c) => void (await fails(c.alice.enqueue(task(11)), 500, 'INTERNAL')),
+  },
+  {
+    state: 'a task that has finished',
+    params: { task_id: uuid(12), model_ref: 'pact-sim', max_tokens: 4 },
+    description: 'a stream of a finished task',
+    request: get(`/v1/tasks/${uuid(12)}/stream`, A, { Accept: 'text/event-stream' }),
+    response: {
+      status: 200,
+      headers: {
+        ...SSE_CT,
+        ...CID,
+      },
+      body: transcript([
+        ['started', { queue_position: 0, predicted_start_ms: 3 }],
+        ['token', { t: 'Hel', i: 0 }],
+        ['token', { t: 'lo', i: 1 }],
+        ['metrics', { queue_depth: 0, on_time_probability: 0.99, kv_warmth: false }],
+        ['token', { t: ' wor', i: 2 }],
+        ['token', { t: 'ld', i: 3 }],
+        ['end', { tokens_out: 4, decode_ms: 2.5 }],
+      ]),
+    },
+    bodyRegex: SUCCESS_STREAM,
+    run: async (c) => {
+      const events = await collect(c.alice.streamTask(uuid(12)));
+      expect(events.map((e) => e.event)).toEqual([
+        'started',
+        'token',
+        'token',
+        'metrics',
+        'token',
+        'token',
+        'end',
+      ]);
+      expect(
+        events
+          .filter((e) => e.event === 'token')
+          .map((e) => e.data.t)
+          .join(''),
+      ).toBe('Hello world');
+    },
+  },
+  {
+    state: 'a task that failed mid-stream',
+    params: { task_id: uuid(13), model_ref: 'pact-timeout', max_tokens: 400 },
+    description: 'a stream of a task that failed',
+    request: get(`/v1/tasks/${uuid(13)}/stream`, A, { Accept: 'text/event-stream' }),
+    response: {
+      status: 200,
+      headers: {
+        ...SSE_CT,
+        ...CID,
+      },
+      body: transcript([
+        ['started', { queue_position: 0, predicted_start_ms: 3 }],
+        ['token', { t: 'Hel', i: 0 }],
+        ['error', { code: 'DECODE_TIMEOUT', message: 'wall timeout of 300 ms exceeded', retriable: true }],
+      ]),
+    },
+    bodyRegex: errorStream('DECODE_TIMEOUT'),
+    run: async (c) => {
+      const events = await collect(c.alice.streamTask(uuid(13)));
+      const last = events.at(-1);
+      expect(last?.event === 'error' && last.data.code).toBe('DECODE_TIMEOUT');
+    },
+  },
+  {
+    description: 'a stream of an unknown task',
+    request: get(`/v1/tasks/${uuid(14)}/stream`, A, { Accept: 'text/event-stream' }),
+    response: envelope(404, 'NOT_FOUND', false),
+    run: async (c) => void (await fails(c.alice.streamTask(uuid(14)).next(), 404, 'NOT_FOUND')),
+  },
+  {
+    description: 'a stream without credentials',
+    request: get(`/v1/tasks/${uuid(15)}/stream`, undefined, { Accept: 'text/event-stream' }),
+    response: envelope(401, 'UNAUTHORIZED', false),
+    run: async (c) => void (await fails(c.anonymous.streamTask(uuid(15)).next(), 401, 'UNAUTHORIZED')),
+  },
+  {
+    state: 'a running task',
+    params: { task_id: uuid(16), model_ref: 'pact-slow', max_tokens: 1000 },
+    description: 'a cancel of a running task',
+    request: { method: 'POST', path: `/v1/tasks/${uuid(16)}/cancel`, headers: bearer(A) },
+    response: { status: 204 },
+    run: (c) => c.alice.cancel(uuid(16)),
+  },
+  {
+    description: 'a cancel of an unknown task',
+    request: { method: 'POST', path: `/v1/tasks/${uuid(17)}/cancel`, headers: bearer(A) },
+    response: envelope(404, 'NOT_FOUND', false),
+    run: async (c) => void (await fails(c.alice.cancel(uuid(17)), 404, 'NOT_FOUND')),
+  },
+  {
+    state: 'a session with one finished turn',
+    params: { task_id: uuid(18), session_id: uuid(1018), model_ref: 'pact-sim' },
+    description: 'a read of a session',
+    request: get(`/v1/sessions/${uuid(1018)}`, A),
+    response: ok(200, {
+      session_id: uuid(1018),
+      ttl_ms_remaining: M.integer(590_000),
+      turns: 1,
+      kv_bytes: M.integer(4096),
+      kv_warmth: M.boolean(true),
+      tokens_used: M.integer(12),
+      time_used_ms: M.integer(3),
+      cost_used: M.number(0),
+    }),
+    run: async (c) => {
+      const s = await c.alice.getSession(uuid(1018));
+      expect(s.turns).toBe(1);
+    },
+  },
+  {
+    description: 'a read of an unknown session',
+    request: get(`/v1/sessions/${uuid(1019)}`, A),
+    response: envelope(404, 'NOT_FOUND', false),
+    run: async (c) => void (await fails(c.alice.getSession(uuid(1019)), 404, 'NOT_FOUND')),
+  },
+  {
+    state: 'a session with one finished turn',
+    params: { task_id: uuid(20), session_id: uuid(1020), model_ref: 'pact-sim' },
+    description: 'a delete of a session',
+    request: { method: 'DELETE', path: `/v1/sessions/${uuid(1020)}`, headers: bearer(A) },
+    response: { status: 204 },
+    run: (c) => c.alice.deleteSession(uuid(1020)),
+  },
+  {
+    description: 'a delete of an unknown session',
+    request: { method: 'DELETE', path: `/v1/sessions/${uuid(1021)}`, headers: bearer(A) },
+    response: envelope(404, 'NOT_FOUND', false),
+    run: async (c) => void (await fails(c.alice.deleteSession(uuid(1021)), 404, 'NOT_FOUND')),
+  },
+  {
+    state: 'pools are ready',
+    description: 'a scrape of the metrics',
+    request: get('/metrics'),
+    response: {
+      status: 200,
+      headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
+      body: '# TYPE tasks_enqueued_total counter\n',
+    },
+    bodyRegex: '^[\\s\\S]*# TYPE tasks_enqueued_total counter[\\s\\S]*$',
+    run: async (c) => expect(await c.anonymous.metrics()).toContain('tasks_enqueued_total'),
+  },
+];
+
+export const INTERACTIONS: Interaction[] = [...dataPlane, ...controlPlaneInteractions()];
+
+function controlPlaneInteractions(): Interaction[] {
+  const model = (id: string, extra: Record<string, unknown> = {}) => ({
+    id,
+    source: M.string(`${PACT_DIR}/${id}.gguf`),
+    digest: M.regex('^sha256:[0-9a-f]{64}$', `sha256:${'a'.repeat(64)}`),
+    state: M.string('Draft'),
+    ...extra,
+  });
+  const file = (name: string) => ({ path: `${PACT_DIR}/${name}` });
+  return [
+    {
+      state: 'pools are ready',
+      description: 'a drain of a pool',
+      request: post('/v1/pools/pact-drain/drain', { deadline_ms: 5000 }, O),
+      response: ok(202, { pool_id: 'pact-drain', operation: 'drain', deadline_ms: 5000 }),
+      run: async (c) => expect((await c.ops.drainPool('pact-drain', 5000)).operation).toBe('drain'),
+    },
+    {
+      description: 'a drain of an unknown pool',
+      request: post('/v1/pools/nope/drain', { deadline_ms: 5000 }, O),
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) => void (await fails(c.ops.drainPool('nope', 5000), 404, 'NOT_FOUND')),
+    },
+    {
+      description: 'a drain with a negative deadline',
+      request: post('/v1/pools/pact-drain/drain', { deadline_ms: -1 }, O),
+      response: envelope(400, 'INVALID_PARAMS', false),
+      run: async (c) => void (await fails(c.ops.drainPool('pact-drain', -1), 400, 'INVALID_PARAMS')),
+    },
+    {
+      description: 'a drain with a data-plane key',
+      request: post('/v1/pools/pact-drain/drain', { deadline_ms: 5000 }, A),
+      response: envelope(403, 'FORBIDDEN', false),
+      run: async (c) => void (await fails(c.alice.drainPool('pact-drain', 5000), 403, 'FORBIDDEN')),
+    },
+    {
+      description: 'a drain without credentials',
+      request: post('/v1/pools/pact-drain/drain', { deadline_ms: 5000 }),
+      response: envelope(401, 'UNAUTHORIZED', false),
+      run: async (c) => void (await fails(c.anonymous.drainPool('pact-drain', 5000), 401, 'UNAUTHORIZED')),
+    },
+    {
+      state: 'a model file exists',
+      params: file('reload-b.bin'),
+      description: 'a reload of a pool to a new model',
+      request: post(
+        '/v1/pools/pact-reload/reload',
+        { new_model_ref: `${PACT_DIR}/reload-b.bin`, deadline_ms: 5000 },
+        O,
+      ),
+      response: ok(202, { pool_id: 'pact-reload', operation: 'reload', deadline_ms: 5000 }),
+      run: async (c) =>
+        expect(
+          (await c.ops.reloadPool('pact-reload', { new_model_ref: `${PACT_DIR}/reload-b.bin` }, 5000))
+            .operation,
+        ).toBe('reload'),
+    },
+    {
+      description: 'a reload without a target',
+      request: post('/v1/pools/pact-reload/reload', {}, O),
+      response: envelope(400, 'INVALID_PARAMS', false),
+      run: async (c) =>
+        void (await fails(
+          c.ops.send({ method: 'POST', path: '/v1/pools/pact-reload/reload', body: {}, idempotent: false }),
+          400,
+          'INVALID_PARAMS',
+        )),
+    },
+    {
+      description: 'a reload of an unknown pool',
+      request: post('/v1/pools/nope/reload', { rollback: true }, O),
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) => void (await fails(c.ops.reloadPool('nope', { rollback: true }), 404, 'NOT_FOUND')),
+    },
+    {
+      state: 'pools are ready',
+      description: 'a health read of a pool',
+      request: get('/v1/pools/pact-sim/health', O),
+      response: ok(200, {
+        pool_id: 'pact-sim',
+        live: true,
+        ready: true,
+        draining: false,
+        metrics: M.like({ queue_depth: 0, replicas_ready: 1, slots_total: 4, slots_free: 4 }),
+        engine_version: M.string('sim-vllm-1'),
+      }),
+      run: async (c) => expect((await c.ops.poolHealth('pact-sim')).ready).toBe(true),
+    },
+    {
+      description: 'a health read of an unknown pool',
+      request: get('/v1/pools/nope/health', O),
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) => void (await fails(c.ops.poolHealth('nope'), 404, 'NOT_FOUND')),
+    },
+    {
+      state: 'pools are ready',
+      description: 'a list of replica sets',
+      request: get('/v1/replicasets', O),
+      response: ok(200, {
+        replica_sets: M.eachLike({
+          id: M.string('pact-sim'),
+          engine: M.string('vllm'),
+          model_id: M.string('pact-sim'),
+          engine_version: M.string('sim-vllm-1'),
+          ctx: M.integer(2048),
+          slots_total: M.integer(4),
+          slots_free: M.integer(4),
+          load: M.number(0),
+        }),
+      }),
+      run: async (c) => expect((await c.ops.replicaSets()).replica_sets.length).toBeGreaterThan(0),
+    },
+    {
+      description: 'a list of replica sets with a data-plane key',
+      request: get('/v1/replicasets', A),
+      response: envelope(403, 'FORBIDDEN', false),
+      run: async (c) => void (await fails(c.alice.replicaSets(), 403, 'FORBIDDEN')),
+    },
+    {
+      description: 'a read of the capabilities',
+      request: get('/v1/capabilities', O),
+      response: ok(200, {
+        api_version: '1.0.0',
+        engines: M.eachLike({
+          engine: M.string('vllm'),
+          ctx_max: M.integer(2048),
+          supported_workloads: M.eachLike('completion'),
+          rate_limits: M.like({}),
+          features: M.like({}),
+        }),
+      }),
+      run: async (c) => expect((await c.ops.capabilities()).api_version).toBe('1.0.0'),
+    },
+    {
+      description: 'a read of the capabilities without credentials',
+      request: get('/v1/capabilities'),
+      response: envelope(401, 'UNAUTHORIZED', false),
+      run: async (c) => void (await fails(c.anonymous.capabilities(), 401, 'UNAUTHORIZED')),
+    },
+    {
+      state: 'catalog model exists',
+      params: { id: 'pact-known', ...file('pact-known.gguf') },
+      description: 'a list of catalog models',
+      request: get('/v1/catalog/models', O),
+      response: ok(200, { models: M.eachLike(model('pact-known')) }),
+      run: async (c) => expect((await c.ops.listCatalogModels()).models.length).toBeGreaterThan(0),
+    },
+    {
+      state: 'a model file exists',
+      params: file('pact-new.gguf'),
+      description: 'a registration of a catalog model',
+      request: post('/v1/catalog/models', { id: 'pact-new', source: `${PACT_DIR}/pact-new.gguf` }, O),
+      response: ok(201, model('pact-new', { state: 'Draft' })),
+      run: async (c) =>
+        expect(
+          (await c.ops.createCatalogModel({ id: 'pact-new', source: `${PACT_DIR}/pact-new.gguf` })).state,
+        ).toBe('Draft'),
+    },
+    {
+      description: 'a registration of a catalog model without a source',
+      request: post('/v1/catalog/models', { id: 'pact-bad' }, O),
+      response: envelope(400, 'INVALID_PARAMS', false),
+      run: async (c) =>
+        void (await fails(
+          c.ops.send({
+            method: 'POST',
+            path: '/v1/catalog/models',
+            body: { id: 'pact-bad' },
+            idempotent: false,
+          }),
+          400,
+          'INVALID_PARAMS',
+        )),
+    },
+    {
+      state: 'catalog model exists',
+      params: { id: 'pact-dup', ...file('pact-dup.gguf') },
+      description: 'a registration of a catalog model that already exists',
+      request: post('/v1/catalog/models', { id: 'pact-dup', source: `${PACT_DIR}/pact-dup.gguf` }, O),
+      response: envelope(409, 'CONFLICT', false),
+      run: async (c) =>
+        void (await fails(
+          c.ops.createCatalogModel({ id: 'pact-dup', source: `${PACT_DIR}/pact-dup.gguf` }),
+          409,
+          'CONFLICT',
+        )),
+    },
+    {
+      state: 'catalog model exists',
+      params: { id: 'pact-known', ...file('pact-known.gguf') },
+      description: 'a read of a catalog model',
+      request: get('/v1/catalog/models/pact-known', O),
+      response: ok(200, model('pact-known')),
+      run: async (c) => expect((await c.ops.getCatalogModel('pact-known')).id).toBe('pact-known'),
+    },
+    {
+      description: 'a read of an unknown catalog model',
+      request: get('/v1/catalog/models/nope', O),
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) => void (await fails(c.ops.getCatalogModel('nope'), 404, 'NOT_FOUND')),
+    },
+    {
+      state: 'catalog model exists',
+      params: { id: 'pact-known', ...file('pact-known.gguf') },
+      description: 'a verification of a catalog model',
+      request: { method: 'POST', path: '/v1/catalog/models/pact-known/verify', headers: bearer(O) },
+      response: ok(200, { id: 'pact-known', result: M.regex('^(verified|failed)$', 'verified') }),
+      run: async (c) => expect((await c.ops.verifyCatalogModel('pact-known')).id).toBe('pact-known'),
+    },
+    {
+      description: 'a verification of an unknown catalog model',
+      request: { method: 'POST', path: '/v1/catalog/models/nope/verify', headers: bearer(O) },
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) => void (await fails(c.ops.verifyCatalogModel('nope'), 404, 'NOT_FOUND')),
+    },
+    {
+      state: 'catalog model exists',
+      params: { id: 'pact-lifecycle', ...file('pact-lifecycle.gguf') },
+      description: 'a lifecycle change of a catalog model',
+      request: post('/v1/catalog/models/pact-lifecycle/state', { state: 'Active' }, O),
+      response: ok(200, model('pact-lifecycle', { state: 'Active' })),
+      run: async (c) =>
+        expect((await c.ops.setCatalogModelState('pact-lifecycle', { state: 'Active' })).state).toBe(
+          'Active',
+        ),
+    },
+    {
+      state: 'catalog model is Retired',
+      params: { id: 'pact-retired', ...file('pact-retired.gguf') },
+      description: 'a lifecycle change the lifecycle forbids',
+      request: post('/v1/catalog/models/pact-retired/state', { state: 'Active' }, O),
+      response: envelope(409, 'CONFLICT', false),
+      run: async (c) =>
+        void (await fails(c.ops.setCatalogModelState('pact-retired', { state: 'Active' }), 409, 'CONFLICT')),
+    },
+    {
+      description: 'a lifecycle change of an unknown catalog model',
+      request: post('/v1/catalog/models/nope/state', { state: 'Active' }, O),
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) =>
+        void (await fails(c.ops.setCatalogModelState('nope', { state: 'Active' }), 404, 'NOT_FOUND')),
+    },
+    {
+      description: 'a store of an artifact',
+      request: post('/v1/artifacts', { kind: 'summary', content: { text: 'three lines' } }, O),
+      response: ok(201, {
+        id: M.regex('^sha256:[0-9a-f]{64}$', `sha256:${'b'.repeat(64)}`),
+        kind: 'summary',
+        digest: M.regex('^sha256:[0-9a-f]{64}$', `sha256:${'c'.repeat(64)}`),
+        created_ms: M.integer(1_700_000_000_000),
+        tags: [],
+      }),
+      run: async (c) =>
+        expect((await c.ops.createArtifact({ kind: 'summary', content: { text: 'three lines' } })).kind).toBe(
+          'summary',
+        ),
+    },
+    {
+      description: 'a store of an artifact of an unknown kind',
+      request: post('/v1/artifacts', { kind: 'poem', content: 'x' }, O),
+      response: envelope(400, 'INVALID_PARAMS', false),
+      run: async (c) =>
+        void (await fails(
+          c.ops.send({
+            method: 'POST',
+            path: '/v1/artifacts',
+            body: { kind: 'poem', content: 'x' },
+            idempotent: false,
+          }),
+          400,
+          'INVALID_PARAMS',
+        )),
+    },
+    {
+      state: 'an artifact exists',
+      params: { kind: 'plan', content: artifactContent },
+      description: 'a read of an artifact',
+      request: get(`/v1/artifacts/${artifactId}`, O),
+      response: ok(200, {
+        id: artifactId,
+        kind: 'plan',
+        content: artifactContent,
+        digest: M.regex('^sha256:[0-9a-f]{64}$', `sha256:${'d'.repeat(64)}`),
+        tags: [],
+      }),
+      run: async (c) => expect((await c.ops.getArtifact(artifactId)).content).toEqual(artifactContent),
+    },
+    {
+      description: 'a read of an unknown artifact',
+      request: get(`/v1/artifacts/sha256:${'0'.repeat(64)}`, O),
+      response: envelope(404, 'NOT_FOUND', false),
+      run: async (c) => void (await fails(c.ops.getArtifact(`sha256:${'0'.repeat(64)}`), 404, 'NOT_FOUND')),
+    },
+    {
+      state: 'an artifact exists',
+      params: { kind: 'plan', content: artifactContent },
+      description: 'a list of artifacts',
+      request: { method: 'GET', path: '/v1/artifacts', query: { limit: '10' }, headers: bearer(O) },
+      response: ok(200, {
+        artifacts: M.eachLike({ id: M.regex('^sha256:[0-9a-f]{64}$', artifactId), kind: M.string('plan') }),
+      }),
+      run: async (c) =>
+        expect((await c.ops.listArtifacts({ limit: 10 })).artifacts.length).toBeGreaterThan(0),
+    },
+  ];
+}
