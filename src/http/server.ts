@@ -21,6 +21,7 @@ import type { ArtifactRegistry } from '../artifacts/artifact-registry.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
 import { registerProviderStates } from './routes-provider-states.js';
+import { registerDocsRoutes } from './routes-docs.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -126,6 +127,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     validate: createControlValidator(docs),
   });
 
+  registerDocsRoutes(app);
   if (config.testing.providerStates)
     registerProviderStates(app, {
       orchestrator: opts.orchestrator,
