@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateOpenApiTypes } from './gen-openapi.js';
 import { generateConfigSchema } from './gen-config-schema.js';
+import { generateMetricsContract } from './gen-metrics-contract.js';
 
 export interface GeneratedFile {
   /** Path relative to the repository root. */
@@ -17,7 +18,11 @@ export interface GeneratedFile {
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const check = process.argv.includes('--check');
 
-const files: GeneratedFile[] = [...(await generateOpenApiTypes(root)), ...(await generateConfigSchema(root))];
+const files: GeneratedFile[] = [
+  ...(await generateOpenApiTypes(root)),
+  ...(await generateConfigSchema(root)),
+  ...(await generateMetricsContract(root)),
+];
 let stale = 0;
 for (const f of files) {
   const abs = resolve(root, f.path);

@@ -138,10 +138,9 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
   app.get('/metrics', async (_req, reply) => {
     void reply.header('Content-Type', opts.metrics.contentType);
     // Engine scrapes follow llama-orch's own metrics (distinct family names, one exposition).
-    const [own, engines] = await Promise.all([
-      opts.metrics.render(),
-      scrapeEngineMetrics(opts.orchestrator.pools),
-    ]);
+    // Engines first: their scrape updates contract gauges (kv_cache_usage_ratio) rendered next.
+    const engines = await scrapeEngineMetrics(opts.orchestrator.pools, 2_000, opts.metrics);
+    const own = await opts.metrics.render();
     return own.endsWith('\n') || own === '' ? own + engines : `${own}\n${engines}`;
   });
   return app;

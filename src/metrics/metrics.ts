@@ -1,5 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { LABEL_BUDGETS, METRICS, type LabelsOf, type MetricName } from './contract.js';
+import {
+  LABEL_BUDGETS,
+  METRICS,
+  PROCESS_METRICS_PREFIX,
+  type LabelsOf,
+  type MetricName,
+} from './contract.js';
 
 type Labels<N extends MetricName> = Partial<Record<LabelsOf<N>, string>>;
 type AnyMetric = Counter<string> | Gauge<string> | Histogram<string>;
@@ -31,7 +37,8 @@ export class OrchMetrics {
           break;
       }
     }
-    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'orchestratord_' });
+    if (opts.processMetrics)
+      collectDefaultMetrics({ register: this.registry, prefix: PROCESS_METRICS_PREFIX });
   }
 
   inc<N extends MetricName>(name: N, labels: Labels<N>, value = 1): void {

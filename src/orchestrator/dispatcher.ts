@@ -140,6 +140,12 @@ export class Dispatcher {
       priority: task.spec.priority,
     });
     if (task.preemptions > 0) this.#o.metrics.inc('resumptions_total', { engine: pool.config.engine });
+    else
+      this.#o.metrics.observe(
+        'queue_wait_ms',
+        { ...labels, priority: task.spec.priority },
+        now - task.spec.acceptedAtMs,
+      );
     this.#o.logger.info(
       {
         ...this.#o.lifecycle.fields(task, pool),

@@ -42,6 +42,10 @@ import { PoolRuntime } from './pool-runtime.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import { TaskRecord } from './task-record.js';
 import { onTimeProbability } from './on-time.js';
+import { SloWindow } from '../scheduler/slo-window.js';
+
+/** Replica states of the preload phase; leaving them is a preload outcome. */
+const PRELOAD_KINDS: ReadonlySet<string> = new Set(['starting', 'preloading', 'self-test']);
 
 export interface OrchestratorOptions {
   readonly config: ResolvedConfig;
@@ -106,6 +110,9 @@ export class Orchestrator {
   readonly #shares: ShareTracker;
   /** Finished tasks per priority that met / missed their deadline. */
   readonly #deadlines = new Map<string, { met: number; total: number }>();
+  /** Fleet-wide rolling SLO window per priority (SPEC §15), exported as slo_* gauges. */
+  readonly #slo = new SloWindow();
+  readonly #replicaKinds = new Map<string, string>();
   #closing = false;
 
   constructor(opts: OrchestratorOptions) {
@@ -587,6 +594,14 @@ export class Orchestrator {
   /** Terminal bookkeeping: quota slot, session budget usage, deadline attainment. */
   #onFinish(task: TaskRecord, pool: PoolRuntime): void {
     this.#quotas.release(task.spec.tenant);
+    const kind = task.state.kind;
+    this.#o.metrics.inc('tasks_finished_total', {
+      engine: pool.config.engine,
+      engine_version: pool.engineVersion(),
+      pool_id: pool.id,
+      priority: task.spec.priority,
+      outcome: kind === 'completed' ? 'completed' : kind === 'canceled' ? 'canceled' : 'failed',
+    });
     const session = this.#sessions.get(task.spec.sessionId);
     if (session?.tenant === task.spec.tenant) {
       session.usage.tokens += task.tokensIn + task.tokensOut;
@@ -604,11 +619,17 @@ export class Orchestrator {
         this.#o.logger.error({ err, session_id: task.spec.sessionId }, 'budget ledger write failed'),
       );
     if (task.state.kind === 'canceled') return;
-    pool.slo.record(
-      task.spec.priority,
-      task.firstTokenAtMs === undefined ? undefined : task.firstTokenAtMs - task.spec.acceptedAtMs,
-      task.state.kind === 'completed',
-    );
+    const ttftMs =
+      task.firstTokenAtMs === undefined ? undefined : task.firstTokenAtMs - task.spec.acceptedAtMs;
+    pool.slo.record(task.spec.priority, ttftMs, task.state.kind === 'completed');
+    this.#slo.record(task.spec.priority, ttftMs, task.state.kind === 'completed');
+    const slo = this.#slo.snapshot()[task.spec.priority];
+    if (slo) {
+      const priority = task.spec.priority;
+      if (slo.ttft_p95_ms !== null) this.#o.metrics.set('slo_ttft_p95_ms', { priority }, slo.ttft_p95_ms);
+      this.#o.metrics.set('slo_error_ratio', { priority }, slo.error_rate);
+      this.#o.metrics.set('slo_met', { priority }, slo.met ? 1 : 0);
+    }
     const d = this.#deadlines.get(task.spec.priority) ?? { met: 0, total: 0 };
     d.total++;
     if (task.state.kind === 'completed' && (task.finishedAtMs ?? 0) <= task.deadlineAtMs) d.met++;
@@ -654,6 +675,15 @@ export class Orchestrator {
   }
 
   #onReplicaChange(pool: PoolRuntime): void {
+    // A replica leaving its preload phases (start, load, self-test) is one preload outcome.
+    for (const r of pool.supervisor.replicas()) {
+      const before = this.#replicaKinds.get(r.id);
+      this.#replicaKinds.set(r.id, r.state.kind);
+      // First sight of a replica counts too: it may have finished preloading before we looked.
+      if ((before !== undefined && !PRELOAD_KINDS.has(before)) || PRELOAD_KINDS.has(r.state.kind)) continue;
+      const outcome = r.state.kind === 'ready' ? 'ready' : 'failed';
+      this.#o.metrics.inc('pool_preload_total', { engine: pool.config.engine, pool_id: pool.id, outcome });
+    }
     this.#o.metrics.set(
       'pool_ready',
       { engine: pool.config.engine, pool_id: pool.id },
@@ -667,6 +697,20 @@ export class Orchestrator {
       if (task && !task.terminal) this.#dispatcher.abort(task, 'host-lost');
     }
     this.#dispatcher.pump(pool);
+  }
+
+  /** Live sessions per replica whose KV is resident there (KV pressure, SPEC §2.4). */
+  #exportKvResidency(): void {
+    const counts = new Map<string, number>();
+    for (const s of this.#sessions.values())
+      if (s.lastReplicaId !== undefined) counts.set(s.lastReplicaId, (counts.get(s.lastReplicaId) ?? 0) + 1);
+    for (const pool of this.#pools)
+      for (const r of pool.supervisor.replicas())
+        this.#o.metrics.set(
+          'kv_sessions_resident',
+          { engine: pool.config.engine, pool_id: pool.id, replica_id: r.id },
+          counts.get(r.id) ?? 0,
+        );
   }
 
   #updateQueueGauges(pool: PoolRuntime): void {
@@ -683,6 +727,7 @@ export class Orchestrator {
   #sweep(): void {
     const now = this.#o.clock.now();
     this.#sessions.sweep();
+    this.#exportKvResidency();
     for (const pool of this.#pools) {
       let changed = false;
       // Under overload (more queued than free slots), a task that could not finish by its

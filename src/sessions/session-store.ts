@@ -39,6 +39,11 @@ export class SessionStore {
     this.#opts = opts;
   }
 
+  /** The sessions held now (expired ones may linger until the next sweep). */
+  values(): IterableIterator<Session> {
+    return this.#sessions.values();
+  }
+
   /** A live session, or undefined when unknown or expired (expired ones are removed). */
   get(id: string): Session | undefined {
     const s = this.#sessions.get(id);

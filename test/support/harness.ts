@@ -103,7 +103,7 @@ export interface Harness {
 
 export async function startHarness(
   raw: Omit<RawConfig, 'profile'>,
-  opts: { waitReady?: boolean } = {},
+  opts: { waitReady?: boolean; processMetrics?: boolean } = {},
 ): Promise<Harness> {
   if (raw.pools.some((p) => p.engine === 'llamacpp' && p.launch?.worker !== 'sim'))
     await requireLlamaServer();
@@ -128,7 +128,7 @@ export async function startHarness(
     },
   });
   const logger = createLogger({ level: 'debug', destination });
-  const running = await startOrchestrator(config, { logger, processMetrics: false });
+  const running = await startOrchestrator(config, { logger, processMetrics: opts.processMetrics ?? false });
   if (opts.waitReady !== false) await running.ready;
   return { url: running.url, running, logs, close: () => running.close(1_000) };
 }
