@@ -56,7 +56,9 @@ export async function startOrchestrator(
   config: ResolvedConfig,
   opts: StartOptions = {},
 ): Promise<RunningOrchestrator> {
-  const logger = opts.logger ?? createLogger({ level: config.logging.level });
+  const logger =
+    opts.logger ??
+    createLogger({ level: config.logging.level, redactPatterns: config.logging.redactPatterns });
   const onProgress = opts.onProgress ?? ((line: string) => logger.info({ event: 'engine.build' }, line));
   if (config.profile === 'dev') {
     const cpuPools = config.pools.filter((p) => p.devices === 'cpu').map((p) => p.id);

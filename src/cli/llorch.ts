@@ -62,7 +62,7 @@ async function run(
   warnings: readonly string[],
   bootstrapCatalog?: readonly CatalogAddRequest[],
 ): Promise<void> {
-  const logger = createLogger({ level: config.logging.level });
+  const logger = createLogger({ level: config.logging.level, redactPatterns: config.logging.redactPatterns });
   for (const w of warnings) logger.warn({ event: 'config.unknown_field' }, w);
   const running = await startOrchestrator(config, {
     logger,
@@ -167,7 +167,10 @@ async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } } });
       if (values.config === undefined) fail('pool-managerd needs --config FILE');
       const { config } = await loadConfigFile(values.config);
-      const logger = createLogger({ level: config.logging.level });
+      const logger = createLogger({
+        level: config.logging.level,
+        redactPatterns: config.logging.redactPatterns,
+      });
       const pm = await startPoolManagerd(config, logger);
       const stop = () =>
         void pm.stop().then(

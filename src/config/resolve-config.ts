@@ -3,6 +3,7 @@
  * defaults applied, camelCase names with units, paths made absolute, and the cross-field checks a
  * JSON Schema cannot express (SPEC §1, §11, §13).
  */
+import { checkPatterns, DEFAULT_SECRET_PATTERNS } from '../util/redact.js';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { isIP } from 'node:net';
@@ -58,6 +59,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     p === undefined ? undefined : p.includes('/') || p.startsWith('~') ? toPath(p) : p;
 
   const profile = raw.profile ?? DEFAULTS.profile;
+  problems.push(...checkPatterns(raw.logging?.redact_patterns ?? []));
   if (raw.testing?.provider_states === true && profile !== 'dev')
     problems.push('testing.provider_states: test-only hooks are refused by the prod profile');
   const listen = {
@@ -150,7 +152,10 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       maxEventsPerTask: raw.sse?.max_events_per_task ?? DEFAULTS.sseMaxEventsPerTask,
       cancelOnDisconnect: raw.sse?.cancel_on_disconnect ?? DEFAULTS.sseCancelOnDisconnect,
     },
-    logging: { level: raw.logging?.level ?? DEFAULTS.logLevel },
+    logging: {
+      level: raw.logging?.level ?? DEFAULTS.logLevel,
+      redactPatterns: raw.logging?.redact_patterns ?? DEFAULT_SECRET_PATTERNS,
+    },
     engines: {
       llamaServerPath: toBinary(raw.engines?.llama_server_path),
       cacheDir,

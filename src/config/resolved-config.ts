@@ -36,7 +36,11 @@ export interface ResolvedConfig {
     readonly maxEventsPerTask: number;
     readonly cancelOnDisconnect: boolean;
   };
-  readonly logging: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  readonly logging: {
+    readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    /** Secret patterns scrubbed from logs and error bodies. */
+    readonly redactPatterns: readonly string[];
+  };
   readonly engines: {
     /** Explicit llama-server binary; when absent: PATH, then the build cache. */
     readonly llamaServerPath: string | undefined;

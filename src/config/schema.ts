@@ -338,6 +338,12 @@ export const LoggingSchema = closed('Structured JSON logs (SPEC §12).', {
   level: Type.Optional(
     StringEnum(LOG_LEVELS, { description: 'Minimum log level.', default: DEFAULTS.logLevel }),
   ),
+  redact_patterns: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      description:
+        'Regular expressions of secrets scrubbed from every log line and error body. Replaces the default (bearer tokens, sk-… and hf_… keys); list them too to keep them.',
+    }),
+  ),
 });
 
 export const TestingSchema = closed(

@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { OrchError } from '../errors/orch-error.js';
 import type { Logger } from '../util/logger.js';
+import type { Redactor } from '../util/redact.js';
 
 interface FastifyLikeError {
   code?: string;
@@ -47,13 +48,16 @@ export function errorHeaders(err: OrchError): Record<string, string> {
   return headers;
 }
 
-export function makeErrorHandler(logger: Logger) {
+export function makeErrorHandler(logger: Logger, redactor: Redactor) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply): void => {
     const orch = toOrchError(err);
     if (orch.code === 'INTERNAL') {
       // Log the cause for operators; the client sees no stack or internals.
       logger.error({ err, correlation_id: req.correlationId, url: req.url }, 'internal error');
     }
-    void reply.code(orch.httpStatus).headers(errorHeaders(orch)).send(orch.toEnvelope());
+    // A message may quote client input (an id, a ref): secrets in it never go back out.
+    const envelope = orch.toEnvelope();
+    envelope.message = redactor.scrub(envelope.message);
+    void reply.code(orch.httpStatus).headers(errorHeaders(orch)).send(envelope);
   };
 }

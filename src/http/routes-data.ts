@@ -5,6 +5,7 @@ import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Authenticator } from './auth.js';
+import type { Logger } from '../util/logger.js';
 import type { TaskRequest, TaskRequestValidator } from './openapi.js';
 import { parseLastEventId, relay } from './sse.js';
 
@@ -15,6 +16,7 @@ export interface DataRoutesOptions {
   readonly validateTaskRequest: TaskRequestValidator;
   readonly cancelOnDisconnect: boolean;
   readonly heartbeatMs: number;
+  readonly logger: Logger;
 }
 
 export function toSubmitInput(body: TaskRequest): SubmitInput {
@@ -45,9 +47,22 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
   const principal = (req: FastifyRequest) => o.auth.authenticate(req.headers.authorization, 'data');
 
   app.post('/v1/tasks', async (req, reply) => {
-    const who = principal(req);
-    const checked = o.validateTaskRequest(req.body);
-    if (!checked.ok) throw new OrchError('INVALID_PARAMS', `${checked.field}: ${checked.message}`);
+    let who: ReturnType<typeof principal>;
+    let checked: ReturnType<TaskRequestValidator>;
+    try {
+      who = principal(req);
+      checked = o.validateTaskRequest(req.body);
+      if (!checked.ok) throw new OrchError('INVALID_PARAMS', `${checked.field}: ${checked.message}`);
+    } catch (err) {
+      // Refusals before the orchestrator sees the task (credential, schema) are admission
+      // decisions too: one log line each (SPEC §12).
+      if (err instanceof OrchError)
+        o.logger.info(
+          { event: 'admission.rejected', correlation_id: req.correlationId, code: err.code, stage: 'edge' },
+          err.message,
+        );
+      throw err;
+    }
     const accepted = await o.orchestrator.submit(who, toSubmitInput(checked.value), req.correlationId);
     const b = accepted.budget;
     if (b.tokens !== undefined) void reply.header('X-Budget-Tokens-Remaining', String(b.tokens));

@@ -11,6 +11,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from './auth.js';
 import { makeErrorHandler } from './error-handler.js';
+import { Redactor } from '../util/redact.js';
 import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
 import { registerNodeRoutes } from './routes-nodes.js';
@@ -80,6 +81,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     },
   });
 
+  const redactor = new Redactor(config.logging.redactPatterns);
   app.decorateRequest('correlationId', '');
   app.addHook('onRequest', async (req, reply) => {
     const given = req.headers['x-correlation-id'];
@@ -94,10 +96,12 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     if (body === '') done(null, undefined);
     else done(new OrchError('INVALID_PARAMS', 'content-type must be application/json'), undefined);
   });
-  app.setErrorHandler(makeErrorHandler(logger));
+  app.setErrorHandler(makeErrorHandler(logger, redactor));
   app.setNotFoundHandler((req, reply) => {
     const err = new OrchError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`);
-    void reply.code(404).send(err.toEnvelope());
+    const envelope = err.toEnvelope();
+    envelope.message = redactor.scrub(envelope.message);
+    void reply.code(404).send(envelope);
   });
 
   const auth = new Authenticator(config.auth.keys);
@@ -110,6 +114,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     validateTaskRequest: validator.validateTaskRequest,
     cancelOnDisconnect: config.sse.cancelOnDisconnect,
     heartbeatMs: 15_000,
+    logger,
   });
   if (opts.catalog)
     registerCatalogRoutes(app, {

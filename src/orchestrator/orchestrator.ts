@@ -146,6 +146,7 @@ export class Orchestrator {
         if (this.#tasks.get(t.spec.taskId) === t) this.#tasks.delete(t.spec.taskId);
       },
       onFinish: (t, pool) => this.#onFinish(t, pool),
+      weights: config.fairness.weights,
     });
     this.#dispatcher = new Dispatcher({
       lifecycle: this.#lifecycle,
@@ -213,7 +214,13 @@ export class Orchestrator {
   /** Admission (SPEC §2.1 steps 2–7; auth and schema ran in the HTTP layer) and enqueue. */
   async submit(principal: Principal, input: SubmitInput, correlationId: string): Promise<Accepted> {
     if (this.#closing) throw new OrchError('POOL_UNAVAILABLE', 'the orchestrator is shutting down');
-    const pool = resolvePool(this.#pools, this.#routed(principal, input));
+    let pool: PoolRuntime;
+    try {
+      pool = resolvePool(this.#pools, this.#routed(principal, input));
+    } catch (err) {
+      if (err instanceof OrchError) this.#logRejected(principal, input, correlationId, err, undefined);
+      throw err;
+    }
     let rateCharged = false;
     try {
       if (this.#tasks.has(input.taskId) || this.#seenIds.has(input.taskId)) {
@@ -290,20 +297,7 @@ export class Orchestrator {
       if (rateCharged) this.#quotas.refund(principal.tenant);
       if (err instanceof OrchError) {
         this.#lifecycle.countRejected(pool, err.code);
-        this.#o.logger.info(
-          {
-            event: 'admission.rejected',
-            job_id: input.taskId,
-            session_id: input.sessionId,
-            tenant_id: principal.tenant,
-            correlation_id: correlationId,
-            engine: pool.config.engine,
-            pool_id: pool.id,
-            priority: input.priority,
-            code: err.code,
-          },
-          err.message,
-        );
+        this.#logRejected(principal, input, correlationId, err, pool);
       }
       throw err;
     }
@@ -409,7 +403,17 @@ export class Orchestrator {
       priority: spec.priority,
     });
     this.#o.logger.info(
-      { ...this.#lifecycle.fields(task, pool), event: 'admission.accepted', queue_position: offer.position },
+      {
+        ...this.#lifecycle.fields(task, pool),
+        event: 'admission.accepted',
+        queue_position: offer.position,
+        predicted_start_ms: predictedStartMs,
+        on_time_probability: onTimeProbability(
+          predictedStartMs +
+            (pool.predictServiceMs(promptTokens, spec.expectedTokens ?? spec.maxTokens) ?? 0),
+          spec.deadlineMs,
+        ),
+      },
       'task accepted',
     );
     for (const victim of offer.evicted) {
@@ -582,6 +586,31 @@ export class Orchestrator {
   }
 
   /** A task was bound to a replica: account its service to its tenant's observed share. */
+  /** One line per refused admission (SPEC §12), with the pool when resolution got that far. */
+  #logRejected(
+    principal: Principal,
+    input: SubmitInput,
+    correlationId: string,
+    err: OrchError,
+    pool: PoolRuntime | undefined,
+  ): void {
+    this.#o.logger.info(
+      {
+        event: 'admission.rejected',
+        job_id: input.taskId,
+        session_id: input.sessionId,
+        tenant_id: principal.tenant,
+        correlation_id: correlationId,
+        engine: pool?.config.engine ?? input.engine,
+        pool_id: pool?.id,
+        model_ref: input.modelRef,
+        priority: input.priority,
+        code: err.code,
+      },
+      err.message,
+    );
+  }
+
   #onDispatch(task: TaskRecord): void {
     const key = `${task.spec.tenant}\u0000${task.spec.priority}`;
     this.#shares.serve(key, Math.max(1, task.cost));

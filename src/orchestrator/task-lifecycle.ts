@@ -25,6 +25,8 @@ export interface TaskLifecycleOptions {
   readonly forget: (task: TaskRecord) => void;
   /** Called once when a task reached its terminal event (quotas, budgets, deadline metrics). */
   readonly onFinish?: (task: TaskRecord, pool: PoolRuntime) => void;
+  /** Fairness weight per priority, logged with each task (SPEC §12). */
+  readonly weights?: Readonly<Record<string, number>>;
 }
 
 export class TaskLifecycle {
@@ -55,6 +57,9 @@ export class TaskLifecycle {
       deadline_ms: s.deadlineMs,
       tokens_in: task.tokensIn,
       tokens_out: task.tokensOut,
+      tensor_split: pool.config.tensorSplit,
+      weight: this.#o.weights?.[s.priority],
+      preempted: task.preemptions > 0,
     };
   }
 

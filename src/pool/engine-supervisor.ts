@@ -364,7 +364,14 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     r.restarts++;
     this.#o.onEvent?.({ kind: 'restart', replicaId: r.id });
     this.#o.logger.warn(
-      { event: 'replica.restart_scheduled', replica_id: r.id, delay_ms: delay, restarts: r.restarts },
+      {
+        event: 'replica.restart_scheduled',
+        engine: this.#o.pool.engine,
+        pool_id: this.#o.pool.id,
+        replica_id: r.id,
+        delay_ms: delay,
+        restarts: r.restarts,
+      },
       `restarting ${r.id} in ${delay} ms`,
     );
     clearTimeout(r.restartTimer);

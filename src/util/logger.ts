@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { DEFAULT_SECRET_PATTERNS, Redactor } from './redact.js';
 
 export type { Logger };
 
@@ -18,15 +19,24 @@ export interface LoggerFactoryOptions {
   level: LoggerOptions['level'];
   /** Where log lines go; defaults to stdout. */
   destination?: NodeJS.WritableStream;
+  /** Secret patterns scrubbed from every message and field (default: bearer tokens, API keys). */
+  redactPatterns?: readonly string[];
 }
 
 /** Structured JSON logs (SPEC §12): one object per line, secrets redacted. */
 export function createLogger(opts: LoggerFactoryOptions): Logger {
+  const redactor = new Redactor(opts.redactPatterns ?? DEFAULT_SECRET_PATTERNS);
   const options: LoggerOptions = {
     level: opts.level ?? 'info',
     base: { service: 'orchestratord' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { log: (obj) => redactor.scrubDeep(obj) as Record<string, unknown> },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, args.map((a) => redactor.scrubDeep(a)) as Parameters<typeof method>);
+      },
+    },
   };
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }

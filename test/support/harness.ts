@@ -127,7 +127,7 @@ export async function startHarness(
       cb();
     },
   });
-  const logger = createLogger({ level: 'debug', destination });
+  const logger = createLogger({ level: 'debug', destination, redactPatterns: config.logging.redactPatterns });
   const running = await startOrchestrator(config, { logger, processMetrics: opts.processMetrics ?? false });
   if (opts.waitReady !== false) await running.ready;
   return { url: running.url, running, logs, close: () => running.close(1_000) };

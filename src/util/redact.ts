@@ -1,0 +1,51 @@
+/**
+ * Secret scrubbing for logs and error bodies (SPEC §11): API keys, bearer tokens and the
+ * operator's configured secret patterns are replaced before a line is written or an envelope
+ * is sent, wherever they appear (messages, fields, nested values, error causes).
+ */
+
+/** Shapes of credentials that must never be echoed, whatever field they travel in. */
+export const DEFAULT_SECRET_PATTERNS: readonly string[] = [
+  'Bearer\\s+[A-Za-z0-9._~+/=-]+',
+  'sk-[A-Za-z0-9_-]{16,}',
+  'hf_[A-Za-z0-9]{16,}',
+];
+
+export const REDACTED = '[redacted]';
+
+export class Redactor {
+  readonly #re: RegExp | undefined;
+
+  constructor(patterns: readonly string[]) {
+    this.#re = patterns.length === 0 ? undefined : new RegExp(patterns.map((p) => `(?:${p})`).join('|'), 'g');
+  }
+
+  scrub(text: string): string {
+    return this.#re === undefined ? text : text.replace(this.#re, REDACTED);
+  }
+
+  /** A copy of `value` with every string scrubbed (objects, arrays and errors included). */
+  scrubDeep(value: unknown, depth = 0): unknown {
+    if (this.#re === undefined) return value;
+    if (typeof value === 'string') return this.scrub(value);
+    if (value === null || typeof value !== 'object' || depth > 8) return value;
+    if (value instanceof Error)
+      return { type: value.name, message: this.scrub(value.message), stack: this.scrub(value.stack ?? '') };
+    if (Array.isArray(value)) return value.map((v) => this.scrubDeep(v, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = this.scrubDeep(v, depth + 1);
+    return out;
+  }
+}
+
+/** Problems with the configured patterns (each must compile as a JavaScript regular expression). */
+export function checkPatterns(patterns: readonly string[]): string[] {
+  return patterns.flatMap((p, i) => {
+    try {
+      new RegExp(p);
+      return [];
+    } catch (err) {
+      return [`logging.redact_patterns[${i}]: ${(err as Error).message}`];
+    }
+  });
+}
