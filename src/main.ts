@@ -2,6 +2,9 @@
  * Composition root: from a `ResolvedConfig` to a running orchestrator (engines provisioned and
  * supervised, HTTP listening). `llorch` subcommands are thin shells over `startOrchestrator`.
  */
+import type { TracerProvider } from '@opentelemetry/api';
+import { otlpTracerProvider } from './tracing/otlp.js';
+import { TaskTracer } from './tracing/task-tracer.js';
 import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from './config/resolved-config.js';
 import { GpuMonitor } from './gpu/gpu-monitor.js';
@@ -27,6 +30,8 @@ export interface StartOptions {
   readonly bootstrapCatalog?: readonly CatalogAddRequest[];
   /** Collect Node process metrics (off in tests that start many orchestrators). */
   readonly processMetrics?: boolean;
+  /** Where task spans go; default: OTLP/HTTP when `tracing.otlp_endpoint` is set, else none. */
+  readonly tracerProvider?: TracerProvider;
 }
 
 export interface RunningOrchestrator {
@@ -95,8 +100,14 @@ export async function startOrchestrator(
     logger,
     pools: remote,
   });
+  const otlp =
+    opts.tracerProvider === undefined && config.tracing !== undefined
+      ? otlpTracerProvider(config.tracing)
+      : undefined;
+  const tracerProvider = opts.tracerProvider ?? otlp;
   const orchestrator = new Orchestrator({
     config,
+    ...(tracerProvider === undefined ? {} : { tracer: new TaskTracer(tracerProvider) }),
     supervisors,
     metrics,
     logger,
@@ -176,6 +187,7 @@ export async function startOrchestrator(
         await orchestrator.close(drainMs);
         await http.close();
         await store.close();
+        await otlp?.shutdown(); // flushes the last spans
         // A reload may have replaced a pool's supervisor: stop the current ones.
         await Promise.all(orchestrator.pools.map((p) => p.supervisor.stop()));
         logger.info({ event: 'shutdown.complete' }, 'orchestratord stopped');

@@ -164,6 +164,15 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     },
     dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
     testing: { providerStates: raw.testing?.provider_states ?? false },
+    tracing:
+      raw.tracing === undefined
+        ? undefined
+        : {
+            endpoint: raw.tracing.otlp_endpoint,
+            serviceName: raw.tracing.service_name ?? 'llama-orch',
+            sampleRatio: raw.tracing.sample_ratio ?? 1,
+            headers: raw.tracing.headers ?? {},
+          },
     storage: {
       kind: raw.storage?.kind ?? 'sqlite',
       sqlitePath: toPath(raw.storage?.sqlite_path ?? join(raw.data_dir ?? DEFAULTS.dataDir, 'llorch.db')),

@@ -49,6 +49,15 @@ export interface ResolvedConfig {
     readonly telemetryIntervalMs: number;
   };
   readonly dataDir: string;
+  /** OTLP trace export; undefined: tracing off. */
+  readonly tracing:
+    | {
+        readonly endpoint: string;
+        readonly serviceName: string;
+        readonly sampleRatio: number;
+        readonly headers: Readonly<Record<string, string>>;
+      }
+    | undefined;
   /** Test-only hooks (dev profile only). */
   readonly testing: { readonly providerStates: boolean };
   readonly storage: {

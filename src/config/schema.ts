@@ -359,6 +359,32 @@ export const TestingSchema = closed(
   },
 );
 
+export const TracingSchema = closed(
+  'OpenTelemetry traces of tasks over OTLP/HTTP (SPEC §12); off when absent.',
+  {
+    otlp_endpoint: Type.String({
+      minLength: 1,
+      description: 'OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`.',
+    }),
+    service_name: Type.Optional(
+      Type.String({ minLength: 1, description: '`service.name` of the spans.', default: 'llama-orch' }),
+    ),
+    sample_ratio: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'Share of tasks traced (parent-based ratio sampling).',
+        default: 1,
+      }),
+    ),
+    headers: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description: 'Extra HTTP headers for the collector (e.g. auth).',
+      }),
+    ),
+  },
+);
+
 export const EnginesSchema = closed('Engine binaries and caches shared by all pools.', {
   llama_server_path: Type.Optional(
     Type.String({
@@ -672,6 +698,7 @@ export const ConfigSchema = Type.Object(
     logging: Type.Optional(LoggingSchema),
     engines: Type.Optional(EnginesSchema),
     testing: Type.Optional(TestingSchema),
+    tracing: Type.Optional(TracingSchema),
     data_dir: Type.Optional(
       Type.String({
         minLength: 1,

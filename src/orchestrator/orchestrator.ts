@@ -43,6 +43,7 @@ import { TaskLifecycle } from './task-lifecycle.js';
 import { TaskRecord } from './task-record.js';
 import { onTimeProbability } from './on-time.js';
 import { SloWindow } from '../scheduler/slo-window.js';
+import type { TaskTracer } from '../tracing/task-tracer.js';
 
 /** Replica states of the preload phase; leaving them is a preload outcome. */
 const PRELOAD_KINDS: ReadonlySet<string> = new Set(['starting', 'preloading', 'self-test']);
@@ -70,6 +71,8 @@ export interface OrchestratorOptions {
   readonly modelState?: (modelId: string) => string | undefined;
   /** The host's GPUs (telemetry in pool health). */
   readonly gpus?: () => readonly GpuInfo[] | undefined;
+  /** Task spans (OpenTelemetry); absent: no tracing. */
+  readonly tracer?: TaskTracer;
 }
 
 /** `GET /v1/sessions/{id}` in domain terms. */
@@ -594,6 +597,14 @@ export class Orchestrator {
     err: OrchError,
     pool: PoolRuntime | undefined,
   ): void {
+    this.#o.tracer?.rejected({
+      correlationId,
+      tenant: principal.tenant,
+      taskId: input.taskId,
+      code: err.code,
+      atMs: this.#o.clock.now(),
+      poolId: pool?.id,
+    });
     this.#o.logger.info(
       {
         event: 'admission.rejected',
@@ -624,6 +635,24 @@ export class Orchestrator {
   #onFinish(task: TaskRecord, pool: PoolRuntime): void {
     this.#quotas.release(task.spec.tenant);
     const kind = task.state.kind;
+    this.#o.tracer?.finished({
+      taskId: task.spec.taskId,
+      correlationId: task.spec.correlationId,
+      tenant: task.spec.tenant,
+      poolId: pool.id,
+      engine: pool.config.engine,
+      modelId: pool.config.model.id,
+      priority: task.spec.priority,
+      replicaId: task.replicaId,
+      acceptedAtMs: task.spec.acceptedAtMs,
+      dispatchedAtMs: task.dispatchedAtMs,
+      firstTokenAtMs: task.firstTokenAtMs,
+      finishedAtMs: task.finishedAtMs ?? this.#o.clock.now(),
+      outcome: kind === 'completed' ? 'completed' : kind === 'canceled' ? 'canceled' : 'failed',
+      errorCode: kind === 'failed' || kind === 'evicted' ? task.state.code : undefined,
+      tokensIn: task.tokensIn,
+      tokensOut: task.tokensOut,
+    });
     this.#o.metrics.inc('tasks_finished_total', {
       engine: pool.config.engine,
       engine_version: pool.engineVersion(),

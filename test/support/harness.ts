@@ -4,6 +4,7 @@
  * framing and contract checks.
  */
 import { randomUUID } from 'node:crypto';
+import type { TracerProvider } from '@opentelemetry/api';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,7 +104,7 @@ export interface Harness {
 
 export async function startHarness(
   raw: Omit<RawConfig, 'profile'>,
-  opts: { waitReady?: boolean; processMetrics?: boolean } = {},
+  opts: { waitReady?: boolean; processMetrics?: boolean; tracerProvider?: TracerProvider } = {},
 ): Promise<Harness> {
   if (raw.pools.some((p) => p.engine === 'llamacpp' && p.launch?.worker !== 'sim'))
     await requireLlamaServer();
@@ -128,7 +129,11 @@ export async function startHarness(
     },
   });
   const logger = createLogger({ level: 'debug', destination, redactPatterns: config.logging.redactPatterns });
-  const running = await startOrchestrator(config, { logger, processMetrics: opts.processMetrics ?? false });
+  const running = await startOrchestrator(config, {
+    logger,
+    processMetrics: opts.processMetrics ?? false,
+    ...(opts.tracerProvider ? { tracerProvider: opts.tracerProvider } : {}),
+  });
   if (opts.waitReady !== false) await running.ready;
   return { url: running.url, running, logs, close: () => running.close(1_000) };
 }
