@@ -757,18 +757,21 @@ export class Orchestrator {
     this.#dispatcher.pump(pool);
   }
 
-  /** Live sessions per replica whose KV is resident there (KV pressure, SPEC §2.4). */
+  /** Periodic gauges: KV residency per replica (SPEC §2.4), slots, queue capacity. */
   #exportKvResidency(): void {
     const counts = new Map<string, number>();
     for (const s of this.#sessions.values())
       if (s.lastReplicaId !== undefined) counts.set(s.lastReplicaId, (counts.get(s.lastReplicaId) ?? 0) + 1);
-    for (const pool of this.#pools)
-      for (const r of pool.supervisor.replicas())
-        this.#o.metrics.set(
-          'kv_sessions_resident',
-          { engine: pool.config.engine, pool_id: pool.id, replica_id: r.id },
-          counts.get(r.id) ?? 0,
-        );
+    for (const pool of this.#pools) {
+      const engine = pool.config.engine;
+      this.#o.metrics.set('queue_capacity', { engine, pool_id: pool.id }, pool.queue.capacity);
+      for (const r of pool.supervisor.replicas()) {
+        const labels = { engine, pool_id: pool.id, replica_id: r.id };
+        this.#o.metrics.set('kv_sessions_resident', labels, counts.get(r.id) ?? 0);
+        this.#o.metrics.set('slots_total', labels, r.state.kind === 'ready' ? pool.slotsOf(r) : 0);
+        this.#o.metrics.set('slots_busy', labels, pool.inFlight.get(r.id) ?? 0);
+      }
+    }
   }
 
   #updateQueueGauges(pool: PoolRuntime): void {
@@ -821,8 +824,8 @@ export class Orchestrator {
       const queued = task.state.kind === 'queued';
       const ahead = queued ? (pool.queue.positionOf(task.spec.taskId) ?? 0) : 0;
       const remainingTokens = Math.max(0, task.spec.maxTokens - task.tokensOut);
-      const predictedFinishMs =
-        (queued ? pool.predictStartMs(ahead) : 0) + (pool.predictServiceMs(0, remainingTokens) ?? 0);
+      const serviceMs = pool.predictServiceMs(0, remainingTokens);
+      const predictedFinishMs = (queued ? pool.predictStartMs(ahead) : 0) + (serviceMs ?? 0);
       task.log.append({
         type: 'metrics',
         data: {
@@ -831,6 +834,12 @@ export class Orchestrator {
           on_time_probability: onTimeProbability(predictedFinishMs, task.deadlineAtMs - now),
           kv_warmth: task.kvWarm,
           tokens_out: task.tokensOut,
+          // Unknown until the pool has measured its decode rate: omitted rather than guessed.
+          eta_ms:
+            serviceMs !== undefined && Number.isFinite(predictedFinishMs)
+              ? Math.max(0, Math.ceil(predictedFinishMs))
+              : undefined,
+          pool_id: pool.id,
           ...this.budgetRemainders(task),
           ...(task.replicaId === undefined ? {} : { replica_id: task.replicaId }),
         },

@@ -74,6 +74,9 @@ const SAMPLED = [
   'slo_ttft_p95_ms',
   'slo_error_ratio',
   'slo_met',
+  'queue_capacity',
+  'slots_total',
+  'slots_busy',
 ];
 
 const STAND_IN = new URL('../fixtures/nvidia-smi/nvidia-smi', import.meta.url).pathname;

@@ -228,8 +228,11 @@ export interface components {
         SseMetrics: {
             /** @description Session cost budget left. */
             cost_remaining?: number;
+            /** @description Predicted time until the task ends (queue wait plus remaining decode), in milliseconds. */
+            eta_ms?: number;
             kv_warmth: boolean;
             on_time_probability: number;
+            pool_id?: string;
             /** @description The task's decode was stopped by hard preemption; it is queued to resume (SPEC §3.5). */
             preempted?: boolean;
             queue_depth: number;
