@@ -768,8 +768,8 @@ export class Orchestrator {
       for (const r of pool.supervisor.replicas()) {
         const labels = { engine, pool_id: pool.id, replica_id: r.id };
         this.#o.metrics.set('kv_sessions_resident', labels, counts.get(r.id) ?? 0);
-        this.#o.metrics.set('slots_total', labels, r.state.kind === 'ready' ? pool.slotsOf(r) : 0);
-        this.#o.metrics.set('slots_busy', labels, pool.inFlight.get(r.id) ?? 0);
+        this.#o.metrics.set('replica_slots', labels, r.state.kind === 'ready' ? pool.slotsOf(r) : 0);
+        this.#o.metrics.set('replica_slots_busy', labels, pool.inFlight.get(r.id) ?? 0);
       }
     }
   }

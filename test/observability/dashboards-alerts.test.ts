@@ -161,8 +161,8 @@ describe('Grafana dashboards (contracts/dashboards)', () => {
     for (const m of [
       'latency_first_token_ms_bucket',
       'latency_decode_ms_bucket',
-      'slots_total',
-      'slots_busy',
+      'replica_slots',
+      'replica_slots_busy',
       'kv_cache_usage_ratio',
       'gpu_utilization',
       'vram_used_bytes',

@@ -75,8 +75,8 @@ const SAMPLED = [
   'slo_error_ratio',
   'slo_met',
   'queue_capacity',
-  'slots_total',
-  'slots_busy',
+  'replica_slots',
+  'replica_slots_busy',
 ];
 
 const STAND_IN = new URL('../fixtures/nvidia-smi/nvidia-smi', import.meta.url).pathname;

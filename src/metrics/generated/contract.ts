@@ -33,8 +33,8 @@ export const METRICS = {
   slo_error_ratio: { type: "gauge", unit: "ratio", help: "Rolling share of failed tasks per priority (last 256 finished tasks, fleet-wide).", labels: ["priority"] },
   slo_met: { type: "gauge", unit: "boolean", help: "1 when a priority meets its SPEC §15 SLO targets over the rolling window, else 0.", labels: ["priority"] },
   queue_capacity: { type: "gauge", unit: "tasks", help: "Configured capacity of a pool queue (queue saturation = queue_depth / queue_capacity).", labels: ["engine","pool_id"] },
-  slots_total: { type: "gauge", unit: "slots", help: "Decode slots of a Ready replica.", labels: ["engine","pool_id","replica_id"] },
-  slots_busy: { type: "gauge", unit: "slots", help: "Decode slots of a replica running a task.", labels: ["engine","pool_id","replica_id"] },
+  replica_slots: { type: "gauge", unit: "slots", help: "Decode slots of a Ready replica.", labels: ["engine","pool_id","replica_id"] },
+  replica_slots_busy: { type: "gauge", unit: "slots", help: "Decode slots of a replica running a task.", labels: ["engine","pool_id","replica_id"] },
 } as const;
 
 export const LABEL_BUDGETS: Readonly<Record<string, number>> = {"engine":4,"engine_version":64,"pool_id":256,"replica_id":1024,"priority":8,"reason":16,"tenant":256,"result":4,"state":8,"mode":4,"model_id":1024,"policy":4,"device":64,"outcome":4};

@@ -1,0 +1,76 @@
+/**
+ * The clients a benchmark drives: an OpenAI-compatible streamed completion (engines, nginx,
+ * Portkey) and llama-orch's two-step API (`POST /v1/tasks`, then `GET …/stream`). Both time the
+ * first token and the end of the stream from the moment the first request is sent.
+ */
+import { randomUUID } from 'node:crypto';
+import { Agent, request } from 'undici';
+import type { Timing } from './load.js';
+
+/** Keep-alive connections without a per-origin cap, like a busy service's HTTP client. */
+export const agent = new Agent({ keepAliveTimeout: 30_000, connections: null, pipelining: 1 });
+
+/** `POST {base}/v1/completions` with `stream: true`; the first `data:` frame with text is the first token. */
+export async function openaiStream(
+  base: string,
+  body: { model: string; prompt: string; max_tokens: number },
+  headers: Record<string, string> = {},
+): Promise<Timing> {
+  const t0 = performance.now();
+  const res = await request(`${base}/v1/completions`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ ...body, stream: true, ignore_eos: true }),
+  });
+  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
+  let ttft: number | undefined;
+  let done = false;
+  let tail = ''; // a marker may straddle two chunks
+  for await (const chunk of res.body) {
+    const text = tail + (chunk as Buffer).toString('utf8');
+    tail = text.slice(-16);
+    if (ttft === undefined && text.includes('"text"')) ttft = performance.now() - t0;
+    if (text.includes('[DONE]')) done = true;
+  }
+  if (!done || ttft === undefined) throw new Error('stream ended early');
+  return { ttftMs: ttft, totalMs: performance.now() - t0 };
+}
+
+/** llama-orch's real two-step API: enqueue, then stream until `end`. */
+export async function orchStream(
+  base: string,
+  task: { model_ref: string; engine: string; prompt: string; max_tokens: number; ctx: number },
+): Promise<Timing> {
+  const t0 = performance.now();
+  const taskId = randomUUID();
+  const enq = await request(`${base}/v1/tasks`, {
+    method: 'POST',
+    dispatcher: agent,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      ...task,
+      task_id: taskId,
+      session_id: randomUUID(),
+      workload: 'completion',
+      priority: 'interactive',
+      deadline_ms: 600_000,
+    }),
+  });
+  const accepted = await enq.body.text();
+  if (enq.statusCode !== 202) throw new Error(`HTTP ${enq.statusCode}: ${accepted.slice(0, 200)}`);
+  const res = await request(`${base}/v1/tasks/${taskId}/stream`, { dispatcher: agent });
+  if (res.statusCode !== 200) throw new Error(`stream HTTP ${res.statusCode}`);
+  let ttft: number | undefined;
+  let end = false;
+  let tail = '';
+  for await (const chunk of res.body) {
+    const text = tail + (chunk as Buffer).toString('utf8');
+    tail = text.slice(-16);
+    if (ttft === undefined && text.includes('event: token')) ttft = performance.now() - t0;
+    if (text.includes('event: end')) end = true;
+    if (text.includes('event: error')) throw new Error(`task failed: ${text.slice(0, 200)}`);
+  }
+  if (!end || ttft === undefined) throw new Error('stream ended without end');
+  return { ttftMs: ttft, totalMs: performance.now() - t0 };
+}
