@@ -138,11 +138,11 @@ describe('deadlines and soft preemption (SPEC §3.4, §3.5)', () => {
     const blocker = task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 1_900 }); // holds the slot while the queue is set up
     expect((await submit(blocker, KEYS.bob)).status).toBe(202);
     const batch = Array.from({ length: 12 }, () =>
-      task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 600 }),
+      task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 1_200 }),
     );
     const inter = Array.from({ length: 8 }, () => task('soft', { engine: 'tgi', max_tokens: 20 }));
     for (const t of [...batch, ...inter]) expect((await submit(t, KEYS.bob)).status).toBe(202);
-    // Fairness interleaves one 600-token batch task before a 9th interactive one. Pick a deadline
+    // Fairness interleaves one 1200-token batch task before a 9th interactive one. Pick a deadline
     // the urgent task misses with it and makes without it, from this machine's measured speed.
     const pool = h.running.orchestrator.pools.find((p) => p.id === 'soft');
     if (!pool) throw new Error('no pool');
@@ -153,7 +153,7 @@ describe('deadlines and soft preemption (SPEC §3.4, §3.5)', () => {
     } as unknown as SubmitInput;
     const withBatch = predictFor(pool, probe, 20, 10).finishMs;
     const withoutBatch = predictFor(pool, probe, 20, 10, false).finishMs;
-    expect(withBatch).toBeGreaterThan(withoutBatch + 100);
+    expect(withBatch).toBeGreaterThan(withoutBatch + 400);
     const urgent = task('soft', {
       engine: 'tgi',
       max_tokens: 10,
@@ -162,7 +162,7 @@ describe('deadlines and soft preemption (SPEC §3.4, §3.5)', () => {
     const r = await submit(urgent);
     expect(r.status).toBe(202);
     const end = (await readStream(h.url, urgent.task_id, { key: KEYS.alice })).events.at(-1);
-    expect(end?.event).toBe('end');
+    expect(end?.event, JSON.stringify(end)).toBe('end');
     for (const t of [blocker, ...batch.slice(1), ...inter])
       await call(h.url, 'POST', `/v1/tasks/${t.task_id}/cancel`, { key: KEYS.bob });
     const fates = await Promise.all(batch.map((t) => readStream(h.url, t.task_id, { key: KEYS.bob })));
