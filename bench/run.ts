@@ -6,9 +6,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { schedulingBench } from './scheduling.js';
+import { overheadBench } from './overhead.js';
+import { realEngineBench } from './real-engine.js';
+import { scaleBench } from './scale.js';
 
 const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>> = {
   scheduling: schedulingBench,
+  overhead: overheadBench,
+  'real-engine': realEngineBench,
+  scale: scaleBench,
 };
 
 async function main(): Promise<void> {

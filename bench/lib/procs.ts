@@ -88,14 +88,18 @@ export function start(cmd: string, args: readonly string[], env: NodeJS.ProcessE
 
 /** A TypeScript module run under tsx with an IPC channel; resolves with its first message. */
 export async function forkTs<T>(module: string, payload: unknown): Promise<{ proc: Proc; ready: T }> {
+  // BENCH_CPU_PROF=DIR: the child writes a V8 CPU profile there on exit (flame graphs).
+  const prof = process.env['BENCH_CPU_PROF'];
   const child = fork(module, [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
     detached: true,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const ready = await new Promise<T>((resolve, reject) => {
     child.once('message', (m) => resolve(m as T));
-    child.once('exit', (code) => reject(new Error(`${module} exited with ${code ?? 'a signal'} before it was ready`)));
+    child.once('exit', (code) =>
+      reject(new Error(`${module} exited with ${code ?? 'a signal'} before it was ready`)),
+    );
     child.send(payload as object);
   });
   return { proc: handle(child), ready };

@@ -23,7 +23,8 @@ export async function openaiStream(
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ ...body, stream: true, ignore_eos: true }),
   });
-  if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
+  if (res.statusCode !== 200)
+    throw new Error(`HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);
   let ttft: number | undefined;
   let done = false;
   let tail = ''; // a marker may straddle two chunks

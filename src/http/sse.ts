@@ -55,9 +55,19 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
     res.on('close', () => finish(false));
 
     let last = opts.afterSeq;
+    let corked = false;
     const write = (e: LoggedEvent): void => {
       if (e.seq <= last) return;
       last = e.seq;
+      // Events of one tick (an engine chunk often carries several tokens) leave in one write.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(() => {
+          corked = false;
+          res.uncork();
+        });
+      }
       res.write(formatSse(e));
       if (e.event.type === 'end' || e.event.type === 'error') finish(true);
     };

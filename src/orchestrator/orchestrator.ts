@@ -681,13 +681,6 @@ export class Orchestrator {
       task.firstTokenAtMs === undefined ? undefined : task.firstTokenAtMs - task.spec.acceptedAtMs;
     pool.slo.record(task.spec.priority, ttftMs, task.state.kind === 'completed');
     this.#slo.record(task.spec.priority, ttftMs, task.state.kind === 'completed');
-    const slo = this.#slo.snapshot()[task.spec.priority];
-    if (slo) {
-      const priority = task.spec.priority;
-      if (slo.ttft_p95_ms !== null) this.#o.metrics.set('slo_ttft_p95_ms', { priority }, slo.ttft_p95_ms);
-      this.#o.metrics.set('slo_error_ratio', { priority }, slo.error_rate);
-      this.#o.metrics.set('slo_met', { priority }, slo.met ? 1 : 0);
-    }
     const d = this.#deadlines.get(task.spec.priority) ?? { met: 0, total: 0 };
     d.total++;
     if (task.state.kind === 'completed' && (task.finishedAtMs ?? 0) <= task.deadlineAtMs) d.met++;
@@ -757,8 +750,14 @@ export class Orchestrator {
     this.#dispatcher.pump(pool);
   }
 
-  /** Periodic gauges: KV residency per replica (SPEC §2.4), slots, queue capacity. */
+  /** Periodic gauges: SLO window, KV residency per replica (SPEC §2.4), slots, queue capacity. */
   #exportKvResidency(): void {
+    // The fleet SLO window is summarised here, once per sweep, not on every finished task.
+    for (const [priority, slo] of Object.entries(this.#slo.snapshot())) {
+      if (slo.ttft_p95_ms !== null) this.#o.metrics.set('slo_ttft_p95_ms', { priority }, slo.ttft_p95_ms);
+      this.#o.metrics.set('slo_error_ratio', { priority }, slo.error_rate);
+      this.#o.metrics.set('slo_met', { priority }, slo.met ? 1 : 0);
+    }
     const counts = new Map<string, number>();
     for (const s of this.#sessions.values())
       if (s.lastReplicaId !== undefined) counts.set(s.lastReplicaId, (counts.get(s.lastReplicaId) ?? 0) + 1);
@@ -794,7 +793,10 @@ export class Orchestrator {
       // Under overload (more queued than free slots), a task that could not finish by its
       // deadline even if it started now is ended early instead of waiting to fail (ETA-aware).
       const overloaded = pool.queue.size > pool.freeSlots();
-      for (const entry of [...pool.queue.entries()]) {
+      // Only entries due within the longest service time can be doomed: the deadline index
+      // hands over just those, so a deep queue with distant deadlines costs nothing here.
+      const horizon = overloaded ? (pool.predictor.serviceMsForCost(pool.queue.maxCost) ?? 0) : 0;
+      for (const entry of pool.queue.dueBy(now + horizon)) {
         const task = this.#tasks.get(entry.id);
         if (!task) continue;
         const late = task.deadlineAtMs <= now;
@@ -820,8 +822,11 @@ export class Orchestrator {
     const now = this.#o.clock.now();
     for (const task of this.#tasks.values()) {
       if (task.terminal) continue;
-      const pool = this.#poolOf(task);
       const queued = task.state.kind === 'queued';
+      // A queued task nobody is streaming needs no status frame: at 100k queued tasks, frames
+      // for all of them would cost O(queue²) per period and grow every log.
+      if (queued && !task.log.watched) continue;
+      const pool = this.#poolOf(task);
       const ahead = queued ? (pool.queue.positionOf(task.spec.taskId) ?? 0) : 0;
       const remainingTokens = Math.max(0, task.spec.maxTokens - task.tokensOut);
       const serviceMs = pool.predictServiceMs(0, remainingTokens);

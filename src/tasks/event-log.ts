@@ -27,6 +27,11 @@ export class EventLog {
     return this.#closed;
   }
 
+  /** True while at least one stream client listens. */
+  get watched(): boolean {
+    return this.#listeners.size > 0;
+  }
+
   get lastSeq(): number {
     return this.#nextSeq - 1;
   }

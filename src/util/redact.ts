@@ -24,6 +24,18 @@ export class Redactor {
     return this.#re === undefined ? text : text.replace(this.#re, REDACTED);
   }
 
+  /**
+   * Scrubs a serialized JSON line. A match is cut at the first `"` or `\` so a replacement never
+   * crosses a string boundary or an escape: the line stays valid JSON.
+   */
+  scrubSerialized(line: string): string {
+    if (this.#re === undefined) return line;
+    return line.replace(this.#re, (m) => {
+      const cut = m.search(/["\\]/);
+      return cut === -1 ? REDACTED : REDACTED + m.slice(cut);
+    });
+  }
+
   /** A copy of `value` with every string scrubbed (objects, arrays and errors included). */
   scrubDeep(value: unknown, depth = 0): unknown {
     if (this.#re === undefined) return value;
