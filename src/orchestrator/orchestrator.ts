@@ -20,6 +20,7 @@ import {
   remaining,
   type BudgetRemaining,
   type SessionUsage,
+  hasSessionBudget,
 } from '../sessions/budget.js';
 
 const NO_BUDGETS = { sessionTokens: undefined, sessionWallMs: undefined, sessionCost: undefined };
@@ -265,11 +266,7 @@ export class Orchestrator {
         );
       const own = session?.tenant === principal.tenant && session.poolId === pool.id ? session : undefined;
       // After a restart the session is gone from memory, but its budget ledger is durable.
-      const budgeted = pool.config.budgets;
-      const hasBudget =
-        budgeted.sessionTokens !== undefined ||
-        budgeted.sessionWallMs !== undefined ||
-        budgeted.sessionCost !== undefined;
+      const hasBudget = hasSessionBudget(pool.config.budgets);
       const ledgerUsage =
         own === undefined && hasBudget
           ? await this.#o.ledger?.get(principal.tenant, input.sessionId)
@@ -671,11 +668,13 @@ export class Orchestrator {
       wallMs: runMs(task),
       cost: costOf(pool.config.prices, task.tokensIn, task.tokensOut),
     };
-    this.#o.ledger
-      ?.add(task.spec.tenant, task.spec.sessionId, turn, this.#o.clock.now())
-      .catch((err: unknown) =>
-        this.#o.logger.error({ err, session_id: task.spec.sessionId }, 'budget ledger write failed'),
-      );
+    // The durable ledger only serves budget checks: pools without session budgets skip the write.
+    if (hasSessionBudget(pool.config.budgets))
+      this.#o.ledger
+        ?.add(task.spec.tenant, task.spec.sessionId, turn, this.#o.clock.now())
+        .catch((err: unknown) =>
+          this.#o.logger.error({ err, session_id: task.spec.sessionId }, 'budget ledger write failed'),
+        );
     if (task.state.kind === 'canceled') return;
     const ttftMs =
       task.firstTokenAtMs === undefined ? undefined : task.firstTokenAtMs - task.spec.acceptedAtMs;

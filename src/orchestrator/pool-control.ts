@@ -85,6 +85,7 @@ export class PoolControl {
       if (!pool.previousModel)
         throw new OrchError('CONFLICT', `pool '${pool.id}' has no successful reload to roll back`, {
           poolId: pool.id,
+          retriable: false,
         });
       model = pool.previousModel;
     } else {

@@ -24,6 +24,14 @@ import type {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
+  /** Prepared once per SQL text: preparing costs more than running on hot paths (per task). */
+  readonly #statements = new Map<string, Database.Statement>();
+
+  #prepare(sql: string): Database.Statement {
+    let st = this.#statements.get(sql);
+    if (!st) this.#statements.set(sql, (st = this.#db.prepare(sql)));
+    return st;
+  }
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -38,7 +46,7 @@ export class SqliteStore implements Store {
   #migrate(): void {
     this.#db.exec(MIGRATIONS_TABLE);
     const applied = new Set(
-      (this.#db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+      (this.#prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
         (r) => r.version,
       ),
     );
@@ -46,15 +54,17 @@ export class SqliteStore implements Store {
       if (applied.has(m.version)) continue;
       this.#db.transaction(() => {
         for (const sql of m.statements) this.#db.exec(sql);
-        this.#db
-          .prepare('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)')
-          .run(m.version, m.name, Date.now());
+        this.#prepare('INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)').run(
+          m.version,
+          m.name,
+          Date.now(),
+        );
       })();
     }
   }
 
   schemaVersion(): Promise<number> {
-    const r = this.#db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as {
+    const r = this.#prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as {
       v: number | null;
     };
     return Promise.resolve(r.v ?? 0);
@@ -62,7 +72,7 @@ export class SqliteStore implements Store {
 
   #tags(tenant: string, id: string): string[] {
     return (
-      this.#db.prepare('SELECT tag FROM artifact_tags WHERE tenant = ? AND id = ?').all(tenant, id) as {
+      this.#prepare('SELECT tag FROM artifact_tags WHERE tenant = ? AND id = ?').all(tenant, id) as {
         tag: string;
       }[]
     ).map((r) => r.tag);
@@ -71,36 +81,35 @@ export class SqliteStore implements Store {
   putArtifact(a: ArtifactRecord): Promise<{ record: ArtifactRecord; created: boolean }> {
     const run = this.#db.transaction(() => {
       const created =
-        this.#db
-          .prepare(
-            `INSERT INTO artifacts (tenant, id, kind, digest, content, parent, metadata, created_ms)
+        this.#prepare(
+          `INSERT INTO artifacts (tenant, id, kind, digest, content, parent, metadata, created_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO NOTHING`,
-          )
-          .run(
-            a.tenant,
-            a.id,
-            a.kind,
-            a.digest,
-            JSON.stringify(a.content),
-            a.parent ?? null,
-            a.metadata === undefined ? null : JSON.stringify(a.metadata),
-            a.createdMs,
-          ).changes === 1;
-      const tag = this.#db.prepare(
+        ).run(
+          a.tenant,
+          a.id,
+          a.kind,
+          a.digest,
+          JSON.stringify(a.content),
+          a.parent ?? null,
+          a.metadata === undefined ? null : JSON.stringify(a.metadata),
+          a.createdMs,
+        ).changes === 1;
+      const tag = this.#prepare(
         'INSERT INTO artifact_tags (tenant, id, tag) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       );
       for (const t of a.tags) tag.run(a.tenant, a.id, t);
       return created;
     });
     const created = run();
-    const row = this.#db
-      .prepare('SELECT * FROM artifacts WHERE tenant = ? AND id = ?')
-      .get(a.tenant, a.id) as ArtifactRow;
+    const row = this.#prepare('SELECT * FROM artifacts WHERE tenant = ? AND id = ?').get(
+      a.tenant,
+      a.id,
+    ) as ArtifactRow;
     return Promise.resolve({ record: toRecord(row, this.#tags(a.tenant, a.id)), created });
   }
 
   getArtifact(tenant: string, id: string): Promise<ArtifactRecord | undefined> {
-    const row = this.#db.prepare('SELECT * FROM artifacts WHERE tenant = ? AND id = ?').get(tenant, id) as
+    const row = this.#prepare('SELECT * FROM artifacts WHERE tenant = ? AND id = ?').get(tenant, id) as
       ArtifactRow | undefined;
     return Promise.resolve(row && toRecord(row, this.#tags(tenant, id)));
   }
@@ -118,41 +127,35 @@ export class SqliteStore implements Store {
       );
       args.push(q.tag);
     }
-    const rows = this.#db
-      .prepare(
-        `SELECT a.* FROM artifacts a WHERE ${where.join(' AND ')} ORDER BY a.created_ms DESC, a.id LIMIT ?`,
-      )
-      .all(...args, q.limit) as ArtifactRow[];
+    const rows = this.#prepare(
+      `SELECT a.* FROM artifacts a WHERE ${where.join(' AND ')} ORDER BY a.created_ms DESC, a.id LIMIT ?`,
+    ).all(...args, q.limit) as ArtifactRow[];
     return Promise.resolve(rows.map((r) => toRecord(r, this.#tags(tenant, r.id))));
   }
 
   addModel(m: CatalogRecord, reason: string): Promise<boolean> {
     const run = this.#db.transaction(() => {
       const added =
-        this.#db
-          .prepare(
-            `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, signature, sbom, created_ms, updated_ms)
+        this.#prepare(
+          `INSERT INTO catalog_models (id, source, path, digest, state, tags, signed, verified, key_id, signature, sbom, created_ms, updated_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-          )
-          .run(...catalogParams(m)).changes === 1;
+        ).run(...catalogParams(m)).changes === 1;
       if (added)
-        this.#db
-          .prepare(
-            'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES (?, ?, NULL, ?, ?)',
-          )
-          .run(m.id, m.createdMs, m.state, reason);
+        this.#prepare(
+          'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES (?, ?, NULL, ?, ?)',
+        ).run(m.id, m.createdMs, m.state, reason);
       return added;
     });
     return Promise.resolve(run());
   }
 
   getModel(id: string): Promise<CatalogRecord | undefined> {
-    const r = this.#db.prepare('SELECT * FROM catalog_models WHERE id = ?').get(id) as CatalogRow | undefined;
+    const r = this.#prepare('SELECT * FROM catalog_models WHERE id = ?').get(id) as CatalogRow | undefined;
     return Promise.resolve(r && toCatalogRecord(r));
   }
 
   listModels(): Promise<CatalogRecord[]> {
-    const rows = this.#db.prepare('SELECT * FROM catalog_models ORDER BY id').all() as CatalogRow[];
+    const rows = this.#prepare('SELECT * FROM catalog_models ORDER BY id').all() as CatalogRow[];
     return Promise.resolve(rows.map(toCatalogRecord));
   }
 
@@ -165,26 +168,25 @@ export class SqliteStore implements Store {
   ): Promise<boolean> {
     const run = this.#db.transaction(() => {
       const moved =
-        this.#db
-          .prepare('UPDATE catalog_models SET state = ?, updated_ms = ? WHERE id = ? AND state = ?')
-          .run(to, atMs, id, from).changes === 1;
+        this.#prepare('UPDATE catalog_models SET state = ?, updated_ms = ? WHERE id = ? AND state = ?').run(
+          to,
+          atMs,
+          id,
+          from,
+        ).changes === 1;
       if (moved)
-        this.#db
-          .prepare(
-            'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)',
-          )
-          .run(id, atMs, from, to, reason ?? null);
+        this.#prepare(
+          'INSERT INTO catalog_history (model_id, at_ms, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)',
+        ).run(id, atMs, from, to, reason ?? null);
       return moved;
     });
     return Promise.resolve(run());
   }
 
   modelHistory(id: string): Promise<StateChange[]> {
-    const rows = this.#db
-      .prepare(
-        'SELECT at_ms, from_state, to_state, reason FROM catalog_history WHERE model_id = ? ORDER BY at_ms, rowid',
-      )
-      .all(id) as HistoryRow[];
+    const rows = this.#prepare(
+      'SELECT at_ms, from_state, to_state, reason FROM catalog_history WHERE model_id = ? ORDER BY at_ms, rowid',
+    ).all(id) as HistoryRow[];
     return Promise.resolve(rows.map(toStateChange));
   }
 
@@ -194,16 +196,18 @@ export class SqliteStore implements Store {
     percent: number | undefined,
     atMs: number,
   ): Promise<void> {
-    this.#db
-      .prepare('UPDATE catalog_models SET canary_of = ?, canary_percent = ?, updated_ms = ? WHERE id = ?')
-      .run(of ?? null, percent ?? null, atMs, id);
+    this.#prepare(
+      'UPDATE catalog_models SET canary_of = ?, canary_percent = ?, updated_ms = ? WHERE id = ?',
+    ).run(of ?? null, percent ?? null, atMs, id);
     return Promise.resolve();
   }
 
   setModelVerified(id: string, verified: boolean, atMs: number): Promise<void> {
-    this.#db
-      .prepare('UPDATE catalog_models SET verified = ?, updated_ms = ? WHERE id = ?')
-      .run(verified ? 1 : 0, atMs, id);
+    this.#prepare('UPDATE catalog_models SET verified = ?, updated_ms = ? WHERE id = ?').run(
+      verified ? 1 : 0,
+      atMs,
+      id,
+    );
     return Promise.resolve();
   }
 
@@ -213,13 +217,11 @@ export class SqliteStore implements Store {
     u: { tokens: number; wallMs: number; cost: number },
     atMs: number,
   ): Promise<void> {
-    this.#db
-      .prepare(
-        `INSERT INTO session_usage (session_id, tenant, tokens, wall_ms, cost, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
+    this.#prepare(
+      `INSERT INTO session_usage (session_id, tenant, tokens, wall_ms, cost, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant, session_id) DO UPDATE SET tokens = tokens + excluded.tokens, wall_ms = wall_ms + excluded.wall_ms,
          cost = cost + excluded.cost, updated_ms = excluded.updated_ms`,
-      )
-      .run(sessionId, tenant, u.tokens, Math.round(u.wallMs), u.cost, atMs);
+    ).run(sessionId, tenant, u.tokens, Math.round(u.wallMs), u.cost, atMs);
     return Promise.resolve();
   }
 
@@ -227,9 +229,9 @@ export class SqliteStore implements Store {
     tenant: string,
     sessionId: string,
   ): Promise<{ tokens: number; wallMs: number; cost: number } | undefined> {
-    const r = this.#db
-      .prepare('SELECT tokens, wall_ms, cost FROM session_usage WHERE tenant = ? AND session_id = ?')
-      .get(tenant, sessionId) as { tokens: number; wall_ms: number; cost: number } | undefined;
+    const r = this.#prepare(
+      'SELECT tokens, wall_ms, cost FROM session_usage WHERE tenant = ? AND session_id = ?',
+    ).get(tenant, sessionId) as { tokens: number; wall_ms: number; cost: number } | undefined;
     return Promise.resolve(
       r && { tokens: Number(r.tokens), wallMs: Number(r.wall_ms), cost: Number(r.cost) },
     );

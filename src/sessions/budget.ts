@@ -30,6 +30,10 @@ export type BudgetKind = 'tokens' | 'wall_ms' | 'cost';
 
 export const emptyUsage = (): SessionUsage => ({ tokens: 0, wallMs: 0, cost: 0 });
 
+/** True when any session budget is set (only then is usage kept in the durable ledger). */
+export const hasSessionBudget = (l: BudgetLimits): boolean =>
+  l.sessionTokens !== undefined || l.sessionWallMs !== undefined || l.sessionCost !== undefined;
+
 export function costOf(prices: Prices, tokensIn: number, tokensOut: number): number {
   return (tokensIn * prices.inputPer1kTokens + tokensOut * prices.outputPer1kTokens) / 1000;
 }

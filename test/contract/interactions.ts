@@ -448,6 +448,12 @@ function controlPlaneInteractions(): Interaction[] {
       run: async (c) => void (await fails(c.ops.reloadPool('nope', { rollback: true }), 404, 'NOT_FOUND')),
     },
     {
+      description: 'a rollback of a pool that was never reloaded',
+      request: post('/v1/pools/pact-sim/reload', { rollback: true }, O),
+      response: envelope(409, 'CONFLICT', false, { pool_id: 'pact-sim' }),
+      run: async (c) => void (await fails(c.ops.reloadPool('pact-sim', { rollback: true }), 409, 'CONFLICT')),
+    },
+    {
       state: 'pools are ready',
       description: 'a health read of a pool',
       request: get('/v1/pools/pact-sim/health', O),
@@ -484,6 +490,19 @@ function controlPlaneInteractions(): Interaction[] {
         }),
       }),
       run: async (c) => expect((await c.ops.replicaSets()).replica_sets.length).toBeGreaterThan(0),
+    },
+    {
+      state: 'the next request fails with an internal error',
+      description: 'a list of replica sets that meets an internal fault',
+      request: get('/v1/replicasets', O),
+      response: envelope(500, 'INTERNAL', false),
+      run: async (c) => void (await fails(c.ops.replicaSets(), 500, 'INTERNAL')),
+    },
+    {
+      description: 'a list of catalog models with a data-plane key',
+      request: get('/v1/catalog/models', A),
+      response: envelope(403, 'FORBIDDEN', false),
+      run: async (c) => void (await fails(c.alice.listCatalogModels(), 403, 'FORBIDDEN')),
     },
     {
       description: 'a list of replica sets with a data-plane key',
@@ -644,6 +663,17 @@ function controlPlaneInteractions(): Interaction[] {
           }),
           400,
           'INVALID_PARAMS',
+        )),
+    },
+    {
+      description: 'a store of an artifact above the size limit',
+      request: post('/v1/artifacts', { kind: 'trace', content: { log: 'y'.repeat(5000) } }, O),
+      response: envelope(413, 'PAYLOAD_TOO_LARGE', false),
+      run: async (c) =>
+        void (await fails(
+          c.ops.createArtifact({ kind: 'trace', content: { log: 'y'.repeat(5000) } }),
+          413,
+          'PAYLOAD_TOO_LARGE',
         )),
     },
     {

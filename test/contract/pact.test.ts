@@ -115,6 +115,7 @@ describe('provider: a real orchestrator honours every interaction', () => {
         ],
       },
       limits: { body_limit_bytes: 16_384 },
+      storage: { max_artifact_bytes: 4096 },
       fairness: { tenants: [{ id: 'limited', rps: 0.001, burst: 1 }] },
       catalog: { trust_policy: 'permissive' },
       pools: [
