@@ -114,7 +114,9 @@ async function admission(): Promise<AdmissionRow[]> {
       Array.from({ length: 8 }, async () => {
         while (warm++ < 3000) {
           const { id } = await enqueue(ready.url, taskBody(16));
-          await (await request(`${ready.url}/v1/tasks/${id}/cancel`, { method: 'POST', dispatcher: agent })).body.text();
+          await (
+            await request(`${ready.url}/v1/tasks/${id}/cancel`, { method: 'POST', dispatcher: agent })
+          ).body.text();
         }
       }),
     );

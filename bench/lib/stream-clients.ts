@@ -9,7 +9,12 @@ import type { Timing } from './load.js';
 
 /** Keep-alive connections without a per-origin cap, like a busy service's HTTP client. */
 // Idle sockets are dropped before servers drop them (llama-server closes idle keep-alive after 5 s).
-export const agent = new Agent({ keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, connections: null, pipelining: 1 });
+export const agent = new Agent({
+  keepAliveTimeout: 2_000,
+  keepAliveMaxTimeout: 2_000,
+  connections: null,
+  pipelining: 1,
+});
 
 /** `POST {base}/v1/completions` with `stream: true`; the first `data:` frame with text is the first token. */
 export async function openaiStream(
