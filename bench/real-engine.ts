@@ -12,7 +12,7 @@ import type { RawConfig } from '../src/config/schema.js';
 import { writeTinyGguf } from '../src/models/tiny-gguf.js';
 import { markdownTable, percentiles } from './lib/load.js';
 import { cpuSeconds, forkTs, rss } from './lib/procs.js';
-import { agent } from './lib/stream-clients.js';
+import { agent, send } from './lib/stream-clients.js';
 
 const TOKENS = 128;
 const REPLICAS = 2;
@@ -27,7 +27,7 @@ interface Sample {
 
 async function direct(base: string, seed: number): Promise<Sample> {
   const t0 = performance.now();
-  const res = await request(`${base}/completion`, {
+  const res = await send(`${base}/completion`, {
     method: 'POST',
     dispatcher: agent,
     headers: { 'content-type': 'application/json' },
@@ -69,7 +69,7 @@ async function direct(base: string, seed: number): Promise<Sample> {
 async function viaOrch(base: string, seed: number): Promise<Sample> {
   const t0 = performance.now();
   const taskId = randomUUID();
-  const enq = await request(`${base}/v1/tasks`, {
+  const enq = await send(`${base}/v1/tasks`, {
     method: 'POST',
     dispatcher: agent,
     headers: { 'content-type': 'application/json' },
@@ -214,7 +214,9 @@ export async function realEngineBench(): Promise<{ table: string; results: unkno
         d ? `${f(r.tps / d.tps, 2)}×` : '–',
         f(r.ttft.p50, 2),
         f(r.ttft.p99, 2),
-        d && r.path !== 'direct' ? `+${f(r.ttft.p50 - d.ttft.p50, 2)}` : '–',
+        d && r.path !== 'direct'
+          ? `${r.ttft.p50 >= d.ttft.p50 ? '+' : ''}${f(r.ttft.p50 - d.ttft.p50, 2)}`
+          : '–',
         String(r.requests),
         r.cpuMs === undefined ? '–' : f(r.cpuMs, 2),
         r.rssMiB === undefined ? '–' : f(r.rssMiB, 0),

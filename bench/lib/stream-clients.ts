@@ -16,6 +16,20 @@ export const agent = new Agent({
   pipelining: 1,
 });
 
+/**
+ * `undici.request`, retried once when a kept-alive connection was closed by the server before it
+ * answered (llama-server closes keep-alive connections after a few requests), as llama-orch's
+ * engine client does: every path gets the same treatment.
+ */
+export async function send(url: string, opts: Parameters<typeof request>[1]): ReturnType<typeof request> {
+  try {
+    return await request(url, opts);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'UND_ERR_SOCKET') throw err;
+    return request(url, opts);
+  }
+}
+
 /** `POST {base}/v1/completions` with `stream: true`; the first `data:` frame with text is the first token. */
 export async function openaiStream(
   base: string,
@@ -23,7 +37,7 @@ export async function openaiStream(
   headers: Record<string, string> = {},
 ): Promise<Timing> {
   const t0 = performance.now();
-  const res = await request(`${base}/v1/completions`, {
+  const res = await send(`${base}/v1/completions`, {
     method: 'POST',
     dispatcher: agent,
     headers: { 'content-type': 'application/json', ...headers },
@@ -51,7 +65,7 @@ export async function orchStream(
 ): Promise<Timing> {
   const t0 = performance.now();
   const taskId = randomUUID();
-  const enq = await request(`${base}/v1/tasks`, {
+  const enq = await send(`${base}/v1/tasks`, {
     method: 'POST',
     dispatcher: agent,
     headers: { 'content-type': 'application/json' },

@@ -3,7 +3,7 @@
  * streaming call that yields Server-Sent Events records. Status codes other than 2xx go through
  * the adapter's own error mapper, so each engine keeps one mapping point.
  */
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { Engine } from '../domain/types.js';
 import type { OrchError } from '../errors/orch-error.js';
 import { SseParser, type SseRecord } from '../util/sse-parser.js';
@@ -44,10 +44,27 @@ export class EngineHttp {
     };
   }
 
+  /**
+   * Sends a request, retrying once when a kept-alive connection turns out to be closed by the
+   * engine before any answer (llama-server ends keep-alive connections after a few requests):
+   * nothing was processed, so a fresh connection is safe. Any other failure is the caller's.
+   */
+  async #request(
+    opts: Dispatcher.RequestOptions & { signal: AbortSignal },
+  ): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.#pool.request(opts);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') || opts.signal.aborted) throw err;
+      return this.#pool.request(opts);
+    }
+  }
+
   /** Any status; transport failures become `WORKER_RESET`. */
   async raw(method: Method, path: string, signal: AbortSignal, body?: unknown): Promise<RawResponse> {
     try {
-      const res = await this.#pool.request({
+      const res = await this.#request({
         method,
         path,
         signal,
@@ -78,7 +95,7 @@ export class EngineHttp {
   async *sse(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<SseRecord> {
     let res;
     try {
-      res = await this.#pool.request({
+      res = await this.#request({
         method: 'POST',
         path,
         signal,

@@ -117,6 +117,7 @@ export class Orchestrator {
   /** Fleet-wide rolling SLO window per priority (SPEC §15), exported as slo_* gauges. */
   readonly #slo = new SloWindow();
   readonly #replicaKinds = new Map<string, string>();
+  #sweeps = 0;
   #closing = false;
 
   constructor(opts: OrchestratorOptions) {
@@ -785,8 +786,12 @@ export class Orchestrator {
   /** Queued tasks that can no longer meet their deadline end with REPLICA_EXHAUSTED (SPEC §2.5). */
   #sweep(): void {
     const now = this.#o.clock.now();
-    this.#sessions.sweep();
-    this.#exportKvResidency();
+    // Session expiry and the per-replica gauges walk every session: every 2 s is plenty, and
+    // keeps a 100k-task backlog from pausing admission five times a second.
+    if (this.#sweeps++ % 10 === 0) {
+      this.#sessions.sweep();
+      this.#exportKvResidency();
+    }
     for (const pool of this.#pools) {
       let changed = false;
       // Under overload (more queued than free slots), a task that could not finish by its

@@ -137,7 +137,13 @@ beforeAll(async () => {
   await writeTinyGguf(file, { ctx: 256 });
   await ops.createCatalogModel({ id: 'metrics-model', source: file });
   await ops.verifyCatalogModel('metrics-model');
-  await until(async () => (await ops.metrics()).includes('gpu_utilization{'));
+  // Telemetry and the periodic gauges (SLO window, KV residency, slots) land within a sweep.
+  await until(async () => {
+    const text = await ops.metrics();
+    return ['gpu_utilization{', 'slo_met{', 'kv_sessions_resident{', 'replica_slots{'].every((m) =>
+      text.includes(m),
+    );
+  });
   await ops.metrics(); // the first scrape reads the engines' KV gauges
   scrape = await ops.metrics();
   families = parseExposition(scrape);
