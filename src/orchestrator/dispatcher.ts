@@ -9,7 +9,7 @@ import type { OrchMetrics } from '../metrics/metrics.js';
 import type { ReplicaView } from '../pool/replica.js';
 import { chooseReplica } from '../scheduler/placement.js';
 import { chooseHardVictim } from '../scheduler/preemption.js';
-import { costOf, emptyUsage, exhausted } from '../sessions/budget.js';
+import { costOf, emptyUsage, exhausted, hasSessionBudget } from '../sessions/budget.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
 import { failureOf, replicaExhausted } from './failure.js';
@@ -210,6 +210,12 @@ export class Dispatcher {
     const startedAt = clock.now();
     let firstAt: number | undefined;
     const tokensBefore = task.tokensOut;
+    // tokens_out_total is counted in batches: a labelled counter update per token is measurable.
+    let uncounted = 0;
+    const countTokens = (): void => {
+      if (uncounted > 0) metrics.inc('tokens_out_total', labels, uncounted);
+      uncounted = 0;
+    };
     try {
       if (task.spec.workload === 'embedding') {
         await this.#embed(pool, task, replica, labels);
@@ -246,7 +252,7 @@ export class Dispatcher {
               task.firstTokenAtMs - task.spec.acceptedAtMs,
             );
           }
-          task.state = { kind: 'streaming', replicaId: replica.id };
+          if (task.state.kind !== 'streaming') task.state = { kind: 'streaming', replicaId: replica.id };
           // One event per generated token; text released for several tokens rides on the last one.
           const firstWithId = ev.count - ev.ids.length;
           for (let k = 0; k < ev.count; k++) {
@@ -258,11 +264,13 @@ export class Dispatcher {
             });
           }
           task.text += ev.text;
-          metrics.inc('tokens_out_total', labels, ev.count);
+          uncounted += ev.count;
+          if (uncounted >= 32) countTokens();
           this.#enforceBudget(pool, task, startedAt);
           continue;
         }
         if (task.preemptions === 0) task.tokensIn = ev.tokensIn;
+        countTokens();
         metrics.inc('tokens_in_total', labels, ev.tokensIn);
         const now = clock.now();
         const decodeMs = now - (task.firstTokenAtMs ?? now);
@@ -303,6 +311,7 @@ export class Dispatcher {
       if (!task.terminal && task.abortCause !== 'preempted')
         lifecycle.finish(task, pool, failureOf(pool, task, err, this.#o.logger));
     } finally {
+      countTokens();
       clearTimeout(wall);
       clearTimeout(idle);
     }
@@ -311,7 +320,7 @@ export class Dispatcher {
   /** Stops the task at budget exhaustion: committed session usage plus this task so far. */
   #enforceBudget(pool: PoolRuntime, task: TaskRecord, startedAt: number): void {
     const b = pool.config.budgets;
-    if (b.sessionTokens === undefined && b.sessionWallMs === undefined && b.sessionCost === undefined) return;
+    if (!hasSessionBudget(b)) return;
     const session = this.#o.sessions.get(task.spec.sessionId);
     const base = session?.tenant === task.spec.tenant ? session.usage : emptyUsage();
     const tokensIn = task.tokensIn || task.spec.promptTokens;
