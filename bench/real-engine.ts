@@ -6,13 +6,11 @@
  */
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { randomUUID } from 'node:crypto';
-import { request } from 'undici';
 import type { RawConfig } from '../src/config/schema.js';
 import { writeTinyGguf } from '../src/models/tiny-gguf.js';
 import { markdownTable, percentiles } from './lib/load.js';
 import { cpuSeconds, forkTs, rss } from './lib/procs.js';
-import { agent, send } from './lib/stream-clients.js';
+import { agent, orchStream, send, sseFrames } from './lib/stream-clients.js';
 
 const TOKENS = 128;
 const REPLICAS = 2;
@@ -46,66 +44,25 @@ async function direct(base: string, seed: number): Promise<Sample> {
   if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
   let ttft: number | undefined;
   let tokens = 0;
-  let buf = '';
-  for await (const chunk of res.body) {
-    buf += (chunk as Buffer).toString('utf8');
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) !== -1) {
-      const frame = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (!frame.startsWith('data: ')) continue;
-      const d = JSON.parse(frame.slice(6)) as {
-        stop?: boolean;
-        tokens_predicted?: number;
-        tokens?: number[];
-      };
-      ttft ??= performance.now() - t0;
-      if (d.stop === true) tokens = d.tokens_predicted ?? tokens;
-    }
+  for await (const frame of sseFrames(res.body)) {
+    if (!frame.startsWith('data: ')) continue;
+    const d = JSON.parse(frame.slice(6)) as { stop?: boolean; tokens_predicted?: number };
+    ttft ??= performance.now() - t0;
+    if (d.stop === true) tokens = d.tokens_predicted ?? tokens;
   }
   return { ttftMs: ttft ?? NaN, tokens, totalMs: performance.now() - t0 };
 }
 
 async function viaOrch(base: string, seed: number): Promise<Sample> {
-  const t0 = performance.now();
-  const taskId = randomUUID();
-  const enq = await send(`${base}/v1/tasks`, {
-    method: 'POST',
-    dispatcher: agent,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      task_id: taskId,
-      session_id: randomUUID(),
-      workload: 'completion',
-      model_ref: 'tiny',
-      engine: 'llamacpp',
-      ctx: 512,
-      priority: 'interactive',
-      prompt: 'Once upon a time',
-      max_tokens: TOKENS,
-      deadline_ms: 600_000,
-      seed,
-    }),
+  const prompt = 'Once upon a time';
+  return orchStream(base, {
+    model_ref: 'tiny',
+    engine: 'llamacpp',
+    ctx: 512,
+    prompt,
+    max_tokens: TOKENS,
+    seed,
   });
-  const text = await enq.body.text();
-  if (enq.statusCode !== 202) throw new Error(`HTTP ${enq.statusCode} ${text}`);
-  const res = await request(`${base}/v1/tasks/${taskId}/stream`, { dispatcher: agent });
-  let ttft: number | undefined;
-  let tokens = 0;
-  let buf = '';
-  for await (const chunk of res.body) {
-    buf += (chunk as Buffer).toString('utf8');
-    let i: number;
-    while ((i = buf.indexOf('\n\n')) !== -1) {
-      const frame = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (frame.startsWith('event: token')) ttft ??= performance.now() - t0;
-      if (frame.startsWith('event: end'))
-        tokens = (JSON.parse(frame.slice(frame.indexOf('data: ') + 6)) as { tokens_out: number }).tokens_out;
-      if (frame.startsWith('event: error')) throw new Error(frame);
-    }
-  }
-  return { ttftMs: ttft ?? NaN, tokens, totalMs: performance.now() - t0 };
 }
 
 async function load(

@@ -58,11 +58,24 @@ export async function openaiStream(
   return { ttftMs: ttft, totalMs: performance.now() - t0 };
 }
 
-/** llama-orch's real two-step API: enqueue, then stream until `end`. */
+/** The SSE frames of a response body (text between blank lines), as they complete. */
+export async function* sseFrames(body: AsyncIterable<unknown>): AsyncGenerator<string> {
+  let buf = '';
+  for await (const chunk of body) {
+    buf += (chunk as Buffer).toString('utf8');
+    let i: number;
+    while ((i = buf.indexOf('\n\n')) !== -1) {
+      yield buf.slice(0, i);
+      buf = buf.slice(i + 2);
+    }
+  }
+}
+
+/** llama-orch's real two-step API: enqueue, then stream until `end`; counts the tokens. */
 export async function orchStream(
   base: string,
-  task: { model_ref: string; engine: string; prompt: string; max_tokens: number; ctx: number },
-): Promise<Timing> {
+  task: { model_ref: string; engine: string; prompt: string; max_tokens: number; ctx: number; seed?: number },
+): Promise<Timing & { tokens: number }> {
   const t0 = performance.now();
   const taskId = randomUUID();
   const enq = await send(`${base}/v1/tasks`, {
@@ -83,15 +96,13 @@ export async function orchStream(
   const res = await request(`${base}/v1/tasks/${taskId}/stream`, { dispatcher: agent });
   if (res.statusCode !== 200) throw new Error(`stream HTTP ${res.statusCode}`);
   let ttft: number | undefined;
-  let end = false;
-  let tail = '';
-  for await (const chunk of res.body) {
-    const text = tail + (chunk as Buffer).toString('utf8');
-    tail = text.slice(-16);
-    if (ttft === undefined && text.includes('event: token')) ttft = performance.now() - t0;
-    if (text.includes('event: end')) end = true;
-    if (text.includes('event: error')) throw new Error(`task failed: ${text.slice(0, 200)}`);
+  let tokens: number | undefined;
+  for await (const frame of sseFrames(res.body)) {
+    if (frame.startsWith('event: token')) ttft ??= performance.now() - t0;
+    else if (frame.startsWith('event: end'))
+      tokens = (JSON.parse(frame.slice(frame.indexOf('data: ') + 6)) as { tokens_out: number }).tokens_out;
+    else if (frame.startsWith('event: error')) throw new Error(`task failed: ${frame.slice(0, 200)}`);
   }
-  if (!end || ttft === undefined) throw new Error('stream ended without end');
-  return { ttftMs: ttft, totalMs: performance.now() - t0 };
+  if (tokens === undefined || ttft === undefined) throw new Error('stream ended without end');
+  return { ttftMs: ttft, totalMs: performance.now() - t0, tokens };
 }
