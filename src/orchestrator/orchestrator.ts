@@ -43,11 +43,9 @@ import { PoolRuntime } from './pool-runtime.js';
 import { TaskLifecycle } from './task-lifecycle.js';
 import { TaskRecord } from './task-record.js';
 import { onTimeProbability } from './on-time.js';
-import { SloWindow } from '../scheduler/slo-window.js';
+import { FleetGauges } from './fleet-gauges.js';
+import { tracedTask } from './traced-task.js';
 import type { TaskTracer } from '../tracing/task-tracer.js';
-
-/** Replica states of the preload phase; leaving them is a preload outcome. */
-const PRELOAD_KINDS: ReadonlySet<string> = new Set(['starting', 'preloading', 'self-test']);
 
 export interface OrchestratorOptions {
   readonly config: ResolvedConfig;
@@ -113,15 +111,13 @@ export class Orchestrator {
   readonly #quotas: TenantQuotas;
   readonly #shares: ShareTracker;
   /** Finished tasks per priority that met / missed their deadline. */
-  readonly #deadlines = new Map<string, { met: number; total: number }>();
-  /** Fleet-wide rolling SLO window per priority (SPEC §15), exported as slo_* gauges. */
-  readonly #slo = new SloWindow();
-  readonly #replicaKinds = new Map<string, string>();
+  readonly #gauges: FleetGauges;
   #sweeps = 0;
   #closing = false;
 
   constructor(opts: OrchestratorOptions) {
     this.#o = opts;
+    this.#gauges = new FleetGauges(opts.metrics);
     const { config } = opts;
     this.#pools = config.pools.map((p) => {
       const sup = opts.supervisors.get(p.id);
@@ -632,32 +628,8 @@ export class Orchestrator {
   /** Terminal bookkeeping: quota slot, session budget usage, deadline attainment. */
   #onFinish(task: TaskRecord, pool: PoolRuntime): void {
     this.#quotas.release(task.spec.tenant);
-    const kind = task.state.kind;
-    this.#o.tracer?.finished({
-      taskId: task.spec.taskId,
-      correlationId: task.spec.correlationId,
-      tenant: task.spec.tenant,
-      poolId: pool.id,
-      engine: pool.config.engine,
-      modelId: pool.config.model.id,
-      priority: task.spec.priority,
-      replicaId: task.replicaId,
-      acceptedAtMs: task.spec.acceptedAtMs,
-      dispatchedAtMs: task.dispatchedAtMs,
-      firstTokenAtMs: task.firstTokenAtMs,
-      finishedAtMs: task.finishedAtMs ?? this.#o.clock.now(),
-      outcome: kind === 'completed' ? 'completed' : kind === 'canceled' ? 'canceled' : 'failed',
-      errorCode: kind === 'failed' || kind === 'evicted' ? task.state.code : undefined,
-      tokensIn: task.tokensIn,
-      tokensOut: task.tokensOut,
-    });
-    this.#o.metrics.inc('tasks_finished_total', {
-      engine: pool.config.engine,
-      engine_version: pool.engineVersion(),
-      pool_id: pool.id,
-      priority: task.spec.priority,
-      outcome: kind === 'completed' ? 'completed' : kind === 'canceled' ? 'canceled' : 'failed',
-    });
+    this.#o.tracer?.finished(tracedTask(task, pool, this.#o.clock.now()));
+    this.#gauges.finished(task, pool);
     const session = this.#sessions.get(task.spec.sessionId);
     if (session?.tenant === task.spec.tenant) {
       session.usage.tokens += task.tokensIn + task.tokensOut;
@@ -676,16 +648,6 @@ export class Orchestrator {
         .catch((err: unknown) =>
           this.#o.logger.error({ err, session_id: task.spec.sessionId }, 'budget ledger write failed'),
         );
-    if (task.state.kind === 'canceled') return;
-    const ttftMs =
-      task.firstTokenAtMs === undefined ? undefined : task.firstTokenAtMs - task.spec.acceptedAtMs;
-    pool.slo.record(task.spec.priority, ttftMs, task.state.kind === 'completed');
-    this.#slo.record(task.spec.priority, ttftMs, task.state.kind === 'completed');
-    const d = this.#deadlines.get(task.spec.priority) ?? { met: 0, total: 0 };
-    d.total++;
-    if (task.state.kind === 'completed' && (task.finishedAtMs ?? 0) <= task.deadlineAtMs) d.met++;
-    this.#deadlines.set(task.spec.priority, d);
-    this.#o.metrics.set('deadlines_met_ratio', { priority: task.spec.priority }, d.met / d.total);
   }
 
   /** Budget remainders of a running task's session, counting what the task used so far. */
@@ -726,20 +688,7 @@ export class Orchestrator {
   }
 
   #onReplicaChange(pool: PoolRuntime): void {
-    // A replica leaving its preload phases (start, load, self-test) is one preload outcome.
-    for (const r of pool.supervisor.replicas()) {
-      const before = this.#replicaKinds.get(r.id);
-      this.#replicaKinds.set(r.id, r.state.kind);
-      // First sight of a replica counts too: it may have finished preloading before we looked.
-      if ((before !== undefined && !PRELOAD_KINDS.has(before)) || PRELOAD_KINDS.has(r.state.kind)) continue;
-      const outcome = r.state.kind === 'ready' ? 'ready' : 'failed';
-      this.#o.metrics.inc('pool_preload_total', { engine: pool.config.engine, pool_id: pool.id, outcome });
-    }
-    this.#o.metrics.set(
-      'pool_ready',
-      { engine: pool.config.engine, pool_id: pool.id },
-      pool.readyReplicas().length,
-    );
+    this.#gauges.replicasChanged(pool);
     // Tasks on a replica whose host is lost cannot finish: end them now (WORKER_RESET).
     for (const run of pool.running.values()) {
       const state = pool.replica(run.replicaId)?.state;
@@ -748,29 +697,6 @@ export class Orchestrator {
       if (task && !task.terminal) this.#dispatcher.abort(task, 'host-lost');
     }
     this.#dispatcher.pump(pool);
-  }
-
-  /** Periodic gauges: SLO window, KV residency per replica (SPEC §2.4), slots, queue capacity. */
-  #exportKvResidency(): void {
-    // The fleet SLO window is summarised here, once per sweep, not on every finished task.
-    for (const [priority, slo] of Object.entries(this.#slo.snapshot())) {
-      if (slo.ttft_p95_ms !== null) this.#o.metrics.set('slo_ttft_p95_ms', { priority }, slo.ttft_p95_ms);
-      this.#o.metrics.set('slo_error_ratio', { priority }, slo.error_rate);
-      this.#o.metrics.set('slo_met', { priority }, slo.met ? 1 : 0);
-    }
-    const counts = new Map<string, number>();
-    for (const s of this.#sessions.values())
-      if (s.lastReplicaId !== undefined) counts.set(s.lastReplicaId, (counts.get(s.lastReplicaId) ?? 0) + 1);
-    for (const pool of this.#pools) {
-      const engine = pool.config.engine;
-      this.#o.metrics.set('queue_capacity', { engine, pool_id: pool.id }, pool.queue.capacity);
-      for (const r of pool.supervisor.replicas()) {
-        const labels = { engine, pool_id: pool.id, replica_id: r.id };
-        this.#o.metrics.set('kv_sessions_resident', labels, counts.get(r.id) ?? 0);
-        this.#o.metrics.set('replica_slots', labels, r.state.kind === 'ready' ? pool.slotsOf(r) : 0);
-        this.#o.metrics.set('replica_slots_busy', labels, pool.inFlight.get(r.id) ?? 0);
-      }
-    }
   }
 
   #updateQueueGauges(pool: PoolRuntime): void {
@@ -790,7 +716,7 @@ export class Orchestrator {
     // keeps a 100k-task backlog from pausing admission five times a second.
     if (this.#sweeps++ % 10 === 0) {
       this.#sessions.sweep();
-      this.#exportKvResidency();
+      this.#gauges.refresh(this.#pools, this.#sessions.values());
     }
     for (const pool of this.#pools) {
       let changed = false;
