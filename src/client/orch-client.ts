@@ -4,6 +4,7 @@
  * streams that reconnect with `Last-Event-ID`. `llorch` sends everything through it.
  */
 import { randomUUID } from 'node:crypto';
+import { fetch, type Dispatcher, type Response } from 'undici';
 import { OrchHttpError } from './orch-http-error.js';
 import {
   fallbackDelayMs,
@@ -29,6 +30,8 @@ export interface OrchClientOptions {
   readonly timeoutMs?: number | undefined;
   /** Called before each retry, e.g. to log or to feed a concurrency limiter. */
   readonly onRetry?: ((info: RetryInfo) => void) | undefined;
+  /** The undici dispatcher for every call (connection pool, proxy); default: Node's global one. */
+  readonly dispatcher?: Dispatcher | undefined;
 }
 
 export interface RetryInfo {
@@ -97,6 +100,7 @@ export class OrchClient {
           method: req.method,
           headers,
           ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
+          ...(this.#o.dispatcher === undefined ? {} : { dispatcher: this.#o.dispatcher }),
           ...(active.length === 0
             ? {}
             : { signal: active.length === 1 ? active[0] : AbortSignal.any(active) }),

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { MatchersV3, PactV3, Verifier } from '@pact-foundation/pact';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/http/auth.js';
 import { OrchClient } from '../../src/index.js';
@@ -19,8 +20,11 @@ process.env['PACT_DO_NOT_TRACK'] = 'true';
 const PACTS = join(process.cwd(), 'contracts', 'pacts');
 const PACT_FILE = join(PACTS, 'llorch-client-llama-orch.json');
 
-function clients(url: string): Clients {
-  const make = (apiKey?: string) => new OrchClient({ baseUrl: url, apiKey, retry: { maxAttempts: 1 } });
+function clients(url: string, dispatcher: Agent): Clients {
+  // A fresh connection pool per mock server: a port reused by a later mock must not meet a
+  // kept-alive socket to an earlier one.
+  const make = (apiKey?: string) =>
+    new OrchClient({ baseUrl: url, apiKey, retry: { maxAttempts: 1 }, dispatcher });
   return {
     alice: make(PACT_KEYS.alice),
     ops: make(PACT_KEYS.ops),
@@ -49,7 +53,12 @@ describe('consumer: the typed client against the Pact mock', () => {
         pact.withResponseMatchingRules(i.request, {
           body: { path: '$', rules: [MatchersV3.regex(i.bodyRegex, String(i.response.body))] },
         });
-      await pact.executeTest(async (mock) => i.run(clients(mock.url)));
+      const dispatcher = new Agent();
+      try {
+        await pact.executeTest(async (mock) => i.run(clients(mock.url, dispatcher)));
+      } finally {
+        await dispatcher.close();
+      }
     });
   }
 
