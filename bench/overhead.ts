@@ -6,10 +6,10 @@
  * (`POST /v1/tasks`, then `GET …/stream`). Two engine speeds: fast tokens, and paced at ~2 ms per
  * token. Closed-loop clients at concurrency 1, 16, 64 and 256.
  */
-import type { RawConfig } from '../src/config/schema.js';
+import type { RawPool } from '../src/config/schema.js';
 import { markdownTable, runLoad, type LoadResult } from './lib/load.js';
 import { nginxBinary, portkeyHeaders, startNginx, startPortkey } from './lib/peers.js';
-import { cpuSeconds, forkTs, rss, type Proc } from './lib/procs.js';
+import { cpuSeconds, rss, startBenchOrchestrator, type Proc } from './lib/procs.js';
 import { openaiStream, orchStream } from './lib/stream-clients.js';
 
 // BENCH_QUICK=1: a short smoke run of the same code (two concurrencies, 2 s cells).
@@ -32,35 +32,23 @@ interface Row {
   rssMiB: number | undefined;
 }
 
-function orchConfig(sim: Record<string, number>): RawConfig {
-  return {
-    profile: 'dev',
-    listen: { host: '127.0.0.1', port: 0 },
-    logging: { level: 'info' },
-    data_dir: `/tmp/llorch-bench-overhead-${process.pid}`,
-    pools: [
-      {
-        id: 'bench',
-        engine: 'vllm',
-        model: { id: 'bench' },
-        ctx: 4096,
-        devices: 'cpu',
-        replicas: 1,
-        queue: { capacity: 4096 },
-        launch: { worker: 'sim', parallel: 512, sim: { ...sim, batch_slowdown: 0, kv_tokens: 1_000_000 } },
-      },
-    ],
-  };
-}
+/** The pool every path reaches: one simulated vLLM replica with room for every client. */
+const benchPool = (sim: Record<string, number>): RawPool => ({
+  id: 'bench',
+  engine: 'vllm',
+  model: { id: 'bench' },
+  ctx: 4096,
+  devices: 'cpu',
+  replicas: 1,
+  queue: { capacity: 4096 },
+  launch: { worker: 'sim', parallel: 512, sim: { ...sim, batch_slowdown: 0, kv_tokens: 1_000_000 } },
+});
 
 export async function overheadBench(): Promise<{ table: string; results: unknown }> {
   const rows: Row[] = [];
   const hasNginx = nginxBinary() !== undefined;
   for (const variant of VARIANTS) {
-    const { proc: orch, ready } = await forkTs<{ url: string; replicas: Record<string, string[]> }>(
-      new URL('./lib/orchestrator-child.ts', import.meta.url).pathname,
-      orchConfig(variant.sim),
-    );
+    const { proc: orch, ready } = await startBenchOrchestrator('overhead', benchPool(variant.sim));
     const engine = ready.replicas['bench']?.[0];
     if (!engine) throw new Error('no engine replica');
     const procs: Proc[] = [orch];

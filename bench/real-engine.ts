@@ -6,10 +6,9 @@
  */
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { RawConfig } from '../src/config/schema.js';
 import { writeTinyGguf } from '../src/models/tiny-gguf.js';
 import { markdownTable, percentiles } from './lib/load.js';
-import { cpuSeconds, forkTs, rss } from './lib/procs.js';
+import { cpuSeconds, rss, startBenchOrchestrator } from './lib/procs.js';
 import { agent, orchStream, send, sseFrames } from './lib/stream-clients.js';
 
 const TOKENS = 128;
@@ -84,28 +83,16 @@ async function load(
 export async function realEngineBench(): Promise<{ table: string; results: unknown }> {
   const model = join(tmpdir(), 'llama-orch-bench', 'tiny-ctx512.gguf');
   await writeTinyGguf(model, { ctx: 512 });
-  const config: RawConfig = {
-    profile: 'dev',
-    listen: { host: '127.0.0.1', port: 0 },
-    logging: { level: 'info' },
-    data_dir: `/tmp/llorch-bench-real-${process.pid}`,
-    pools: [
-      {
-        id: 'tiny',
-        engine: 'llamacpp',
-        model: { id: 'tiny', path: model },
-        ctx: 512,
-        devices: 'cpu',
-        replicas: REPLICAS,
-        queue: { capacity: 1024 },
-        launch: { threads: 1, parallel: 4, startup_timeout_ms: 60_000 },
-      },
-    ],
-  };
-  const { proc, ready } = await forkTs<{ url: string; replicas: Record<string, string[]> }>(
-    new URL('./lib/orchestrator-child.ts', import.meta.url).pathname,
-    config,
-  );
+  const { proc, ready } = await startBenchOrchestrator('real', {
+    id: 'tiny',
+    engine: 'llamacpp',
+    model: { id: 'tiny', path: model },
+    ctx: 512,
+    devices: 'cpu',
+    replicas: REPLICAS,
+    queue: { capacity: 1024 },
+    launch: { threads: 1, parallel: 4, startup_timeout_ms: 60_000 },
+  });
   const urls = ready.replicas['tiny'] ?? [];
   let rr = 0;
   const rows: {

@@ -8,44 +8,39 @@
  */
 import { randomUUID } from 'node:crypto';
 import { request } from 'undici';
-import type { RawConfig } from '../src/config/schema.js';
 import { PoolQueue, type QueueEntry } from '../src/scheduler/pool-queue.js';
 import { markdownTable, percentiles } from './lib/load.js';
-import { cpuSeconds, forkTs, rss } from './lib/procs.js';
+import { cpuSeconds, rss, startBenchOrchestrator } from './lib/procs.js';
 import { agent } from './lib/stream-clients.js';
 
 const QUICK = process.env['BENCH_QUICK'] === '1';
 const MiB = 2 ** 20;
 
-function config(name: string, parallel: number, tokensPerS: number, capacity: number): RawConfig {
-  return {
-    profile: 'dev',
-    listen: { host: '127.0.0.1', port: 0 },
-    logging: { level: 'warn' },
-    data_dir: `/tmp/llorch-bench-scale-${name}-${process.pid}`,
-    limits: { idle_timeout_ms: 120_000 },
-    pools: [
-      {
-        id: 'scale',
-        engine: 'vllm',
-        model: { id: 'scale' },
-        ctx: 4096,
-        devices: 'cpu',
-        replicas: 1,
-        queue: { capacity },
-        launch: {
-          worker: 'sim',
-          parallel,
-          sim: {
-            tokens_per_s: tokensPerS,
-            prefill_tokens_per_s: 1_000_000,
-            batch_slowdown: 0,
-            kv_tokens: 100_000_000,
-          },
+/** A single simulated vLLM replica with `parallel` slots; everything else waits in its queue. */
+function start(name: string, parallel: number, tokensPerS: number, capacity: number) {
+  return startBenchOrchestrator(
+    `scale-${name}`,
+    {
+      id: 'scale',
+      engine: 'vllm',
+      model: { id: 'scale' },
+      ctx: 4096,
+      devices: 'cpu',
+      replicas: 1,
+      queue: { capacity },
+      launch: {
+        worker: 'sim',
+        parallel,
+        sim: {
+          tokens_per_s: tokensPerS,
+          prefill_tokens_per_s: 1_000_000,
+          batch_slowdown: 0,
+          kv_tokens: 100_000_000,
         },
       },
-    ],
-  };
+    },
+    { logging: { level: 'warn' }, limits: { idle_timeout_ms: 120_000 } },
+  );
 }
 
 const taskBody = (maxTokens: number) =>
@@ -100,10 +95,7 @@ interface AdmissionRow {
 
 async function admission(): Promise<AdmissionRow[]> {
   const levels = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
-  const { proc, ready } = await forkTs<{ url: string }>(
-    new URL('./lib/orchestrator-child.ts', import.meta.url).pathname,
-    config('admission', 1, 1, 120_000),
-  );
+  const { proc, ready } = await start('admission', 1, 1, 120_000);
   const rows: AdmissionRow[] = [];
   try {
     // One task holds the only slot for the whole run; everything after it waits in the queue.
@@ -159,10 +151,7 @@ async function lagP99(base: string): Promise<number> {
 
 async function streams(count: number): Promise<StreamRow> {
   const tokens = 40;
-  const { proc, ready } = await forkTs<{ url: string }>(
-    new URL('./lib/orchestrator-child.ts', import.meta.url).pathname,
-    config(`streams-${count}`, count, 4, count * 2),
-  );
+  const { proc, ready } = await start(`streams-${count}`, count, 4, count * 2);
   try {
     await lagP99(ready.url); // resets the lag histogram (prom-client resets it per scrape)
     const cpu0 = cpuSeconds(proc.pid);

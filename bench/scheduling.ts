@@ -7,6 +7,7 @@
  * Engine: simulated vLLM replicas (2 × 4 slots, 100 tokens/s per sequence) so the run needs no
  * GPU and is repeatable; the numbers are about scheduling, not the engine.
  */
+import { markdownTable, quantile } from './lib/load.js';
 import { randomUUID } from 'node:crypto';
 import { validateConfig } from '../src/config/load-config.js';
 import { sha256Hex } from '../src/http/auth.js';
@@ -125,11 +126,7 @@ async function one(
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function pct(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
-}
+const pct = (xs: readonly number[], p: number): number => quantile(xs, p / 100);
 
 /** Interactive tasks every 150 ms from one tenant, optionally behind a batch flood of another. */
 async function scenario(mode: Mode, flood: boolean): Promise<Outcome[]> {
@@ -206,6 +203,6 @@ export async function schedulingBench(): Promise<{ table: string; results: unkno
     'interactive only',
     'admitted',
   ];
-  const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+  const table = markdownTable(header, rows);
   return { table, results };
 }

@@ -22,10 +22,14 @@ export interface Percentiles {
   readonly p99: number;
 }
 
-export function percentiles(xs: readonly number[]): Percentiles {
+/** The `q` quantile (0..1) of `xs` (nearest rank); NaN when empty. */
+export function quantile(xs: readonly number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99) };
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+}
+
+export function percentiles(xs: readonly number[]): Percentiles {
+  return { p50: quantile(xs, 0.5), p99: quantile(xs, 0.99) };
 }
 
 export async function runLoad(
@@ -64,7 +68,11 @@ export async function runLoad(
 }
 
 /** Renders rows as a Markdown table. */
-export function markdownTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+export function markdownTable(header: readonly string[], body: readonly (readonly string[])[]): string {
+  // A `|` inside a cell would end it: escape it.
+  const esc = (cells: readonly string[]) => cells.map((c) => c.replace(/\|/g, '\\|'));
+  const head = esc(header);
+  const rows = body.map(esc);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;

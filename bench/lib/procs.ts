@@ -2,6 +2,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import type { RawConfig, RawPool } from '../../src/config/schema.js';
 
 const TICK_S = 0.01; // USER_HZ is 100 on Linux
 
@@ -103,4 +104,30 @@ export async function forkTs<T>(module: string, payload: unknown): Promise<{ pro
     child.send(payload as object);
   });
   return { proc: handle(child), ready };
+}
+
+/** What the orchestrator child answers once it serves: its URL and every replica's engine URL. */
+export interface BenchOrchestrator {
+  readonly url: string;
+  readonly replicas: Record<string, string[]>;
+}
+
+/**
+ * A llama-orch orchestrator for a benchmark, in its own process (loopback, dev profile, a fresh
+ * data directory): one pool, plus any top-level settings in `extra`.
+ */
+export async function startBenchOrchestrator(
+  name: string,
+  pool: RawPool,
+  extra: Partial<Omit<RawConfig, 'pools'>> = {},
+): Promise<{ proc: Proc; ready: BenchOrchestrator }> {
+  const config: RawConfig = {
+    profile: 'dev',
+    listen: { host: '127.0.0.1', port: 0 },
+    logging: { level: 'info' },
+    data_dir: `/tmp/llorch-bench-${name}-${process.pid}`,
+    ...extra,
+    pools: [pool],
+  };
+  return forkTs<BenchOrchestrator>(new URL('./orchestrator-child.ts', import.meta.url).pathname, config);
 }

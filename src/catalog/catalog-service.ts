@@ -250,7 +250,7 @@ export class CatalogService {
 
   async add(req: CatalogAddRequest): Promise<CatalogRecord> {
     if (await this.#store.getModel(req.id))
-      throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`, { retriable: false });
+      throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
     const fetched = await this.#pathOf(req.id, req.source, req.digest);
     const path = fetched.path;
     const signatureText = req.signature ?? fetched.signature;
@@ -286,7 +286,7 @@ export class CatalogService {
       updatedMs: now,
     };
     if (!(await this.#store.addModel(record, `ingested (${v.reason})`)))
-      throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`, { retriable: false });
+      throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
     this.#track(record.id, record.state);
     await this.#enforceQuota(record.id);
     return record;
@@ -384,10 +384,11 @@ export class CatalogService {
       throw new OrchError(
         'CONFLICT',
         `catalog: '${id}' cannot go from ${m.state} to ${to} (allowed: ${TRANSITIONS[m.state].join(', ') || 'none'})`,
-        { retriable: false },
       );
     if (!(await this.#store.setModelState(id, m.state, to, this.#clock.now(), reason)))
-      throw new OrchError('CONFLICT', `catalog: '${id}' changed state concurrently; read it again`);
+      throw new OrchError('CONFLICT', `catalog: '${id}' changed state concurrently; read it again`, {
+        retriable: true,
+      });
     this.#track(id, to);
     this.#logger.info(
       { event: 'catalog.state', model_id: id, from: m.state, to },

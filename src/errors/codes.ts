@@ -10,8 +10,10 @@ export const ERROR_CODES = {
   // 422: the request is well-formed but cannot be met; retrying unchanged will not help.
   DEADLINE_UNMET: { httpStatus: 422, retriable: false },
   MODEL_DEPRECATED: { httpStatus: 409, retriable: false },
-  // 409: a pool lifecycle operation (reload, rollback) conflicts with one in progress.
-  CONFLICT: { httpStatus: 409, retriable: true },
+  // 409: the request conflicts with current state (an existing id, a forbidden lifecycle move).
+  // Retrying the same request does not help, except where the conflict is transient (a reload in
+  // progress, a concurrent change): those raise it with `retriable: true`.
+  CONFLICT: { httpStatus: 409, retriable: false },
   // 403: the trust policy forbids serving this artifact; it is a permission, not a state conflict.
   UNTRUSTED_ARTIFACT: { httpStatus: 403, retriable: false },
   POOL_UNREADY: { httpStatus: 503, retriable: true },

@@ -79,13 +79,15 @@ export class PoolControl {
     deadlineMs: number,
   ): Promise<void> {
     if (pool.reloading)
-      throw new OrchError('CONFLICT', `pool '${pool.id}' is already reloading`, { poolId: pool.id });
+      throw new OrchError('CONFLICT', `pool '${pool.id}' is already reloading`, {
+        poolId: pool.id,
+        retriable: true,
+      });
     let model: ResolvedPool['model'];
     if ('rollback' in target) {
       if (!pool.previousModel)
         throw new OrchError('CONFLICT', `pool '${pool.id}' has no successful reload to roll back`, {
           poolId: pool.id,
-          retriable: false,
         });
       model = pool.previousModel;
     } else {

@@ -35,19 +35,6 @@ export class Redactor {
       return cut === -1 ? REDACTED : REDACTED + m.slice(cut);
     });
   }
-
-  /** A copy of `value` with every string scrubbed (objects, arrays and errors included). */
-  scrubDeep(value: unknown, depth = 0): unknown {
-    if (this.#re === undefined) return value;
-    if (typeof value === 'string') return this.scrub(value);
-    if (value === null || typeof value !== 'object' || depth > 8) return value;
-    if (value instanceof Error)
-      return { type: value.name, message: this.scrub(value.message), stack: this.scrub(value.stack ?? '') };
-    if (Array.isArray(value)) return value.map((v) => this.scrubDeep(v, depth + 1));
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = this.scrubDeep(v, depth + 1);
-    return out;
-  }
 }
 
 /** Problems with the configured patterns (each must compile as a JavaScript regular expression). */

@@ -554,7 +554,7 @@ export interface components {
         };
         /**
          * @description Error envelope. 401 `UNAUTHORIZED`; 403 `FORBIDDEN` (no `control` scope) or
-         *     `UNTRUSTED_ARTIFACT`; 404 `NOT_FOUND`; 409 `MODEL_DEPRECATED`, or `CONFLICT` for a lifecycle conflict (a reload in progress);
+         *     `UNTRUSTED_ARTIFACT`; 404 `NOT_FOUND`; 409 `MODEL_DEPRECATED`, or `CONFLICT` for a conflict with current state: an existing id or a forbidden lifecycle move (not retriable), a reload in progress or a concurrent change (retriable);
          *     501 `NOT_IMPLEMENTED`; 500 `INTERNAL`.
          */
         Error: {
