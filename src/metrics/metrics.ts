@@ -15,12 +15,14 @@ export const OVERFLOW_LABEL = '__overflow__';
 
 /**
  * The one place metrics are declared (from the contract table). Other modules call the typed
- * helpers; label values beyond a label's budget collapse into `__overflow__`.
+ * helpers; once a metric has seen a label's budget of distinct values, further values of that
+ * label on that metric collapse into `__overflow__`.
  */
 export class OrchMetrics {
   readonly registry = new Registry();
   readonly #metrics = new Map<MetricName, AnyMetric>();
-  readonly #seen = new Map<string, Set<string>>();
+  /** Label values admitted so far, per metric and then per label: budgets hold per metric. */
+  readonly #seen = new Map<MetricName, Map<string, Set<string>>>();
 
   constructor(opts: { processMetrics: boolean } = { processMetrics: true }) {
     for (const [name, def] of Object.entries(METRICS) as [MetricName, (typeof METRICS)[MetricName]][]) {
@@ -43,22 +45,22 @@ export class OrchMetrics {
 
   inc<N extends MetricName>(name: N, labels: Labels<N>, value = 1): void {
     const m = this.#metrics.get(name);
-    if (m instanceof Counter || m instanceof Gauge) m.inc(this.#bounded(labels), value);
+    if (m instanceof Counter || m instanceof Gauge) m.inc(this.#bounded(name, labels), value);
   }
 
   dec<N extends MetricName>(name: N, labels: Labels<N>, value = 1): void {
     const m = this.#metrics.get(name);
-    if (m instanceof Gauge) m.dec(this.#bounded(labels), value);
+    if (m instanceof Gauge) m.dec(this.#bounded(name, labels), value);
   }
 
   set<N extends MetricName>(name: N, labels: Labels<N>, value: number): void {
     const m = this.#metrics.get(name);
-    if (m instanceof Gauge) m.set(this.#bounded(labels), value);
+    if (m instanceof Gauge) m.set(this.#bounded(name, labels), value);
   }
 
   observe<N extends MetricName>(name: N, labels: Labels<N>, value: number): void {
     const m = this.#metrics.get(name);
-    if (m instanceof Histogram) m.observe(this.#bounded(labels), value);
+    if (m instanceof Histogram) m.observe(this.#bounded(name, labels), value);
   }
 
   async render(): Promise<string> {
@@ -69,8 +71,9 @@ export class OrchMetrics {
     return this.registry.contentType;
   }
 
-  #bounded(labels: Record<string, string | undefined>): Record<string, string> {
+  #bounded(name: MetricName, labels: Record<string, string | undefined>): Record<string, string> {
     const out: Record<string, string> = {};
+    let perLabel: Map<string, Set<string>> | undefined;
     for (const [k, v] of Object.entries(labels)) {
       if (v === undefined) continue;
       const budget = LABEL_BUDGETS[k];
@@ -78,8 +81,12 @@ export class OrchMetrics {
         out[k] = v;
         continue;
       }
-      let seen = this.#seen.get(k);
-      if (!seen) this.#seen.set(k, (seen = new Set()));
+      if (!perLabel) {
+        perLabel = this.#seen.get(name);
+        if (!perLabel) this.#seen.set(name, (perLabel = new Map<string, Set<string>>()));
+      }
+      let seen = perLabel.get(k);
+      if (!seen) perLabel.set(k, (seen = new Set<string>()));
       if (!seen.has(v) && seen.size >= budget) out[k] = OVERFLOW_LABEL;
       else {
         seen.add(v);
