@@ -19,6 +19,33 @@ export default tseslint.config(
     },
   },
   {
+    // One owner of a task's life (docs/architecture.md): only the lifecycle changes a task's
+    // state, its progress or its event log. Elsewhere a task is read, never written.
+    files: ['src/**/*.ts'],
+    ignores: ['src/orchestrator/task-lifecycle.ts', 'src/orchestrator/task-record.ts', 'src/tasks/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            'AssignmentExpression > MemberExpression.left[object.name=/^(task|t|record|victim|evicted)$/][property.name=/^(state|replicaId|kvWarm|dispatchedAtMs|firstTokenAtMs|finishedAtMs|tokensOut|tokensIn|text|preemptions|priorRunMs)$/]',
+          message:
+            'Task state and progress change only in TaskLifecycle (src/orchestrator/task-lifecycle.ts).',
+        },
+        {
+          selector:
+            'UpdateExpression > MemberExpression.argument[object.name=/^(task|t|record)$/][property.name=/^(tokensOut|tokensIn|preemptions)$/]',
+          message: 'Task progress changes only in TaskLifecycle (src/orchestrator/task-lifecycle.ts).',
+        },
+        {
+          selector: "CallExpression[callee.property.name='append'][callee.object.property.name='log']",
+          message:
+            "A task's event log is appended to only by TaskLifecycle (src/orchestrator/task-lifecycle.ts).",
+        },
+      ],
+    },
+  },
+  {
     // vitest's asymmetric matchers (expect.any, expect.stringMatching) are typed `any`.
     files: ['test/**/*.ts'],
     rules: {

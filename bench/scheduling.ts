@@ -89,6 +89,8 @@ async function one(
       prompt: `${tenant} says hello`,
       max_tokens: maxTokens,
       deadline_ms: deadlineMs,
+      // Batch work opts out of strict determinism so hard preemption may stop it (SPEC §3.5).
+      ...(priority === 'batch' ? { determinism: 'best_effort' } : {}),
     }),
   });
   const accepted = (await res.json()) as { predicted_start_ms?: number };

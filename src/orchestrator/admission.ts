@@ -1,6 +1,6 @@
 /**
- * The ordered admission checks of SPEC §2.1 that run before enqueue. Each either passes or throws
- * a typed `OrchError`; nothing here touches a queue.
+ * The checks, predictions and refusals that admission (`admit.ts`) is built from. Each check
+ * either passes or throws a typed `OrchError`; nothing here changes a queue.
  */
 import type { SubmitInput } from '../domain/submit.js';
 import { PRIORITIES, type Priority } from '../domain/types.js';
@@ -173,29 +173,10 @@ export function predictFor(
   return { startMs, finishMs: startMs + serviceMs };
 }
 
-/** Step 6: refuse up front when the predicted finish misses the deadline (ORCH-3079). */
-export function checkDeadline(
-  pool: PoolRuntime,
-  input: SubmitInput,
-  cost: number,
-  uncachedPrompt: number,
-): { predictedStartMs: number } {
-  const { startMs: predictedStartMs, finishMs } = predictFor(pool, input, cost, uncachedPrompt);
-  if (finishMs > input.deadlineMs) {
-    const shown = Number.isFinite(finishMs) ? `${Math.ceil(finishMs)} ms` : 'never (no ready slot)';
-    throw new OrchError(
-      'DEADLINE_UNMET',
-      `deadline_ms: predicted completion in ${shown} misses the deadline of ${input.deadlineMs} ms`,
-      { engine: pool.config.engine, poolId: pool.id },
-    );
-  }
-  return { predictedStartMs };
-}
-
-/** Step 7: the 429 for a refused offer, with a backoff computed from the drain rate (SPEC §2.6). */
+/** The 429 for a refused offer, with a backoff computed from the drain rate (SPEC §2.6). */
 export function backpressureError(
   pool: PoolRuntime,
-  refusal: Extract<OfferResult<QueuedTask>, { kind: 'refused' }>,
+  refusal: { readonly reason: Extract<OfferResult<QueuedTask>, { kind: 'refused' }>['reason'] },
   priority: Priority,
 ): OrchError {
   const policy = pool.config.queue.fullPolicy;
@@ -236,7 +217,7 @@ export function quotaError(pool: PoolRuntime, tenant: string, refusal: QuotaRefu
   });
 }
 
-/** Step 5: the session's budgets must cover the task (SPEC §3.6: "token budget" is a 400). */
+/** The session's budgets must cover the task (SPEC §3.6: "token budget" is a 400). */
 export function checkBudget(
   pool: PoolRuntime,
   usage: SessionUsage,

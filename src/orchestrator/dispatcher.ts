@@ -9,25 +9,25 @@ import type { OrchMetrics } from '../metrics/metrics.js';
 import type { ReplicaView } from '../pool/replica.js';
 import { chooseReplica } from '../scheduler/placement.js';
 import { chooseHardVictim } from '../scheduler/preemption.js';
-import { costOf, emptyUsage, exhausted, hasSessionBudget } from '../sessions/budget.js';
+import { costOf, exhausted, hasSessionBudget } from '../sessions/budget.js';
+import type { SessionLedger } from '../sessions/session-ledger.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
 import { failureOf, replicaExhausted } from './failure.js';
 import type { PoolRuntime } from './pool-runtime.js';
 import type { AbortCause, TaskRecord } from './task-record.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
+import type { TaskTable } from './task-table.js';
+import { taskLogFields } from './task-telemetry.js';
 
 export interface DispatcherOptions {
   readonly lifecycle: TaskLifecycle;
+  readonly table: TaskTable;
   readonly metrics: OrchMetrics;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly sessions: SessionStore;
-  readonly taskOf: (id: string) => TaskRecord | undefined;
-  /** Called whenever a pool's queue changed (for gauges). */
-  readonly onQueueChange: (pool: PoolRuntime) => void;
-  /** Called when a task is bound to a replica (observed shares). */
-  readonly onDispatch?: (task: TaskRecord) => void;
+  readonly ledger: SessionLedger;
   readonly preemption: 'soft' | 'hard' | 'off';
 }
 
@@ -62,20 +62,20 @@ export class Dispatcher {
     for (;;) {
       const next = pool.queue.peekNext();
       if (!next) return;
-      const task = this.#o.taskOf(next.id);
+      const task = this.#o.table.get(next.id);
       if (!task || task.terminal) {
         pool.queue.remove(next.id);
         continue;
       }
       if (task.deadlineAtMs <= this.#o.clock.now()) {
         // Starting now cannot meet the deadline: end it instead of burning a slot (SPEC §2.5).
-        pool.queue.remove(next.id);
-        this.#o.onQueueChange(pool);
         this.#o.lifecycle.finish(task, pool, replicaExhausted(pool, task));
         continue;
       }
       const affinity =
-        task.spec.kvHint === 'cold' ? undefined : this.#o.sessions.get(task.spec.sessionId)?.lastReplicaId;
+        task.spec.kvHint === 'cold'
+          ? undefined
+          : this.#o.sessions.get(task.spec.tenant, task.spec.sessionId)?.lastReplicaId;
       const replicaId = chooseReplica(pool.loads(), { affinity, overloadRatio: OVERLOAD_RATIO });
       const replica = replicaId === undefined ? undefined : pool.replica(replicaId);
       if (!replica) {
@@ -83,7 +83,6 @@ export class Dispatcher {
         return;
       }
       pool.queue.takeNext();
-      this.#o.onQueueChange(pool);
       this.#bind(pool, task, replica, affinity);
     }
   }
@@ -97,17 +96,19 @@ export class Dispatcher {
   /** Hard preemption: stop the decode of a lower-priority task on an interruptible replica. */
   #preemptFor(pool: PoolRuntime, urgent: TaskRecord): void {
     if (this.#preempting.has(pool.id)) return;
+    // A strict-determinism task is never hard-preempted: its resumed stream would differ (SPEC §17).
     const candidates = [...pool.running.values()].map((r) => ({
       ...r,
+      determinism: this.#o.table.get(r.taskId)?.spec.determinism ?? 'strict',
       interruptible: pool.replica(r.replicaId)?.props?.features.interruptibleDecode === true,
     }));
     const victim = chooseHardVictim(candidates, urgent.spec.priority);
-    const task = victim && this.#o.taskOf(victim.taskId);
+    const task = victim && this.#o.table.get(victim.taskId);
     if (!task || task.terminal) return;
     this.#preempting.add(pool.id);
     this.#o.logger.info(
       {
-        ...this.#o.lifecycle.fields(task, pool),
+        ...taskLogFields(task, pool),
         event: 'task.preempted',
         mode: 'hard',
         for_job_id: urgent.spec.taskId,
@@ -119,10 +120,6 @@ export class Dispatcher {
 
   #bind(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView, affinity: string | undefined): void {
     const now = this.#o.clock.now();
-    task.replicaId = replica.id;
-    task.dispatchedAtMs = now;
-    task.kvWarm = affinity === replica.id;
-    task.state = { kind: 'dispatched', replicaId: replica.id };
     pool.inFlight.set(replica.id, (pool.inFlight.get(replica.id) ?? 0) + 1);
     pool.running.set(task.spec.taskId, {
       taskId: task.spec.taskId,
@@ -132,68 +129,16 @@ export class Dispatcher {
       cost: task.cost,
       startedAtMs: now,
     });
-    this.#o.onDispatch?.(task);
-    const labels = { engine: pool.config.engine, engine_version: pool.engineVersion(), pool_id: pool.id };
-    this.#o.metrics.inc('tasks_started_total', {
-      ...labels,
-      replica_id: replica.id,
-      priority: task.spec.priority,
-    });
-    if (task.preemptions > 0) this.#o.metrics.inc('resumptions_total', { engine: pool.config.engine });
-    else
-      this.#o.metrics.observe(
-        'queue_wait_ms',
-        { ...labels, priority: task.spec.priority },
-        now - task.spec.acceptedAtMs,
-      );
-    this.#o.logger.info(
-      {
-        ...this.#o.lifecycle.fields(task, pool),
-        event: task.preemptions > 0 ? 'task.resumed' : 'task.dispatched',
-        queue_time_ms: now - task.spec.acceptedAtMs,
-      },
-      task.preemptions > 0 ? 'task resumed' : 'task dispatched',
-    );
+    this.#o.lifecycle.dispatch(task, pool, replica.id, affinity === replica.id);
     const run = this.#run(pool, task, replica).finally(() => {
       this.#running.delete(run);
       pool.running.delete(task.spec.taskId);
       pool.inFlight.set(replica.id, Math.max(0, (pool.inFlight.get(replica.id) ?? 1) - 1));
       if (task.abortCause === 'preempted') this.#preempting.delete(pool.id);
-      if (task.abortCause === 'preempted' && !task.terminal) this.#requeue(pool, task);
+      if (task.abortCause === 'preempted' && !task.terminal) this.#o.lifecycle.requeue(task, pool);
       this.pump(pool);
     });
     this.#running.add(run);
-  }
-
-  /** A hard-preempted task goes back to the head of its queue with its state, to resume. */
-  #requeue(pool: PoolRuntime, task: TaskRecord): void {
-    const now = this.#o.clock.now();
-    task.preemptions++;
-    task.priorRunMs += now - (task.dispatchedAtMs ?? now);
-    task.abortCause = undefined;
-    task.abort = new AbortController();
-    task.state = { kind: 'queued' };
-    task.replicaId = undefined;
-    task.log.append({
-      type: 'metrics',
-      data: {
-        preempted: true,
-        resumable: true,
-        tokens_out: task.tokensOut,
-        queue_depth: pool.queue.size + 1,
-        on_time_probability: task.deadlineAtMs > now ? 0.5 : 0,
-        kv_warmth: false,
-      },
-    });
-    this.#o.metrics.inc('preemptions_total', { mode: 'hard', engine: pool.config.engine });
-    pool.queue.requeueFront({
-      id: task.spec.taskId,
-      priority: task.spec.priority,
-      tenant: task.spec.tenant,
-      cost: Math.max(1, task.spec.maxTokens - task.tokensOut),
-      deadlineAtMs: task.deadlineAtMs,
-    });
-    this.#o.onQueueChange(pool);
   }
 
   async #run(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView): Promise<void> {
@@ -238,38 +183,13 @@ export class Dispatcher {
         if (ev.kind === 'tokens') {
           idle.refresh();
           firstAt ??= clock.now();
-          if (task.firstTokenAtMs === undefined) {
-            task.firstTokenAtMs = firstAt;
-            task.state = { kind: 'streaming', replicaId: replica.id };
-            metrics.observe(
-              'latency_first_token_ms',
-              {
-                engine: labels.engine,
-                engine_version: labels.engine_version,
-                pool_id: labels.pool_id,
-                priority: task.spec.priority,
-              },
-              task.firstTokenAtMs - task.spec.acceptedAtMs,
-            );
-          }
-          if (task.state.kind !== 'streaming') task.state = { kind: 'streaming', replicaId: replica.id };
-          // One event per generated token; text released for several tokens rides on the last one.
-          const firstWithId = ev.count - ev.ids.length;
-          for (let k = 0; k < ev.count; k++) {
-            const t = k === ev.count - 1 ? ev.text : '';
-            const id = k >= firstWithId ? ev.ids[k - firstWithId] : undefined;
-            task.log.append({
-              type: 'token',
-              data: id === undefined ? { t, i: task.tokensOut++ } : { t, i: task.tokensOut++, id },
-            });
-          }
-          task.text += ev.text;
+          lifecycle.tokens(task, pool, ev);
           uncounted += ev.count;
           if (uncounted >= 32) countTokens();
           this.#enforceBudget(pool, task, startedAt);
           continue;
         }
-        if (task.preemptions === 0) task.tokensIn = ev.tokensIn;
+        lifecycle.promptCounted(task, ev.tokensIn);
         countTokens();
         metrics.inc('tokens_in_total', labels, ev.tokensIn);
         const now = clock.now();
@@ -283,9 +203,9 @@ export class Dispatcher {
           decodeMs: now - (firstAt ?? now),
         });
         pool.predictor.observeService(ev.tokensIn + (task.tokensOut - tokensBefore), now - startedAt);
-        this.#rememberSession(task, replica.id);
         lifecycle.finish(task, pool, {
           kind: 'completed',
+          slotId: ev.slotId,
           end: {
             tokens_out: task.tokensOut,
             decode_ms: decodeMs,
@@ -321,17 +241,13 @@ export class Dispatcher {
   #enforceBudget(pool: PoolRuntime, task: TaskRecord, startedAt: number): void {
     const b = pool.config.budgets;
     if (!hasSessionBudget(b)) return;
-    const session = this.#o.sessions.get(task.spec.sessionId);
-    const base = session?.tenant === task.spec.tenant ? session.usage : emptyUsage();
     const tokensIn = task.tokensIn || task.spec.promptTokens;
-    const kind = exhausted(
-      {
-        tokens: base.tokens + tokensIn + task.tokensOut,
-        wallMs: base.wallMs + task.priorRunMs + (this.#o.clock.now() - startedAt),
-        cost: base.cost + costOf(pool.config.prices, tokensIn, task.tokensOut),
-      },
-      b,
-    );
+    const usage = this.#o.ledger.inFlight(task.spec.tenant, task.spec.sessionId, task.spec.taskId, {
+      tokens: tokensIn + task.tokensOut,
+      wallMs: task.priorRunMs + (this.#o.clock.now() - startedAt),
+      cost: costOf(pool.config.prices, tokensIn, task.tokensOut),
+    });
+    const kind = exhausted(usage, b);
     if (kind !== undefined) this.abort(task, `budget-${kind}`);
   }
 
@@ -347,7 +263,7 @@ export class Dispatcher {
     const started = this.#o.clock.now();
     const r = await embed(task.spec.inputs ?? [], task.abort.signal);
     if (task.terminal) return;
-    task.tokensIn = r.tokensIn;
+    this.#o.lifecycle.promptCounted(task, r.tokensIn);
     this.#o.metrics.inc('tokens_in_total', labels, r.tokensIn);
     pool.estimator.observe(this.#o.clock.now() - started, 0, 0);
     pool.predictor.observeService(r.tokensIn, this.#o.clock.now() - started);
@@ -361,12 +277,5 @@ export class Dispatcher {
         embeddings: r.vectors.map((v) => [...v]),
       },
     });
-  }
-
-  #rememberSession(task: TaskRecord, replicaId: string): void {
-    const session = this.#o.sessions.get(task.spec.sessionId);
-    if (!session || session.tenant !== task.spec.tenant) return;
-    session.lastReplicaId = replicaId;
-    session.kvTokens = task.tokensIn + task.tokensOut;
   }
 }

@@ -7,14 +7,14 @@ import type { OrchMetrics } from '../metrics/metrics.js';
 import { SloWindow } from '../scheduler/slo-window.js';
 import type { Session } from '../sessions/session-store.js';
 import type { PoolRuntime } from './pool-runtime.js';
-import type { TaskRecord } from './task-record.js';
+import type { TaskView } from './task-record.js';
 
 /** Replica states of the preload phase; leaving them is a preload outcome. */
 const PRELOAD_KINDS: ReadonlySet<string> = new Set(['starting', 'preloading', 'self-test']);
 
 export type TaskOutcome = 'completed' | 'canceled' | 'failed';
 
-export const outcomeOf = (task: TaskRecord): TaskOutcome =>
+export const outcomeOf = (task: TaskView): TaskOutcome =>
   task.state.kind === 'completed' ? 'completed' : task.state.kind === 'canceled' ? 'canceled' : 'failed';
 
 export class FleetGauges {
@@ -28,7 +28,7 @@ export class FleetGauges {
   }
 
   /** A task reached its terminal event. */
-  finished(task: TaskRecord, pool: PoolRuntime): void {
+  finished(task: TaskView, pool: PoolRuntime): void {
     const priority = task.spec.priority;
     this.#metrics.inc('tasks_finished_total', {
       engine: pool.config.engine,

@@ -1,131 +1,200 @@
 /**
- * The one funnel every task passes through when it ends (ARCHITECTURE: "exactly one terminal
- * event"): append the terminal event, update counters, log, and schedule the record's removal.
+ * The one owner of a task's life (ARCHITECTURE: "exactly one terminal event"). A task moves
+ *
+ *     accepted → queued → dispatched → streaming → ended
+ *                  ▲                        │
+ *                  └──── requeued (hard preemption) ◀┘
+ *
+ * and only this class changes its state or appends to its event log. Everything that reacts to
+ * a task's life — metrics, logs, traces, quota release, fairness shares, the session ledger,
+ * queue gauges — is a `TaskObserver` registered at construction; none of them calls back in.
  */
-import type { EndData, ErrorData } from '../domain/events.js';
+import type { EndData, ErrorData, MetricsData } from '../domain/events.js';
+import type { TaskSpec } from '../domain/task.js';
 import type { Clock } from '../domain/types.js';
-import type { ErrorCode } from '../errors/codes.js';
-import type { OrchMetrics } from '../metrics/metrics.js';
-import type { Logger } from '../util/logger.js';
+import type { EngineEvent } from '../engines/adapter.js';
 import type { PoolRuntime } from './pool-runtime.js';
-import type { TaskRecord } from './task-record.js';
+import type { TaskTable } from './task-table.js';
+import { TaskRecord, type TaskView } from './task-record.js';
+
+export type CancelReason = 'client' | 'session-deleted';
 
 export type Terminal =
-  | { readonly kind: 'completed'; readonly end: EndData }
-  | { readonly kind: 'canceled'; readonly end: EndData; readonly reason: 'client' | 'session-deleted' }
+  | {
+      readonly kind: 'completed';
+      readonly end: EndData;
+      /** The engine slot that holds the session's KV now, when the engine reports it. */
+      readonly slotId?: number | undefined;
+    }
+  | { readonly kind: 'canceled'; readonly end: EndData; readonly reason: CancelReason }
   | { readonly kind: 'failed'; readonly error: ErrorData }
-  | { readonly kind: 'evicted'; readonly error: ErrorData };
+  | {
+      readonly kind: 'evicted';
+      readonly error: ErrorData;
+      /** Evicted by the full-queue policy, or preempted while queued for urgent work. */
+      readonly cause: 'full-queue' | 'soft-preemption';
+    };
+
+/** What admission hands over with an accepted task. */
+export interface Acceptance {
+  readonly cost: number;
+  readonly position: number;
+  readonly predictedStartMs: number;
+  readonly kvWarm: boolean;
+}
+
+/**
+ * Reacts to the steps of a task's life. Observers read the task; they never change it, and the
+ * lifecycle calls them after the step is complete (state and log already updated).
+ */
+export interface TaskObserver {
+  accepted?(task: TaskView, pool: PoolRuntime, a: Acceptance): void;
+  dispatched?(task: TaskView, pool: PoolRuntime): void;
+  firstToken?(task: TaskView, pool: PoolRuntime): void;
+  requeued?(task: TaskView, pool: PoolRuntime): void;
+  /** Exactly once per task, after its terminal event was appended. */
+  finished?(task: TaskView, pool: PoolRuntime, t: Terminal): void;
+}
 
 export interface TaskLifecycleOptions {
-  readonly metrics: OrchMetrics;
-  readonly logger: Logger;
   readonly clock: Clock;
+  readonly table: TaskTable;
+  /** How long an ended task's events stay readable. */
   readonly retentionMs: number;
-  /** Forget a finished task (its events are no longer readable). */
-  readonly forget: (task: TaskRecord) => void;
-  /** Called once when a task reached its terminal event (quotas, budgets, deadline metrics). */
-  readonly onFinish?: (task: TaskRecord, pool: PoolRuntime) => void;
-  /** Fairness weight per priority, logged with each task (SPEC §12). */
-  readonly weights?: Readonly<Record<string, number>>;
+  readonly maxEventsPerTask: number;
+  readonly observers: readonly TaskObserver[];
 }
 
 export class TaskLifecycle {
   readonly #o: TaskLifecycleOptions;
+  readonly #observers: TaskObserver[];
 
   constructor(opts: TaskLifecycleOptions) {
     this.#o = opts;
+    this.#observers = [...opts.observers];
   }
 
-  /** The structured-log fields of SPEC §12 that apply to `task`. */
-  fields(task: TaskRecord, pool: PoolRuntime): Record<string, unknown> {
-    const s = task.spec;
-    return {
-      job_id: s.taskId,
-      session_id: s.sessionId,
-      tenant_id: s.tenant,
-      correlation_id: s.correlationId,
-      engine: pool.config.engine,
-      pool_id: pool.id,
-      replica_id: task.replicaId,
-      model_id: pool.config.model.id,
-      quant: pool.config.model.quant,
-      ctx: s.ctx,
-      engine_version: pool.engineVersion(),
-      sampler_profile_version: s.samplerProfileVersion,
-      kv_warmth: task.kvWarm,
-      priority: s.priority,
-      deadline_ms: s.deadlineMs,
-      tokens_in: task.tokensIn,
-      tokens_out: task.tokensOut,
-      tensor_split: pool.config.tensorSplit,
-      weight: this.#o.weights?.[s.priority],
-      preempted: task.preemptions > 0,
-    };
+  /** Accepted → queued: the record exists, its stream starts with `started`. */
+  accept(spec: TaskSpec, pool: PoolRuntime, a: Acceptance): TaskRecord {
+    const task = new TaskRecord(spec, pool.id, this.#o.maxEventsPerTask, a.cost);
+    task.kvWarm = a.kvWarm;
+    this.#o.table.add(task);
+    task.log.append({
+      type: 'started',
+      data: { queue_position: a.position, predicted_start_ms: a.predictedStartMs },
+    });
+    for (const o of this.#observers) o.accepted?.(task, pool, a);
+    return task;
   }
 
-  /** Ends `task` once. Returns false (and changes nothing) when it had already ended. */
+  /** Queued → dispatched: bound to `replicaId` (the caller took it off the queue). */
+  dispatch(task: TaskRecord, pool: PoolRuntime, replicaId: string, kvWarm: boolean): void {
+    if (task.terminal) return;
+    task.replicaId = replicaId;
+    task.dispatchedAtMs = this.#o.clock.now();
+    task.kvWarm = kvWarm;
+    task.state = { kind: 'dispatched', replicaId };
+    for (const o of this.#observers) o.dispatched?.(task, pool);
+  }
+
+  /** Dispatched → streaming: generated tokens, one `token` event each, indices without gaps. */
+  tokens(task: TaskRecord, pool: PoolRuntime, ev: Extract<EngineEvent, { kind: 'tokens' }>): void {
+    if (task.terminal || task.replicaId === undefined) return;
+    if (task.state.kind !== 'streaming') {
+      task.state = { kind: 'streaming', replicaId: task.replicaId };
+      if (task.firstTokenAtMs === undefined) {
+        task.firstTokenAtMs = this.#o.clock.now();
+        for (const o of this.#observers) o.firstToken?.(task, pool);
+      }
+    }
+    // Text released for several tokens rides on the last one; ids are aligned to the end.
+    const firstWithId = ev.count - ev.ids.length;
+    for (let k = 0; k < ev.count; k++) {
+      const t = k === ev.count - 1 ? ev.text : '';
+      const id = k >= firstWithId ? ev.ids[k - firstWithId] : undefined;
+      task.log.append({
+        type: 'token',
+        data: id === undefined ? { t, i: task.tokensOut++ } : { t, i: task.tokensOut++, id },
+      });
+    }
+    task.text += ev.text;
+  }
+
+  /** The engine counted the prompt (first run only: a resumed run re-reads generated text). */
+  promptCounted(task: TaskRecord, tokensIn: number): void {
+    if (task.preemptions === 0 && !task.terminal) task.tokensIn = tokensIn;
+  }
+
+  /** A periodic, additive-only `metrics` frame (ORCH-3100). */
+  metrics(task: TaskRecord, data: MetricsData): void {
+    if (!task.terminal) task.log.append({ type: 'metrics', data });
+  }
+
+  /** Streaming → queued again after a hard preemption, with its tokens so far (SPEC §3.5). */
+  requeue(task: TaskRecord, pool: PoolRuntime): void {
+    if (task.terminal) return;
+    const now = this.#o.clock.now();
+    task.preemptions++;
+    task.priorRunMs += now - (task.dispatchedAtMs ?? now);
+    task.abortCause = undefined;
+    task.abort = new AbortController();
+    task.state = { kind: 'queued' };
+    task.replicaId = undefined;
+    pool.queue.requeueFront({
+      id: task.spec.taskId,
+      priority: task.spec.priority,
+      tenant: task.spec.tenant,
+      cost: Math.max(1, task.spec.maxTokens - task.tokensOut),
+      deadlineAtMs: task.deadlineAtMs,
+    });
+    task.log.append({
+      type: 'metrics',
+      data: {
+        preempted: true,
+        resumable: true,
+        tokens_out: task.tokensOut,
+        queue_depth: pool.queue.size,
+        on_time_probability: task.deadlineAtMs > now ? 0.5 : 0,
+        kv_warmth: false,
+      },
+    });
+    for (const o of this.#observers) o.requeued?.(task, pool);
+  }
+
+  /**
+   * Ends `task` once: a queued task leaves its queue, the terminal event is appended, observers
+   * run, and the record is dropped after the retention window. Returns false (and changes
+   * nothing) when the task had already ended.
+   */
   finish(task: TaskRecord, pool: PoolRuntime, t: Terminal): boolean {
     if (task.terminal) return false;
     const now = this.#o.clock.now();
+    if (task.state.kind === 'queued') pool.queue.remove(task.spec.taskId);
     task.finishedAtMs = now;
-    const labels = {
-      engine: pool.config.engine,
-      engine_version: pool.engineVersion(),
-      pool_id: pool.id,
-      replica_id: task.replicaId ?? '',
-    };
-    const queueTimeMs = (task.dispatchedAtMs ?? now) - task.spec.acceptedAtMs;
-    const decodeTimeMs = task.firstTokenAtMs === undefined ? 0 : now - task.firstTokenAtMs;
-    const log = { ...this.fields(task, pool), queue_time_ms: queueTimeMs, decode_time_ms: decodeTimeMs };
+    const queueMs = (task.dispatchedAtMs ?? now) - task.spec.acceptedAtMs;
     switch (t.kind) {
       case 'completed':
         task.state = { kind: 'completed' };
-        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueTimeMs, ...servedBy(task, pool) } });
-        this.#o.metrics.observe(
-          'latency_decode_ms',
-          {
-            engine: labels.engine,
-            engine_version: labels.engine_version,
-            pool_id: labels.pool_id,
-            priority: task.spec.priority,
-          },
-          decodeTimeMs,
-        );
-        this.#o.logger.info(
-          { ...log, event: 'task.completed', stop_reason: t.end.stop_reason },
-          'task completed',
-        );
+        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueMs, ...servedBy(task, pool) } });
         break;
       case 'canceled':
         task.state = { kind: 'canceled' };
-        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueTimeMs } });
-        this.#o.metrics.inc('tasks_canceled_total', { ...labels, reason: t.reason });
-        this.#o.logger.info({ ...log, event: 'task.canceled', reason: t.reason }, 'task canceled');
+        task.log.append({ type: 'end', data: { ...t.end, queue_ms: queueMs } });
         break;
       case 'failed':
       case 'evicted':
         task.state = { kind: t.kind, code: t.error.code };
         task.log.append({ type: 'error', data: t.error });
-        if (t.kind === 'evicted') this.countRejected(pool, t.error.code);
-        this.#o.logger.warn(
-          { ...log, event: `task.${t.kind}`, code: t.error.code, preempted: t.error.preempted ?? false },
-          t.error.message,
-        );
         break;
     }
-    this.#o.onFinish?.(task, pool);
-    const timer = setTimeout(() => this.#o.forget(task), this.#o.retentionMs);
-    timer.unref();
+    for (const o of this.#observers) o.finished?.(task, pool, t);
+    setTimeout(() => this.#o.table.drop(task), this.#o.retentionMs).unref();
     return true;
-  }
-
-  countRejected(pool: PoolRuntime, reason: ErrorCode): void {
-    this.#o.metrics.inc('tasks_rejected_total', { engine: pool.config.engine, reason });
   }
 }
 
 /** Which replica served a completed task, and its identity (clients check determinism with it). */
-function servedBy(task: TaskRecord, pool: PoolRuntime): { replica_id?: string; engine_version?: string } {
+function servedBy(task: TaskView, pool: PoolRuntime): { replica_id?: string; engine_version?: string } {
   if (task.replicaId === undefined) return {};
   const props = pool.replica(task.replicaId)?.props;
   return { replica_id: task.replicaId, engine_version: props?.engineVersion ?? pool.engineVersion() };

@@ -13,8 +13,38 @@ export type AbortCause =
   | 'host-lost'
   | `budget-${'tokens' | 'wall_ms' | 'cost'}`;
 
-/** One accepted task: its spec, state machine, event log and the controller that aborts it. */
-export class TaskRecord {
+/** A task's event log as readers see it: they replay and subscribe, never append. */
+export type ReadonlyEventLog = Omit<EventLog, 'append'>;
+
+/**
+ * A task as everything but its lifecycle sees it (HTTP, the SSE relay, observers, predictions):
+ * read-only. Only `TaskLifecycle` changes a task's state or appends to its event log.
+ */
+export interface TaskView {
+  readonly spec: TaskSpec;
+  readonly poolId: string;
+  readonly log: ReadonlyEventLog;
+  readonly state: TaskState;
+  readonly terminal: boolean;
+  readonly replicaId: string | undefined;
+  readonly kvWarm: boolean;
+  readonly dispatchedAtMs: number | undefined;
+  readonly firstTokenAtMs: number | undefined;
+  readonly finishedAtMs: number | undefined;
+  readonly tokensOut: number;
+  readonly tokensIn: number;
+  readonly cost: number;
+  readonly preemptions: number;
+  readonly priorRunMs: number;
+  readonly deadlineAtMs: number;
+}
+
+/**
+ * One accepted task: its spec, state machine, event log and the controller that aborts it. The
+ * mutable fields are written by `TaskLifecycle` (state, log, progress) and by the dispatcher
+ * (abort control) only — the lint configuration forbids writes elsewhere.
+ */
+export class TaskRecord implements TaskView {
   readonly spec: TaskSpec;
   readonly poolId: string;
   readonly log: EventLog;
@@ -30,7 +60,7 @@ export class TaskRecord {
   tokensOut = 0;
   tokensIn = 0;
   /** Scheduling cost in tokens: uncached prompt + expected output (SPEC §3.3). */
-  cost = 0;
+  readonly cost: number;
   /** Text generated so far: a hard-preempted task resumes from prompt + text. */
   text = '';
   /** Times this task was hard-preempted (and later resumed). */
@@ -38,9 +68,10 @@ export class TaskRecord {
   /** Decode wall time of earlier runs of a preempted task (budgets). */
   priorRunMs = 0;
 
-  constructor(spec: TaskSpec, poolId: string, maxEvents: number) {
+  constructor(spec: TaskSpec, poolId: string, maxEvents: number, cost: number) {
     this.spec = spec;
     this.poolId = poolId;
+    this.cost = cost;
     this.log = new EventLog(maxEvents);
   }
 
@@ -52,4 +83,13 @@ export class TaskRecord {
   get deadlineAtMs(): number {
     return this.spec.acceptedAtMs + this.spec.deadlineMs;
   }
+}
+
+/** Wall time a task spent on replicas so far (all runs of a preempted task). */
+export function runMs(task: TaskView, now = task.finishedAtMs ?? 0): number {
+  const current =
+    task.dispatchedAtMs === undefined || task.state.kind === 'queued'
+      ? 0
+      : Math.max(0, now - task.dispatchedAtMs);
+  return task.priorRunMs + current;
 }

@@ -2,9 +2,9 @@
 import type { TracedTask } from '../tracing/task-tracer.js';
 import { outcomeOf } from './fleet-gauges.js';
 import type { PoolRuntime } from './pool-runtime.js';
-import type { TaskRecord } from './task-record.js';
+import type { TaskView } from './task-record.js';
 
-export function tracedTask(task: TaskRecord, pool: PoolRuntime, nowMs: number): TracedTask {
+export function tracedTask(task: TaskView, pool: PoolRuntime, nowMs: number): TracedTask {
   const s = task.state;
   return {
     taskId: task.spec.taskId,

@@ -27,6 +27,13 @@ export class TenantQuotas {
     return this.#active.get(tenant) ?? 0;
   }
 
+  /** Slots held across all tenants. */
+  get held(): number {
+    let n = 0;
+    for (const v of this.#active.values()) n += v;
+    return n;
+  }
+
   /** Checks both quotas and, when they pass, charges the rate bucket. */
   check(tenant: string, now: number): QuotaRefusal | undefined {
     const q = this.#quotas.get(tenant);

@@ -28,6 +28,13 @@ export interface SessionStoreOptions {
 }
 
 /**
+ * The key of a session everywhere (store, affinity, budgets, ledger): a session belongs to the
+ * tenant that created it, so another tenant using the same `session_id` gets a separate session
+ * and learns nothing of the owner's (SPEC §17, §2.4).
+ */
+export const sessionKey = (tenant: string, sessionId: string): string => `${tenant}\u0000${sessionId}`;
+
+/**
  * Short-lived sessions (SPEC §2.4): a TTL refreshed on each turn and a turn limit. An expired or
  * used-up session vanishes; the next task with that id starts a fresh, cold session.
  */
@@ -44,23 +51,25 @@ export class SessionStore {
     return this.#sessions.values();
   }
 
-  /** A live session, or undefined when unknown or expired (expired ones are removed). */
-  get(id: string): Session | undefined {
-    const s = this.#sessions.get(id);
+  /** The tenant's live session, or undefined when unknown or expired (expired ones are removed). */
+  get(tenant: string, id: string): Session | undefined {
+    const key = sessionKey(tenant, id);
+    const s = this.#sessions.get(key);
     if (!s) return undefined;
     if (this.#expired(s)) {
-      this.#sessions.delete(id);
+      this.#sessions.delete(key);
       return undefined;
     }
     return s;
   }
 
-  /** The session a new turn belongs to: the live one, or a fresh one. Counts the turn. */
-  beginTurn(id: string, tenant: string, poolId: string): Session {
+  /** The session a new turn belongs to: the tenant's live one, or a fresh one. Counts the turn. */
+  beginTurn(tenant: string, id: string, poolId: string): Session {
     const now = this.#opts.clock.now();
-    let s = this.get(id);
+    const key = sessionKey(tenant, id);
+    let s = this.get(tenant, id);
     if (s && (s.turns >= this.#opts.maxTurns(s.poolId) || s.poolId !== poolId)) {
-      this.#sessions.delete(id);
+      this.#sessions.delete(key);
       s = undefined;
     }
     if (!s) {
@@ -78,7 +87,7 @@ export class SessionStore {
         replicaEpoch: undefined,
         usage: emptyUsage(),
       };
-      this.#sessions.set(id, s);
+      this.#sessions.set(key, s);
     }
     s.turns++;
     s.lastUsedAtMs = now;
@@ -86,18 +95,18 @@ export class SessionStore {
     return s;
   }
 
-  delete(id: string): Session | undefined {
-    const s = this.get(id);
-    this.#sessions.delete(id);
+  delete(tenant: string, id: string): Session | undefined {
+    const s = this.get(tenant, id);
+    this.#sessions.delete(sessionKey(tenant, id));
     return s;
   }
 
   /** Drop expired sessions; returns how many were removed. */
   sweep(): number {
     let n = 0;
-    for (const [id, s] of this.#sessions) {
+    for (const [key, s] of this.#sessions) {
       if (this.#expired(s)) {
-        this.#sessions.delete(id);
+        this.#sessions.delete(key);
         n++;
       }
     }

@@ -16,7 +16,13 @@ import { createLogger } from '../../src/util/logger.js';
 import { FakeSupervisor, StepAdapter } from '../support/fake-pool.js';
 
 type Op =
-  | { op: 'submit'; priority: Priority; tenant: 'a' | 'b'; maxTokens: number }
+  | {
+      op: 'submit';
+      priority: Priority;
+      tenant: 'a' | 'b';
+      maxTokens: number;
+      determinism: 'strict' | 'best_effort';
+    }
   | { op: 'release'; n: number }
   | { op: 'cancel'; pick: number };
 
@@ -28,6 +34,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       priority: fc.constantFrom<Priority>('interactive', 'batch'),
       tenant: fc.constantFrom<'a' | 'b'>('a', 'b'),
       maxTokens: fc.integer({ min: 1, max: 4 }),
+      determinism: fc.constantFrom<'strict' | 'best_effort'>('strict', 'best_effort'),
     }),
   },
   {
@@ -73,7 +80,7 @@ async function run(ops: readonly Op[], preemption: 'soft' | 'hard', mode: 'wfq' 
   });
   const pool = orch.pools[0];
   if (!pool) throw new Error('no pool');
-  const tasks: { id: string; tenant: string }[] = [];
+  const tasks: { id: string; tenant: string; strict: boolean }[] = [];
   try {
     for (const op of ops) {
       if (op.op === 'submit') {
@@ -86,7 +93,7 @@ async function run(ops: readonly Op[], preemption: 'soft' | 'hard', mode: 'wfq' 
           ctx: 512,
           priority: op.priority,
           seed: undefined,
-          determinism: 'strict',
+          determinism: op.determinism,
           samplerProfileVersion: 'v1',
           prompt: 'hi',
           inputs: undefined,
@@ -97,7 +104,7 @@ async function run(ops: readonly Op[], preemption: 'soft' | 'hard', mode: 'wfq' 
         };
         try {
           await orch.submit(who(op.tenant), input, 'c');
-          tasks.push({ id: input.taskId, tenant: op.tenant });
+          tasks.push({ id: input.taskId, tenant: op.tenant, strict: op.determinism === 'strict' });
         } catch (err) {
           expect(err).toBeInstanceOf(OrchError);
         }
@@ -133,6 +140,11 @@ async function run(ops: readonly Op[], preemption: 'soft' | 'hard', mode: 'wfq' 
       // Token indices stay consecutive across preemption and resume.
       const idx = log.filter((e) => e.type === 'token').map((e) => (e.data as { i: number }).i);
       expect(idx).toEqual(idx.map((_, i) => i));
+      const preempted = log.some(
+        (e) => e.type === 'metrics' && (e.data as { preempted?: boolean }).preempted === true,
+      );
+      // A strict-determinism task is never hard-preempted (SPEC §17 §3.5).
+      if (t.strict) expect(preempted).toBe(false);
       if (log.some((e) => e.type === 'end' && (e.data as { preempted?: boolean }).preempted === true))
         resumed++;
     }

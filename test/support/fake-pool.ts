@@ -15,6 +15,10 @@ export class StepAdapter implements EngineAdapter {
   readonly engine = 'llamacpp' as const;
   readonly baseUrl = 'fake://engine';
   readonly requests: GenerateRequest[] = [];
+  /** Engine tokenizer round trips (admission must do its cheap checks first). */
+  tokenizations = 0;
+  /** Slots whose KV was erased (session deletes). */
+  readonly erased: number[] = [];
   readonly #waiters: (() => void)[] = [];
   #released = 0;
   active = 0;
@@ -34,7 +38,11 @@ export class StepAdapter implements EngineAdapter {
     };
   }
   async countTokens(text: string): Promise<number> {
+    this.tokenizations++;
     return text.length;
+  }
+  async eraseKv(slotId: number): Promise<void> {
+    this.erased.push(slotId);
   }
   async close(): Promise<void> {}
 
@@ -69,7 +77,13 @@ export class StepAdapter implements EngineAdapter {
         yield { kind: 'tokens', count: 1, ids: [100 + produced], text: `t${produced}` };
         produced++;
       }
-      yield { kind: 'done', tokensIn: req.prompt.length, tokensOut: produced, stopReason: 'length' };
+      yield {
+        kind: 'done',
+        tokensIn: req.prompt.length,
+        tokensOut: produced,
+        stopReason: 'length',
+        slotId: 0,
+      };
     } finally {
       this.active--;
     }

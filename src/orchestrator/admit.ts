@@ -1,0 +1,374 @@
+/**
+ * Admission (SPEC §2.1, §17): one sequence, read top to bottom in `admit()`. Authentication and
+ * schema validation ran at the HTTP edge; then
+ *
+ *   2 normalize   defaults and clamps (`expected_tokens` ≤ `max_tokens`), duplicate ids
+ *   3 resolve     model → pool, engine, workload, readiness; canary routing; lifecycle
+ *   4 guardrails  ctx, session budget (cheap checks first), then the engine's tokenizer:
+ *                 prompt tokens + `max_tokens` ≤ ctx, and the budget reserved
+ *   5 quotas      the tenant's rate bucket and `max_concurrent`
+ *   6 deadline    predicted finish within `deadline_ms`, planning soft preemption if it helps
+ *   7 queue       the full-queue policy's plan
+ *   → commit      only now are victims evicted and the task enqueued
+ *
+ * Every step either passes or throws a typed `OrchError`. A step that charges something
+ * (rate token, budget reservation) registers its undo, and a refusal undoes them all: a refused
+ * request changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import type { ResolvedConfig } from '../config/resolved-config.js';
+import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
+import type { TaskSpec } from '../domain/task.js';
+import type { Clock } from '../domain/types.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { OrchMetrics } from '../metrics/metrics.js';
+import type { TenantQuotas } from '../scheduler/tenant-quotas.js';
+import { costOf, remaining, type SessionUsage } from '../sessions/budget.js';
+import type { SessionLedger } from '../sessions/session-ledger.js';
+import type { Session, SessionStore } from '../sessions/session-store.js';
+import {
+  aheadOf,
+  backpressureError,
+  checkBudget,
+  checkCtx,
+  countPromptTokens,
+  predictFor,
+  quotaError,
+  resolvePool,
+} from './admission.js';
+import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
+import type { TaskLifecycle } from './task-lifecycle.js';
+import type { TaskTable } from './task-table.js';
+
+/** Default seed: a stable hash of the task id (SPEC §2.1), within llama.cpp's 32-bit seed range. */
+export function defaultSeed(taskId: string): number {
+  return createHash('sha256').update(taskId).digest().readUInt32BE(0) % 0xffff_fffe;
+}
+
+/** Told of every refused submission (logs, metrics, spans), with the pool when known. */
+export type RefusalObserver = (r: {
+  readonly principal: Principal;
+  readonly input: SubmitInput;
+  readonly correlationId: string;
+  readonly error: OrchError;
+  readonly pool: PoolRuntime | undefined;
+}) => void;
+
+export interface AdmissionOptions {
+  readonly config: ResolvedConfig;
+  readonly pools: () => readonly PoolRuntime[];
+  readonly table: TaskTable;
+  readonly sessions: SessionStore;
+  readonly ledger: SessionLedger;
+  readonly quotas: TenantQuotas;
+  readonly lifecycle: TaskLifecycle;
+  readonly metrics: OrchMetrics;
+  readonly clock: Clock;
+  readonly onRefused: RefusalObserver;
+  /** Canary routing of new sessions: the model id a request for `modelRef` goes to. */
+  readonly route?: ((modelRef: string, sessionId: string) => string) | undefined;
+  /** Catalog lifecycle state of a model id (Deprecated blocks new sessions). */
+  readonly modelState?: ((modelId: string) => string | undefined) | undefined;
+  /** Bound on the engine tokenizer round trip. */
+  readonly tokenizeTimeoutMs?: number;
+}
+
+/** Undo functions of the steps that charged something. */
+class Charges {
+  readonly #undo: (() => void)[] = [];
+  add(undo: () => void): void {
+    this.#undo.push(undo);
+  }
+  undoAll(): void {
+    for (const u of this.#undo.splice(0).reverse()) u();
+  }
+}
+
+/** What the guardrail step learned about the task. */
+interface Guarded {
+  readonly promptTokens: number;
+  readonly cost: number;
+  readonly uncached: number;
+  readonly committed: SessionUsage;
+}
+
+export class Admission {
+  readonly #o: AdmissionOptions;
+
+  constructor(opts: AdmissionOptions) {
+    this.#o = opts;
+  }
+
+  /** Admits `input` for `principal` and enqueues it, or throws the typed refusal. */
+  async admit(principal: Principal, raw: SubmitInput, correlationId: string): Promise<Accepted> {
+    const charges = new Charges();
+    let pool: PoolRuntime | undefined;
+    try {
+      const input = this.normalize(raw);
+      this.refuseUsedId(input);
+      pool = this.resolve(principal, input);
+      this.checkLifecycle(principal, input, pool);
+      checkCtx(pool, input);
+      const g = await this.guardrails(principal, input, pool);
+      this.reserveBudget(charges, principal, input, pool, g);
+      this.chargeQuotas(charges, principal, pool);
+      const victims = this.planDeadline(pool, input, g);
+      const plan = this.planQueue(principal, pool, input, g, victims);
+      return this.commit(principal, input, correlationId, pool, g, victims, plan);
+    } catch (err) {
+      charges.undoAll();
+      if (err instanceof OrchError)
+        this.#o.onRefused({ principal, input: raw, correlationId, error: err, pool });
+      throw err;
+    }
+  }
+
+  /** Step 2: `expected_tokens` is a hint, never more than the task may produce (SPEC §17). */
+  normalize(input: SubmitInput): SubmitInput {
+    const max = input.workload === 'completion' ? input.maxTokens : 0;
+    const expected = input.expectedTokens === undefined ? undefined : Math.min(input.expectedTokens, max);
+    return expected === input.expectedTokens ? input : { ...input, expectedTokens: expected };
+  }
+
+  /** Step 2: a task id is used once (ORCH-3024), also while the tokenizer ran for an earlier use. */
+  refuseUsedId(input: SubmitInput): void {
+    if (this.#o.table.used(input.taskId))
+      throw new OrchError('INVALID_PARAMS', `task_id: '${input.taskId}' was already used (ORCH-3024)`);
+  }
+
+  /**
+   * Step 3: the pool for the model and engine. Canary routing (ORCH-3072): the tenant's live
+   * session stays with the model it started on; a new one may be sent to the canary's pools.
+   */
+  resolve(principal: Principal, input: SubmitInput): PoolRuntime {
+    const pools = this.#o.pools();
+    const session = this.#o.sessions.get(principal.tenant, input.sessionId);
+    let modelRef = input.modelRef;
+    if (session) modelRef = pools.find((p) => p.id === session.poolId)?.config.model.id ?? modelRef;
+    else if (this.#o.route) modelRef = this.#o.route(input.modelRef, input.sessionId);
+    return resolvePool(pools, modelRef === input.modelRef ? input : { ...input, modelRef });
+  }
+
+  /** Step 3: Retired models take nothing; Deprecated ones keep their sessions only (ORCH-3070). */
+  checkLifecycle(principal: Principal, input: SubmitInput, pool: PoolRuntime): void {
+    const state = this.#o.modelState?.(pool.config.model.id);
+    const where = { engine: pool.config.engine, poolId: pool.id };
+    if (state === 'Retired')
+      throw new OrchError('POOL_UNAVAILABLE', `model '${pool.config.model.id}' is retired`, where);
+    if (state !== 'Deprecated') return;
+    const hasSession = this.#o.sessions.get(principal.tenant, input.sessionId) !== undefined;
+    const mayOverride =
+      input.override === true && this.#o.config.catalog.overrideTenants.includes(principal.tenant);
+    if (!hasSession && !mayOverride)
+      throw new OrchError(
+        'MODEL_DEPRECATED',
+        `model '${pool.config.model.id}' is deprecated: it takes no new sessions`,
+        where,
+      );
+  }
+
+  /**
+   * Step 4: the local budget check first (`max_tokens` alone must fit), then the engine's own
+   * tokenizer for prompt tokens + `max_tokens` ≤ ctx, and the scheduling cost in tokens the
+   * engine must really process (a warm session's prefix is cached).
+   */
+  async guardrails(principal: Principal, input: SubmitInput, pool: PoolRuntime): Promise<Guarded> {
+    const output = input.workload === 'completion' ? input.maxTokens : 0;
+    const durable = await this.#o.ledger.committed(principal.tenant, input.sessionId, pool.config.budgets);
+    checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
+    const promptTokens = await countPromptTokens(
+      pool,
+      input,
+      AbortSignal.timeout(this.#o.tokenizeTimeoutMs ?? 10_000),
+    );
+    this.refuseUsedId(input);
+    const own = this.#ownSession(principal, input, pool);
+    const cached =
+      own?.lastReplicaId !== undefined && input.kvHint !== 'cold' ? Math.min(own.kvTokens, promptTokens) : 0;
+    const uncached = promptTokens - cached;
+    return {
+      promptTokens,
+      uncached,
+      cost: uncached + (input.workload === 'completion' ? (input.expectedTokens ?? input.maxTokens) : 0),
+      committed: own ? { ...own.usage } : durable,
+    };
+  }
+
+  /** Step 4: the session's budgets cover the task's worst case, which is reserved (SPEC §3.6). */
+  reserveBudget(
+    charges: Charges,
+    principal: Principal,
+    input: SubmitInput,
+    pool: PoolRuntime,
+    g: Guarded,
+  ): void {
+    const output = input.workload === 'completion' ? input.maxTokens : 0;
+    checkBudget(pool, this.#budgetUsage(principal, input, g.committed), g.promptTokens, output);
+    const { wallMs } = pool.config.timeouts;
+    const reservation = {
+      tokens: g.promptTokens + output,
+      cost: costOf(pool.config.prices, g.promptTokens, output),
+      // Wall time is not known up front: the predicted service time, else the watchdog's bound.
+      wallMs: pool.predictServiceMs(g.uncached, input.expectedTokens ?? output) ?? wallMs,
+    };
+    charges.add(this.#o.ledger.reserve(principal.tenant, input.sessionId, input.taskId, reservation));
+  }
+
+  /** Step 5: the tenant's rate bucket and concurrency quota (ORCH-3006, ORCH-3077). */
+  chargeQuotas(charges: Charges, principal: Principal, pool: PoolRuntime): void {
+    const refusal = this.#o.quotas.check(principal.tenant, this.#o.clock.now());
+    if (refusal) {
+      this.#o.metrics.inc('admission_backpressure_events_total', {
+        engine: pool.config.engine,
+        policy: 'reject',
+      });
+      throw quotaError(pool, principal.tenant, refusal);
+    }
+    charges.add(() => this.#o.quotas.refund(principal.tenant));
+  }
+
+  /**
+   * Step 6 (ORCH-3079) with soft preemption (SPEC §3.5): when the deadline is infeasible only
+   * because of queued lower-priority work that fairness would interleave first, plan to evict
+   * that work — never running tasks. Nothing is evicted here; the commit does it.
+   */
+  planDeadline(
+    pool: PoolRuntime,
+    input: SubmitInput,
+    g: Guarded,
+  ): { predictedStartMs: number; ids: ReadonlySet<string> } {
+    const fair = predictFor(pool, input, g.cost, g.uncached);
+    if (fair.finishMs <= input.deadlineMs) return { predictedStartMs: fair.startMs, ids: new Set() };
+    const unmet = (finishMs: number) => {
+      const shown = Number.isFinite(finishMs) ? `${Math.ceil(finishMs)} ms` : 'never (no ready slot)';
+      return new OrchError(
+        'DEADLINE_UNMET',
+        `deadline_ms: predicted completion in ${shown} misses the deadline of ${input.deadlineMs} ms`,
+        { engine: pool.config.engine, poolId: pool.id },
+      );
+    };
+    if (this.#o.config.scheduling.preemption === 'off') throw unmet(fair.finishMs);
+    const urgent = predictFor(pool, input, g.cost, g.uncached, false);
+    if (urgent.finishMs > input.deadlineMs) throw unmet(fair.finishMs);
+    const count = aheadOf(pool, input.priority) - aheadOf(pool, input.priority, false);
+    const ids = new Set(pool.queue.lowerPriorityOldestFirst(input.priority, count).map((e) => e.id));
+    return { predictedStartMs: urgent.startMs, ids };
+  }
+
+  /** Step 7: the full-queue policy's plan (SPEC §3.2), with planned preemption victims as freed. */
+  planQueue(
+    principal: Principal,
+    pool: PoolRuntime,
+    input: SubmitInput,
+    g: Guarded,
+    victims: { ids: ReadonlySet<string> },
+  ): { entry: QueuedTask; plan: Extract<ReturnType<PoolRuntime['queue']['planOffer']>, { kind: 'admit' }> } {
+    const entry: QueuedTask = {
+      id: input.taskId,
+      priority: input.priority,
+      tenant: principal.tenant,
+      cost: g.cost,
+      deadlineAtMs: this.#o.clock.now() + input.deadlineMs,
+    };
+    const plan = pool.queue.planOffer(entry, victims.ids);
+    if (plan.kind === 'refused') {
+      const policy = pool.config.queue.fullPolicy;
+      this.#o.metrics.inc('admission_backpressure_events_total', { engine: pool.config.engine, policy });
+      throw backpressureError(pool, plan, input.priority);
+    }
+    return { entry, plan };
+  }
+
+  /** The arrival is certain to be admitted: evict the planned victims, enqueue, start its stream. */
+  commit(
+    principal: Principal,
+    input: SubmitInput,
+    correlationId: string,
+    pool: PoolRuntime,
+    g: Guarded,
+    victims: { predictedStartMs: number; ids: ReadonlySet<string> },
+    q: ReturnType<Admission['planQueue']>,
+  ): Accepted {
+    const spec: TaskSpec = {
+      ...input,
+      tenant: principal.tenant,
+      seed: input.seed ?? defaultSeed(input.taskId),
+      promptTokens: g.promptTokens,
+      correlationId,
+      acceptedAtMs: q.entry.deadlineAtMs - input.deadlineMs,
+    };
+    const offer = pool.queue.commitOffer(q.entry, q.plan, victims.ids);
+    const session = this.#o.sessions.beginTurn(spec.tenant, spec.sessionId, pool.id);
+    this.#o.ledger.adopt(session, g.committed);
+    const predictedStartMs = Number.isFinite(victims.predictedStartMs) ? victims.predictedStartMs : 0;
+    this.#o.lifecycle.accept(spec, pool, {
+      cost: g.cost,
+      position: offer.position,
+      predictedStartMs,
+      kvWarm: session.lastReplicaId !== undefined && spec.kvHint !== 'cold',
+    });
+    this.#endVictims(pool, spec, victims.ids, offer.evicted);
+    return {
+      taskId: spec.taskId,
+      queuePosition: offer.position,
+      predictedStartMs: Math.ceil(predictedStartMs),
+      backoffMs: pool.queue.size > pool.freeSlots() ? pool.backoffMs() : 0,
+      budget: remaining(this.#budgetUsage(principal, input, session.usage), pool.config.budgets),
+    };
+  }
+
+  #endVictims(
+    pool: PoolRuntime,
+    spec: TaskSpec,
+    preempted: ReadonlySet<string>,
+    evicted: readonly QueuedTask[],
+  ): void {
+    const policy = pool.config.queue.fullPolicy;
+    for (const v of evicted) {
+      const task = this.#o.table.get(v.id);
+      if (task)
+        this.#o.lifecycle.finish(task, pool, {
+          kind: 'evicted',
+          cause: 'full-queue',
+          error: {
+            code: 'QUEUE_FULL_DROP_LRU',
+            message: `evicted from the full queue of pool '${pool.id}' (policy ${policy}) to admit newer work`,
+            engine: pool.config.engine,
+            retriable: true,
+            ...(policy === 'shed-low-priority' ? { preempted: true } : {}),
+          },
+        });
+    }
+    for (const id of preempted) {
+      const task = this.#o.table.get(id);
+      if (task)
+        this.#o.lifecycle.finish(task, pool, {
+          kind: 'evicted',
+          cause: 'soft-preemption',
+          error: {
+            code: 'QUEUE_FULL_DROP_LRU',
+            message: `preempted while queued (soft preemption) to admit ${spec.priority} task ${spec.taskId} within its deadline`,
+            engine: pool.config.engine,
+            retriable: true,
+            preempted: true,
+          },
+        });
+    }
+  }
+
+  /** The tenant's session in this pool, when it has one. */
+  #ownSession(principal: Principal, input: SubmitInput, pool: PoolRuntime): Session | undefined {
+    const s = this.#o.sessions.get(principal.tenant, input.sessionId);
+    return s?.poolId === pool.id ? s : undefined;
+  }
+
+  /** Finished turns plus what the session's other accepted tasks have reserved. */
+  #budgetUsage(principal: Principal, input: SubmitInput, committed: SessionUsage): SessionUsage {
+    const r = this.#o.ledger.reserved(principal.tenant, input.sessionId, input.taskId);
+    return {
+      tokens: committed.tokens + r.tokens,
+      wallMs: committed.wallMs + r.wallMs,
+      cost: committed.cost + r.cost,
+    };
+  }
+}
