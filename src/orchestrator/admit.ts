@@ -251,7 +251,7 @@ export class Admission {
     const urgent = predictFor(pool, input, g.cost, g.uncached, false);
     if (urgent.finishMs > input.deadlineMs) throw unmet(fair.finishMs);
     const count = aheadOf(pool, input.priority) - aheadOf(pool, input.priority, false);
-    const ids = new Set(pool.queue.lowerPriorityOldestFirst(input.priority, count).map((e) => e.id));
+    const ids = new Set(pool.queue.softPreemptionVictims(input.priority, count).map((e) => e.id));
     return { predictedStartMs: urgent.startMs, ids };
   }
 

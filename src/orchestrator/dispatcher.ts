@@ -7,8 +7,9 @@ import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { ReplicaView } from '../pool/replica.js';
-import { chooseReplica } from '../scheduler/placement.js';
-import { chooseHardVictim } from '../scheduler/preemption.js';
+import type { PlacementPolicy } from '../scheduler/policies/placement-policy.js';
+import { PLACEMENT_POLICIES, VICTIM_POLICIES } from '../scheduler/policies/registry.js';
+import type { VictimPolicy } from '../scheduler/policies/victim-policy.js';
 import { costOf, exhausted, hasSessionBudget } from '../sessions/budget.js';
 import type { SessionLedger } from '../sessions/session-ledger.js';
 import type { SessionStore } from '../sessions/session-store.js';
@@ -29,6 +30,10 @@ export interface DispatcherOptions {
   readonly sessions: SessionStore;
   readonly ledger: SessionLedger;
   readonly preemption: 'soft' | 'hard' | 'off';
+  /** Replica choice at dispatch (default: the built-in least-loaded with session affinity). */
+  readonly placement?: PlacementPolicy;
+  /** Running task to stop for hard preemption (default: lowest priority, newest first). */
+  readonly victims?: VictimPolicy;
 }
 
 /** Warm replicas at or above this utilization lose to cooler ones (ORCH-3009). */
@@ -42,8 +47,13 @@ export class Dispatcher {
   /** Pools with a hard preemption under way: one at a time, until its slot is free. */
   readonly #preempting = new Set<string>();
 
+  readonly #placement: PlacementPolicy;
+  readonly #victims: VictimPolicy;
+
   constructor(opts: DispatcherOptions) {
     this.#o = opts;
+    this.#placement = opts.placement ?? PLACEMENT_POLICIES['least-loaded'];
+    this.#victims = opts.victims ?? VICTIM_POLICIES['lowest-priority-newest'];
   }
 
   /** Tasks currently bound to an engine request. */
@@ -76,7 +86,7 @@ export class Dispatcher {
         task.spec.kvHint === 'cold'
           ? undefined
           : this.#o.sessions.get(task.spec.tenant, task.spec.sessionId)?.lastReplicaId;
-      const replicaId = chooseReplica(pool.loads(), { affinity, overloadRatio: OVERLOAD_RATIO });
+      const replicaId = this.#placement.choose(pool.loads(), { affinity, overloadRatio: OVERLOAD_RATIO });
       const replica = replicaId === undefined ? undefined : pool.replica(replicaId);
       if (!replica) {
         if (this.#o.preemption === 'hard') this.#preemptFor(pool, task);
@@ -102,7 +112,7 @@ export class Dispatcher {
       determinism: this.#o.table.get(r.taskId)?.spec.determinism ?? 'strict',
       interruptible: pool.replica(r.replicaId)?.props?.features.interruptibleDecode === true,
     }));
-    const victim = chooseHardVictim(candidates, urgent.spec.priority);
+    const victim = this.#victims.choose(candidates, urgent.spec.priority);
     const task = victim && this.#o.table.get(victim.taskId);
     if (!task || task.terminal) return;
     this.#preempting.add(pool.id);

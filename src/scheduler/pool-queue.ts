@@ -1,6 +1,16 @@
 import { DeadlineIndex } from './deadline-index.js';
 import { PRIORITIES, type FullPolicy, type Priority } from '../domain/types.js';
 import { LinkedFifo } from './linked-fifo.js';
+import type {
+  FullQueueDecision,
+  FullQueuePolicy,
+  FullQueueView,
+  QueueEnd,
+  RefusalReason,
+} from './policies/full-queue-policy.js';
+import { FULL_QUEUE_POLICIES } from './policies/registry.js';
+
+export type { RefusalReason } from './policies/full-queue-policy.js';
 
 /** What the queue needs to know about an entry. */
 export interface QueueEntry {
@@ -20,7 +30,10 @@ export type SchedulingMode = 'wfq' | 'fifo';
 export interface PoolQueueOptions {
   readonly capacity: number;
   readonly priorityCapacity: Readonly<Record<Priority, number>>;
+  /** The built-in full-queue policy, and the label metrics and errors carry. */
   readonly fullPolicy: FullPolicy;
+  /** A policy (a plugin) that decides instead of the built-in `fullPolicy` names. */
+  readonly fullQueuePolicy?: FullQueuePolicy;
   /** Weights of the priority classes. */
   readonly weights: Readonly<Record<Priority, number>>;
   /** Weight of a tenant within a class (default 1). */
@@ -40,7 +53,17 @@ export interface PoolQueueOptions {
 
 export type OfferResult<T> =
   | { readonly kind: 'enqueued'; readonly position: number; readonly evicted: readonly T[] }
-  | { readonly kind: 'refused'; readonly reason: 'capacity' | 'priority-capacity' | 'no-lower-priority' };
+  | { readonly kind: 'refused'; readonly reason: RefusalReason };
+
+/** What an offer would do, decided before anything is removed: admit after evicting, or refuse. */
+export type OfferPlan<T> = AdmitPlan<T> | { readonly kind: 'refused'; readonly reason: RefusalReason };
+export interface AdmitPlan<T> {
+  readonly kind: 'admit';
+  readonly evict: readonly T[];
+}
+
+/** The common plan (room left), shared so an admission that fits allocates nothing for it. */
+const ADMIT_AS_IS: AdmitPlan<never> = Object.freeze({ kind: 'admit', evict: Object.freeze([]) });
 
 interface Item<T> {
   readonly entry: T;
@@ -69,14 +92,16 @@ interface Tier<T> {
 const rank = (p: Priority): number => PRIORITIES.indexOf(p);
 
 /**
- * One pool's bounded queue (SPEC §3.1–§3.4): a FIFO per (class, tenant), the full-queue policies,
- * and dispatch by weighted fair queuing — stride scheduling across priority classes and start-time
- * fair queuing across tenants inside a class, both charged in tokens — with earliest-deadline-first
- * among tenants whose fair tags are within `deadlineSlackTokens`. `fifo` mode serves plain arrival
- * order (the benchmark baseline). Everything is pure: no clock, no I/O.
+ * One pool's bounded queue (SPEC §3.1–§3.4): a FIFO per (class, tenant), a full-queue policy
+ * (./policies) consulted before anything is evicted, and dispatch by weighted fair queuing —
+ * stride scheduling across priority classes and start-time fair queuing across tenants inside a
+ * class, both charged in tokens — with earliest-deadline-first among tenants whose fair tags are
+ * within `deadlineSlackTokens`. `fifo` mode serves plain arrival order (the benchmark baseline).
+ * Everything is pure: no clock, no I/O.
  */
 export class PoolQueue<T extends QueueEntry> {
   readonly #o: PoolQueueOptions;
+  readonly #policy: FullQueuePolicy;
   readonly #tiers = new Map<Priority, Tier<T>>(
     PRIORITIES.map((p) => [p, { flows: new Map(), size: 0, pass: 0, vtime: 0 }]),
   );
@@ -89,6 +114,7 @@ export class PoolQueue<T extends QueueEntry> {
 
   constructor(opts: PoolQueueOptions) {
     this.#o = opts;
+    this.#policy = opts.fullQueuePolicy ?? FULL_QUEUE_POLICIES[opts.fullPolicy];
   }
 
   get size(): number {
@@ -132,32 +158,87 @@ export class PoolQueue<T extends QueueEntry> {
     return at && this.#tier(at.priority).flows.get(at.tenant)?.fifo.get(id)?.entry;
   }
 
-  /** Admit `entry` under the full-queue policy, evicting other entries when the policy says so. */
+  /**
+   * Admit `entry` under the full-queue policy, evicting other entries when the policy says so:
+   * {@link planOffer} then {@link commitOffer}, so a refusal changes nothing.
+   */
   offer(entry: T): OfferResult<T> {
-    const evicted: T[] = [];
-    const tier = this.#tier(entry.priority);
+    const plan = this.planOffer(entry);
+    if (plan.kind === 'refused') return plan;
+    return { kind: 'enqueued', ...this.commitOffer(entry, plan) };
+  }
+
+  /**
+   * What offering `entry` would do, changing nothing: evictions must wait until admission is
+   * certain (SPEC §17), and later admission steps may still refuse. `freed` are ids the caller
+   * removes before the arrival goes in (soft-preemption victims): they count as free room and are
+   * never chosen again. One victim at most per step, as the policy is asked at most twice, so
+   * this costs what the policy's reads cost, nothing when there is room.
+   */
+  planOffer(entry: T, freed?: ReadonlySet<string>): OfferPlan<T> {
     const classCap = this.#o.priorityCapacity[entry.priority];
-    if (tier.size >= classCap) {
-      // The arrival's own class is full: only drop-lru can make room, inside that class.
-      if (this.#o.fullPolicy !== 'drop-lru' || classCap === 0)
-        return { kind: 'refused', reason: 'priority-capacity' };
-      const victim = this.#victimIn(entry.priority, 'oldest');
-      if (victim) evicted.push(victim);
-    }
-    if (this.size >= this.#o.capacity) {
-      const victim = this.#victimForCapacity(entry.priority);
-      if (victim === undefined) {
-        // Put back what the class-capacity step took: the offer changes nothing when refused.
-        for (const v of evicted) this.#push(v);
-        return {
-          kind: 'refused',
-          reason: this.#o.fullPolicy === 'shed-low-priority' ? 'no-lower-priority' : 'capacity',
-        };
+    if (!freed?.size && this.#tier(entry.priority).size < classCap && this.size < this.#o.capacity)
+      return ADMIT_AS_IS;
+    const view = new PlanView(this.#tiers, this.#o, this.size);
+    if (freed)
+      for (const id of freed) {
+        const e = this.get(id);
+        if (e) view.leave(e);
       }
-      evicted.push(victim);
+    const evict: T[] = [];
+    if (view.sizeOf(entry.priority) >= classCap) {
+      const d = this.#policy.whenClassFull(entry, view);
+      if (d.kind === 'refuse') return { kind: 'refused', reason: d.reason };
+      this.#checkVictim(d, entry, view, 'class');
+      view.leave(d.victim);
+      evict.push(d.victim);
     }
+    if (view.size >= this.#o.capacity) {
+      const d = this.#policy.whenQueueFull(entry, view);
+      if (d.kind === 'refuse') return { kind: 'refused', reason: d.reason };
+      this.#checkVictim(d, entry, view, 'queue');
+      evict.push(d.victim);
+    }
+    return evict.length === 0 ? ADMIT_AS_IS : { kind: 'admit', evict };
+  }
+
+  /**
+   * Carry out an admit plan from {@link planOffer} with the same `freed`: remove `freed` and the
+   * planned victims, queue `entry`. A plan holds only until the queue next changes; a stale one
+   * (a victim no longer queued) or an arrival already queued throws before anything changes.
+   */
+  commitOffer(
+    entry: T,
+    plan: AdmitPlan<T>,
+    freed?: ReadonlySet<string>,
+  ): { readonly position: number; readonly evicted: readonly T[] } {
+    for (const v of plan.evict)
+      if (this.get(v.id) !== v || freed?.has(v.id))
+        throw new Error(`stale offer plan: ${v.id} is no longer queued, or is among the freed`);
+    if (this.#where.has(entry.id) && !freed?.has(entry.id)) throw new Error(`${entry.id} is already queued`);
+    if (freed) for (const id of freed) this.remove(id);
+    for (const v of plan.evict) this.remove(v.id);
     this.#push(entry);
-    return { kind: 'enqueued', position: this.positionOf(entry.id) ?? 0, evicted };
+    return { position: this.positionOf(entry.id) ?? 0, evicted: plan.evict };
+  }
+
+  /** The queue, not the policy, guarantees SPEC §3.2: a plugin cannot evict what it may not. */
+  #checkVictim(
+    d: Extract<FullQueueDecision<T>, { kind: 'evict' }>,
+    arrival: T,
+    view: PlanView<T>,
+    step: 'class' | 'queue',
+  ): void {
+    const v = d.victim;
+    const why =
+      this.get(v.id) !== v || view.leaving(v.id)
+        ? 'an entry that is not queued or already leaving'
+        : step === 'class' && v.priority !== arrival.priority
+          ? "an entry outside the arrival's class"
+          : rank(v.priority) < rank(arrival.priority)
+            ? 'an entry of a higher class than the arrival'
+            : undefined;
+    if (why !== undefined) throw new Error(`full-queue policy '${this.#policy.name}' chose ${why} (${v.id})`);
   }
 
   #push(entry: T, seq = this.#seq++, front = false): void {
@@ -201,56 +282,6 @@ export class PoolQueue<T extends QueueEntry> {
     return this.#maxCost;
   }
 
-  /** Oldest (or newest) entry of a class, preferring entries that are doomed anyway. */
-  #victimIn(p: Priority, which: 'oldest' | 'newest'): T | undefined {
-    const tier = this.#tier(p);
-    let best: Item<T> | undefined;
-    let bestDoomed = false;
-    for (const flow of tier.flows.values()) {
-      for (const e of which === 'oldest' ? [flow.fifo.peekFirst()] : [flow.fifo.peekLast()]) {
-        if (!e) continue;
-        const doomed = this.#o.doomed?.(e.entry) ?? false;
-        const better =
-          best === undefined ||
-          (doomed && !bestDoomed) ||
-          (doomed === bestDoomed && (which === 'oldest' ? e.seq < best.seq : e.seq > best.seq));
-        if (better) {
-          best = e;
-          bestDoomed = doomed;
-        }
-      }
-    }
-    // A doomed entry anywhere in the class goes before a live one.
-    if (!bestDoomed && this.#o.doomed) {
-      for (const flow of tier.flows.values())
-        for (const e of flow.fifo.values()) if (this.#o.doomed(e.entry)) return this.remove(e.entry.id);
-    }
-    return best === undefined ? undefined : this.remove(best.entry.id);
-  }
-
-  #victimForCapacity(arrival: Priority): T | undefined {
-    switch (this.#o.fullPolicy) {
-      case 'reject':
-        return undefined;
-      case 'drop-lru':
-        // Oldest queued task, lowest class first; never a class above the arrival's own.
-        for (const p of [...PRIORITIES].reverse()) {
-          if (rank(p) < rank(arrival)) break;
-          const v = this.#victimIn(p, 'oldest');
-          if (v) return v;
-        }
-        return undefined;
-      case 'shed-low-priority':
-        // Newest strictly-lower-priority task: it has waited least, so shedding it wastes least.
-        for (const p of [...PRIORITIES].reverse()) {
-          if (rank(p) <= rank(arrival)) break;
-          const v = this.#victimIn(p, 'newest');
-          if (v) return v;
-        }
-        return undefined;
-    }
-  }
-
   /**
    * Puts back an entry that was dispatched and then preempted: at the head of its flow, beyond
    * capacity if need be (an accepted task is never lost), keeping its class and tenant credit.
@@ -261,9 +292,11 @@ export class PoolQueue<T extends QueueEntry> {
 
   /**
    * Up to `count` queued entries of classes strictly below `p`, lowest class first, oldest first:
-   * the ones fairness would serve soonest (soft preemption victims).
+   * the ones fairness would serve soonest, so the ones soft preemption evicts (SPEC §3.5). Reads
+   * only: the caller passes their ids as `freed` to {@link planOffer}/{@link commitOffer}, which
+   * remove them once the urgent arrival is certain to be admitted.
    */
-  lowerPriorityOldestFirst(p: Priority, count: number): T[] {
+  softPreemptionVictims(p: Priority, count: number): T[] {
     const out: T[] = [];
     for (const q of [...PRIORITIES].reverse()) {
       if (rank(q) <= rank(p) || out.length >= count) break;
@@ -272,6 +305,11 @@ export class PoolQueue<T extends QueueEntry> {
       for (const item of all.slice(0, count - out.length)) out.push(item.entry);
     }
     return out;
+  }
+
+  /** {@link softPreemptionVictims} under its former name; it never removed anything either. */
+  lowerPriorityOldestFirst(p: Priority, count: number): T[] {
+    return this.softPreemptionVictims(p, count);
   }
 
   /**
@@ -427,4 +465,108 @@ function before<T extends QueueEntry>(
     return a.entry.deadlineAtMs < b.entry.deadlineAtMs;
   if (fa.tag !== fb.tag) return fa.tag < fb.tag;
   return a.seq < b.seq;
+}
+
+/**
+ * The queue during one {@link PoolQueue.planOffer}: the live tiers, minus the entries the offer
+ * will remove. Skipping them costs nothing when there are none (the usual case) and otherwise at
+ * most the entries skipped at a flow's end, except that a flow whose newest is leaving is walked
+ * from its head (a read-only linked FIFO has no way back).
+ */
+class PlanView<T extends QueueEntry> implements FullQueueView<T> {
+  readonly #tiers: ReadonlyMap<Priority, Tier<T>>;
+  readonly #o: PoolQueueOptions;
+  readonly #queued: number;
+  readonly #gone = new Set<string>();
+  readonly #goneIn = new Map<Priority, number>();
+
+  constructor(tiers: ReadonlyMap<Priority, Tier<T>>, opts: PoolQueueOptions, queued: number) {
+    this.#tiers = tiers;
+    this.#o = opts;
+    this.#queued = queued;
+  }
+
+  /** Count a queued entry as removed. */
+  leave(e: QueueEntry): void {
+    if (this.#gone.has(e.id)) return;
+    this.#gone.add(e.id);
+    this.#goneIn.set(e.priority, (this.#goneIn.get(e.priority) ?? 0) + 1);
+  }
+
+  leaving(id: string): boolean {
+    return this.#gone.has(id);
+  }
+
+  get capacity(): number {
+    return this.#o.capacity;
+  }
+
+  get size(): number {
+    return this.#queued - this.#gone.size;
+  }
+
+  capacityOf(p: Priority): number {
+    return this.#o.priorityCapacity[p];
+  }
+
+  sizeOf(p: Priority): number {
+    return (this.#tiers.get(p)?.size ?? 0) - (this.#goneIn.get(p) ?? 0);
+  }
+
+  oldest(p: Priority): T | undefined {
+    return this.#pick(p, 'oldest', false)?.entry;
+  }
+
+  newest(p: Priority): T | undefined {
+    return this.#pick(p, 'newest', false)?.entry;
+  }
+
+  victimIn(p: Priority, end: QueueEnd): T | undefined {
+    const best = this.#pick(p, end, true);
+    if (best?.doomed === false && this.#o.doomed) {
+      // A doomed entry anywhere in the class goes before a live one.
+      for (const flow of this.#tiers.get(p)?.flows.values() ?? [])
+        for (const e of flow.fifo.values())
+          if (!this.#gone.has(e.entry.id) && this.#o.doomed(e.entry)) return e.entry;
+    }
+    return best?.entry;
+  }
+
+  isDoomed(entry: T): boolean {
+    return this.#o.doomed?.(entry) ?? false;
+  }
+
+  /** The class's oldest (newest) remaining flow end, a doomed one first when `preferDoomed`. */
+  #pick(p: Priority, end: QueueEnd, preferDoomed: boolean): { entry: T; doomed: boolean } | undefined {
+    let best: Item<T> | undefined;
+    let bestDoomed = false;
+    for (const flow of this.#tiers.get(p)?.flows.values() ?? []) {
+      const e = end === 'oldest' ? this.#first(flow) : this.#last(flow);
+      if (!e) continue;
+      const doomed = preferDoomed && (this.#o.doomed?.(e.entry) ?? false);
+      const better =
+        best === undefined ||
+        (doomed && !bestDoomed) ||
+        (doomed === bestDoomed && (end === 'oldest' ? e.seq < best.seq : e.seq > best.seq));
+      if (better) {
+        best = e;
+        bestDoomed = doomed;
+      }
+    }
+    return best && { entry: best.entry, doomed: bestDoomed };
+  }
+
+  #first(flow: Flow<T>): Item<T> | undefined {
+    if (this.#gone.size === 0) return flow.fifo.peekFirst();
+    for (const e of flow.fifo.values()) if (!this.#gone.has(e.entry.id)) return e;
+    return undefined;
+  }
+
+  #last(flow: Flow<T>): Item<T> | undefined {
+    const tail = flow.fifo.peekLast();
+    if (!tail || !this.#gone.has(tail.entry.id)) return tail;
+    let last: Item<T> | undefined;
+    for (const e of flow.fifo.values()) if (!this.#gone.has(e.entry.id)) last = e;
+    return last;
+  }
 }

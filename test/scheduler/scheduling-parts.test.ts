@@ -132,6 +132,7 @@ describe('hard preemption victim and topology tie-break', () => {
       priority,
       startedAtMs,
       interruptible,
+      determinism: 'best_effort' as const,
     });
     expect(
       chooseHardVictim([c('i', 'interactive', 5), c('b1', 'batch', 1), c('b2', 'batch', 3)], 'interactive')
