@@ -64,6 +64,8 @@ export type EngineEvent =
       readonly tokensIn: number;
       readonly tokensOut: number;
       readonly stopReason: 'eos' | 'length' | 'stop' | 'unknown';
+      /** The engine slot that served the request, when the engine reports it (see `eraseKv`). */
+      readonly slotId?: number;
     };
 
 /**
@@ -82,6 +84,14 @@ export interface EngineAdapter {
   scrapeMetrics(signal: AbortSignal): Promise<string>;
   /** Embeddings, on engines that have them (`features.embeddings`). */
   embed?(inputs: readonly string[], signal: AbortSignal): Promise<EmbedResult>;
+  /**
+   * Erases the KV cache held in engine slot `slotId` (the `slotId` of a `done` event), so a
+   * deleted session's prompt no longer lives on the replica. Only engines that can erase per slot
+   * implement it; on the others a session's KV is left to the engine's own cache eviction.
+   * Resolves once the engine reports the slot empty; a slot still serving a request is erased
+   * when that request ends.
+   */
+  eraseKv?(slotId: number, signal: AbortSignal): Promise<void>;
   /** Releases connections. */
   close(): Promise<void>;
 }

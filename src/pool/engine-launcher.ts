@@ -3,7 +3,9 @@
  * the engine simulator speaking its dialect), and the adapter that talks to a started process.
  * The supervisor is the same for every engine; only this part differs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedPool } from '../config/resolved-config.js';
 import type { EngineAdapter } from '../engines/adapter.js';
@@ -58,9 +60,20 @@ export function llamaServerArgs(pool: ResolvedPool, port: number): string[] {
     '-ngl',
     String(l.gpuLayers),
     '--metrics',
+    // Slot actions (erasing a deleted session's KV, SPEC §17 §2.4) are refused without a save
+    // path; nothing is ever saved there.
+    '--slot-save-path',
+    slotSavePath(),
   ];
   if (pool.tensorSplit !== undefined) args.push('--tensor-split', pool.tensorSplit.join(','));
   return [...args, ...l.extraArgs];
+}
+
+/** The directory llama-server requires for slot actions; it must exist before the server starts. */
+function slotSavePath(): string {
+  const dir = join(tmpdir(), 'llama-orch-slots');
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 /** `vllm serve` (docs.vllm.ai "vllm serve" CLI arguments). */

@@ -1,9 +1,9 @@
 /**
  * The behaviour model behind `llorch sim`: an inference engine without a GPU. Slots with
  * continuous batching, prefill cost per uncached prompt token, a decode rate per slot that falls
- * as the batch grows, a KV cache with prefix reuse and LRU eviction, the context limit, and
- * injectable faults. Tokens are a deterministic function of (prompt, seed, sampler profile), so
- * replicas of one simulated replica set agree byte for byte.
+ * as the batch grows, a KV cache with prefix reuse and LRU eviction, per-slot KV that can be
+ * erased, the context limit, and injectable faults. Tokens are a deterministic function of
+ * (prompt, seed, sampler profile), so replicas of one simulated replica set agree byte for byte.
  */
 import { createHash } from 'node:crypto';
 
@@ -75,7 +75,31 @@ export interface SimGenerateOptions {
   readonly samplerProfile?: string;
   readonly ignoreEos?: boolean;
   readonly cachePrompt?: boolean;
+  /** Called with the slot index once the request holds a slot. */
+  readonly onSlot?: (slot: number) => void;
 }
+
+/** What one slot holds, as llama-server's `/slots` reports it. */
+export interface SimSlotView {
+  readonly busy: boolean;
+  /** False until the slot has served a request. */
+  readonly used: boolean;
+  /** Tokens whose KV the slot holds: the last request's prompt and its generated tokens but the last. */
+  readonly cachedTokens: number;
+}
+
+interface SimSlot {
+  busy: boolean;
+  used: boolean;
+  tokens: readonly number[];
+  /** Ticks of a logical clock at release: the least recently used idle slot takes new work. */
+  lastUsed: number;
+  /** Erases waiting for the slot's request to end. */
+  readonly onIdle: (() => void)[];
+}
+
+/** llama.cpp's `--slot-prompt-similarity` default: below it a slot's cache is not worth reusing. */
+const SLOT_PROMPT_SIMILARITY = 0.1;
 
 /** Byte-level vocabulary like the generated GGUF: 0 unk, 1 bos, 2 eos, 3 + byte. */
 const BOS = 1;
@@ -102,7 +126,8 @@ export class SimEngine {
   readonly opts: SimEngineOptions;
   faults: SimFaults = {};
   readonly #startedAt = Date.now();
-  #running = 0;
+  readonly #slots: SimSlot[];
+  #clock = 0;
   readonly #waiters: (() => void)[] = [];
   /** Cached prompt token sequences by hash, in LRU order (oldest first). */
   readonly #kv = new Map<string, readonly number[]>();
@@ -114,14 +139,28 @@ export class SimEngine {
     generatedTokens: 0,
     evictions: 0,
     errors: 0,
+    /** Slot erases served (llama.cpp `POST /slots/{id}?action=erase`). */
+    slotErases: 0,
   };
 
   constructor(opts: SimEngineOptions) {
     this.opts = opts;
+    this.#slots = Array.from({ length: Math.max(1, opts.slots) }, () => ({
+      busy: false,
+      used: false,
+      tokens: [],
+      // llama-server starts every slot at -1 and breaks LRU ties towards the last slot.
+      lastUsed: -1,
+      onIdle: [],
+    }));
   }
 
   get running(): number {
-    return this.#running;
+    return this.#slots.filter((s) => s.busy).length;
+  }
+
+  get slots(): readonly SimSlotView[] {
+    return this.#slots.map((s) => ({ busy: s.busy, used: s.used, cachedTokens: s.tokens.length }));
   }
 
   get waiting(): number {
@@ -176,16 +215,51 @@ export class SimEngine {
     return { id: ch.charCodeAt(0) + BYTE0, text: ch };
   }
 
-  async #acquire(signal: AbortSignal): Promise<void> {
-    if (this.#running < this.opts.slots) {
-      this.#running++;
-      return;
-    }
-    await new Promise<void>((resolve, reject) => {
+  /**
+   * llama-server's slot choice: the idle slot whose cached tokens share the largest fraction of
+   * the prompt (above the similarity threshold), else the least recently used idle one.
+   */
+  #pick(tokens: readonly number[]): number {
+    let best = -1;
+    let bestSim = 0;
+    this.#slots.forEach((slot, i) => {
+      if (slot.busy || slot.tokens.length === 0 || tokens.length === 0) return;
+      const n = Math.min(slot.tokens.length, tokens.length);
+      let k = 0;
+      while (k < n && slot.tokens[k] === tokens[k]) k++;
+      const sim = k / tokens.length;
+      if (sim > bestSim && sim > SLOT_PROMPT_SIMILARITY) {
+        bestSim = sim;
+        best = i;
+      }
+    });
+    if (best >= 0) return best;
+    let t = Infinity;
+    this.#slots.forEach((slot, i) => {
+      if (!slot.busy && slot.lastUsed <= t) {
+        t = slot.lastUsed;
+        best = i;
+      }
+    });
+    return best;
+  }
+
+  #take(tokens: readonly number[]): number | undefined {
+    const i = this.#pick(tokens);
+    const slot = this.#slots[i];
+    if (slot === undefined) return undefined;
+    slot.busy = true;
+    slot.used = true;
+    return i;
+  }
+
+  async #acquire(tokens: readonly number[], signal: AbortSignal): Promise<number> {
+    const free = this.#take(tokens);
+    if (free !== undefined) return free;
+    return new Promise<number>((resolve, reject) => {
       const grant = () => {
         signal.removeEventListener('abort', onAbort);
-        this.#running++;
-        resolve();
+        resolve(this.#take(tokens) ?? 0);
       };
       const onAbort = () => {
         const i = this.#waiters.indexOf(grant);
@@ -197,9 +271,44 @@ export class SimEngine {
     });
   }
 
-  #release(): void {
-    this.#running--;
+  #release(i: number, tokens: readonly number[]): void {
+    const slot = this.#slots[i];
+    if (slot === undefined) return;
+    slot.busy = false;
+    slot.tokens = tokens;
+    slot.lastUsed = ++this.#clock;
+    // Deferred erases run before queued requests can take the slot again, as in llama-server.
+    for (const erase of slot.onIdle.splice(0)) erase();
     this.#waiters.shift()?.();
+  }
+
+  /**
+   * Erases slot `i`'s KV, waiting for its request to end first (llama-server defers the erase of
+   * a busy slot). The prefix-cache entries only this slot's tokens stood for go with it, so the
+   * next turn pays its prefill again. Returns the number of tokens erased.
+   */
+  async eraseSlot(i: number): Promise<number> {
+    const slot = this.#slots[i];
+    if (slot === undefined) throw new SimError('invalid', 'Invalid slot ID');
+    // Not abortable: llama-server keeps a deferred erase queued after its client has gone.
+    if (slot.busy) await new Promise<void>((resolve) => slot.onIdle.push(resolve));
+    const erased = slot.tokens;
+    slot.tokens = [];
+    this.#forget(erased);
+    this.stats.slotErases++;
+    return erased.length;
+  }
+
+  /** Drops cached prefixes of `tokens` that no other slot still holds. */
+  #forget(tokens: readonly number[]): void {
+    const isPrefixOf = (p: readonly number[], of: readonly number[]) =>
+      p.length <= of.length && p.every((t, k) => of[k] === t);
+    for (const [key, cached] of this.#kv) {
+      if (!isPrefixOf(cached, tokens)) continue;
+      if (this.#slots.some((s) => s.tokens.length > 0 && isPrefixOf(cached, s.tokens))) continue;
+      this.#kv.delete(key);
+      this.#kvTokens -= cached.length;
+    }
   }
 
   /**
@@ -259,7 +368,9 @@ export class SimEngine {
       );
     }
     this.stats.requests++;
-    await this.#acquire(signal);
+    const slot = await this.#acquire(promptTokens, signal);
+    o.onSlot?.(slot);
+    const generated: number[] = [];
     try {
       const cached = o.cachePrompt === false ? 0 : this.#cachedPrefix(promptTokens);
       this.stats.promptTokens += promptTokens.length;
@@ -277,18 +388,21 @@ export class SimEngine {
           this.stats.errors++;
           throw new SimError('oom', 'CUDA out of memory: tried to allocate 2.00 GiB (simulated)');
         }
-        debtMs += this.perTokenMs(this.#running) + (f.slowTokenMs ?? 0);
+        debtMs += this.perTokenMs(this.running) + (f.slowTokenMs ?? 0);
         if (debtMs >= 1) {
           await sleep(debtMs, signal);
           debtMs = 0;
         }
         signal.throwIfAborted();
         this.stats.generatedTokens++;
-        yield this.#token(prompt, o.seed, o.samplerProfile ?? 'v1', produced);
+        const token = this.#token(prompt, o.seed, o.samplerProfile ?? 'v1', produced);
+        generated.push(token.id);
+        yield token;
       }
       return { promptTokens: promptTokens.length, completionTokens: produced, finish: 'length' };
     } finally {
-      this.#release();
+      // The last sampled token is never decoded, so its KV does not exist (llama-server counts alike).
+      this.#release(slot, [...promptTokens, ...generated.slice(0, -1)]);
     }
   }
 

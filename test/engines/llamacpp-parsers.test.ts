@@ -19,11 +19,28 @@ describe('CompletionStreamParser (llama-server /completion stream)', () => {
     );
     const tokens = events.filter((e): e is Extract<EngineEvent, { kind: 'tokens' }> => e.kind === 'tokens');
     const done = events.at(-1);
-    expect(done).toEqual({ kind: 'done', tokensIn: 16, tokensOut: 16, stopReason: 'length' });
+    expect(done).toEqual({ kind: 'done', tokensIn: 16, tokensOut: 16, stopReason: 'length', slotId: 0 });
     expect(tokens.reduce((n, e) => n + e.count, 0)).toBe(16);
     // The first frame released four tokens' text at once and reported only the last id.
     expect(tokens[0]).toMatchObject({ count: 4, ids: [133] });
     for (const t of tokens) expect(t.ids.length).toBeLessThanOrEqual(t.count);
+  });
+
+  it("names the slot that served the request from the final frame's id_slot", () => {
+    const final = (idSlot: string) =>
+      new CompletionStreamParser().push(
+        `{"content":"","tokens":[],${idSlot}"stop":true,"stop_type":"limit","tokens_predicted":0,"tokens_evaluated":3}`,
+      );
+    expect(final('"id_slot":3,')).toEqual([
+      { kind: 'done', tokensIn: 3, tokensOut: 0, stopReason: 'length', slotId: 3 },
+    ]);
+    // -1 is "no slot" (what partial frames carry): the slot stays unknown, as when it is absent.
+    expect(final('"id_slot":-1,')[0]).not.toHaveProperty('slotId');
+    expect(final('')[0]).not.toHaveProperty('slotId');
+    const p = new CompletionStreamParser();
+    expect(p.push('{"content":"a","tokens":[100],"stop":false,"id_slot":-1,"tokens_predicted":1}')).toEqual([
+      { kind: 'tokens', count: 1, ids: [100], text: 'a' },
+    ]);
   });
 
   it('maps stop types and rejects malformed frames and in-stream errors', () => {
@@ -82,6 +99,14 @@ describe('llama-server error mapping', () => {
       mapHttpError(503, '{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}').code,
     ).toBe('POOL_UNREADY');
     expect(mapHttpError(500, 'oops').code).toBe('INTERNAL');
+    // Slot actions on a server started without --slot-save-path: the message says what is missing.
+    const noSlots = mapHttpError(501, fixture('slot-erase-501.json'));
+    expect(noSlots.code).toBe('INTERNAL');
+    expect(noSlots.message).toContain('--slot-save-path');
+    expect(mapHttpError(400, fixture('slot-erase-400.json'))).toMatchObject({
+      code: 'INVALID_PARAMS',
+      message: expect.stringContaining('Invalid slot ID') as unknown,
+    });
     expect(mapTransportError('llamacpp', Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).code).toBe(
       'WORKER_RESET',
     );

@@ -1,12 +1,13 @@
 /** llama.cpp `llama-server` adapter over its native HTTP API (SPEC §7). */
 import type { EngineAdapter, EngineEvent, EngineHealth, EngineProps, GenerateRequest } from '../adapter.js';
 import { EngineHttp } from '../engine-http.js';
+import { OrchError } from '../../errors/orch-error.js';
 import { probeHealth } from '../probe-health.js';
 import { streamClosedEarly } from '../transport-error.js';
 import { mapHttpError } from './map-error.js';
 import { toCompletionRequest } from './map-request.js';
 import { CompletionStreamParser } from './parse-stream.js';
-import type { PropsResponse, SlotInfo, TokenizeResponse } from './wire-types.js';
+import type { PropsResponse, SlotEraseResponse, SlotInfo, TokenizeResponse } from './wire-types.js';
 
 export interface LlamaCppAdapterOptions {
   readonly baseUrl: string;
@@ -21,6 +22,8 @@ export class LlamaCppAdapter implements EngineAdapter {
   readonly baseUrl: string;
   readonly #http: EngineHttp;
   readonly #modelDigest: string | undefined;
+  /** Slot count from the last `properties()`, to refuse slot ids the engine would wrap around. */
+  #slotsTotal: number | undefined;
 
   constructor(opts: LlamaCppAdapterOptions) {
     this.baseUrl = opts.baseUrl;
@@ -50,6 +53,7 @@ export class LlamaCppAdapter implements EngineAdapter {
       if (signal.aborted) throw err;
       // /slots can be disabled (--no-slots); slot state is then unknown.
     }
+    this.#slotsTotal = props.total_slots;
     return {
       slotsTotal: props.total_slots,
       slotsFree,
@@ -86,6 +90,24 @@ export class LlamaCppAdapter implements EngineAdapter {
       }
     }
     throw streamClosedEarly('llamacpp');
+  }
+
+  /**
+   * `POST /slots/{id}?action=erase` drops the slot's tokens and their KV cells. llama-server only
+   * serves slot actions when started with `--slot-save-path`; without it the answer is a 501. It
+   * defers the erase of a busy slot until its request ends, so this resolves only then. Copies
+   * its host-memory prompt cache (`--cache-ram`, on by default) took of the slot survive and are
+   * loaded again for the same prefix; only `--cache-ram 0` makes the erase complete.
+   */
+  async eraseKv(slotId: number, signal: AbortSignal): Promise<void> {
+    // llama-server maps every integer id, negative ones too, onto some slot (as unsigned, modulo
+    // the slot count): refuse what is not a slot id here rather than erase a neighbour's KV.
+    const total = this.#slotsTotal;
+    if (!Number.isSafeInteger(slotId) || slotId < 0 || (total !== undefined && slotId >= total))
+      throw new OrchError('INVALID_PARAMS', `not a llama-server slot id: ${slotId}`, {
+        engine: 'llamacpp',
+      });
+    await this.#http.json<SlotEraseResponse>('POST', `/slots/${slotId}?action=erase`, signal);
   }
 
   close(): Promise<void> {

@@ -24,7 +24,8 @@ function stopReason(stopType: string | undefined): StopReason {
  * Turns `/completion` stream frames into engine events. llama-server withholds an incomplete UTF-8
  * sequence and later releases several tokens' text in one frame, reporting only the last token's
  * id; `tokens_predicted` is the authoritative count, so each frame stands for the tokens predicted
- * since the previous one. The final frame (`stop: true`) carries counts and the stop type.
+ * since the previous one. The final frame (`stop: true`) carries counts, the stop type and the
+ * slot that holds the request's KV (`id_slot`).
  */
 export class CompletionStreamParser {
   #emitted = 0;
@@ -50,11 +51,14 @@ export class CompletionStreamParser {
       this.#emitted += count;
     }
     if (frame.stop) {
+      const slot = frame.id_slot;
       out.push({
         kind: 'done',
         tokensIn: frame.timings?.prompt_n ?? frame.tokens_evaluated ?? 0,
         tokensOut: frame.tokens_predicted ?? this.#emitted,
         stopReason: stopReason(frame.stop_type),
+        // Partial frames carry -1; the final one names the slot that keeps the request's KV.
+        ...(slot !== undefined && Number.isInteger(slot) && slot >= 0 ? { slotId: slot } : {}),
       });
     }
     return out;

@@ -58,4 +58,19 @@ export interface SlotInfo {
   id: number;
   n_ctx: number;
   is_processing: boolean;
+  /**
+   * Tokens whose KV the slot holds (prompt and generated text of its last request; 0 once
+   * erased). Absent until the slot has served a request.
+   */
+  n_prompt_tokens?: number;
+}
+
+/**
+ * `POST /slots/{id}?action=erase` answer. `id_slot` echoes the requested id; llama-server erases
+ * slot `id_slot % total_slots`, the id taken as an unsigned 64-bit number.
+ */
+export interface SlotEraseResponse {
+  id_slot: number;
+  /** Tokens the slot held before the erase. */
+  n_erased: number;
 }

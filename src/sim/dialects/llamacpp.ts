@@ -17,12 +17,36 @@ import {
 const err = (res: ServerResponse, code: number, message: string, type: string) =>
   sendJson(res, code, { error: { code, message, type } });
 
+/** C++ `std::stoi`, which llama-server parses slot ids with: a leading integer, else a throw. */
+function stoi(text: string): number | undefined {
+  const m = /^\s*([+-]?\d+)/.exec(text);
+  if (!m?.[1]) return undefined;
+  const n = Number(m[1]);
+  return n >= -(2 ** 31) && n < 2 ** 31 ? n : undefined;
+}
+
+/**
+ * `POST /slots/{id_slot}?action=…`, answered as by a llama-server started with `--slot-save-path`
+ * (without it every action is a 501). Only `erase` is modelled. llama-server takes the id modulo
+ * the slot count as an unsigned 64-bit value, so every integer, negative ones too, names some
+ * slot, and the answer echoes the id as sent.
+ */
+async function slotAction(res: ServerResponse, e: SimEngine, idText: string, action: string | null) {
+  const id = stoi(decodeURIComponent(idText));
+  if (id === undefined) return err(res, 400, 'Invalid slot ID', 'invalid_request_error');
+  if (action === 'save' || action === 'restore')
+    return err(res, 501, `slot ${action} is not simulated`, 'not_supported_error');
+  if (action !== 'erase') return err(res, 400, 'Invalid action', 'invalid_request_error');
+  const index = Number(BigInt.asUintN(64, BigInt(id)) % BigInt(e.slots.length));
+  sendJson(res, 200, { id_slot: id, n_erased: await e.eraseSlot(index) });
+}
+
 export async function llamacppRoutes(
   req: IncomingMessage,
   res: ServerResponse,
   e: SimEngine,
 ): Promise<boolean> {
-  const url = (req.url ?? '/').split('?')[0];
+  const [url = '/', query = ''] = (req.url ?? '/').split('?');
   if (req.method === 'GET' && url === '/health') {
     if (e.loading()) err(res, 503, 'Loading model', 'unavailable_error');
     else sendJson(res, 200, { status: 'ok' });
@@ -46,12 +70,20 @@ export async function llamacppRoutes(
     sendJson(
       res,
       200,
-      Array.from({ length: e.opts.slots }, (_, id) => ({
+      e.slots.map((s, id) => ({
         id,
         n_ctx: e.opts.ctx,
-        is_processing: id < e.running,
+        speculative: false,
+        is_processing: s.busy,
+        // llama-server reports the cache only for slots that have served a request.
+        ...(s.used ? { n_prompt_tokens: s.cachedTokens } : {}),
       })),
     );
+    return true;
+  }
+  const slotPath = req.method === 'POST' ? /^\/slots\/([^/]+)$/.exec(url) : null;
+  if (slotPath?.[1] !== undefined) {
+    await slotAction(res, e, slotPath[1], new URLSearchParams(query).get('action'));
     return true;
   }
   if (req.method === 'POST' && url === '/tokenize') {
@@ -101,6 +133,7 @@ export async function llamacppRoutes(
     }
     const signal = clientGone(req, res);
     const stream = b['stream'] === true;
+    let slot = -1;
     const gen = e.generate(
       prompt,
       {
@@ -108,6 +141,7 @@ export async function llamacppRoutes(
         seed: num(b['seed']) ?? 0,
         cachePrompt: b['cache_prompt'] !== false,
         samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty']),
+        onSlot: (i) => (slot = i),
       },
       signal,
     );
@@ -131,7 +165,7 @@ export async function llamacppRoutes(
         index: 0,
         content: stream ? '' : content,
         tokens: [],
-        id_slot: 0,
+        id_slot: slot,
         stop: true,
         model: e.opts.modelId,
         tokens_predicted: predicted,
