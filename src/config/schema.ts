@@ -324,7 +324,10 @@ export const SseSchema = closed('Server-Sent Events streams of tasks (SPEC §2.2
     ),
   ),
   max_events_per_task: Type.Optional(
-    PositiveInt('Upper bound of events kept per task.', DEFAULTS.sseMaxEventsPerTask),
+    PositiveInt(
+      'Upper bound of events kept per task: `started` and the newest events. Beyond it the oldest events after `started` are dropped; a stream request that would skip dropped events is refused with 410 `EVENTS_EXPIRED`, naming the `Last-Event-ID` to resume after them.',
+      DEFAULTS.sseMaxEventsPerTask,
+    ),
   ),
   cancel_on_disconnect: Type.Optional(
     Type.Boolean({

@@ -4,6 +4,9 @@ export const ERROR_CODES = {
   UNAUTHORIZED: { httpStatus: 401, retriable: false },
   FORBIDDEN: { httpStatus: 403, retriable: false },
   NOT_FOUND: { httpStatus: 404, retriable: false },
+  // 410: the stream events asked for fell out of the task's bounded event log; asking again
+  // cannot bring them back (the client may resume after them knowingly).
+  EVENTS_EXPIRED: { httpStatus: 410, retriable: false },
   PAYLOAD_TOO_LARGE: { httpStatus: 413, retriable: false },
   ADMISSION_REJECT: { httpStatus: 429, retriable: true },
   QUEUE_FULL_DROP_LRU: { httpStatus: 429, retriable: true },

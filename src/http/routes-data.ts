@@ -7,7 +7,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Authenticator } from './auth.js';
 import type { Logger } from '../util/logger.js';
 import type { TaskRequest, TaskRequestValidator } from './openapi.js';
-import { parseLastEventId, relay } from './sse.js';
+import { relay, resumeAfter } from './sse.js';
 
 export interface DataRoutesOptions {
   readonly orchestrator: Orchestrator;
@@ -78,16 +78,21 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
 
   app.get<IdParams>('/v1/tasks/:id/stream', async (req, reply) => {
     const task = o.orchestrator.task(principal(req), req.params.id);
+    // Refusals must come before the hijack: afterwards the error handler cannot answer.
+    const afterSeq = resumeAfter(task.log, req.headers['last-event-id'], task.spec.taskId);
     reply.hijack();
     o.metrics.inc('sse_clients_connected', {});
     try {
       await relay(reply.raw, {
         log: task.log,
-        afterSeq: parseLastEventId(req.headers['last-event-id']),
-        headers: { 'X-Correlation-Id': req.correlationId },
+        afterSeq,
+        // The stream belongs to the task: its events join the enqueue's logs and traces.
+        headers: { 'X-Correlation-Id': task.spec.correlationId },
         heartbeatMs: o.heartbeatMs,
         onDisconnect: () => {
-          if (o.cancelOnDisconnect && !task.terminal) o.orchestrator.cancel(principal(req), task.spec.taskId);
+          // The relay has left the log by now: other listeners are other readers still watching.
+          if (o.cancelOnDisconnect && !task.terminal && task.log.listenerCount === 0)
+            o.orchestrator.cancel(principal(req), task.spec.taskId);
         },
       });
     } finally {

@@ -93,6 +93,16 @@ export function registerProviderStates(app: FastifyInstance, o: ProviderStatesOp
     'the pool has measured its decode rate': finished,
     'a task that failed mid-stream': finished,
     'a session with one finished turn': finished,
+    'a finished task whose early events were dropped': async (p) => {
+      // Brought about by the configured bound (`sse.max_events_per_task`), not by editing the log.
+      await finished(p);
+      const log = task(p, str(p, 'task_id')).log;
+      if (log.unretained(0) === undefined)
+        throw new OrchError(
+          'INTERNAL',
+          `provider state: all ${log.lastSeq} events are retained; lower sse.max_events_per_task or raise max_tokens`,
+        );
+    },
     'a running task': async (p) => {
       const id = await submit(p);
       await until(() => task(p, id).log.lastSeq >= 1, `task ${id} to start streaming`);

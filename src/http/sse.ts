@@ -1,11 +1,11 @@
 /**
- * SSE relay of a task's event log (SPEC §2.2): replay from `started` (or after `Last-Event-ID`),
- * then live events, then close after the terminal event. The stream only reads the log, so a slow
- * or absent client never blocks the producer.
+ * SSE relay of a task's event log (SPEC §2.2, §17): replay from `started` (or after
+ * `Last-Event-ID`), then live events, then close after the terminal event, which is always sent.
+ * The stream only reads the log, so a slow or absent client never blocks the producer.
  */
 import type { ServerResponse } from 'node:http';
-import type { LoggedEvent } from '../tasks/event-log.js';
-import type { EventLog } from '../tasks/event-log.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { EventLogReader, LoggedEvent } from '../tasks/event-log.js';
 
 /** `event: <name>\nid: <seq>\ndata: <one-line JSON>\n\n` (ORCH-2002). */
 export function formatSse(e: LoggedEvent): string {
@@ -19,11 +19,39 @@ export function parseLastEventId(header: string | string[] | undefined): number 
   return Number(v.trim());
 }
 
+/**
+ * Where a stream request resumes, checked before the response starts so that a refusal is a
+ * normal error envelope: an id the client cannot have seen (beyond a live task's last event) is
+ * `INVALID_PARAMS`; a read that would skip events the log no longer holds is `EVENTS_EXPIRED`,
+ * never a silent gap. An ended task accepts any id: its terminal event is still sent.
+ */
+export function resumeAfter(
+  log: EventLogReader,
+  lastEventId: string | string[] | undefined,
+  taskId: string,
+): number {
+  const afterSeq = parseLastEventId(lastEventId);
+  if (!log.closed && afterSeq > log.lastSeq)
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `Last-Event-ID ${afterSeq} is beyond the stream of task '${taskId}': its last event is seq ${log.lastSeq}`,
+    );
+  const missing = log.unretained(afterSeq);
+  if (missing !== undefined)
+    throw new OrchError(
+      'EVENTS_EXPIRED',
+      `events ${missing.from}..${missing.to} of task '${taskId}' are no longer retained ` +
+        `(sse.max_events_per_task keeps 'started' and the newest events); to continue without them, ` +
+        `resume with Last-Event-ID: ${missing.to}`,
+    );
+  return afterSeq;
+}
+
 export interface SseRelayOptions {
-  readonly log: EventLog;
+  readonly log: EventLogReader;
   readonly afterSeq: number;
   readonly headers: Record<string, string>;
-  /** Called once when the client goes away before the stream ended. */
+  /** Called once when the client goes away before the stream ended, after it left the log. */
   readonly onDisconnect: () => void;
   readonly heartbeatMs: number;
 }
@@ -54,7 +82,9 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
     heartbeat.unref();
     res.on('close', () => finish(false));
 
-    let last = opts.afterSeq;
+    // A client past the terminal event still gets it: a stream always ends with one.
+    const from = opts.log.closed ? Math.min(opts.afterSeq, opts.log.lastSeq - 1) : opts.afterSeq;
+    let last = from;
     let corked = false;
     const write = (e: LoggedEvent): void => {
       if (e.seq <= last) return;
@@ -71,14 +101,9 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
       res.write(formatSse(e));
       if (e.event.type === 'end' || e.event.type === 'error') finish(true);
     };
-    for (const e of opts.log.since(opts.afterSeq)) {
+    for (const e of opts.log.since(from)) {
       write(e);
       if (done) return;
-    }
-    if (opts.log.closed) {
-      // Nothing left to wait for (e.g. resumed after the terminal event).
-      finish(true);
-      return;
     }
     unsubscribe = opts.log.subscribe(write);
   });

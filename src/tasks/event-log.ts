@@ -8,19 +8,38 @@ export interface LoggedEvent {
 
 export type EventListener = (e: LoggedEvent) => void;
 
+/** Inclusive range of sequence numbers. */
+export interface SeqRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+/** What readers (the SSE relay, observers) may use: everything but `append`. */
+export type EventLogReader = Omit<EventLog, 'append'>;
+
 /**
  * Append-only, bounded log of one task's SSE events. Streams only read it, so late subscribers
- * and `Last-Event-ID` resumes replay from the log, and a slow client never blocks the producer.
+ * and `Last-Event-ID` resumes replay from it, and a slow client never blocks the producer.
+ *
+ * At most `maxEvents` events are kept: the first one (`started`) and the newest ones after it.
+ * Older events fall out of a ring, so the events after `started` are always one contiguous run
+ * and a reader can be told exactly which ones it can no longer get (`unretained`).
  */
 export class EventLog {
-  readonly #events: LoggedEvent[] = [];
+  #head: LoggedEvent | undefined;
+  /** Events after the head; a ring once it holds `#tailCapacity`, oldest at `#oldest`. */
+  readonly #tail: LoggedEvent[] = [];
+  readonly #tailCapacity: number;
+  #oldest = 0;
+  /** Events after the head that fell out of the ring: seqs 2 .. dropped + 1. */
+  #dropped = 0;
   readonly #listeners = new Set<EventListener>();
-  readonly #maxEvents: number;
   #nextSeq = 1;
   #closed = false;
 
   constructor(maxEvents: number) {
-    this.#maxEvents = Math.max(2, maxEvents);
+    // Room for `started` and the terminal event at least.
+    this.#tailCapacity = Math.max(2, maxEvents) - 1;
   }
 
   get closed(): boolean {
@@ -32,18 +51,32 @@ export class EventLog {
     return this.#listeners.size > 0;
   }
 
+  /** Stream clients listening now. */
+  get listenerCount(): number {
+    return this.#listeners.size;
+  }
+
   get lastSeq(): number {
     return this.#nextSeq - 1;
+  }
+
+  /** Events held now (at most the bound). */
+  get size(): number {
+    return (this.#head === undefined ? 0 : 1) + this.#tail.length;
   }
 
   /** Append an event; a terminal event (`end`/`error`) closes the log. Appends after close are ignored. */
   append(event: TaskEvent): LoggedEvent | undefined {
     if (this.#closed) return undefined;
     const logged: LoggedEvent = { seq: this.#nextSeq++, event };
-    this.#events.push(logged);
-    if (this.#events.length > this.#maxEvents) {
-      // Keep `started` (always first) so every reader still sees the stream's head.
-      this.#events.splice(1, 1);
+    if (this.#head === undefined) this.#head = logged;
+    else if (this.#tail.length < this.#tailCapacity) this.#tail.push(logged);
+    else {
+      // Overwrite the oldest slot: O(1) however long the stream, where shifting a 100k array
+      // per token would not be.
+      this.#tail[this.#oldest] = logged;
+      this.#oldest = (this.#oldest + 1) % this.#tailCapacity;
+      this.#dropped++;
     }
     if (event.type === 'end' || event.type === 'error') this.#closed = true;
     for (const l of this.#listeners) l(logged);
@@ -51,10 +84,28 @@ export class EventLog {
     return logged;
   }
 
-  /** Events with seq greater than `afterSeq`, in order. */
+  /**
+   * The seqs a reader that has seen everything up to `afterSeq` would need but the log no longer
+   * holds; undefined when `since(afterSeq)` is complete. A reader from the start (0) gets the
+   * head, so it misses whatever fell out after it.
+   */
+  unretained(afterSeq: number): SeqRange | undefined {
+    const from = Math.max(afterSeq, 1) + 1;
+    const to = this.#dropped + 1;
+    return from <= to ? { from, to } : undefined;
+  }
+
+  /** Retained events with seq greater than `afterSeq`, in order (check `unretained` first). */
   since(afterSeq: number): readonly LoggedEvent[] {
-    if (afterSeq <= 0) return [...this.#events];
-    return this.#events.filter((e) => e.seq > afterSeq);
+    const out: LoggedEvent[] = [];
+    if (this.#head !== undefined && this.#head.seq > afterSeq) out.push(this.#head);
+    const n = this.#tail.length;
+    const firstSeq = this.#dropped + 2;
+    for (let k = Math.max(0, afterSeq + 1 - firstSeq); k < n; k++) {
+      const e = this.#tail[(this.#oldest + k) % n];
+      if (e !== undefined) out.push(e);
+    }
+    return out;
   }
 
   /** Listen for new events; returns an unsubscribe function. No-op once closed. */

@@ -305,6 +305,45 @@ const dataPlane: Interaction[] = [
   },
   {
     state: 'a running task',
+    params: { task_id: uuid(22), model_ref: 'pact-slow', max_tokens: 1000 },
+    description: 'a stream resumed after an event the task has not sent',
+    request: get(`/v1/tasks/${uuid(22)}/stream`, A, {
+      Accept: 'text/event-stream',
+      'Last-Event-ID': '1000000',
+    }),
+    response: envelope(400, 'INVALID_PARAMS', false, {
+      message: M.regex(
+        '^Last-Event-ID [0-9]+ is beyond .*',
+        'Last-Event-ID 1000000 is beyond the stream: its last event is seq 3',
+      ),
+    }),
+    run: async (c) =>
+      void (await fails(
+        c.alice.streamTask(uuid(22), { lastEventId: 1_000_000 }).next(),
+        400,
+        'INVALID_PARAMS',
+      )),
+  },
+  {
+    state: 'a finished task whose early events were dropped',
+    params: { task_id: uuid(23), model_ref: 'pact-sim', max_tokens: 64 },
+    description: 'a stream of a task whose early events are no longer retained',
+    request: get(`/v1/tasks/${uuid(23)}/stream`, A, { Accept: 'text/event-stream' }),
+    response: envelope(410, 'EVENTS_EXPIRED', false, {
+      message: M.regex(
+        '.*resume with Last-Event-ID: [0-9]+$',
+        'events 2..50 are no longer retained; to continue without them, resume with Last-Event-ID: 50',
+      ),
+    }),
+    run: async (c) => {
+      const e = await fails(c.alice.streamTask(uuid(23)).next(), 410, 'EVENTS_EXPIRED');
+      expect(e.retriable).toBe(false);
+      // The refusal tells the client where it can knowingly resume.
+      expect(e.message).toMatch(/Last-Event-ID: 50/);
+    },
+  },
+  {
+    state: 'a running task',
     params: { task_id: uuid(16), model_ref: 'pact-slow', max_tokens: 1000 },
     description: 'a cancel of a running task',
     request: { method: 'POST', path: `/v1/tasks/${uuid(16)}/cancel`, headers: bearer(A) },

@@ -129,6 +129,10 @@ describe('consumer: the typed client against the Pact mock', () => {
     expect(new Set(enqueue.map((x) => x.response.status))).toEqual(
       new Set([202, 400, 401, 403, 409, 413, 422, 429, 500, 503]),
     );
+    const stream = pact.interactions.filter(
+      (x) => x.request.method === 'GET' && x.request.path.endsWith('/stream'),
+    );
+    expect(new Set(stream.map((x) => x.response.status))).toEqual(new Set([200, 400, 401, 404, 410]));
   });
 });
 
@@ -153,6 +157,9 @@ describe('provider: a real orchestrator honours every interaction', () => {
         ],
       },
       limits: { body_limit_bytes: 16_384 },
+      // Small enough that a 64-token task drops early events (the 410 interaction), large enough
+      // for the streams replayed in full.
+      sse: { max_events_per_task: 16 },
       storage: { max_artifact_bytes: 4096 },
       fairness: { tenants: [{ id: 'limited', rps: 0.001, burst: 1 }] },
       catalog: { trust_policy: 'permissive' },

@@ -61,7 +61,8 @@ describe('POST /v1/tasks → GET /v1/tasks/{id}/stream (ORCH-2001, ORCH-2002)', 
     const s = await readStream(h.url, body.task_id, { key: A, headers: { 'x-correlation-id': 'corr-123' } });
     expect(s.status).toBe(200);
     expect(s.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    expect(s.headers.get('x-correlation-id')).toBe('corr-123');
+    // The stream carries the task's correlation id (its enqueue's), not the reader's (SPEC §17).
+    expect(s.headers.get('x-correlation-id')).toBe(r.headers.get('x-correlation-id'));
     // ORCH-2002 framing: `event: <name>\nid: <seq>\ndata: <one-line JSON>\n\n`, nothing else.
     expect(s.raw).toMatch(/^(event: (started|token|metrics|end)\nid: \d+\ndata: [^\n]+\n\n)+$/);
     const names = s.events.map((e) => e.event);
@@ -192,6 +193,44 @@ describe('sessions (ORCH-2004/2005, ORCH-3021..3023)', () => {
     }
     const g = await call(h.url, 'GET', `/v1/sessions/${session}`, { key: A });
     expect(g.json).toMatchObject({ turns: 1 });
+  });
+
+  it("DELETE cancels the session's running task and erases its KV slot on llama-server (SPEC §17 §2.4)", async () => {
+    const session = randomUUID();
+    const first = task('tiny', { session_id: session, max_tokens: 8 });
+    await enqueue(first);
+    await readStream(h.url, first.task_id, { key: A });
+    const g = await call(h.url, 'GET', `/v1/sessions/${session}`, { key: A });
+    const replicaId = (g.json as { replica_id: string }).replica_id;
+    const replica = h.running.orchestrator.pools[0]?.replica(replicaId);
+    if (!replica) throw new Error(`no replica ${replicaId}`);
+    const cached = async () => {
+      const r = await fetch(`${replica.adapter.baseUrl}/slots`);
+      const slots = (await r.json()) as { n_prompt_tokens?: number }[];
+      return slots.reduce((n, s) => n + (s.n_prompt_tokens ?? 0), 0);
+    };
+    expect(await cached()).toBeGreaterThan(0);
+    // Another tenant using the same id has a separate session and leaves the owner's alone.
+    const bob = task('tiny', { session_id: session, max_tokens: 2 });
+    expect((await enqueue(bob, KEYS.bob)).status).toBe(202);
+    await readStream(h.url, bob.task_id, { key: KEYS.bob });
+    const owner = await call(h.url, 'GET', `/v1/sessions/${session}`, { key: A });
+    expect(owner.json).toMatchObject({ turns: 1, replica_id: replicaId });
+    const bobView = await call(h.url, 'GET', `/v1/sessions/${session}`, { key: KEYS.bob });
+    expect(bobView.json).toMatchObject({ turns: 1 });
+    await call(h.url, 'DELETE', `/v1/sessions/${session}`, { key: KEYS.bob });
+    expect((await call(h.url, 'GET', `/v1/sessions/${session}`, { key: A })).status).toBe(200);
+    // A turn still running is canceled (test/orchestrator/admission.test.ts proves that without
+    // a race); here it may also have finished first, on a fast engine. Either way it ends once.
+    const long = task('tiny', { session_id: session, max_tokens: 1_500, prompt: 'x' });
+    await enqueue(long);
+    const d = await call(h.url, 'DELETE', `/v1/sessions/${session}`, { key: A });
+    expect(d.status).toBe(204);
+    const s = await readStream(h.url, long.task_id, { key: A });
+    expect(s.events.filter((e) => e.event === 'end' || e.event === 'error')).toHaveLength(1);
+    const until = Date.now() + 10_000;
+    while ((await cached()) > 0 && Date.now() < until) await sleep(50);
+    expect(await cached()).toBe(0);
   });
 
   it('DELETE removes the session (204), then 404', async () => {

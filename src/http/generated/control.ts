@@ -346,7 +346,7 @@ export interface components {
             supported_workloads: ("completion" | "embedding" | "rerank")[];
         };
         /** @enum {string} */
-        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
+        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
         /** @description Body of every non-2xx JSON response (ORCH-2006, OC-CTRL-2030/2031). */
         ErrorEnvelope: {
             code: components["schemas"]["ErrorCode"];

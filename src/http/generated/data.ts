@@ -98,6 +98,14 @@ export interface paths {
          *     A client that connects late receives every event from `started`; with `Last-Event-ID`
          *     the stream resumes after that event. Payload schemas: `SseStarted`, `SseToken`,
          *     `SseMetrics`, `SseEnd`, `SseError`. Lines starting with `:` are keep-alive comments.
+         *
+         *     The terminal event is always delivered: resuming an ended task with an id at or past its
+         *     terminal event sends just that event, then closes. Each task keeps at most
+         *     `sse.max_events_per_task` events: `started` and the newest ones. A read that would skip
+         *     events no longer kept is refused with `410 EVENTS_EXPIRED` before the stream starts, never
+         *     served with a gap; the message names the dropped ids and the `Last-Event-ID` to resume
+         *     after them knowingly. The stream's `X-Correlation-Id` is the task's (from its enqueue),
+         *     so its events join that request's logs and traces; error responses carry this request's.
          */
         get: operations["streamTask"];
         put?: never;
@@ -132,7 +140,7 @@ export interface components {
         /** @enum {string} */
         Engine: "llamacpp" | "vllm" | "tgi" | "triton";
         /** @enum {string} */
-        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
+        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
         /**
          * @description Body of every non-2xx JSON response (ORCH-2006, OC-CTRL-2030/2031).
          * @example {
@@ -354,6 +362,28 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /**
+         * @description `EVENTS_EXPIRED`: the stream would skip events that fell out of the task's bounded event
+         *     log (`sse.max_events_per_task` keeps `started` and the newest events). Not retriable: the
+         *     same request is refused again. To continue without the dropped events, resume with the
+         *     `Last-Event-ID` the message names.
+         */
+        EventsExpired: {
+            headers: {
+                "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": "EVENTS_EXPIRED",
+                 *       "message": "events 2..9001 of task '3f1b7c5e-8a2d-4e6f-9b1a-2c3d4e5f6a7b' are no longer retained (sse.max_events_per_task keeps 'started' and the newest events); to continue without them, resume with Last-Event-ID: 9001",
+                 *       "retriable": false
+                 *     }
+                 */
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
@@ -616,7 +646,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Resume after this event id. */
+                /**
+                 * @description Resume after this event id. An id past the last event of a running task is refused
+                 *     (`400`); a malformed one is ignored (replay from `started`).
+                 */
                 "Last-Event-ID"?: string;
                 /** @description Echoed on the response; generated when absent or malformed. */
                 "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
@@ -631,16 +664,35 @@ export interface operations {
             /** @description The task's event stream. */
             200: {
                 headers: {
-                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    /** @description Correlation id of the task (the one of its enqueue), not of this request. */
+                    "X-Correlation-Id": string;
                     [name: string]: unknown;
                 };
                 content: {
                     "text/event-stream": string;
                 };
             };
+            /** @description `INVALID_PARAMS`: `Last-Event-ID` is past the last event of a running task, so the client cannot have seen it. */
+            400: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "code": "INVALID_PARAMS",
+                     *       "message": "Last-Event-ID 5000 is beyond the stream of task '3f1b7c5e-8a2d-4e6f-9b1a-2c3d4e5f6a7b': its last event is seq 42",
+                     *       "retriable": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            410: components["responses"]["EventsExpired"];
             500: components["responses"]["Internal"];
         };
     };
