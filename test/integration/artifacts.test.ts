@@ -95,12 +95,27 @@ describe('durability (SPEC §8)', () => {
   const CLI = 'dist/src/cli/llorch.js';
   const KEY = 'durable-key-1';
   let serve: ChildProcess | undefined;
+  const started: ChildProcess[] = [];
+  /**
+   * kill -9 of the orchestrator's process group: the orchestrator and the engines it started go
+   * together, so the suite leaves no process behind (an orphaned engine is a separate matter).
+   */
+  const kill9 = (child: ChildProcess | undefined): void => {
+    if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+  };
 
   async function start(file: string): Promise<string> {
     const child = spawn(process.execPath, [CLI, 'serve', '--config', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     serve = child;
+    started.push(child);
     let out = '';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`serve not ready:\n${out}`)), 30_000);
@@ -117,7 +132,7 @@ describe('durability (SPEC §8)', () => {
     });
   }
   afterAll(() => {
-    serve?.kill('SIGKILL');
+    for (const child of started) kill9(child);
   });
 
   it('artifacts stored through the CLI survive kill -9 of the orchestrator', async () => {
@@ -153,7 +168,7 @@ describe('durability (SPEC §8)', () => {
       'keep',
     ]);
     const ref = JSON.parse(stdout) as Ref;
-    serve?.kill('SIGKILL');
+    kill9(serve);
     await new Promise((r) => serve?.once('exit', r));
     url = await start(file);
     const got = JSON.parse(
@@ -189,7 +204,7 @@ describe('durability (SPEC §8)', () => {
     let url = await start(file);
     await run(process.execPath, [CLI, 'catalog', 'add', 'm', '--source', model, '--url', url]);
     await run(process.execPath, [CLI, 'catalog', 'state', 'm', 'Active', '--url', url]);
-    serve?.kill('SIGKILL');
+    kill9(serve);
     await new Promise((r) => serve?.once('exit', r));
     url = await start(file);
     const shown = JSON.parse(
@@ -225,7 +240,7 @@ describe('durability (SPEC §8)', () => {
       ]);
     let url = await start(file);
     await submit(url); // ~3 prompt tokens + 20 generated: 23 of 40
-    serve?.kill('SIGKILL');
+    kill9(serve);
     await new Promise((r) => serve?.once('exit', r));
     url = await start(file);
     const second = await submit(url).catch((e: unknown) => e as { code: number; stderr: string });
