@@ -23,7 +23,7 @@ import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { TenantQuotas } from '../scheduler/tenant-quotas.js';
-import { costOf, remaining, type SessionUsage } from '../sessions/budget.js';
+import { costOf, emptyUsage, hasSessionBudget, remaining, type SessionUsage } from '../sessions/budget.js';
 import type { SessionLedger } from '../sessions/session-ledger.js';
 import type { Session, SessionStore } from '../sessions/session-store.js';
 import {
@@ -174,8 +174,11 @@ export class Admission {
    */
   async guardrails(principal: Principal, input: SubmitInput, pool: PoolRuntime): Promise<Guarded> {
     const output = input.workload === 'completion' ? input.maxTokens : 0;
-    const durable = await this.#o.ledger.committed(principal.tenant, input.sessionId, pool.config.budgets);
-    checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
+    const budgets = hasSessionBudget(pool.config.budgets);
+    const durable = budgets
+      ? await this.#o.ledger.committed(principal.tenant, input.sessionId, pool.config.budgets)
+      : emptyUsage();
+    if (budgets) checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
     const promptTokens = await countPromptTokens(
       pool,
       input,
@@ -203,6 +206,7 @@ export class Admission {
     g: Guarded,
   ): void {
     const output = input.workload === 'completion' ? input.maxTokens : 0;
+    if (!hasSessionBudget(pool.config.budgets)) return;
     checkBudget(pool, this.#budgetUsage(principal, input, g.committed), g.promptTokens, output);
     const { wallMs } = pool.config.timeouts;
     const reservation = {
@@ -211,7 +215,15 @@ export class Admission {
       // Wall time is not known up front: the predicted service time, else the watchdog's bound.
       wallMs: pool.predictServiceMs(g.uncached, input.expectedTokens ?? output) ?? wallMs,
     };
-    charges.add(this.#o.ledger.reserve(principal.tenant, input.sessionId, input.taskId, reservation));
+    charges.add(
+      this.#o.ledger.reserve(
+        principal.tenant,
+        input.sessionId,
+        input.taskId,
+        reservation,
+        pool.config.budgets,
+      ),
+    );
   }
 
   /** Step 5: the tenant's rate bucket and concurrency quota (ORCH-3006, ORCH-3077). */

@@ -28,11 +28,22 @@ const add = (a: SessionUsage, b: SessionUsage): SessionUsage => ({
   wallMs: a.wallMs + b.wallMs,
   cost: a.cost + b.cost,
 });
+const sub = (a: SessionUsage, b: SessionUsage): SessionUsage => ({
+  tokens: a.tokens - b.tokens,
+  wallMs: a.wallMs - b.wallMs,
+  cost: a.cost - b.cost,
+});
+
+/** A session's reservations, with their running sum (a session may hold many tasks). */
+interface Reservations {
+  sum: SessionUsage;
+  readonly byTask: Map<string, SessionUsage>;
+}
 
 export class SessionLedger {
   readonly #o: SessionLedgerOptions;
   /** Per session key: the reservations of its accepted, unfinished tasks by task id. */
-  readonly #reserved = new Map<string, Map<string, SessionUsage>>();
+  readonly #reserved = new Map<string, Reservations>();
 
   constructor(opts: SessionLedgerOptions) {
     this.#o = opts;
@@ -56,25 +67,38 @@ export class SessionLedger {
 
   /** Sum of the reservations of the session's accepted tasks, leaving out `exceptTaskId`. */
   reserved(tenant: string, sessionId: string, exceptTaskId?: string): SessionUsage {
-    let sum = emptyUsage();
     const rs = this.#reserved.get(sessionKey(tenant, sessionId));
-    if (rs) for (const [id, r] of rs) if (id !== exceptTaskId) sum = add(sum, r);
-    return sum;
+    if (!rs) return emptyUsage();
+    const own = exceptTaskId === undefined ? undefined : rs.byTask.get(exceptTaskId);
+    return own ? sub(rs.sum, own) : { ...rs.sum };
   }
 
-  /** Reserves `usage` for a task; the returned function undoes it (a later admission step refused). */
-  reserve(tenant: string, sessionId: string, taskId: string, usage: SessionUsage): () => void {
+  /**
+   * Reserves `usage` for a task of a pool with session budgets (others need no accounting); the
+   * returned function undoes it (a later admission step refused).
+   */
+  reserve(
+    tenant: string,
+    sessionId: string,
+    taskId: string,
+    usage: SessionUsage,
+    limits: BudgetLimits,
+  ): () => void {
+    if (!hasSessionBudget(limits)) return () => undefined;
     const key = sessionKey(tenant, sessionId);
+    // A task holds one reservation: a second one replaces the first.
+    this.#release(key, taskId);
     let rs = this.#reserved.get(key);
-    if (!rs) this.#reserved.set(key, (rs = new Map<string, SessionUsage>()));
-    rs.set(taskId, { ...usage });
+    if (!rs) this.#reserved.set(key, (rs = { sum: emptyUsage(), byTask: new Map() }));
+    rs.byTask.set(taskId, { ...usage });
+    rs.sum = add(rs.sum, usage);
     return () => this.#release(key, taskId);
   }
 
   /** Number of tasks holding a reservation (tests: no reservation outlives its task). */
   get reservations(): number {
     let n = 0;
-    for (const rs of this.#reserved.values()) n += rs.size;
+    for (const rs of this.#reserved.values()) n += rs.byTask.size;
     return n;
   }
 
@@ -102,8 +126,10 @@ export class SessionLedger {
 
   #release(key: string, taskId: string): void {
     const rs = this.#reserved.get(key);
-    if (!rs) return;
-    rs.delete(taskId);
-    if (rs.size === 0) this.#reserved.delete(key);
+    const r = rs?.byTask.get(taskId);
+    if (!rs || !r) return;
+    rs.byTask.delete(taskId);
+    rs.sum = sub(rs.sum, r);
+    if (rs.byTask.size === 0) this.#reserved.delete(key);
   }
 }
