@@ -28,11 +28,21 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Session state (ORCH-2004) */
+        /**
+         * Session state (ORCH-2004)
+         * @description A session belongs to the tenant of the key that created it: another tenant using the same
+         *     `session_id` has a separate session and gets 404 for this one.
+         */
         get: operations["getSession"];
         put?: never;
         post?: never;
-        /** Delete a session and evict its KV (ORCH-2005) */
+        /**
+         * Delete a session and evict its KV (ORCH-2005)
+         * @description Cancels the session's queued and running tasks (their streams end with `end` carrying
+         *     `canceled: true`; `tasks_canceled_total{reason="session-deleted"}`) and erases the
+         *     session's KV on the replica holding it where the engine can erase per slot (llama.cpp);
+         *     on other engines the engine's own cache eviction reclaims it.
+         */
         delete: operations["deleteSession"];
         options?: never;
         head?: never;
@@ -74,7 +84,8 @@ export interface paths {
          * Cancel a task (ORCH-2003, ORCH-3017, ORCH-3026)
          * @description Removes a queued task or stops a running one and frees its engine slot. Once this call
          *     returned, no further `token` event is sent; the stream ends with `end` carrying
-         *     `canceled: true`. Canceling a finished task is a no-op (204).
+         *     `canceled: true`. Canceling a finished task is a no-op (204) for as long as its id is
+         *     remembered, also after its events are no longer retained.
          */
         post: operations["cancelTask"];
         delete?: never;
