@@ -336,36 +336,33 @@ export class Admission {
     evicted: readonly QueuedTask[],
   ): void {
     const policy = pool.config.queue.fullPolicy;
-    for (const v of evicted) {
-      const task = this.#o.table.get(v.id);
-      if (task)
-        this.#o.lifecycle.finish(task, pool, {
-          kind: 'evicted',
-          cause: 'full-queue',
-          error: {
-            code: 'QUEUE_FULL_DROP_LRU',
-            message: `evicted from the full queue of pool '${pool.id}' (policy ${policy}) to admit newer work`,
-            engine: pool.config.engine,
-            retriable: true,
-            ...(policy === 'shed-low-priority' ? { preempted: true } : {}),
-          },
-        });
-    }
-    for (const id of preempted) {
-      const task = this.#o.table.get(id);
-      if (task)
-        this.#o.lifecycle.finish(task, pool, {
-          kind: 'evicted',
-          cause: 'soft-preemption',
-          error: {
-            code: 'QUEUE_FULL_DROP_LRU',
-            message: `preempted while queued (soft preemption) to admit ${spec.priority} task ${spec.taskId} within its deadline`,
-            engine: pool.config.engine,
-            retriable: true,
-            preempted: true,
-          },
-        });
-    }
+    const why = `evicted from the full queue of pool '${pool.id}' (policy ${policy}) to admit newer work`;
+    for (const v of evicted) this.#evict(pool, v.id, 'full-queue', why, policy === 'shed-low-priority');
+    const soft = `preempted while queued (soft preemption) to admit ${spec.priority} task ${spec.taskId} within its deadline`;
+    for (const id of preempted) this.#evict(pool, id, 'soft-preemption', soft, true);
+  }
+
+  /** An evicted task's stream ends with `QUEUE_FULL_DROP_LRU` (SPEC §3.2, §3.5). */
+  #evict(
+    pool: PoolRuntime,
+    id: string,
+    cause: 'full-queue' | 'soft-preemption',
+    message: string,
+    preempted: boolean,
+  ): void {
+    const task = this.#o.table.get(id);
+    if (!task) return;
+    this.#o.lifecycle.finish(task, pool, {
+      kind: 'evicted',
+      cause,
+      error: {
+        code: 'QUEUE_FULL_DROP_LRU',
+        message,
+        engine: pool.config.engine,
+        retriable: true,
+        ...(preempted ? { preempted: true } : {}),
+      },
+    });
   }
 
   /** The tenant's session in this pool, when it has one. */

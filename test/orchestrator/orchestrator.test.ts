@@ -1,83 +1,14 @@
 /** The orchestrator core with in-process engines: lifecycle invariants, cancel races, evictions. */
-import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { validateConfig } from '../../src/config/load-config.js';
 import type { RawPool } from '../../src/config/schema.js';
-import type { SubmitInput } from '../../src/domain/submit.js';
 import { OrchError } from '../../src/errors/orch-error.js';
-import { OrchMetrics } from '../../src/metrics/metrics.js';
-import { Orchestrator } from '../../src/orchestrator/orchestrator.js';
+import type { Orchestrator } from '../../src/orchestrator/orchestrator.js';
 import { LOCAL_PRINCIPAL } from '../../src/http/auth.js';
-import { createLogger } from '../../src/util/logger.js';
-import { FakeSupervisor, StepAdapter } from '../support/fake-pool.js';
+import { closeCores, core, input } from '../support/core.js';
 
-const open: Orchestrator[] = [];
-afterEach(async () => {
-  for (const o of open.splice(0)) await o.close(0);
-});
+afterEach(closeCores);
 
-function setup(pool: Partial<RawPool> = {}, replicas = 1) {
-  const { config } = validateConfig({
-    profile: 'dev',
-    sse: { metrics_interval_ms: 10_000 },
-    pools: [
-      {
-        id: 'p',
-        engine: 'llamacpp',
-        model: { id: 'm', path: '/dev/null' },
-        ctx: 512,
-        devices: 'cpu',
-        ...pool,
-      },
-    ],
-  });
-  const adapter = new StepAdapter();
-  const sup = new FakeSupervisor(
-    'p',
-    Array.from({ length: replicas }, () => adapter),
-  );
-  const logger = createLogger({
-    level: process.env['TEST_LOG'] === '1' ? 'debug' : 'silent',
-    destination: new Writable({
-      write: (c, _e, cb) => {
-        if (process.env['TEST_LOG'] === '1') process.stderr.write(c as Buffer);
-        cb();
-      },
-    }),
-  });
-  const orch = new Orchestrator({
-    config,
-    supervisors: new Map([['p', sup]]),
-    metrics: new OrchMetrics({ processMetrics: false }),
-    logger,
-    clock: { now: () => Date.now() },
-  });
-  open.push(orch);
-  return { orch, adapter, sup };
-}
-
-function input(extra: Partial<SubmitInput> = {}): SubmitInput {
-  return {
-    taskId: randomUUID(),
-    sessionId: randomUUID(),
-    workload: 'completion',
-    modelRef: 'm',
-    engine: 'llamacpp',
-    ctx: 512,
-    priority: 'interactive',
-    seed: undefined,
-    determinism: 'strict',
-    samplerProfileVersion: 'v1',
-    prompt: 'hi',
-    inputs: undefined,
-    maxTokens: 5,
-    deadlineMs: 60_000,
-    expectedTokens: undefined,
-    kvHint: undefined,
-    ...extra,
-  };
-}
+const setup = (pool: Partial<RawPool> = {}, replicas = 1) => core({ pool, replicas });
 
 const tick = () => new Promise((r) => setImmediate(r));
 const types = (orch: Orchestrator, id: string) =>
