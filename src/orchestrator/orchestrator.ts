@@ -141,6 +141,8 @@ export class Orchestrator {
       table: this.#table,
       retentionMs: config.sse.retentionMs,
       maxEventsPerTask: config.sse.maxEventsPerTask,
+      onObserverError: (err, step, task) =>
+        logger.error({ err, step, job_id: task.spec.taskId }, 'task observer failed'),
       observers: [
         quotaRelease(this.#quotas),
         budgetSettlement(this.#ledger),

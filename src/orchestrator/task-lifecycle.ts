@@ -63,6 +63,8 @@ export interface TaskLifecycleOptions {
   readonly retentionMs: number;
   readonly maxEventsPerTask: number;
   readonly observers: readonly TaskObserver[];
+  /** An observer threw: the step stands, the other observers still run. */
+  readonly onObserverError?: (err: unknown, step: keyof TaskObserver, task: TaskView) => void;
 }
 
 export class TaskLifecycle {
@@ -83,7 +85,7 @@ export class TaskLifecycle {
       type: 'started',
       data: { queue_position: a.position, predicted_start_ms: a.predictedStartMs },
     });
-    for (const o of this.#observers) o.accepted?.(task, pool, a);
+    this.#notify('accepted', task, (o) => o.accepted?.(task, pool, a));
     return task;
   }
 
@@ -94,7 +96,7 @@ export class TaskLifecycle {
     task.dispatchedAtMs = this.#o.clock.now();
     task.kvWarm = kvWarm;
     task.state = { kind: 'dispatched', replicaId };
-    for (const o of this.#observers) o.dispatched?.(task, pool);
+    this.#notify('dispatched', task, (o) => o.dispatched?.(task, pool));
   }
 
   /** Dispatched → streaming: generated tokens, one `token` event each, indices without gaps. */
@@ -104,7 +106,7 @@ export class TaskLifecycle {
       task.state = { kind: 'streaming', replicaId: task.replicaId };
       if (task.firstTokenAtMs === undefined) {
         task.firstTokenAtMs = this.#o.clock.now();
-        for (const o of this.#observers) o.firstToken?.(task, pool);
+        this.#notify('firstToken', task, (o) => o.firstToken?.(task, pool));
       }
     }
     // Text released for several tokens rides on the last one; ids are aligned to the end.
@@ -158,7 +160,7 @@ export class TaskLifecycle {
         kv_warmth: false,
       },
     });
-    for (const o of this.#observers) o.requeued?.(task, pool);
+    this.#notify('requeued', task, (o) => o.requeued?.(task, pool));
   }
 
   /**
@@ -187,9 +189,20 @@ export class TaskLifecycle {
         task.log.append({ type: 'error', data: t.error });
         break;
     }
-    for (const o of this.#observers) o.finished?.(task, pool, t);
+    this.#notify('finished', task, (o) => o.finished?.(task, pool, t));
     setTimeout(() => this.#o.table.drop(task), this.#o.retentionMs).unref();
     return true;
+  }
+
+  /** One observer's failure must not cost a task its quota release or budget settlement. */
+  #notify(step: keyof TaskObserver, task: TaskView, call: (o: TaskObserver) => void): void {
+    for (const o of this.#observers) {
+      try {
+        call(o);
+      } catch (err) {
+        this.#o.onObserverError?.(err, step, task);
+      }
+    }
   }
 }
 

@@ -186,3 +186,71 @@ describe('TaskLifecycle', () => {
     expect(table.usedBy('t1')).toBe('a');
   });
 });
+
+describe('TaskLifecycle observers', () => {
+  it('an observer that throws does not keep the others from running, nor the step from standing', () => {
+    const { config } = validateConfig({
+      profile: 'dev',
+      pools: [
+        { id: 'p', engine: 'llamacpp', model: { id: 'm', path: '/dev/null' }, ctx: 512, devices: 'cpu' },
+      ],
+    });
+    const poolConfig = config.pools[0];
+    if (!poolConfig) throw new Error('no pool');
+    const clock = { now: () => 0 };
+    const pool = new PoolRuntime(poolConfig, new FakeSupervisor('p', [new StepAdapter()]), {
+      weights: config.fairness.weights,
+      tenantWeight: () => 1,
+      mode: 'wfq',
+      deadlineSlackTokens: 0,
+      clock,
+    });
+    const seen: string[] = [];
+    const errors: string[] = [];
+    const lifecycle = new TaskLifecycle({
+      clock,
+      table: new TaskTable({ rememberedIds: 10 }),
+      retentionMs: 60_000,
+      maxEventsPerTask: 100,
+      onObserverError: (_err, step) => errors.push(step),
+      observers: [
+        {
+          finished: () => {
+            throw new Error('broken observer');
+          },
+        },
+        { finished: (t) => seen.push(t.state.kind) },
+      ],
+    });
+    const task = lifecycle.accept(
+      {
+        taskId: 'x',
+        sessionId: 's',
+        tenant: 'a',
+        workload: 'completion',
+        modelRef: 'm',
+        engine: 'llamacpp',
+        ctx: 512,
+        priority: 'batch',
+        seed: 1,
+        determinism: 'strict',
+        samplerProfileVersion: 'v1',
+        prompt: 'hi',
+        inputs: undefined,
+        maxTokens: 1,
+        deadlineMs: 1_000,
+        expectedTokens: undefined,
+        kvHint: undefined,
+        promptTokens: 2,
+        correlationId: 'c',
+        acceptedAtMs: 0,
+      },
+      pool,
+      { cost: 3, position: 0, predictedStartMs: 0, kvWarm: false },
+    );
+    lifecycle.finish(task, pool, { kind: 'failed', error: { code: 'INTERNAL', message: 'x' } });
+    expect(seen).toEqual(['failed']);
+    expect(errors).toEqual(['finished']);
+    expect(task.log.since(0).at(-1)?.event.type).toBe('error');
+  });
+});
