@@ -13,21 +13,14 @@ import type { OrchMetrics } from '../metrics/metrics.js';
 import type { PoolSupervisor } from '../pool/replica.js';
 import { ShareTracker } from '../scheduler/share-tracker.js';
 import { TenantQuotas } from '../scheduler/tenant-quotas.js';
-import {
-  costOf,
-  hasSessionBudget,
-  remaining,
-  type BudgetRemaining,
-  type SessionUsage,
-} from '../sessions/budget.js';
+import { remaining, type BudgetRemaining, type SessionUsage } from '../sessions/budget.js';
 import { SessionLedger, type DurableLedger } from '../sessions/session-ledger.js';
 import { SessionStore, type Session } from '../sessions/session-store.js';
 import type { TaskTracer } from '../tracing/task-tracer.js';
 import type { Logger } from '../util/logger.js';
 import { Admission } from './admit.js';
-import { Dispatcher, replicaExhausted } from './dispatcher.js';
+import { Dispatcher } from './dispatcher.js';
 import { FleetGauges } from './fleet-gauges.js';
-import { onTimeProbability } from './on-time.js';
 import { PoolControl } from './pool-control.js';
 import { PoolRuntime } from './pool-runtime.js';
 import {
@@ -39,9 +32,10 @@ import {
   taskSpans,
 } from './task-accounting.js';
 import { TaskLifecycle, type CancelReason } from './task-lifecycle.js';
-import { runMs, type TaskRecord, type TaskView } from './task-record.js';
+import type { TaskRecord, TaskView } from './task-record.js';
 import { TaskTable } from './task-table.js';
-import { queueDepthObserver, taskTelemetry } from './task-telemetry.js';
+import { queueDepthObserver, refusalTelemetry, taskTelemetry } from './task-telemetry.js';
+import { PeriodicWork } from './periodic-work.js';
 
 export { defaultSeed } from './admit.js';
 export { runMs } from './task-record.js';
@@ -103,7 +97,6 @@ export class Orchestrator {
   readonly #timers: NodeJS.Timeout[] = [];
   /** Per pool: unsubscribes from its current supervisor (which a reload replaces). */
   readonly #poolListeners = new Map<string, () => void>();
-  #sweeps = 0;
   #closing = false;
 
   constructor(opts: OrchestratorOptions) {
@@ -166,7 +159,7 @@ export class Orchestrator {
       clock,
       route: opts.route,
       modelState: opts.modelState,
-      onRefused: (r) => this.#refused(r),
+      onRefused: refusalTelemetry(metrics, logger, clock, opts.tracer),
     });
     this.#dispatcher = new Dispatcher({
       lifecycle: this.#lifecycle,
@@ -214,8 +207,17 @@ export class Orchestrator {
       );
       this.#onReplicaChange(pool);
     }
-    this.#timers.push(setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref());
-    this.#timers.push(setInterval(() => this.#metricsFrames(), config.sse.metricsIntervalMs).unref());
+    const periodic = new PeriodicWork({
+      pools: this.#pools,
+      table: this.#table,
+      lifecycle: this.#lifecycle,
+      sessions: this.#sessions,
+      ledger: this.#ledger,
+      gauges: this.#gauges,
+      clock,
+    });
+    this.#timers.push(setInterval(() => periodic.sweep(), SWEEP_INTERVAL_MS).unref());
+    this.#timers.push(setInterval(() => periodic.metricsFrames(), config.sse.metricsIntervalMs).unref());
   }
 
   /** Tenants with configured weights and quotas (capabilities' rate limits). */
@@ -415,53 +417,6 @@ export class Orchestrator {
     await this.#dispatcher.idle();
   }
 
-  /** One log line, a counter and a span per refused admission (SPEC §12). */
-  #refused(r: Parameters<ConstructorParameters<typeof Admission>[0]['onRefused']>[0]): void {
-    const { principal, input, correlationId, error: err, pool } = r;
-    if (pool) this.#o.metrics.inc('tasks_rejected_total', { engine: pool.config.engine, reason: err.code });
-    this.#o.tracer?.rejected({
-      correlationId,
-      tenant: principal.tenant,
-      taskId: input.taskId,
-      code: err.code,
-      atMs: this.#o.clock.now(),
-      poolId: pool?.id,
-    });
-    this.#o.logger.info(
-      {
-        event: 'admission.rejected',
-        job_id: input.taskId,
-        session_id: input.sessionId,
-        tenant_id: principal.tenant,
-        correlation_id: correlationId,
-        engine: pool?.config.engine ?? input.engine,
-        pool_id: pool?.id,
-        model_ref: input.modelRef,
-        priority: input.priority,
-        code: err.code,
-      },
-      err.message,
-    );
-  }
-
-  /** Budget remainders of a running task's session, counting what the task used so far. */
-  budgetRemainders(task: TaskView): Record<string, number> {
-    const pool = this.#poolOf(task);
-    if (!hasSessionBudget(pool.config.budgets)) return {};
-    const tokensIn = task.tokensIn || task.spec.promptTokens;
-    const usage = this.#ledger.inFlight(task.spec.tenant, task.spec.sessionId, task.spec.taskId, {
-      tokens: tokensIn + task.tokensOut,
-      wallMs: runMs(task, this.#o.clock.now()),
-      cost: costOf(pool.config.prices, tokensIn, task.tokensOut),
-    });
-    const r = remaining(usage, pool.config.budgets);
-    const out: Record<string, number> = {};
-    if (r.tokens !== undefined) out['tokens_remaining'] = r.tokens;
-    if (r.wallMs !== undefined) out['time_remaining_ms'] = Math.floor(r.wallMs);
-    if (r.cost !== undefined) out['cost_remaining'] = r.cost;
-    return out;
-  }
-
   #poolOf(task: TaskView): PoolRuntime {
     const pool = this.#poolById(task.poolId);
     if (!pool) throw new Error(`unknown pool ${task.poolId}`);
@@ -482,70 +437,5 @@ export class Orchestrator {
       if (task && !task.terminal) this.#dispatcher.abort(task, 'host-lost');
     }
     this.#dispatcher.pump(pool);
-  }
-
-  /** Queued tasks that can no longer meet their deadline end with REPLICA_EXHAUSTED (SPEC §2.5). */
-  #sweep(): void {
-    const now = this.#o.clock.now();
-    // Session expiry and the per-replica gauges walk every session: every 2 s is plenty, and
-    // keeps a 100k-task backlog from pausing admission five times a second.
-    if (this.#sweeps++ % 10 === 0) {
-      this.#sessions.sweep();
-      this.#gauges.refresh(this.#pools, this.#sessions.values());
-    }
-    for (const pool of this.#pools) {
-      // Under overload (more queued than free slots), a task that could not finish by its
-      // deadline even if it started now is ended early instead of waiting to fail (ETA-aware).
-      const overloaded = pool.queue.size > pool.freeSlots();
-      // Only entries due within the longest service time can be doomed: the deadline index
-      // hands over just those, so a deep queue with distant deadlines costs nothing here.
-      const horizon = overloaded ? (pool.predictor.serviceMsForCost(pool.queue.maxCost) ?? 0) : 0;
-      for (const entry of pool.queue.dueBy(now + horizon)) {
-        const task = this.#table.get(entry.id);
-        if (!task) continue;
-        const late = task.deadlineAtMs <= now;
-        if (!late && !(overloaded && pool.cannotMeet(entry.cost, task.deadlineAtMs))) continue;
-        this.#lifecycle.finish(
-          task,
-          pool,
-          replicaExhausted(
-            pool,
-            task,
-            late ? 'before its deadline' : 'in time: it cannot finish before its deadline',
-          ),
-        );
-      }
-    }
-  }
-
-  /** Periodic, additive-only SSE `metrics` frames for every live task (ORCH-3100). */
-  #metricsFrames(): void {
-    const now = this.#o.clock.now();
-    for (const task of this.#table.live()) {
-      const queued = task.state.kind === 'queued';
-      // A queued task nobody is streaming needs no status frame: at 100k queued tasks, frames
-      // for all of them would cost O(queue²) per period and grow every log.
-      if (queued && !task.log.watched) continue;
-      const pool = this.#poolOf(task);
-      const ahead = queued ? (pool.queue.positionOf(task.spec.taskId) ?? 0) : 0;
-      const remainingTokens = Math.max(0, task.spec.maxTokens - task.tokensOut);
-      const serviceMs = pool.predictServiceMs(0, remainingTokens);
-      const predictedFinishMs = (queued ? pool.predictStartMs(ahead) : 0) + (serviceMs ?? 0);
-      this.#lifecycle.metrics(task, {
-        queue_depth: pool.queue.size,
-        queue_position: ahead,
-        on_time_probability: onTimeProbability(predictedFinishMs, task.deadlineAtMs - now),
-        kv_warmth: task.kvWarm,
-        tokens_out: task.tokensOut,
-        // Unknown until the pool has measured its decode rate: omitted rather than guessed.
-        eta_ms:
-          serviceMs !== undefined && Number.isFinite(predictedFinishMs)
-            ? Math.max(0, Math.ceil(predictedFinishMs))
-            : undefined,
-        pool_id: pool.id,
-        ...this.budgetRemainders(task),
-        ...(task.replicaId === undefined ? {} : { replica_id: task.replicaId }),
-      });
-    }
   }
 }

@@ -2,7 +2,9 @@
  * Metrics and structured logs of a task's life (SPEC §12), as a lifecycle observer: the counters
  * and histograms of the metrics contract, queue-depth gauges, and one log line per step.
  */
-import type { Priority } from '../domain/types.js';
+import type { Clock, Priority } from '../domain/types.js';
+import type { TaskTracer } from '../tracing/task-tracer.js';
+import type { RefusalObserver } from './admit.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
 import { PRIORITIES } from '../domain/types.js';
@@ -173,5 +175,40 @@ export function taskTelemetry(
           return;
       }
     },
+  };
+}
+
+/** One log line, a counter and a span per refused admission (SPEC §12). */
+export function refusalTelemetry(
+  metrics: OrchMetrics,
+  logger: Logger,
+  clock: Clock,
+  tracer: TaskTracer | undefined,
+): RefusalObserver {
+  return ({ principal, input, correlationId, error: err, pool }) => {
+    if (pool) metrics.inc('tasks_rejected_total', { engine: pool.config.engine, reason: err.code });
+    tracer?.rejected({
+      correlationId,
+      tenant: principal.tenant,
+      taskId: input.taskId,
+      code: err.code,
+      atMs: clock.now(),
+      poolId: pool?.id,
+    });
+    logger.info(
+      {
+        event: 'admission.rejected',
+        job_id: input.taskId,
+        session_id: input.sessionId,
+        tenant_id: principal.tenant,
+        correlation_id: correlationId,
+        engine: pool?.config.engine ?? input.engine,
+        pool_id: pool?.id,
+        model_ref: input.modelRef,
+        priority: input.priority,
+        code: err.code,
+      },
+      err.message,
+    );
   };
 }
