@@ -21,9 +21,10 @@ export function parseLastEventId(header: string | string[] | undefined): number 
 
 /**
  * Where a stream request resumes, checked before the response starts so that a refusal is a
- * normal error envelope: an id the client cannot have seen (beyond a live task's last event) is
- * `INVALID_PARAMS`; a read that would skip events the log no longer holds is `EVENTS_EXPIRED`,
- * never a silent gap. An ended task accepts any id: its terminal event is still sent.
+ * normal error envelope: an id the client cannot have seen (beyond the task's last event so far,
+ * or beyond an ended task's terminal event) is `INVALID_PARAMS`; a read that would skip events
+ * the log no longer holds is `EVENTS_EXPIRED`, never a silent gap. Up to and including the
+ * terminal event's own id, an ended task's terminal event is still sent.
  */
 export function resumeAfter(
   log: EventLogReader,
@@ -31,7 +32,7 @@ export function resumeAfter(
   taskId: string,
 ): number {
   const afterSeq = parseLastEventId(lastEventId);
-  if (!log.closed && afterSeq > log.lastSeq)
+  if (afterSeq > log.lastSeq)
     throw new OrchError(
       'INVALID_PARAMS',
       `Last-Event-ID ${afterSeq} is beyond the stream of task '${taskId}': its last event is seq ${log.lastSeq}`,

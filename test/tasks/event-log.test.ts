@@ -130,9 +130,11 @@ describe('resumeAfter (Last-Event-ID)', () => {
     expect(e.message).toContain('6');
   });
 
-  it('lets any id through for an ended task: its terminal event is still due', () => {
+  it('lets an ended task be read up to its terminal event, which is still due; beyond it is a 400', () => {
     const log = logWith(100, 5, true);
-    expect(resumeAfter(log, '50', 'task-1')).toBe(50);
+    expect(resumeAfter(log, String(log.lastSeq), 'task-1')).toBe(log.lastSeq);
+    const e = refusal(() => resumeAfter(log, String(log.lastSeq + 1), 'task-1'));
+    expect([e.code, e.httpStatus]).toEqual(['INVALID_PARAMS', 400]);
   });
 
   it('refuses a read that would skip dropped events with EVENTS_EXPIRED (410)', () => {

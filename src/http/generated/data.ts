@@ -110,8 +110,9 @@ export interface paths {
          *     the stream resumes after that event. Payload schemas: `SseStarted`, `SseToken`,
          *     `SseMetrics`, `SseEnd`, `SseError`. Lines starting with `:` are keep-alive comments.
          *
-         *     The terminal event is always delivered: resuming an ended task with an id at or past its
-         *     terminal event sends just that event, then closes. Each task keeps at most
+         *     The terminal event is always delivered: resuming an ended task with its terminal event's
+         *     id sends just that event again, then closes; an id past the last event (of a running or an
+         *     ended task) is one the client cannot have seen, refused with `400 INVALID_PARAMS`. Each task keeps at most
          *     `sse.max_events_per_task` events: `started` and the newest ones. A read that would skip
          *     events no longer kept is refused with `410 EVENTS_EXPIRED` before the stream starts, never
          *     served with a gap; the message names the dropped ids and the `Last-Event-ID` to resume
@@ -683,7 +684,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description `INVALID_PARAMS`: `Last-Event-ID` is past the last event of a running task, so the client cannot have seen it. */
+            /** @description `INVALID_PARAMS`: `Last-Event-ID` is past the last event of the task (running or ended), so the client cannot have seen it. */
             400: {
                 headers: {
                     "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
