@@ -82,6 +82,10 @@ class Charges {
   undoAll(): void {
     for (const u of this.#undo.splice(0).reverse()) u();
   }
+  /** The request is admitted: what was charged stays charged. */
+  keep(): void {
+    this.#undo.length = 0;
+  }
 }
 
 /** What the guardrail step learned about the task. */
@@ -114,7 +118,7 @@ export class Admission {
       this.chargeQuotas(charges, principal, pool);
       const victims = this.planDeadline(pool, input, g);
       const plan = this.planQueue(principal, pool, input, g, victims);
-      return this.commit(principal, input, correlationId, pool, g, victims, plan);
+      return this.commit(charges, principal, input, correlationId, pool, g, victims, plan);
     } catch (err) {
       charges.undoAll();
       if (err instanceof OrchError)
@@ -293,6 +297,7 @@ export class Admission {
 
   /** The arrival is certain to be admitted: evict the planned victims, enqueue, start its stream. */
   commit(
+    charges: Charges,
     principal: Principal,
     input: SubmitInput,
     correlationId: string,
@@ -310,6 +315,7 @@ export class Admission {
       acceptedAtMs: q.entry.deadlineAtMs - input.deadlineMs,
     };
     const offer = pool.queue.commitOffer(q.entry, q.plan, victims.ids);
+    charges.keep();
     const session = this.#o.sessions.beginTurn(spec.tenant, spec.sessionId, pool.id);
     this.#o.ledger.adopt(session, g.committed);
     const predictedStartMs = Number.isFinite(victims.predictedStartMs) ? victims.predictedStartMs : 0;
