@@ -96,26 +96,55 @@ export function checkCtx(pool: PoolRuntime, input: SubmitInput): void {
   }
 }
 
-/** Step 4, part two: prompt tokens + max_tokens fit the context (ORCH-3015, OC-CORE-1021). */
+/**
+ * Step 4, part two: prompt tokens + max_tokens fit the context (ORCH-3015, OC-CORE-1021),
+ * counted by the engine's own tokenizer. Each ready replica gets `timeoutMs`, the least loaded
+ * and not recently failed first; one that times out or fails is passed over (and tried last for
+ * a while), so a frozen replica costs one short wait, not every request. When none answers the
+ * refusal is a retriable 503, never a 500.
+ */
 export async function countPromptTokens(
   pool: PoolRuntime,
   input: SubmitInput,
-  signal: AbortSignal,
+  timeoutMs: number,
 ): Promise<number> {
-  const replica = pool.readyReplicas()[0];
-  if (!replica) throw new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' has no ready replica`);
   const opts = { engine: pool.config.engine, poolId: pool.id };
+  const replicas = pool.tokenizerReplicas();
+  let failure = 'no replica is ready';
+  for (const replica of replicas) {
+    try {
+      const signal = AbortSignal.timeout(timeoutMs);
+      const counts: number[] = [];
+      for (const text of input.workload === 'embedding' ? (input.inputs ?? []) : [input.prompt ?? ''])
+        counts.push(await replica.adapter.countTokens(text, signal));
+      pool.tokenizerAnswered(replica.id);
+      return checkPromptTokens(input, counts, opts);
+    } catch (err) {
+      // The request's own fault is the same on every replica.
+      if (err instanceof OrchError && err.code === 'INVALID_PARAMS') throw err;
+      pool.tokenizerFailed(replica.id);
+      failure = `replica ${replica.id}: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  throw new OrchError(
+    'POOL_UNAVAILABLE',
+    `no replica of pool '${pool.id}' could count the prompt's tokens within ${timeoutMs} ms (${replicas.length} tried; last: ${failure})`,
+    { ...opts, retryAfterMs: Math.max(1_000, timeoutMs) },
+  );
+}
+
+function checkPromptTokens(
+  input: SubmitInput,
+  counts: readonly number[],
+  opts: { engine: PoolRuntime['config']['engine']; poolId: string },
+): number {
   if (input.workload === 'embedding') {
-    let total = 0;
-    for (const [i, text] of (input.inputs ?? []).entries()) {
-      const n = await replica.adapter.countTokens(text, signal);
+    for (const [i, n] of counts.entries())
       if (n > input.ctx)
         throw new OrchError('INVALID_PARAMS', `inputs[${i}]: ${n} tokens exceed ctx (${input.ctx})`, opts);
-      total += n;
-    }
-    return total;
+    return counts.reduce((a, b) => a + b, 0);
   }
-  const promptTokens = await replica.adapter.countTokens(input.prompt ?? '', signal);
+  const promptTokens = counts[0] ?? 0;
   if (promptTokens + input.maxTokens > input.ctx) {
     throw new OrchError(
       'INVALID_PARAMS',

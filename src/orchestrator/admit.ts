@@ -69,7 +69,7 @@ export interface AdmissionOptions {
   readonly route?: ((modelRef: string, sessionId: string) => string) | undefined;
   /** Catalog lifecycle state of a model id (Deprecated blocks new sessions). */
   readonly modelState?: ((modelId: string) => string | undefined) | undefined;
-  /** Bound on the engine tokenizer round trip. */
+  /** Bound on one replica's tokenizer round trip (then the next replica is asked). */
   readonly tokenizeTimeoutMs?: number;
 }
 
@@ -183,11 +183,7 @@ export class Admission {
       ? await this.#o.ledger.committed(principal.tenant, input.sessionId, pool.config.budgets)
       : emptyUsage();
     if (budgets) checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
-    const promptTokens = await countPromptTokens(
-      pool,
-      input,
-      AbortSignal.timeout(this.#o.tokenizeTimeoutMs ?? 10_000),
-    );
+    const promptTokens = await countPromptTokens(pool, input, this.#o.tokenizeTimeoutMs ?? 2_000);
     this.refuseUsedId(input);
     const own = this.#ownSession(principal, input, pool);
     const cached =

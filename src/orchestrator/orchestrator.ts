@@ -62,6 +62,8 @@ export interface OrchestratorOptions {
   readonly gpus?: () => readonly GpuInfo[] | undefined;
   /** Task spans (OpenTelemetry); absent: no tracing. */
   readonly tracer?: TaskTracer;
+  /** Bound on one replica's tokenizer round trip at admission (default 2 s). */
+  readonly tokenizeTimeoutMs?: number;
 }
 
 /** `GET /v1/sessions/{id}` in domain terms. */
@@ -159,6 +161,7 @@ export class Orchestrator {
       clock,
       route: opts.route,
       modelState: opts.modelState,
+      ...(opts.tokenizeTimeoutMs === undefined ? {} : { tokenizeTimeoutMs: opts.tokenizeTimeoutMs }),
       onRefused: refusalTelemetry(metrics, logger, clock, opts.tracer),
     });
     this.#dispatcher = new Dispatcher({

@@ -68,6 +68,8 @@ export class PoolRuntime {
   readonly running = new Map<string, RunningTask>();
   readonly #clock: Clock;
   readonly #weights: Readonly<Record<Priority, number>>;
+  /** Replicas whose tokenizer timed out or failed, until when they are asked last. */
+  readonly #tokenizerSuspects = new Map<string, number>();
 
   constructor(config: ResolvedPool, supervisor: PoolSupervisor, o: PoolSchedulingOptions) {
     this.config = config;
@@ -175,6 +177,24 @@ export class PoolRuntime {
     return 'unknown';
   }
 
+  /** Ready replicas in the order admission asks their tokenizer: healthy and least loaded first. */
+  tokenizerReplicas(): ReplicaView[] {
+    const now = this.#clock.now();
+    const suspect = (r: ReplicaView) => (this.#tokenizerSuspects.get(r.id) ?? 0) > now;
+    const load = (r: ReplicaView) => (this.inFlight.get(r.id) ?? 0) / Math.max(1, this.slotsOf(r));
+    return this.readyReplicas().sort(
+      (a, b) => Number(suspect(a)) - Number(suspect(b)) || load(a) - load(b) || (a.id < b.id ? -1 : 1),
+    );
+  }
+
+  tokenizerFailed(replicaId: string): void {
+    this.#tokenizerSuspects.set(replicaId, this.#clock.now() + TOKENIZER_SUSPECT_MS);
+  }
+
+  tokenizerAnswered(replicaId: string): void {
+    this.#tokenizerSuspects.delete(replicaId);
+  }
+
   replica(id: string): ReplicaView | undefined {
     return this.supervisor.replicas().find((r) => r.id === id);
   }
@@ -214,6 +234,9 @@ export class PoolRuntime {
     );
   }
 }
+
+/** How long a replica whose tokenizer failed is asked last. */
+const TOKENIZER_SUSPECT_MS = 30_000;
 
 /** `<pool>-r<index>` → index. */
 function replicaIndex(id: string): number {

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OrchError } from '../../src/errors/orch-error.js';
 import { predictFor } from '../../src/orchestrator/admission.js';
 import { closeCores, core, eventTypes, input, settle, tenant } from '../support/core.js';
+import { FrozenTokenizerAdapter, StepAdapter } from '../support/fake-pool.js';
 
 afterEach(closeCores);
 
@@ -301,5 +302,32 @@ describe('regressions (each failed before admission was one sequence)', () => {
       expect(preempted, determinism).toBe(determinism === 'best_effort');
       expect(eventTypes(orch, A, batch.taskId).at(-1)).toBe('end');
     }
+  });
+});
+
+describe('the tokenizer round trip (SPEC §17 §5)', () => {
+  it('a frozen replica costs one short wait: admission falls over to another ready replica, then asks it last', async () => {
+    const frozen = new FrozenTokenizerAdapter();
+    const healthy = new StepAdapter();
+    const { orch } = core({ adapters: [frozen, healthy], extra: { tokenizeTimeoutMs: 50 } });
+    await orch.submit(A, input(), 'c');
+    await orch.submit(A, input(), 'c');
+    await orch.submit(A, input(), 'c');
+    // Asked once, then passed over while it is suspect.
+    expect(frozen.tokenizations).toBe(1);
+    expect(healthy.tokenizations).toBe(3);
+    healthy.release(100);
+  });
+
+  it('when no replica answers, the refusal is a retriable 503 with a backoff, never a 500', async () => {
+    const { orch } = core({
+      adapters: [new FrozenTokenizerAdapter(), new FrozenTokenizerAdapter()],
+      extra: { tokenizeTimeoutMs: 30 },
+    });
+    const err = await refusal(orch.submit(A, input(), 'c'));
+    expect(err).toMatchObject({ code: 'POOL_UNAVAILABLE', httpStatus: 503, retriable: true });
+    expect(err.retryAfterMs).toBeGreaterThanOrEqual(1_000);
+    expect(err.message).toMatch(/2 tried/);
+    expect(orch.accounting()).toEqual({ quotaSlots: 0, budgetReservations: 0, liveTasks: 0 });
   });
 });

@@ -18,6 +18,8 @@ export interface CoreOptions {
   readonly replicas?: number;
   readonly interruptible?: boolean;
   readonly clock?: Clock;
+  /** One adapter per replica (default: one shared StepAdapter). */
+  readonly adapters?: readonly StepAdapter[];
   readonly extra?: Partial<
     Omit<OrchestratorOptions, 'config' | 'supervisors' | 'metrics' | 'logger' | 'clock'>
   >;
@@ -49,7 +51,7 @@ export function core(o: CoreOptions = {}) {
   const adapter = new StepAdapter();
   const sup = new FakeSupervisor(
     'p',
-    Array.from({ length: o.replicas ?? 1 }, () => adapter),
+    o.adapters ? [...o.adapters] : Array.from({ length: o.replicas ?? 1 }, () => adapter),
     { interruptible: o.interruptible ?? false },
   );
   const metrics = new OrchMetrics({ processMetrics: false });

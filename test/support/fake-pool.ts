@@ -37,7 +37,7 @@ export class StepAdapter implements EngineAdapter {
       features: { continuousBatching: false, interruptibleDecode: false, embeddings: false },
     };
   }
-  async countTokens(text: string): Promise<number> {
+  async countTokens(text: string, _signal?: AbortSignal): Promise<number> {
     this.tokenizations++;
     return text.length;
   }
@@ -87,6 +87,16 @@ export class StepAdapter implements EngineAdapter {
     } finally {
       this.active--;
     }
+  }
+}
+
+/** An engine whose tokenizer accepts the request and never answers (a frozen process). */
+export class FrozenTokenizerAdapter extends StepAdapter {
+  override async countTokens(_text: string, signal?: AbortSignal): Promise<number> {
+    this.tokenizations++;
+    return new Promise((_resolve, reject) => {
+      signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+    });
   }
 }
 
