@@ -14,7 +14,9 @@ import { costOf, exhausted, hasSessionBudget } from '../sessions/budget.js';
 import type { SessionLedger } from '../sessions/session-ledger.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
-import { failureOf, replicaExhausted } from './failure.js';
+import type { ErrorData } from '../domain/events.js';
+import type { ReplicaLoad } from '../scheduler/placement.js';
+import { failureOf, replicaExhausted, type Failed } from './failure.js';
 import type { PoolRuntime } from './pool-runtime.js';
 import type { AbortCause, TaskRecord } from './task-record.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
@@ -44,6 +46,8 @@ export { replicaExhausted };
 export class Dispatcher {
   readonly #o: DispatcherOptions;
   readonly #running = new Set<Promise<void>>();
+  /** Tasks that failed before their first token, to dispatch once more when their run is over. */
+  readonly #redispatch = new Map<TaskRecord, ErrorData>();
   /** Pools with a hard preemption under way: one at a time, until its slot is free. */
   readonly #preempting = new Set<string>();
 
@@ -86,7 +90,10 @@ export class Dispatcher {
         task.spec.kvHint === 'cold'
           ? undefined
           : this.#o.sessions.get(task.spec.tenant, task.spec.sessionId)?.lastReplicaId;
-      const replicaId = this.#placement.choose(pool.loads(), { affinity, overloadRatio: OVERLOAD_RATIO });
+      const replicaId = this.#placement.choose(candidatesFor(pool, task), {
+        affinity,
+        overloadRatio: OVERLOAD_RATIO,
+      });
       const replica = replicaId === undefined ? undefined : pool.replica(replicaId);
       if (!replica) {
         if (this.#o.preemption === 'hard') this.#preemptFor(pool, task);
@@ -146,6 +153,11 @@ export class Dispatcher {
       pool.inFlight.set(replica.id, Math.max(0, (pool.inFlight.get(replica.id) ?? 1) - 1));
       if (task.abortCause === 'preempted') this.#preempting.delete(pool.id);
       if (task.abortCause === 'preempted' && !task.terminal) this.#o.lifecycle.requeue(task, pool);
+      const retry = this.#redispatch.get(task);
+      if (retry) {
+        this.#redispatch.delete(task);
+        this.#o.lifecycle.redispatch(task, pool, retry);
+      }
       this.pump(pool);
     });
     this.#running.add(run);
@@ -213,6 +225,7 @@ export class Dispatcher {
           decodeMs: now - (firstAt ?? now),
         });
         pool.predictor.observeService(ev.tokensIn + (task.tokensOut - tokensBefore), now - startedAt);
+        pool.recordOutcome(replica.id, 'ok');
         lifecycle.finish(task, pool, {
           kind: 'completed',
           slotId: ev.slotId,
@@ -226,7 +239,7 @@ export class Dispatcher {
         });
       }
       if (!task.terminal && task.abortCause !== 'preempted') {
-        lifecycle.finish(task, pool, {
+        this.#failed(pool, task, replica, {
           kind: 'failed',
           error: {
             code: 'WORKER_RESET',
@@ -239,12 +252,37 @@ export class Dispatcher {
     } catch (err) {
       // A hard-preempted task is not finished: it is requeued once its stream has closed.
       if (!task.terminal && task.abortCause !== 'preempted')
-        lifecycle.finish(task, pool, failureOf(pool, task, err, this.#o.logger));
+        this.#failed(pool, task, replica, failureOf(pool, task, err, this.#o.logger));
     } finally {
       countTokens();
       clearTimeout(wall);
       clearTimeout(idle);
     }
+  }
+
+  /**
+   * A run ended in failure. Engine failures count against the replica (outlier ejection); one
+   * that came before the first token is dispatched once more to another ready replica instead of
+   * ending the task (SPEC §17 §5) — the client sees one stream, without the failed attempt.
+   */
+  #failed(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView, failure: Failed): void {
+    const cause = task.abortCause;
+    const engineFault =
+      (cause === undefined || cause === 'idle-timeout' || cause === 'host-lost') &&
+      ENGINE_FAULTS.has(failure.error.code);
+    if (engineFault) pool.recordOutcome(replica.id, 'failed');
+    const elsewhere = pool.readyReplicas().some((r) => r.id !== replica.id);
+    if (
+      engineFault &&
+      elsewhere &&
+      task.firstTokenAtMs === undefined &&
+      task.redispatches === 0 &&
+      task.deadlineAtMs > this.#o.clock.now()
+    ) {
+      this.#redispatch.set(task, failure.error);
+      return;
+    }
+    this.#o.lifecycle.finish(task, pool, failure);
   }
 
   /** Stops the task at budget exhaustion: committed session usage plus this task so far. */
@@ -288,4 +326,22 @@ export class Dispatcher {
       },
     });
   }
+}
+
+/** Failures that are the replica's, not the request's: worth another replica, and counted. */
+const ENGINE_FAULTS: ReadonlySet<string> = new Set([
+  'WORKER_RESET',
+  'INTERNAL',
+  'DECODE_TIMEOUT',
+  'POOL_UNREADY',
+  'POOL_UNAVAILABLE',
+]);
+
+/** Where a task may go: not back to the replica it just failed on while another is ready. */
+function candidatesFor(pool: PoolRuntime, task: TaskRecord): ReplicaLoad[] {
+  const all = pool.loads();
+  const avoid = task.avoidReplicaId;
+  if (avoid === undefined) return all;
+  const others = all.filter((r) => r.id !== avoid);
+  return others.length > 0 ? others : all;
 }

@@ -68,6 +68,8 @@ export class PoolRuntime {
   readonly running = new Map<string, RunningTask>();
   readonly #clock: Clock;
   readonly #weights: Readonly<Record<Priority, number>>;
+  readonly #failuresInRow = new Map<string, number>();
+  readonly #ejectedUntil = new Map<string, number>();
   /** Replicas whose tokenizer timed out or failed, until when they are asked last. */
   readonly #tokenizerSuspects = new Map<string, number>();
 
@@ -133,13 +135,44 @@ export class PoolRuntime {
     return this.loads().reduce((n, r) => n + Math.max(0, r.slotsTotal - r.inFlight), 0);
   }
 
+  /**
+   * Ready replicas as placement sees them. A replica ejected for failing task after task is left
+   * out while another ready replica can take the work (outlier ejection, SPEC §17 §5).
+   */
   loads(): ReplicaLoad[] {
-    return this.readyReplicas().map((r) => ({
+    const ready = this.readyReplicas();
+    const now = this.#clock.now();
+    const healthy = ready.filter((r) => (this.#ejectedUntil.get(r.id) ?? 0) <= now);
+    return (healthy.length > 0 ? healthy : ready).map((r) => ({
       id: r.id,
       slotsTotal: this.slotsOf(r),
       inFlight: this.inFlight.get(r.id) ?? 0,
       topologyCost: this.config.topologyCost[replicaIndex(r.id)] ?? 0,
     }));
+  }
+
+  /**
+   * How a task on `replicaId` ended, as far as the replica is to blame: `ok` for a completion,
+   * `failed` for an engine failure. After EJECT_AFTER failures in a row the replica is ejected
+   * for EJECT_MS, so a replica that fails fast does not attract the work its free slots invite.
+   */
+  recordOutcome(replicaId: string, outcome: 'ok' | 'failed'): void {
+    if (outcome === 'ok') {
+      this.#failuresInRow.delete(replicaId);
+      return;
+    }
+    const n = (this.#failuresInRow.get(replicaId) ?? 0) + 1;
+    this.#failuresInRow.set(replicaId, n);
+    if (n >= EJECT_AFTER) {
+      this.#ejectedUntil.set(replicaId, this.#clock.now() + EJECT_MS);
+      this.#failuresInRow.delete(replicaId);
+    }
+  }
+
+  /** Ready replicas currently ejected (health and logs). */
+  ejected(): string[] {
+    const now = this.#clock.now();
+    return [...this.#ejectedUntil].filter(([, until]) => until > now).map(([id]) => id);
   }
 
   /** True when the replicas are engine simulators, not real engines. */
@@ -234,6 +267,10 @@ export class PoolRuntime {
     );
   }
 }
+
+/** Engine failures in a row after which a replica is ejected, and for how long. */
+const EJECT_AFTER = 3;
+const EJECT_MS = 30_000;
 
 /** How long a replica whose tokenizer failed is asked last. */
 const TOKENIZER_SUSPECT_MS = 30_000;

@@ -52,6 +52,8 @@ export interface TaskObserver {
   dispatched?(task: TaskView, pool: PoolRuntime): void;
   firstToken?(task: TaskView, pool: PoolRuntime): void;
   requeued?(task: TaskView, pool: PoolRuntime): void;
+  /** The task failed before its first token and waits to be dispatched to another replica. */
+  redispatching?(task: TaskView, pool: PoolRuntime, failedOn: string, error: ErrorData): void;
   /** Exactly once per task, after its terminal event was appended. */
   finished?(task: TaskView, pool: PoolRuntime, t: Terminal): void;
 }
@@ -161,6 +163,32 @@ export class TaskLifecycle {
       },
     });
     this.#notify('requeued', task, (o) => o.requeued?.(task, pool));
+  }
+
+  /**
+   * Dispatched → queued again after its replica failed before the first token (SPEC §17 §5):
+   * once per task, at the head of its queue, placed on another replica. The stream shows nothing
+   * of the failed attempt.
+   */
+  redispatch(task: TaskRecord, pool: PoolRuntime, error: ErrorData): void {
+    if (task.terminal || task.firstTokenAtMs !== undefined || task.replicaId === undefined) return;
+    const now = this.#o.clock.now();
+    const failedOn = task.replicaId;
+    task.redispatches++;
+    task.priorRunMs += now - (task.dispatchedAtMs ?? now);
+    task.avoidReplicaId = failedOn;
+    task.abortCause = undefined;
+    task.abort = new AbortController();
+    task.state = { kind: 'queued' };
+    task.replicaId = undefined;
+    pool.queue.requeueFront({
+      id: task.spec.taskId,
+      priority: task.spec.priority,
+      tenant: task.spec.tenant,
+      cost: task.cost,
+      deadlineAtMs: task.deadlineAtMs,
+    });
+    this.#notify('redispatching', task, (o) => o.redispatching?.(task, pool, failedOn, error));
   }
 
   /**

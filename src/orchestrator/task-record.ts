@@ -35,6 +35,8 @@ export interface TaskView {
   readonly tokensIn: number;
   readonly cost: number;
   readonly preemptions: number;
+  /** Times the task failed before its first token and was dispatched again elsewhere. */
+  readonly redispatches: number;
   readonly priorRunMs: number;
   readonly deadlineAtMs: number;
 }
@@ -67,6 +69,9 @@ export class TaskRecord implements TaskView {
   preemptions = 0;
   /** Decode wall time of earlier runs of a preempted task (budgets). */
   priorRunMs = 0;
+  redispatches = 0;
+  /** The replica a re-dispatched task failed on: placed elsewhere while another is ready. */
+  avoidReplicaId: string | undefined;
 
   constructor(spec: TaskSpec, poolId: string, maxEvents: number, cost: number) {
     this.spec = spec;

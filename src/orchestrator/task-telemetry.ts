@@ -108,20 +108,18 @@ export function taskTelemetry(
         priority: task.spec.priority,
       });
       const resumed = task.preemptions > 0;
+      const again = task.redispatches > 0;
       if (resumed) metrics.inc('resumptions_total', { engine: pool.config.engine });
-      else
+      else if (!again)
         metrics.observe(
           'queue_wait_ms',
           { ...labels, priority: task.spec.priority },
           now - task.spec.acceptedAtMs,
         );
+      const event = resumed ? 'task.resumed' : again ? 'task.redispatched' : 'task.dispatched';
       logger.info(
-        {
-          ...fields(task, pool),
-          event: resumed ? 'task.resumed' : 'task.dispatched',
-          queue_time_ms: now - task.spec.acceptedAtMs,
-        },
-        resumed ? 'task resumed' : 'task dispatched',
+        { ...fields(task, pool), event, queue_time_ms: now - task.spec.acceptedAtMs },
+        event.replace('.', ' '),
       );
     },
     firstToken(task, pool) {
@@ -129,6 +127,12 @@ export function taskTelemetry(
         'latency_first_token_ms',
         { ...poolLabels(pool), priority: task.spec.priority },
         (task.firstTokenAtMs ?? 0) - task.spec.acceptedAtMs,
+      );
+    },
+    redispatching(task, pool, failedOn, error) {
+      logger.warn(
+        { ...fields(task, pool), event: 'task.redispatching', failed_replica_id: failedOn, code: error.code },
+        `replica ${failedOn} failed before the first token (${error.message}); dispatching once more elsewhere`,
       );
     },
     requeued(_task, pool) {

@@ -140,6 +140,10 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
     const pool = h.running.orchestrator.pools.find((p) => p.id === 'fleet');
     await until(() => (pool?.running.size ?? 0) === 2);
     const onA = [...(pool?.running.values() ?? [])].find((r) => r.replicaId.startsWith('gpu-a/'))?.taskId;
+    // Once a token was sent the task cannot move (a task lost before its first token is
+    // dispatched again elsewhere: test/orchestrator/redispatch.test.ts).
+    const alice = { tenant: 'alice', keyId: 'alice', scopes: ['data' as const] };
+    await until(() => onA !== undefined && h.running.orchestrator.task(alice, onA).tokensOut > 0);
     killHost('gpu-a');
     const results = await Promise.all(
       ts.map(

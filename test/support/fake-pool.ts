@@ -9,6 +9,7 @@ import type {
   EngineProps,
   GenerateRequest,
 } from '../../src/engines/adapter.js';
+import { OrchError } from '../../src/errors/orch-error.js';
 import type { PoolSupervisor, ReplicaState, ReplicaView } from '../../src/pool/replica.js';
 
 export class StepAdapter implements EngineAdapter {
@@ -87,6 +88,23 @@ export class StepAdapter implements EngineAdapter {
     } finally {
       this.active--;
     }
+  }
+}
+
+/** An engine that fails every request, before its first token or after `afterTokens` tokens. */
+export class FailingAdapter extends StepAdapter {
+  readonly #afterTokens: number;
+  constructor(afterTokens = 0) {
+    super();
+    this.#afterTokens = afterTokens;
+  }
+  override async *generate(req: GenerateRequest): AsyncGenerator<EngineEvent> {
+    this.requests.push(req);
+    for (let i = 0; i < this.#afterTokens; i++)
+      yield { kind: 'tokens', count: 1, ids: [200 + i], text: `f${i}` };
+    throw new OrchError('WORKER_RESET', 'connection to the llamacpp engine lost (ECONNRESET)', {
+      engine: 'llamacpp',
+    });
   }
 }
 
