@@ -249,7 +249,16 @@ function resolvePool(
   let tensorSplit: number[] | undefined;
   if (p.tensor_split !== undefined) {
     tensorSplit = [...p.tensor_split];
-    if (cpu) {
+    // Only llama-server takes per-GPU shares (`--tensor-split`). vLLM (`--tensor-parallel-size`)
+    // and TGI (`--num-shard`) shard every layer evenly over the visible GPUs, and Triton's
+    // TensorRT-LLM engines fix their tensor parallelism when the engine is built, so an uneven
+    // split there would be silently ignored.
+    if (p.engine !== 'llamacpp') {
+      problems.push(
+        `${at}.tensor_split: engine '${p.engine}' cannot split a model unevenly across GPUs; ` +
+          `only llamacpp takes tensor_split (remove it to shard evenly over devices)`,
+      );
+    } else if (cpu) {
       problems.push(`${at}.tensor_split: only applies to GPU devices, but devices is 'cpu'`);
     } else if (tensorSplit.length !== devices.length) {
       problems.push(
@@ -286,7 +295,6 @@ function resolvePool(
     replicas,
     devices,
     tensorSplit,
-    preload: p.preload ?? DEFAULTS.preload,
     launch: {
       worker,
       sim: {

@@ -137,7 +137,6 @@ export interface ResolvedPool {
   /** GPU indices (→ CUDA_VISIBLE_DEVICES), or 'cpu' (dev profile only). */
   readonly devices: readonly number[] | 'cpu';
   readonly tensorSplit: readonly number[] | undefined;
-  readonly preload: boolean;
   readonly launch: {
     /** `native` runs the engine; `sim` runs the engine simulator in the engine's dialect. */
     readonly worker: 'native' | 'sim';

@@ -47,7 +47,6 @@ export const DEFAULTS = {
   logLevel: 'info',
   dataDir: './.llorch',
   replicas: 1,
-  preload: true,
   launchHost: '127.0.0.1',
   threads: 1,
   parallel: 1,
@@ -637,11 +636,10 @@ export const PoolSchema = closed('A pool: one model on one engine over a device 
   tensor_split: Type.Optional(
     Type.Array(Type.Number({ minimum: 0 }), {
       minItems: 1,
-      description: 'Share of the model per GPU, one entry per `devices` entry (opt-in, ORCH-3012).',
+      description:
+        'Share of the model per GPU, one entry per `devices` entry (opt-in, ORCH-3012). llamacpp only: ' +
+        'vLLM and TGI shard evenly over `devices`, Triton as its engine was built.',
     }),
-  ),
-  preload: Type.Optional(
-    Type.Boolean({ description: 'Load the model at startup (ORCH-3002).', default: DEFAULTS.preload }),
   ),
   launch: Type.Optional(LaunchSchema),
   queue: Type.Optional(QueueSchema),

@@ -45,6 +45,14 @@ function telemetry(pool: PoolRuntime, gpus: readonly GpuInfo[] | undefined) {
   };
 }
 
+/**
+ * Ready means admission would take new work now: a drained or reloading pool refuses it
+ * (`resolvePool`) even while its replicas are up, so readiness must not claim otherwise.
+ */
+function admits(pool: PoolRuntime): boolean {
+  return !pool.draining && !pool.reloading && pool.availability() === 'ready';
+}
+
 function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
   const replicas = pool.supervisor.replicas();
   const lastError = replicas
@@ -53,8 +61,9 @@ function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
   return {
     pool_id: pool.id,
     live: replicas.some((r) => r.state.kind !== 'stopped' && r.state.kind !== 'unready'),
-    ready: pool.availability() === 'ready',
+    ready: admits(pool),
     draining: pool.draining,
+    reloading: pool.reloading,
     metrics: {
       queue_depth: pool.queue.size,
       replicas_ready: pool.readyReplicas().length,
@@ -142,7 +151,7 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
           members: [
             {
               pool_id: pool.id,
-              ready: pool.availability() === 'ready',
+              ready: admits(pool),
               draining: pool.draining,
               replicas_ready: pool.readyReplicas().length,
               hosts: pool.config.hosts,

@@ -79,6 +79,28 @@ describe('config loading (ORCH-3030)', () => {
     expect(problems(text).join('\n')).toMatch(/tensor_split: has 1 entry but devices has 2/);
   });
 
+  it('refuses tensor_split on engines that cannot split unevenly, naming field and engine', () => {
+    const gpu = base.replace('profile: dev', 'profile: prod').replace('devices: cpu', 'devices: [0, 1]');
+    for (const engine of ['vllm', 'tgi', 'triton']) {
+      const text = gpu
+        .replace('engine: llamacpp', `engine: ${engine}`)
+        .replace('devices: [0, 1]', 'devices: [0, 1]\n    tensor_split: [0.7, 0.3]');
+      expect(problems(text).join('\n')).toMatch(
+        new RegExp(`pools\\[0\\]\\.tensor_split: engine '${engine}' cannot split`),
+      );
+    }
+    const llama = gpu.replace('devices: [0, 1]', 'devices: [0, 1]\n    tensor_split: [0.7, 0.3]');
+    expect(parseConfig(llama).config.pools[0]?.tensorSplit).toEqual([0.7, 0.3]);
+  });
+
+  it('has no preload switch: pools always preload (ORCH-3002), so the field is unknown', () => {
+    const text = base.replace('ctx: 256', 'ctx: 256\n    preload: false');
+    expect(problems(text)).toContain('pools[0].preload: unknown field (config_mode: strict)');
+    const { config, warnings } = parseConfig(`config_mode: compat\n${text}`);
+    expect(warnings).toEqual(['pools[0].preload: unknown field ignored (config_mode: compat)']);
+    expect(config.pools[0]).not.toHaveProperty('preload');
+  });
+
   it('reports YAML syntax errors', () => {
     expect(problems('pools: [').join('\n')).toMatch(/^yaml: /);
   });

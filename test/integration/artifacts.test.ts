@@ -96,23 +96,15 @@ describe('durability (SPEC §8)', () => {
   const KEY = 'durable-key-1';
   let serve: ChildProcess | undefined;
   const started: ChildProcess[] = [];
-  /**
-   * kill -9 of the orchestrator's process group: the orchestrator and the engines it started go
-   * together, so the suite leaves no process behind (an orphaned engine is a separate matter).
-   */
+  /** kill -9 of the orchestrator alone: its engines end with it (their watchdogs see it die). */
   const kill9 = (child: ChildProcess | undefined): void => {
-    if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      child.kill('SIGKILL');
-    }
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
   };
 
   async function start(file: string): Promise<string> {
     const child = spawn(process.execPath, [CLI, 'serve', '--config', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
     });
     serve = child;
     started.push(child);

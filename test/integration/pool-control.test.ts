@@ -47,6 +47,7 @@ afterAll(async () => {
 type Health = {
   ready: boolean;
   draining: boolean;
+  reloading?: boolean;
   model_digest?: string;
   lifecycle?: {
     operation: string;
@@ -185,6 +186,14 @@ describe('drain (ORCH-2101)', () => {
     expect(refused.json).toMatchObject({ code: 'POOL_UNAVAILABLE' });
     await until(async () => (await health('drain')).lifecycle?.state === 'succeeded');
     expect((await health('drain')).draining).toBe(true);
+  });
+
+  it('a drained pool reports ready: false, since admission refuses it', async () => {
+    // The previous test left the pool drained, with its replicas still up.
+    expect(await health('drain')).toMatchObject({ ready: false, draining: true, reloading: false });
+    const refused = await submit(task('drain', { engine: 'vllm' }));
+    expect(refused.status).toBe(503);
+    expect(refused.json).toMatchObject({ code: 'POOL_UNAVAILABLE' });
   });
 
   it('in-flight work past the drain deadline ends with a typed error', async () => {

@@ -440,7 +440,10 @@ export interface components {
             };
             model_digest?: string;
             pool_id: string;
+            /** @description True only when admission would accept new work now (not drained, not reloading, a replica ready). */
             ready: boolean;
+            /** @description True while the pool swaps its model; new work is refused as `POOL_UNREADY` meanwhile. */
+            reloading?: boolean;
             replicas?: components["schemas"]["ReplicaHealth"][];
             /** @description True when the pool's replicas are engine simulators (`launch.worker: sim`), not real engines. */
             simulated?: boolean;
