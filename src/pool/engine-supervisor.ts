@@ -7,7 +7,7 @@
  * set's is refused (SPEC §14: determinism holds only within one version).
  */
 import type { ResolvedPool } from '../config/resolved-config.js';
-import type { EngineAdapter } from '../engines/adapter.js';
+import type { EngineAdapter, EngineHealth } from '../engines/adapter.js';
 import type { Logger } from '../util/logger.js';
 import type { EngineLauncher } from './engine-launcher.js';
 import { EngineProcess, describeExit } from './engine-process.js';
@@ -44,7 +44,15 @@ interface Replica {
   /** Slots per process after a VRAM OOM re-estimated capacity (undefined: as configured). */
   parallel: number | undefined;
   healthTimer: NodeJS.Timeout | undefined;
+  /** Why the supervisor killed the engine (failed health checks), for the restart's cause. */
+  killedFor?: string | undefined;
 }
+
+/**
+ * Failed health checks in a row (no answer in time, or not ready) after which a live-but-unhealthy
+ * engine is killed and restarted under the restart policy; the first one already makes it unready.
+ */
+const HEALTH_FAILURES_BEFORE_RESTART = 3;
 
 const PROBE_INTERVAL_MS = 50;
 
@@ -182,7 +190,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     void proc.exited.then(() => {
       if (this.#stopping || r.process !== proc) return;
       clearInterval(r.healthTimer);
-      this.#failed(r, proc, 'engine process ended');
+      const why = r.killedFor;
+      r.killedFor = undefined;
+      this.#failed(r, proc, why ?? 'engine process ended', why === undefined ? undefined : 'exit');
     });
   }
 
@@ -190,8 +200,10 @@ export class EnginePoolSupervisor implements PoolSupervisor {
    * An engine failed (exit or failed preload): classify it, re-estimate capacity after a GPU
    * OOM, and restart with backoff — or open the breaker when failures come too fast.
    */
-  #failed(r: Replica, proc: EngineProcess, what: string): void {
-    const failure = classifyFailure(proc.exit, proc.output());
+  #failed(r: Replica, proc: EngineProcess, what: string, kind?: FailureKind): void {
+    // An engine we killed for failing health checks died of our signal, not of memory.
+    const classified = classifyFailure(proc.exit, proc.output());
+    const failure = kind === undefined ? classified : { ...classified, kind };
     const exit = proc.exit ? describeExit(proc.exit) : 'stopped';
     const detail = failure.line ?? proc.lastError();
     this.#o.onEvent?.({ kind: 'failure', replicaId: r.id, reason: failure.kind });
@@ -329,31 +341,48 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     return 'self-test cancel check failed: the engine did not free the slot of an aborted request';
   }
 
-  /** Ready replicas keep being probed; one that stops answering or reports loading goes Unready. */
+  /**
+   * Ready replicas keep being probed. One that fails a check — no answer in time (a frozen
+   * process still accepts connections), an error status, or loading — goes Unready at once, so
+   * placement and admission route around it; after HEALTH_FAILURES_BEFORE_RESTART failures in a
+   * row (loading aside) the engine is killed and restarted under the restart policy and breaker.
+   */
   #watchHealth(r: Replica, proc: EngineProcess): void {
     let probing = false;
+    let failuresInRow = 0;
+    const timeoutMs = Math.max(1_000, this.#o.pool.launch.healthIntervalMs);
+    const judge = (h: EngineHealth): void => {
+      if (this.#stopping || r.process !== proc || proc.exit || r.killedFor !== undefined) return;
+      if (h.ready) {
+        failuresInRow = 0;
+        if (r.state.kind === 'unready') this.#set(r, { kind: 'ready' });
+        return;
+      }
+      failuresInRow++;
+      const what = h.loading
+        ? 'engine reports loading'
+        : h.live
+          ? 'engine health check failed'
+          : 'engine not answering';
+      const cause = `${what}${h.detail ? ` (${h.detail})` : ''}`;
+      if (r.state.kind === 'ready') this.#set(r, { kind: 'unready', cause, retrying: true });
+      if (h.loading || failuresInRow < HEALTH_FAILURES_BEFORE_RESTART) return;
+      r.killedFor = `killed after ${failuresInRow} failed health checks in a row; last: ${cause}`;
+      clearInterval(r.healthTimer);
+      this.#o.logger.warn(
+        { event: 'replica.unhealthy_killed', pool_id: this.#o.pool.id, replica_id: r.id, cause },
+        `${r.id}: ${r.killedFor}`,
+      );
+      void proc.stop(500);
+    };
     r.healthTimer = setInterval(() => {
       if (probing || this.#stopping || r.process !== proc || proc.exit) return;
       probing = true;
       r.adapter
-        .probe(AbortSignal.timeout(Math.max(1_000, this.#o.pool.launch.healthIntervalMs)))
-        .then((h) => {
-          if (this.#stopping || r.process !== proc || proc.exit) return;
-          if (h.ready && r.state.kind === 'unready') this.#set(r, { kind: 'ready' });
-          else if (!h.ready && r.state.kind === 'ready') {
-            const what = h.loading
-              ? 'engine reports loading'
-              : h.live
-                ? 'engine health check failed'
-                : 'engine not answering';
-            this.#set(r, {
-              kind: 'unready',
-              cause: `${what}${h.detail ? ` (${h.detail})` : ''}`,
-              retrying: true,
-            });
-          }
-        })
-        .catch(() => undefined)
+        .probe(AbortSignal.timeout(timeoutMs))
+        .then(judge, () =>
+          judge({ live: false, ready: false, loading: false, detail: `no answer within ${timeoutMs} ms` }),
+        )
         .finally(() => (probing = false));
     }, this.#o.pool.launch.healthIntervalMs);
     r.healthTimer.unref();

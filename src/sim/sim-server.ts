@@ -55,6 +55,8 @@ async function admin(req: IncomingMessage, res: ServerResponse, e: SimEngine): P
   }
   if (req.method === 'GET' && url === '/__sim/state') {
     sendJson(res, 200, {
+      // The engine process itself (tests freeze it with SIGSTOP, as a hung engine would be).
+      pid: process.pid,
       running: e.running,
       waiting: e.waiting,
       kv_usage: e.kvUsage,
