@@ -307,6 +307,7 @@ function resolvePool(
       },
       apiKey: p.launch?.api_key,
       healthIntervalMs: p.launch?.health_interval_ms ?? DEFAULTS.healthIntervalMs,
+      healthTimeoutMs: p.launch?.health_timeout_ms ?? DEFAULTS.healthTimeoutMs,
       restart: {
         baseMs: p.launch?.restart?.backoff_base_ms ?? 1_000,
         maxMs: p.launch?.restart?.backoff_max_ms ?? 30_000,

@@ -143,6 +143,7 @@ export interface ResolvedPool {
     readonly sim: ResolvedSim;
     readonly apiKey: string | undefined;
     readonly healthIntervalMs: number;
+    readonly healthTimeoutMs: number;
     readonly restart: {
       readonly baseMs: number;
       readonly maxMs: number;

@@ -55,6 +55,7 @@ export const DEFAULTS = {
   gpuLayersCpu: 0,
   startupTimeoutMs: 120_000,
   healthIntervalMs: 1_000,
+  healthTimeoutMs: 5_000,
   shareWindowTokens: 100_000,
   deadlineSlackTokens: 512,
   simTokensPerSecond: 200,
@@ -514,6 +515,12 @@ export const LaunchSchema = closed('Engine process launch settings.', {
   ),
   health_interval_ms: Type.Optional(
     PositiveInt("How often a Ready replica's health is checked, in milliseconds.", DEFAULTS.healthIntervalMs),
+  ),
+  health_timeout_ms: Type.Optional(
+    PositiveInt(
+      'How long a health check may take before it counts as failed. Two failed checks in a row make the replica unready; five kill and restart its engine.',
+      DEFAULTS.healthTimeoutMs,
+    ),
   ),
   binary_path: Type.Optional(
     Type.String({

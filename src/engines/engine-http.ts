@@ -29,11 +29,33 @@ export class EngineHttp {
   readonly baseUrl: string;
   readonly #o: EngineHttpOptions;
   readonly #pool: Pool;
+  /**
+   * Health checks have a connection of their own: behind busy streams in the shared pool, a
+   * probe would wait for a free connection and read as an engine that stopped answering.
+   */
+  readonly #probePool: Pool;
 
   constructor(opts: EngineHttpOptions) {
     this.#o = opts;
     this.baseUrl = opts.baseUrl;
     this.#pool = new Pool(opts.baseUrl, { connections: opts.connections ?? 16, keepAliveTimeout: 30_000 });
+    this.#probePool = new Pool(opts.baseUrl, { connections: 1, keepAliveTimeout: 30_000 });
+  }
+
+  /** A health-check GET on the dedicated connection; transport failures become `WORKER_RESET`. */
+  async probe(path: string, signal: AbortSignal): Promise<RawResponse> {
+    try {
+      const res = await this.#probePool.request({
+        method: 'GET',
+        path,
+        signal,
+        headers: this.#headers(undefined),
+      });
+      return { status: res.statusCode, text: await res.body.text() };
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw mapTransportError(this.#o.engine, err);
+    }
   }
 
   #headers(body: unknown, extra: Record<string, string> = {}): Record<string, string> {
@@ -127,6 +149,6 @@ export class EngineHttp {
   }
 
   async close(): Promise<void> {
-    await this.#pool.destroy();
+    await Promise.all([this.#pool.destroy(), this.#probePool.destroy()]);
   }
 }

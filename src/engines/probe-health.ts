@@ -12,7 +12,7 @@ export async function probeHealth(
   isLoading: (status: number, body: string) => boolean,
 ): Promise<EngineHealth> {
   try {
-    const r = await http.raw('GET', path, signal);
+    const r = await http.probe(path, signal);
     if (r.status >= 200 && r.status < 300) return { live: true, ready: true, loading: false };
     if (isLoading(r.status, r.text))
       return { live: true, ready: false, loading: true, detail: r.text.slice(0, 200) };

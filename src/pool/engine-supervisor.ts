@@ -49,10 +49,12 @@ interface Replica {
 }
 
 /**
- * Failed health checks in a row (no answer in time, or not ready) after which a live-but-unhealthy
- * engine is killed and restarted under the restart policy; the first one already makes it unready.
+ * Failed health checks in a row (no answer in time, or not ready) after which a replica is made
+ * unready — one slow answer on a loaded host is not a failure — and after which a live but
+ * unhealthy engine is killed and restarted under the restart policy.
  */
-const HEALTH_FAILURES_BEFORE_RESTART = 3;
+const HEALTH_FAILURES_BEFORE_UNREADY = 2;
+const HEALTH_FAILURES_BEFORE_RESTART = 5;
 
 const PROBE_INTERVAL_MS = 50;
 
@@ -342,15 +344,16 @@ export class EnginePoolSupervisor implements PoolSupervisor {
   }
 
   /**
-   * Ready replicas keep being probed. One that fails a check — no answer in time (a frozen
-   * process still accepts connections), an error status, or loading — goes Unready at once, so
-   * placement and admission route around it; after HEALTH_FAILURES_BEFORE_RESTART failures in a
-   * row (loading aside) the engine is killed and restarted under the restart policy and breaker.
+   * Ready replicas keep being probed. One that fails HEALTH_FAILURES_BEFORE_UNREADY checks in a
+   * row — no answer in time (a frozen process still accepts connections), an error status — or
+   * reports loading goes Unready, so placement and admission route around it; after
+   * HEALTH_FAILURES_BEFORE_RESTART failures in a row (loading aside) the engine is killed and
+   * restarted under the restart policy and breaker.
    */
   #watchHealth(r: Replica, proc: EngineProcess): void {
     let probing = false;
     let failuresInRow = 0;
-    const timeoutMs = Math.max(1_000, this.#o.pool.launch.healthIntervalMs);
+    const timeoutMs = this.#o.pool.launch.healthTimeoutMs;
     const judge = (h: EngineHealth): void => {
       if (this.#stopping || r.process !== proc || proc.exit || r.killedFor !== undefined) return;
       if (h.ready) {
@@ -365,7 +368,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
           ? 'engine health check failed'
           : 'engine not answering';
       const cause = `${what}${h.detail ? ` (${h.detail})` : ''}`;
-      if (r.state.kind === 'ready') this.#set(r, { kind: 'unready', cause, retrying: true });
+      // An engine that says it is loading is not ready, whatever the count.
+      if (r.state.kind === 'ready' && (h.loading || failuresInRow >= HEALTH_FAILURES_BEFORE_UNREADY))
+        this.#set(r, { kind: 'unready', cause, retrying: true });
       if (h.loading || failuresInRow < HEALTH_FAILURES_BEFORE_RESTART) return;
       r.killedFor = `killed after ${failuresInRow} failed health checks in a row; last: ${cause}`;
       clearInterval(r.healthTimer);

@@ -27,7 +27,13 @@ beforeAll(async () => {
     pools: [
       simPool('freeze', 'vllm', {
         replicas: 2,
-        launch: { worker: 'sim', health_interval_ms: 200, parallel: 2, sim: { tokens_per_s: 2_000 } },
+        launch: {
+          worker: 'sim',
+          health_interval_ms: 200,
+          health_timeout_ms: 500,
+          parallel: 2,
+          sim: { tokens_per_s: 2_000 },
+        },
       }),
     ],
   });
