@@ -183,7 +183,7 @@ export class Admission {
       ? await this.#o.ledger.committed(principal.tenant, input.sessionId, pool.config.budgets)
       : emptyUsage();
     if (budgets) checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
-    const promptTokens = await countPromptTokens(pool, input, this.#o.tokenizeTimeoutMs ?? 2_000);
+    const promptTokens = await countPromptTokens(pool, input, this.#o.tokenizeTimeoutMs ?? 5_000);
     this.refuseUsedId(input);
     const own = this.#ownSession(principal, input, pool);
     const cached =

@@ -62,7 +62,7 @@ export interface OrchestratorOptions {
   readonly gpus?: () => readonly GpuInfo[] | undefined;
   /** Task spans (OpenTelemetry); absent: no tracing. */
   readonly tracer?: TaskTracer;
-  /** Bound on one replica's tokenizer round trip at admission (default 2 s). */
+  /** Bound on one replica's tokenizer round trip at admission (default 5 s). */
   readonly tokenizeTimeoutMs?: number;
 }
 
