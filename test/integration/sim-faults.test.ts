@@ -32,7 +32,12 @@ beforeAll(async () => {
   h = await startHarness({
     auth: { keys: TEST_KEYS },
     pools: [
-      faultPool('crash', 'vllm'),
+      // A crash is seen as the connection closing, not through the idle watchdog: a generous
+      // idle limit keeps a loaded machine from reading it as a stall.
+      simPool('crash', 'vllm', {
+        sim: { tokens_per_s: 200 },
+        timeouts: { idle_ms: 10_000, wall_ms: 20_000 },
+      }),
       faultPool('hang', 'tgi'),
       faultPool('slow', 'triton'),
       faultPool('loading', 'vllm'),
