@@ -144,13 +144,7 @@ export class TaskLifecycle {
     task.abort = new AbortController();
     task.state = { kind: 'queued' };
     task.replicaId = undefined;
-    pool.queue.requeueFront({
-      id: task.spec.taskId,
-      priority: task.spec.priority,
-      tenant: task.spec.tenant,
-      cost: Math.max(1, task.spec.maxTokens - task.tokensOut),
-      deadlineAtMs: task.deadlineAtMs,
-    });
+    requeueFront(pool, task, Math.max(1, task.spec.maxTokens - task.tokensOut));
     task.log.append({
       type: 'metrics',
       data: {
@@ -181,13 +175,7 @@ export class TaskLifecycle {
     task.abort = new AbortController();
     task.state = { kind: 'queued' };
     task.replicaId = undefined;
-    pool.queue.requeueFront({
-      id: task.spec.taskId,
-      priority: task.spec.priority,
-      tenant: task.spec.tenant,
-      cost: task.cost,
-      deadlineAtMs: task.deadlineAtMs,
-    });
+    requeueFront(pool, task, task.cost);
     this.#notify('redispatching', task, (o) => o.redispatching?.(task, pool, failedOn, error));
   }
 
@@ -232,6 +220,17 @@ export class TaskLifecycle {
       }
     }
   }
+}
+
+/** Back at the head of its queue, keeping its class and tenant credit. */
+function requeueFront(pool: PoolRuntime, task: TaskView, cost: number): void {
+  pool.queue.requeueFront({
+    id: task.spec.taskId,
+    priority: task.spec.priority,
+    tenant: task.spec.tenant,
+    cost,
+    deadlineAtMs: task.deadlineAtMs,
+  });
 }
 
 /** Which replica served a completed task, and its identity (clients check determinism with it). */
