@@ -8,8 +8,9 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import type { Priority } from '../domain/types.js';
-import type { ResolvedApiKey, ResolvedConfig, ResolvedPool } from './resolved-config.js';
+import type { GpuDevice, ResolvedApiKey, ResolvedConfig, ResolvedPool } from './resolved-config.js';
 import { DEFAULTS, type RawConfig, type RawPool } from './schema.js';
+import { resolveEngineKey } from './resolve-engine-key.js';
 
 /** An invalid configuration: every problem found, each prefixed with the path of the offending field. */
 export class ConfigError extends Error {
@@ -115,7 +116,11 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     (i, first) => `pools[${i}].id: duplicate pool id '${raw.pools[i]?.id ?? ''}' (also pools[${first}])`,
     problems,
   );
-  const pools = raw.pools.map((p, i) => resolvePool(p, `pools[${i}]`, profile, toPath, toBinary, problems));
+  const keyContext = { env, toPath, isNode: raw.node !== undefined, isLoopback: isLoopbackHost };
+  const engineKey = (p: RawPool, at: string) => resolveEngineKey(p, at, keyContext, problems);
+  const pools = raw.pools.map((p, i) =>
+    resolvePool(p, `pools[${i}]`, profile, toPath, toBinary, problems, engineKey),
+  );
 
   const cacheDir =
     raw.engines?.cache_dir !== undefined ? toPath(raw.engines.cache_dir) : defaultCacheDir(env, home);
@@ -198,6 +203,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
             id: raw.node.id,
             orchestratorUrl: raw.node.orchestrator_url.replace(/\/+$/, ''),
             credentialEnv: raw.node.credential_env ?? 'LLORCH_NODE_CREDENTIAL',
+            credentialFile: raw.node.credential_file === undefined ? undefined : toPath(raw.node.credential_file),
             advertiseHost: raw.node.advertise_host,
             heartbeatMs: raw.node.heartbeat_ms ?? 500,
           },
@@ -212,8 +218,9 @@ function resolvePool(
   toPath: (p: string) => string,
   toBinary: (p: string | undefined) => string | undefined,
   problems: string[],
+  engineKey: (p: RawPool, at: string) => string | undefined,
 ): ResolvedPool {
-  const devices: readonly number[] | 'cpu' = p.devices === 'cpu' ? 'cpu' : [...p.devices];
+  const devices: readonly GpuDevice[] | 'cpu' = p.devices === 'cpu' ? 'cpu' : [...p.devices];
   const cpu = devices === 'cpu';
   const worker = p.launch?.worker ?? 'native';
 
@@ -242,9 +249,7 @@ function resolvePool(
       `${at}.topology_cost: has ${p.topology_cost.length} entries but the pool has ${replicas} replicas`,
     );
   }
-  if (p.launch?.api_key !== undefined && p.engine !== 'vllm') {
-    problems.push(`${at}.launch.api_key: only vLLM pools take an API key`);
-  }
+  const apiKey = engineKey(p, at);
 
   let tensorSplit: number[] | undefined;
   if (p.tensor_split !== undefined) {
@@ -260,6 +265,13 @@ function resolvePool(
       );
     } else if (cpu) {
       problems.push(`${at}.tensor_split: only applies to GPU devices, but devices is 'cpu'`);
+    } else if (p.replica_devices !== undefined) {
+      const counts = [...new Set(p.replica_devices.map((d) => d.length))];
+      if (counts.length !== 1 || counts[0] !== tensorSplit.length)
+        problems.push(
+          `${at}.tensor_split: has ${tensorSplit.length} entr${tensorSplit.length === 1 ? 'y' : 'ies'} ` +
+            `but replicas have ${counts.join(' and ')} device(s) in replica_devices; give one share per device of a replica`,
+        );
     } else if (tensorSplit.length !== devices.length) {
       problems.push(
         `${at}.tensor_split: has ${tensorSplit.length} entr${tensorSplit.length === 1 ? 'y' : 'ies'} ` +
@@ -269,6 +281,24 @@ function resolvePool(
       problems.push(`${at}.tensor_split: at least one share must be greater than 0`);
     }
   }
+
+  const openAfterMs = p.slo_breaker?.open_after_ms ?? DEFAULTS.sloBreakerOpenAfterMs;
+  const sloWindowMs = p.slo_breaker?.window_ms ?? Math.max(1, Math.floor(openAfterMs / 2));
+  // A window as long as the open delay would let one slow or failed task, which stays in the
+  // window that long, hold a violation for the whole delay and open the breaker on its own.
+  if (sloWindowMs >= openAfterMs) {
+    problems.push(
+      `${at}.slo_breaker.window_ms: ${sloWindowMs} must be shorter than open_after_ms (${openAfterMs}), so that one bad task cannot open the breaker`,
+    );
+  }
+
+  const replicaDevices = resolveReplicaDevices(p, at, devices, replicas, problems);
+  const gpuMemoryUtilization = p.launch?.gpu_memory_utilization;
+  if (gpuMemoryUtilization !== undefined && p.engine !== 'vllm')
+    problems.push(
+      `${at}.launch.gpu_memory_utilization: only vLLM takes a GPU memory share (--gpu-memory-utilization); ` +
+        `engine '${p.engine}' sizes its memory from the model and ctx`,
+    );
 
   const capacity = p.queue?.capacity ?? DEFAULTS.queueCapacity;
   const priorityCapacity = {} as Record<Priority, number>;
@@ -294,6 +324,7 @@ function resolvePool(
     ctx: p.ctx,
     replicas,
     devices,
+    replicaDevices,
     tensorSplit,
     launch: {
       worker,
@@ -305,7 +336,7 @@ function resolvePool(
         loadMs: p.launch?.sim?.load_ms ?? 0,
         engineVersions,
       },
-      apiKey: p.launch?.api_key,
+      apiKey,
       healthIntervalMs: p.launch?.health_interval_ms ?? DEFAULTS.healthIntervalMs,
       healthTimeoutMs: p.launch?.health_timeout_ms ?? DEFAULTS.healthTimeoutMs,
       restart: {
@@ -323,6 +354,8 @@ function resolvePool(
       gpuLayers: p.launch?.gpu_layers ?? (cpu ? DEFAULTS.gpuLayersCpu : DEFAULTS.gpuLayersGpu),
       extraArgs: [...(p.launch?.extra_args ?? [])],
       startupTimeoutMs: p.launch?.startup_timeout_ms ?? DEFAULTS.startupTimeoutMs,
+      gpuMemoryUtilization:
+        p.engine === 'vllm' ? (gpuMemoryUtilization ?? DEFAULTS.vllmGpuMemoryUtilization) : undefined,
     },
     queue: {
       capacity,
@@ -346,9 +379,60 @@ function resolvePool(
       sessionWallMs: p.budgets?.session_wall_ms,
       sessionCost: p.budgets?.session_cost,
     },
+    sloBreaker: {
+      enabled: p.slo_breaker?.enabled ?? DEFAULTS.sloBreakerEnabled,
+      windowMs: sloWindowMs,
+      openAfterMs,
+      closeAfterMs: p.slo_breaker?.close_after_ms ?? DEFAULTS.sloBreakerCloseAfterMs,
+      minSamples: p.slo_breaker?.min_samples ?? DEFAULTS.sloBreakerMinSamples,
+    },
     hosts: [...(p.hosts ?? [])],
     topologyCost: [...(p.topology_cost ?? [])],
   };
+}
+
+/**
+ * The device mask of each replica (SPEC §17 §4). `replica_devices` partitions the pool's
+ * `devices`: each entry is drawn from them and together they use all of them, so `devices`
+ * stays "every GPU of the pool" for whoever reads only that.
+ */
+function resolveReplicaDevices(
+  p: RawPool,
+  at: string,
+  devices: readonly GpuDevice[] | 'cpu',
+  replicas: number,
+  problems: string[],
+): readonly (readonly GpuDevice[] | 'cpu')[] {
+  const perReplica = p.replica_devices;
+  if (perReplica === undefined) return Array.from({ length: replicas }, () => devices);
+  if (devices === 'cpu') {
+    problems.push(`${at}.replica_devices: places replicas on GPUs, but devices is 'cpu'`);
+    return Array.from({ length: replicas }, () => devices);
+  }
+  if (perReplica.length !== replicas)
+    problems.push(
+      `${at}.replica_devices: has ${perReplica.length} entr${perReplica.length === 1 ? 'y' : 'ies'} ` +
+        `but the pool has ${replicas} replica(s); give one device list per replica`,
+    );
+  const key = (d: GpuDevice) => String(d);
+  const pool = new Set(devices.map(key));
+  const used = new Set<string>();
+  perReplica.forEach((mask, i) => {
+    for (const d of mask) {
+      used.add(key(d));
+      if (!pool.has(key(d)))
+        problems.push(
+          `${at}.replica_devices[${i}]: GPU ${JSON.stringify(d)} is not in the pool's devices (${devices.map((x) => JSON.stringify(x)).join(', ')})`,
+        );
+    }
+  });
+  const unused = devices.filter((d) => !used.has(key(d)));
+  if (unused.length > 0)
+    problems.push(
+      `${at}.replica_devices: no replica uses ${unused.map((d) => JSON.stringify(d)).join(', ')} of devices; ` +
+        'list only the GPUs the replicas run on',
+    );
+  return Array.from({ length: replicas }, (_, i) => [...(perReplica[i] ?? devices)]);
 }
 
 function defaultCacheDir(env: Readonly<Record<string, string | undefined>>, home: string): string {

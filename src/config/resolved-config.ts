@@ -89,6 +89,8 @@ export interface ResolvedNode {
   readonly id: string;
   readonly orchestratorUrl: string;
   readonly credentialEnv: string;
+  /** File holding the node credential; when set it is used instead of `credentialEnv`. */
+  readonly credentialFile: string | undefined;
   readonly advertiseHost: string | undefined;
   readonly heartbeatMs: number;
 }
@@ -108,6 +110,9 @@ export interface ResolvedApiKey {
   readonly sha256: string;
   readonly scopes: readonly Scope[];
 }
+
+/** A GPU as nvidia-smi names it: its index (PCI bus order) or its UUID (`GPU-…`). */
+export type GpuDevice = number | string;
 
 export interface ResolvedSim {
   readonly tokensPerSecond: number;
@@ -134,13 +139,16 @@ export interface ResolvedPool {
   /** Context length of one slot. */
   readonly ctx: number;
   readonly replicas: number;
-  /** GPU indices (→ CUDA_VISIBLE_DEVICES), or 'cpu' (dev profile only). */
-  readonly devices: readonly number[] | 'cpu';
+  /** All GPUs of the pool, by index or UUID (→ CUDA_VISIBLE_DEVICES), or 'cpu' (dev profile only). */
+  readonly devices: readonly GpuDevice[] | 'cpu';
+  /** The device mask of each replica (one entry per replica); every entry is `devices` without `replica_devices`. */
+  readonly replicaDevices: readonly (readonly GpuDevice[] | 'cpu')[];
   readonly tensorSplit: readonly number[] | undefined;
   readonly launch: {
     /** `native` runs the engine; `sim` runs the engine simulator in the engine's dialect. */
     readonly worker: 'native' | 'sim';
     readonly sim: ResolvedSim;
+    /** The engine's API key (configured inline, from a file or the environment); pool-managerd generates one when absent. */
     readonly apiKey: string | undefined;
     readonly healthIntervalMs: number;
     readonly healthTimeoutMs: number;
@@ -160,6 +168,8 @@ export interface ResolvedPool {
     readonly gpuLayers: number;
     readonly extraArgs: readonly string[];
     readonly startupTimeoutMs: number;
+    /** vLLM `--gpu-memory-utilization` (share of each GPU's total memory); undefined for other engines. */
+    readonly gpuMemoryUtilization: number | undefined;
   };
   readonly queue: {
     /** Total queued tasks across priorities. */
@@ -175,6 +185,15 @@ export interface ResolvedPool {
     readonly sessionTokens: number | undefined;
     readonly sessionWallMs: number | undefined;
     readonly sessionCost: number | undefined;
+  };
+  /** The SLO breaker (ORCH-3040): sheds batch admissions while the interactive SLO is violated. */
+  readonly sloBreaker: {
+    readonly enabled: boolean;
+    /** Interactive tasks finished this recently are judged; shorter than `openAfterMs`. */
+    readonly windowMs: number;
+    readonly openAfterMs: number;
+    readonly closeAfterMs: number;
+    readonly minSamples: number;
   };
   /** Nodes that run this pool (remote); empty: engines run in this process's host. */
   readonly hosts: readonly string[];

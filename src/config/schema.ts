@@ -56,6 +56,8 @@ export const DEFAULTS = {
   startupTimeoutMs: 120_000,
   healthIntervalMs: 1_000,
   healthTimeoutMs: 5_000,
+  /** Passed explicitly: vLLM's own default moved (0.9, later 0.92). */
+  vllmGpuMemoryUtilization: 0.9,
   shareWindowTokens: 100_000,
   deadlineSlackTokens: 512,
   simTokensPerSecond: 200,
@@ -68,6 +70,10 @@ export const DEFAULTS = {
   idleMs: 30_000,
   sessionTtlMs: 600_000,
   sessionMaxTurns: 8,
+  sloBreakerEnabled: true,
+  sloBreakerOpenAfterMs: 60_000,
+  sloBreakerCloseAfterMs: 120_000,
+  sloBreakerMinSamples: 20,
 } as const;
 
 const PositiveInt = (description: string, dflt?: number) =>
@@ -134,6 +140,13 @@ export const NodeSchema = closed('This process as a GPU host: `llorch pool-manag
       minLength: 1,
       description: 'Environment variable holding the node credential.',
       default: 'LLORCH_NODE_CREDENTIAL',
+    }),
+  ),
+  credential_file: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'File holding the node credential (surrounding whitespace ignored), relative to this file; used instead of `credential_env` when set.',
     }),
   ),
   advertise_host: Type.Optional(
@@ -497,7 +510,21 @@ export const LaunchSchema = closed('Engine process launch settings.', {
   api_key: Type.Optional(
     Type.String({
       minLength: 1,
-      description: 'vLLM `--api-key`: the engine requires it and the adapter sends it.',
+      description:
+        'API key the engine requires (llama-server, vLLM and TGI `--api-key`, handed over in the environment) and the adapter sends as a bearer token. Triton has none: on a pool-managerd node it is the key of the guard in front of Triton. Prefer `api_key_file` or `api_key_env` over a key in the file. pool-managerd generates one per engine launch when none is set.',
+    }),
+  ),
+  api_key_file: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        'File holding the engine API key (surrounding whitespace ignored), relative to this file; read when the configuration loads.',
+    }),
+  ),
+  api_key_env: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Environment variable holding the engine API key; read when the configuration loads.',
     }),
   ),
   restart: Type.Optional(
@@ -532,7 +559,8 @@ export const LaunchSchema = closed('Engine process launch settings.', {
   host: Type.Optional(
     Type.String({
       minLength: 1,
-      description: 'Interface the engine process binds (engines are never exposed publicly).',
+      description:
+        'Interface the engine process binds (engines are never exposed publicly). Beyond loopback an engine always requires a credential: its API key (generated when none is set), or for Triton, which has none, the guard pool-managerd runs in front of it.',
       default: DEFAULTS.launchHost,
     }),
   ),
@@ -545,6 +573,16 @@ export const LaunchSchema = closed('Engine process launch settings.', {
     NonNegativeInt(
       `Layers offloaded to the GPU. Default: ${DEFAULTS.gpuLayersGpu} (all) on GPUs, ${DEFAULTS.gpuLayersCpu} when \`devices: cpu\`.`,
     ),
+  ),
+  gpu_memory_utilization: Type.Optional(
+    Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      description:
+        'vLLM only: `--gpu-memory-utilization`, the share of each GPU\'s total memory the engine takes up front (weights, activations, KV cache). ' +
+        'Always passed (vLLM\'s own default differs between versions); the capacity planner reserves this share of every device of the replica.',
+      default: DEFAULTS.vllmGpuMemoryUtilization,
+    }),
   ),
   extra_args: Type.Optional(
     Type.Array(Type.String(), {
@@ -620,6 +658,52 @@ export const BudgetsSchema = closed('Per-session budgets of this pool (SPEC §3.
   ),
 });
 
+export const SloBreakerSchema = closed(
+  'The SLO breaker of a pool (ORCH-3040): while its interactive SLO (SPEC §15: p95 time to first token ≤ 900 ms, error rate ≤ 0.5%) is violated, batch admissions are shed; interactive work is never shed by it.',
+  {
+    enabled: Type.Optional(
+      Type.Boolean({ description: 'Shed batch work while the breaker is open.', default: DEFAULTS.sloBreakerEnabled }),
+    ),
+    window_ms: Type.Optional(
+      PositiveInt(
+        'Interactive tasks finished within this many milliseconds are judged (at most the last 256). Must be shorter than `open_after_ms`, so that one bad task cannot open the breaker. Default: half of `open_after_ms`.',
+      ),
+    ),
+    open_after_ms: Type.Optional(
+      PositiveInt(
+        'The breaker opens once the SLO has been violated continuously for this long, in milliseconds.',
+        DEFAULTS.sloBreakerOpenAfterMs,
+      ),
+    ),
+    close_after_ms: Type.Optional(
+      PositiveInt(
+        'An open breaker closes only once the SLO has been met continuously for this long, in milliseconds (hysteresis; too few tasks to judge counts as met).',
+        DEFAULTS.sloBreakerCloseAfterMs,
+      ),
+    ),
+    min_samples: Type.Optional(
+      PositiveInt(
+        'Fewer finished interactive tasks in the window are no evidence of a violation.',
+        DEFAULTS.sloBreakerMinSamples,
+      ),
+    ),
+  },
+);
+
+/** A GPU as nvidia-smi names it: its index, or its UUID (`GPU-…`, stable across reboots and re-cabling). */
+function GpuDeviceSchema() {
+  return Type.Union(
+    [
+      Type.Integer({ minimum: 0, description: 'GPU index (PCI bus order, as nvidia-smi numbers it).' }),
+      Type.String({
+        pattern: '^GPU-[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$',
+        description: 'GPU UUID as nvidia-smi prints it (`nvidia-smi -L`).',
+      }),
+    ],
+    { description: 'A GPU: index or UUID.' },
+  );
+}
+
 export const PoolSchema = closed('A pool: one model on one engine over a device mask, with its queue.', {
   id: Type.String({
     pattern: '^[a-z0-9][a-z0-9-_.]{0,62}$',
@@ -631,14 +715,33 @@ export const PoolSchema = closed('A pool: one model on one engine over a device 
   replicas: Type.Optional(PositiveInt('Engine processes (replicas) in this pool.', DEFAULTS.replicas)),
   devices: Type.Union(
     [
-      Type.Array(Type.Integer({ minimum: 0, description: 'GPU index.' }), {
+      Type.Array(GpuDeviceSchema(), {
         minItems: 1,
         uniqueItems: true,
-        description: 'GPU indices (become `CUDA_VISIBLE_DEVICES`).',
+        description:
+          'GPU indices or UUIDs (become `CUDA_VISIBLE_DEVICES`, with `CUDA_DEVICE_ORDER=PCI_BUS_ID` so indices are the ones nvidia-smi prints).',
       }),
       Type.Literal('cpu', { description: 'Run on CPU: only allowed with `profile: dev` (ORCH-1101).' }),
     ],
-    { description: 'Device mask: a list of GPU indices, or `cpu` (dev profile only, ORCH-1101).' },
+    {
+      description:
+        'Device mask: a list of GPU indices or UUIDs, or `cpu` (dev profile only, ORCH-1101). With `replica_devices`, all devices of the pool.',
+    },
+  ),
+  replica_devices: Type.Optional(
+    Type.Array(
+      Type.Array(GpuDeviceSchema(), {
+        minItems: 1,
+        uniqueItems: true,
+        description: "One replica's GPUs (its `CUDA_VISIBLE_DEVICES`), each also listed in `devices`.",
+      }),
+      {
+        minItems: 1,
+        description:
+          'Per-replica device masks, one entry per replica (SPEC §17 §4): e.g. `[[0], [1]]` places replica 0 on GPU 0 and replica 1 on GPU 1. ' +
+          'Every device of `devices` is used by some replica. Default: every replica gets all of `devices`. Not for `devices: cpu`.',
+      },
+    ),
   ),
   tensor_split: Type.Optional(
     Type.Array(Type.Number({ minimum: 0 }), {
@@ -655,6 +758,7 @@ export const PoolSchema = closed('A pool: one model on one engine over a device 
   session: Type.Optional(SessionSchema),
   prices: Type.Optional(PricesSchema),
   budgets: Type.Optional(BudgetsSchema),
+  slo_breaker: Type.Optional(SloBreakerSchema),
   hosts: Type.Optional(
     Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,

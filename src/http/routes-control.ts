@@ -4,6 +4,8 @@ import { OrchError } from '../errors/orch-error.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PoolRuntime } from '../orchestrator/pool-runtime.js';
+import { admitsWork, replicaSets, type ReplicaSet } from '../orchestrator/replica-set.js';
+import { SloWindow } from '../scheduler/slo-window.js';
 import type { Authenticator } from './auth.js';
 import { API_VERSION } from './generated/api-version.js';
 
@@ -45,12 +47,58 @@ function telemetry(pool: PoolRuntime, gpus: readonly GpuInfo[] | undefined) {
   };
 }
 
+/** One replica set as `/v1/replicasets` shows it: identity, members, and capacity over all members. */
+function replicaSetBody(set: ReplicaSet) {
+  const { members, identity } = set;
+  const first = members[0]!;
+  const slotsTotal = sum(members, (p) => p.readySlots());
+  const slotsFree = sum(members, (p) => p.freeSlots());
+  return {
+    id: set.id,
+    engine: identity.engine,
+    model_id: identity.modelId,
+    model_digest: identity.modelDigest ?? null,
+    engine_version: identity.engineVersion,
+    sampler_profile_version: identity.samplerProfileVersion,
+    ...trtllm(first),
+    simulated: members.every((p) => p.simulated),
+    ctx: identity.ctx,
+    pools: members.map((p) => p.id),
+    members: members.map((p) => ({
+      pool_id: p.id,
+      ready: admits(p),
+      draining: p.draining,
+      replicas_ready: p.readyReplicas().length,
+      replica_ids: p.supervisor.replicas().map((r) => r.id),
+      hosts: p.config.hosts,
+      queued: p.queue.size,
+      slo: p.slo.snapshot(),
+      slo_breaker: sloBreakerBody(p),
+    })),
+    replicas_ready: sum(members, (p) => p.readyReplicas().length),
+    replicas_total: sum(members, (p) => p.supervisor.replicas().length),
+    slots_total: slotsTotal,
+    slots_free: slotsFree,
+    load: slotsTotal === 0 ? 1 : (slotsTotal - slotsFree) / slotsTotal,
+    slo: members.length === 1 ? first.slo.snapshot() : SloWindow.merged(members.map((p) => p.slo)),
+  };
+}
+
+const sum = (pools: readonly PoolRuntime[], f: (p: PoolRuntime) => number): number =>
+  pools.reduce((n, p) => n + f(p), 0);
+
 /**
  * Ready means admission would take new work now: a drained or reloading pool refuses it
  * (`resolvePool`) even while its replicas are up, so readiness must not claim otherwise.
  */
 function admits(pool: PoolRuntime): boolean {
-  return !pool.draining && !pool.reloading && pool.availability() === 'ready';
+  return admitsWork(pool);
+}
+
+/** The pool's SLO breaker (ORCH-3040) as health and replica sets show it. */
+function sloBreakerBody(pool: PoolRuntime) {
+  const b = pool.sloBreaker.view();
+  return { enabled: b.enabled, state: b.state, since_ms: b.sinceMs, cause: b.cause };
 }
 
 function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
@@ -71,6 +119,7 @@ function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
       slots_free: pool.freeSlots(),
     },
     last_error: lastError ?? null,
+    slo_breaker: sloBreakerBody(pool),
     engine_version: pool.engineVersion(),
     ...trtllm(pool),
     ...(pool.modelDigest() === undefined ? {} : { model_digest: pool.modelDigest() }),
@@ -133,39 +182,7 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
 
   app.get('/v1/replicasets', async (req) => {
     control(req);
-    return {
-      replica_sets: o.orchestrator.pools.map((pool) => {
-        const slotsTotal = pool.readySlots();
-        const slotsFree = pool.freeSlots();
-        return {
-          id: `${pool.config.engine}:${pool.config.model.id}:${pool.config.ctx}`,
-          engine: pool.config.engine,
-          model_id: pool.config.model.id,
-          model_digest: pool.modelDigest() ?? null,
-          engine_version: pool.engineVersion(),
-          sampler_profile_version: 'v1',
-          ...trtllm(pool),
-          simulated: pool.simulated,
-          ctx: pool.config.ctx,
-          pools: [pool.id],
-          members: [
-            {
-              pool_id: pool.id,
-              ready: admits(pool),
-              draining: pool.draining,
-              replicas_ready: pool.readyReplicas().length,
-              hosts: pool.config.hosts,
-            },
-          ],
-          replicas_ready: pool.readyReplicas().length,
-          replicas_total: pool.supervisor.replicas().length,
-          slots_total: slotsTotal,
-          slots_free: slotsFree,
-          load: slotsTotal === 0 ? 1 : (slotsTotal - slotsFree) / slotsTotal,
-          slo: pool.slo.snapshot(),
-        };
-      }),
-    };
+    return { replica_sets: replicaSets(o.orchestrator.pools).map(replicaSetBody) };
   });
 
   app.get('/v1/capabilities', async (req) => {

@@ -16,6 +16,12 @@ export interface ReplicaReport {
   /** Where the orchestrator reaches the engine. */
   readonly base_url?: string;
   readonly metrics_url?: string;
+  /**
+   * The bearer key the engine at `base_url` requires (its own API key, or the key of the guard
+   * pool-managerd runs in front of an engine without one). It travels only on this
+   * authenticated channel and is never logged.
+   */
+  readonly api_key?: string;
   readonly props?: EngineProps;
 }
 
@@ -52,4 +58,13 @@ export interface HeartbeatAnswer {
 /** Commands the orchestrator queues for a node, delivered in heartbeat answers. */
 export type NodeCommand =
   | { readonly id: string; readonly op: 'stop' | 'start'; readonly pool_id: string }
-  | { readonly id: string; readonly op: 'reload'; readonly pool_id: string; readonly model_ref: string };
+  | { readonly id: string; readonly op: 'reload'; readonly pool_id: string; readonly model_ref: string }
+  | {
+      readonly id: string;
+      /** Kill one replica's engine and restart it (ejected for failing tasks); ok once it is ready again. */
+      readonly op: 'restart';
+      readonly pool_id: string;
+      /** The replica id on the node (`<pool>-r<i>`). */
+      readonly replica_id: string;
+      readonly cause?: string;
+    };

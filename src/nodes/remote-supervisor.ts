@@ -8,7 +8,13 @@ import type { EngineAdapter } from '../engines/adapter.js';
 import { adapterForUrls } from '../pool/engine-launcher.js';
 import type { PoolSupervisor, ReplicaState, ReplicaView } from '../pool/replica.js';
 import type { Logger } from '../util/logger.js';
-import type { PoolReport, ReplicaReport } from './node-protocol.js';
+import type { CommandResult, NodeCommand, PoolReport, ReplicaReport } from './node-protocol.js';
+
+/** Sends a command to a node and resolves with its outcome (the node registry's `command`). */
+export type NodeCommandSender = (
+  node: string,
+  cmd: Omit<Extract<NodeCommand, { op: 'restart' }>, 'id'>,
+) => Promise<CommandResult>;
 
 interface RemoteReplica {
   readonly id: string;
@@ -26,11 +32,41 @@ export class RemotePoolSupervisor implements PoolSupervisor {
   readonly #logger: Logger;
   readonly #replicas = new Map<string, RemoteReplica>();
   readonly #listeners = new Set<(r: ReplicaView) => void>();
+  readonly #send: NodeCommandSender | undefined;
 
-  constructor(pool: ResolvedPool, logger: Logger) {
+  constructor(pool: ResolvedPool, logger: Logger, send?: NodeCommandSender) {
     this.poolId = pool.id;
     this.#pool = pool;
     this.#logger = logger;
+    this.#send = send;
+  }
+
+  /**
+   * Asks the replica's node (pool-managerd) to kill and restart its engine; the node answers once
+   * the replica passed its self-test again (or could not). Its state changes arrive in the node's
+   * reports as for any restart.
+   */
+  async restartReplica(replicaId: string, cause: string): Promise<boolean> {
+    const r = this.#replicas.get(replicaId);
+    if (!r || this.#send === undefined) {
+      this.#logger.warn(
+        { event: 'replica.restart_unsent', pool_id: this.poolId, replica_id: replicaId, cause },
+        `cannot restart ${replicaId}: ${r ? 'no command channel to its node' : 'unknown replica'}`,
+      );
+      return false;
+    }
+    const local = replicaId.slice(r.node.length + 1);
+    this.#logger.warn(
+      { event: 'replica.restart_requested', pool_id: this.poolId, replica_id: r.id, node_id: r.node, cause },
+      `${r.id}: asking node ${r.node} to restart the engine (${cause})`,
+    );
+    const result = await this.#send(r.node, { op: 'restart', pool_id: this.poolId, replica_id: local, cause });
+    if (!result.ok)
+      this.#logger.warn(
+        { event: 'replica.restart_failed', pool_id: this.poolId, replica_id: r.id, cause: result.cause },
+        `${r.id}: restart on node ${r.node} did not bring it back: ${result.cause ?? 'failed'}`,
+      );
+    return result.ok;
   }
 
   async start(): Promise<void> {}

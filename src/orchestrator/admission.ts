@@ -9,9 +9,17 @@ import type { QuotaRefusal } from '../scheduler/tenant-quotas.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OfferResult } from '../scheduler/pool-queue.js';
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
+import { admitsWork, sameReplicaSet } from './replica-set.js';
 
-/** Step 3: the pool serving `model_ref` with `engine`, and its readiness. */
-export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): PoolRuntime {
+/**
+ * Step 3: the member of the replica set serving `model_ref` with `engine` that takes the task,
+ * or the refusal of the most hopeful member when none takes work now.
+ */
+export function resolvePool(
+  pools: readonly PoolRuntime[],
+  input: SubmitInput,
+  prefer?: PoolRuntime,
+): PoolRuntime {
   const matches = pools.filter(
     (p) =>
       p.config.model.id === input.modelRef ||
@@ -20,14 +28,20 @@ export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): 
   if (matches.length === 0) {
     throw new OrchError('INVALID_PARAMS', `model_ref: unknown model '${input.modelRef}'`);
   }
-  const pool = matches.find((p) => p.config.engine === input.engine);
-  if (!pool) {
+  const candidates = matches.filter((p) => p.config.engine === input.engine);
+  if (candidates.length === 0) {
     const served = [...new Set(matches.map((p) => p.config.engine))].join(', ');
     throw new OrchError(
       'INVALID_PARAMS',
       `engine: model '${input.modelRef}' is not served by engine '${input.engine}' (served by: ${served})`,
     );
   }
+  const admitting = candidates.filter(admitsWork);
+  // With no member taking work, the refusal comes from the most hopeful one (retriable first).
+  const pool =
+    admitting.length > 0
+      ? chooseMember(admitting, prefer)
+      : (candidates.find((p) => p.reloading || p.availability() === 'unready') ?? candidates[0]!);
   checkWorkload(pool, input);
   if (pool.draining && !pool.reloading)
     throw new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' is drained`, {
@@ -56,6 +70,28 @@ export function resolvePool(pools: readonly PoolRuntime[], input: SubmitInput): 
         });
   }
   return pool;
+}
+
+/**
+ * The member of the replica set(s) a new task joins. A session stays on the member that holds
+ * its KV while that member takes work, else stays within its replica set; otherwise the member
+ * whose queue would start the task soonest. Dispatch is still late-bound: an idle member takes
+ * queued work from a busy sibling (Dispatcher).
+ */
+function chooseMember(admitting: readonly PoolRuntime[], prefer: PoolRuntime | undefined): PoolRuntime {
+  if (prefer && admitting.includes(prefer)) return prefer;
+  const sameSet = prefer ? admitting.filter((p) => sameReplicaSet(p, prefer)) : [];
+  const members = sameSet.length > 0 ? sameSet : admitting;
+  let best = members[0]!;
+  let bestWait = best.predictStartMs(best.queue.size);
+  for (const p of members.slice(1)) {
+    const wait = p.predictStartMs(p.queue.size);
+    if (wait < bestWait) {
+      best = p;
+      bestWait = wait;
+    }
+  }
+  return best;
 }
 
 /** Step 3, part two: the pool's engine serves the workload, with the matching input field. */

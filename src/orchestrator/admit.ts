@@ -3,8 +3,10 @@
  * schema validation ran at the HTTP edge; then
  *
  *   2 normalize   defaults and clamps (`expected_tokens` ≤ `max_tokens`), duplicate ids
- *   3 resolve     model → pool, engine, workload, readiness; canary routing; lifecycle
- *   4 guardrails  ctx, session budget (cheap checks first), then the engine's tokenizer:
+ *   3 resolve     model → replica set → member pool, engine, workload, readiness; canary
+ *                 routing; lifecycle
+ *   4 guardrails  ctx; SLO shedding (batch work of a pool whose SLO breaker is open, ORCH-3040);
+ *                 session budget (cheap checks first), then the engine's tokenizer:
  *                 prompt tokens + `max_tokens` ≤ ctx, and the budget reserved
  *   5 quotas      the tenant's rate bucket and `max_concurrent`
  *   6 deadline    predicted finish within `deadline_ms`, planning soft preemption if it helps
@@ -37,6 +39,8 @@ import {
   resolvePool,
 } from './admission.js';
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
+import { sameReplicaSet } from './replica-set.js';
+import { checkSloBreaker } from './slo-shedding.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { TaskTable } from './task-table.js';
 
@@ -113,6 +117,7 @@ export class Admission {
       pool = this.resolve(principal, input);
       this.checkLifecycle(principal, input, pool);
       checkCtx(pool, input);
+      checkSloBreaker(pool, input.priority, this.#o.metrics, this.#o.clock.now());
       const g = await this.guardrails(principal, input, pool);
       this.reserveBudget(charges, principal, input, pool, g);
       this.chargeQuotas(charges, principal, pool);
@@ -148,9 +153,10 @@ export class Admission {
     const pools = this.#o.pools();
     const session = this.#o.sessions.get(principal.tenant, input.sessionId);
     let modelRef = input.modelRef;
-    if (session) modelRef = pools.find((p) => p.id === session.poolId)?.config.model.id ?? modelRef;
+    const home = session ? pools.find((p) => p.id === session.poolId) : undefined;
+    if (session) modelRef = home?.config.model.id ?? modelRef;
     else if (this.#o.route) modelRef = this.#o.route(input.modelRef, input.sessionId);
-    return resolvePool(pools, modelRef === input.modelRef ? input : { ...input, modelRef });
+    return resolvePool(pools, modelRef === input.modelRef ? input : { ...input, modelRef }, home);
   }
 
   /** Step 3: Retired models take nothing; Deprecated ones keep their sessions only (ORCH-3070). */
@@ -370,7 +376,8 @@ export class Admission {
   /** The tenant's session in this pool, when it has one. */
   #ownSession(principal: Principal, input: SubmitInput, pool: PoolRuntime): Session | undefined {
     const s = this.#o.sessions.get(principal.tenant, input.sessionId);
-    return s?.poolId === pool.id ? s : undefined;
+    const home = s && this.#o.pools().find((p) => p.id === s.poolId);
+    return home && sameReplicaSet(home, pool) ? s : undefined;
   }
 
   /** Finished turns plus what the session's other accepted tasks have reserved. */

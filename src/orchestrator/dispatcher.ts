@@ -36,6 +36,8 @@ export interface DispatcherOptions {
   readonly placement?: PlacementPolicy;
   /** Running task to stop for hard preemption (default: lowest priority, newest first). */
   readonly victims?: VictimPolicy;
+  /** The other members of a pool's replica set: queued work moves to whichever has a free slot. */
+  readonly siblings?: (pool: PoolRuntime) => readonly PoolRuntime[];
 }
 
 /** Warm replicas at or above this utilization lose to cooler ones (ORCH-3009). */
@@ -70,12 +72,23 @@ export class Dispatcher {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
   }
 
-  /** Dispatch queued tasks while a Ready replica has a free slot. */
+  /**
+   * Dispatch queued tasks while a Ready replica has a free slot. Binding is late and spans the
+   * replica set (SPEC §17 §4): a member with a free slot and nothing queued takes the next task
+   * of a sibling that cannot start it, and a member that cannot start its next task hands it to
+   * an idle sibling.
+   */
   pump(pool: PoolRuntime): void {
-    if (pool.paused) return;
+    if (pool.paused) {
+      this.#spill(pool);
+      return;
+    }
     for (;;) {
       const next = pool.queue.peekNext();
-      if (!next) return;
+      if (!next) {
+        if (this.#takeFromSibling(pool)) continue;
+        return;
+      }
       const task = this.#o.table.get(next.id);
       if (!task || task.terminal) {
         pool.queue.remove(next.id);
@@ -96,11 +109,48 @@ export class Dispatcher {
       });
       const replica = replicaId === undefined ? undefined : pool.replica(replicaId);
       if (!replica) {
+        if (this.#handToSibling(pool, task)) continue;
         if (this.#o.preemption === 'hard') this.#preemptFor(pool, task);
         return;
       }
       pool.queue.takeNext();
       this.#bind(pool, task, replica, affinity);
+    }
+  }
+
+  /** A member that can start work now: not held, and a ready replica with a free slot. */
+  #hasRoom(pool: PoolRuntime): boolean {
+    return !pool.paused && pool.loads().some((r) => r.inFlight < r.slotsTotal);
+  }
+
+  /** `pool` is idle: take the next task of the sibling that is furthest from starting it. */
+  #takeFromSibling(pool: PoolRuntime): boolean {
+    if (!this.#hasRoom(pool)) return false;
+    const waiting = (this.#o.siblings?.(pool) ?? [])
+      .filter((s) => s.queue.size > 0 && !this.#hasRoom(s))
+      .sort((a, b) => b.queue.size - a.queue.size);
+    for (const from of waiting) {
+      const next = from.queue.peekNext();
+      const task = next && this.#o.table.get(next.id);
+      if (task && !task.terminal && this.#o.lifecycle.move(task, from, pool, 'head')) return true;
+    }
+    return false;
+  }
+
+  /** `task` cannot start on `pool` now: an idle sibling with nothing queued takes it and starts it. */
+  #handToSibling(pool: PoolRuntime, task: TaskRecord): boolean {
+    const to = (this.#o.siblings?.(pool) ?? []).find((s) => s.queue.size === 0 && this.#hasRoom(s));
+    if (!to || !this.#o.lifecycle.move(task, pool, to, 'head')) return false;
+    this.pump(to);
+    return true;
+  }
+
+  /** A held member (reload, drain): its queued work goes to siblings as far as they have room. */
+  #spill(pool: PoolRuntime): void {
+    for (;;) {
+      const next = pool.queue.peekNext();
+      const task = next && this.#o.table.get(next.id);
+      if (!task || task.terminal || !this.#handToSibling(pool, task)) return;
     }
   }
 

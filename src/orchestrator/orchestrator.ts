@@ -29,13 +29,16 @@ import {
   fleetOutcomes,
   quotaRelease,
   sessionAffinity,
+  sloBreakers,
   taskSpans,
 } from './task-accounting.js';
+import { SloBreakerWatch } from './slo-shedding.js';
 import { TaskLifecycle, type CancelReason } from './task-lifecycle.js';
 import type { TaskRecord, TaskView } from './task-record.js';
 import { TaskTable } from './task-table.js';
 import { queueDepthObserver, refusalTelemetry, taskTelemetry } from './task-telemetry.js';
 import { PeriodicWork } from './periodic-work.js';
+import { admitsWork, sameReplicaSet, siblingsOf } from './replica-set.js';
 
 export { defaultSeed } from './admit.js';
 export { runMs } from './task-record.js';
@@ -122,6 +125,11 @@ export class Orchestrator {
       clock,
       ttlMs: (id) => poolCfg(id)?.session.ttlMs ?? 600_000,
       maxTurns: (id) => poolCfg(id)?.session.maxTurns ?? 8,
+      sameSet: (a, b) => {
+        const pa = this.#poolById(a);
+        const pb = this.#poolById(b);
+        return a === b || (pa !== undefined && pb !== undefined && sameReplicaSet(pa, pb));
+      },
     });
     this.#ledger = new SessionLedger({
       sessions: this.#sessions,
@@ -131,6 +139,7 @@ export class Orchestrator {
         logger.error({ err, session_id: sessionId }, 'budget ledger write failed'),
     });
     this.#queueDepth = queueDepthObserver(metrics);
+    const breakers = new SloBreakerWatch({ metrics, logger, clock });
     this.#lifecycle = new TaskLifecycle({
       clock,
       table: this.#table,
@@ -144,6 +153,7 @@ export class Orchestrator {
         sessionAffinity(this.#sessions),
         fairShares(new ShareTracker(config.fairness.shareWindowTokens), metrics),
         fleetOutcomes(this.#gauges),
+        sloBreakers(breakers),
         ...(opts.tracer ? [taskSpans(opts.tracer, clock)] : []),
         this.#queueDepth,
         taskTelemetry(metrics, logger, config.fairness.weights),
@@ -173,6 +183,7 @@ export class Orchestrator {
       sessions: this.#sessions,
       ledger: this.#ledger,
       preemption: config.scheduling.preemption,
+      siblings: (pool) => siblingsOf(this.#pools, pool),
     });
     const create = opts.createSupervisor;
     this.#control = new PoolControl({
@@ -200,6 +211,15 @@ export class Orchestrator {
         this.#onReplicaChange(pool);
       },
       pump: (pool) => this.#dispatcher.pump(pool),
+      handOver: (pool, task) => {
+        const record = this.#table.get(task.spec.taskId);
+        const to = siblingsOf(this.#pools, pool)
+          .filter(admitsWork)
+          .sort((a, b) => a.predictStartMs(a.queue.size) - b.predictStartMs(b.queue.size))[0];
+        if (!record || !to || !this.#lifecycle.move(record, pool, to, 'tail')) return false;
+        this.#dispatcher.pump(to);
+        return true;
+      },
       ...(opts.remoteReload ? { remoteReload: opts.remoteReload } : {}),
       ...(opts.remoteStop ? { remoteStop: opts.remoteStop } : {}),
     });
@@ -218,6 +238,7 @@ export class Orchestrator {
       ledger: this.#ledger,
       gauges: this.#gauges,
       clock,
+      sloBreakers: breakers,
     });
     this.#timers.push(setInterval(() => periodic.sweep(), SWEEP_INTERVAL_MS).unref());
     this.#timers.push(setInterval(() => periodic.metricsFrames(), config.sse.metricsIntervalMs).unref());

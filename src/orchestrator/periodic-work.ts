@@ -1,7 +1,7 @@
 /**
  * The orchestrator's periodic work: the deadline sweep (queued tasks that can no longer meet
- * their deadline end early, ETA-aware under overload), session expiry and fleet gauges, and the
- * additive-only SSE `metrics` frames of live tasks (ORCH-3100).
+ * their deadline end early, ETA-aware under overload), session expiry and fleet gauges, the pools'
+ * SLO breakers, and the additive-only SSE `metrics` frames of live tasks (ORCH-3100).
  */
 import type { Clock } from '../domain/types.js';
 import { costOf, hasSessionBudget, remaining } from '../sessions/budget.js';
@@ -11,6 +11,7 @@ import { replicaExhausted } from './failure.js';
 import type { FleetGauges } from './fleet-gauges.js';
 import { onTimeProbability } from './on-time.js';
 import type { PoolRuntime } from './pool-runtime.js';
+import type { SloBreakerWatch } from './slo-shedding.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import { runMs, type TaskView } from './task-record.js';
 import type { TaskTable } from './task-table.js';
@@ -23,6 +24,8 @@ export interface PeriodicWorkOptions {
   readonly ledger: SessionLedger;
   readonly gauges: FleetGauges;
   readonly clock: Clock;
+  /** SLO breakers are also evaluated here, so that one can close while no task finishes. */
+  readonly sloBreakers?: SloBreakerWatch;
 }
 
 export class PeriodicWork {
@@ -43,6 +46,7 @@ export class PeriodicWork {
       this.#o.gauges.refresh(this.#o.pools, this.#o.sessions.values());
     }
     for (const pool of this.#o.pools) {
+      this.#o.sloBreakers?.evaluate(pool);
       // Under overload (more queued than free slots), a task that could not finish by its
       // deadline even if it started now is ended early instead of waiting to fail (ETA-aware).
       const overloaded = pool.queue.size > pool.freeSlots();

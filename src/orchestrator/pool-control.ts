@@ -12,7 +12,7 @@ import { OrchError } from '../errors/orch-error.js';
 import type { PoolSupervisor } from '../pool/replica.js';
 import type { Logger } from '../util/logger.js';
 import type { PoolRuntime } from './pool-runtime.js';
-import type { TaskRecord } from './task-record.js';
+import type { TaskRecord, TaskView } from './task-record.js';
 
 export interface PoolOps {
   readonly logger: Logger;
@@ -27,6 +27,8 @@ export interface PoolOps {
   /** Installs a new supervisor for the pool (subscriptions follow). */
   swapSupervisor(pool: PoolRuntime, sup: PoolSupervisor): void;
   pump(pool: PoolRuntime): void;
+  /** Moves a queued task of a draining pool to another member of its replica set; false if none takes it. */
+  handOver?(pool: PoolRuntime, task: TaskView): boolean;
   /** Reloads a pool whose engines run on other hosts (through their pool-managerd); the cause on failure. */
   remoteReload?(pool: PoolRuntime, modelPath: string): Promise<string | undefined>;
   /** Stops the engines of a drained pool on its hosts (frees their GPUs); the cause on failure. */
@@ -47,13 +49,18 @@ export class PoolControl {
     this.#ops = ops;
   }
 
-  /** Stop placing work; in-flight tasks get `deadlineMs`; queued ones end now (the pool is going away). */
+  /**
+   * Stop placing work; in-flight tasks get `deadlineMs`; queued ones move to another member of the
+   * replica set, or end now (the pool is going away).
+   */
   drain(pool: PoolRuntime, deadlineMs: number): void {
     pool.paused = true;
     pool.draining = true;
     pool.lifecycle = { operation: 'drain', state: 'in_progress' };
     for (const task of this.#ops.tasksOf(pool)) {
       if (task.state.kind !== 'queued') continue;
+      // Another member of the replica set takes it, where one takes work (SPEC §17 §4).
+      if (this.#ops.handOver?.(pool, task) === true) continue;
       this.#ops.endQueued(pool, task, {
         code: 'POOL_UNAVAILABLE',
         message: `pool '${pool.id}' is draining`,

@@ -5,6 +5,7 @@ import { DrainEstimator } from '../scheduler/drain-estimator.js';
 import type { ReplicaLoad } from '../scheduler/placement.js';
 import { PoolQueue, type QueueEntry, type SchedulingMode } from '../scheduler/pool-queue.js';
 import { ServicePredictor } from '../scheduler/service-predictor.js';
+import { SloBreaker } from '../scheduler/slo-breaker.js';
 import { SloWindow } from '../scheduler/slo-window.js';
 
 /** A queued task as the pool queue sees it. */
@@ -60,8 +61,10 @@ export class PoolRuntime {
   previousModel: ResolvedPool['model'] | undefined;
   readonly estimator = new DrainEstimator({ alpha: 0.2, initialServiceMs: 1000 });
   readonly predictor = new ServicePredictor();
-  /** Rolling SLO attainment of finished tasks, per priority. */
-  readonly slo = new SloWindow();
+  /** Rolling SLO attainment of finished tasks, per priority (samples stamped by the clock). */
+  readonly slo: SloWindow;
+  /** Sheds batch admissions while the interactive SLO is violated (ORCH-3040). */
+  readonly sloBreaker: SloBreaker;
   /** Tasks running per replica id (our own accounting; the engine's slot state is a cross-check). */
   readonly inFlight = new Map<string, number>();
   /** Tasks holding a slot, by task id. */
@@ -70,6 +73,8 @@ export class PoolRuntime {
   readonly #weights: Readonly<Record<Priority, number>>;
   readonly #failuresInRow = new Map<string, number>();
   readonly #ejectedUntil = new Map<string, number>();
+  /** Replicas whose engine restart (after ejection) is under way. */
+  readonly #restarting = new Set<string>();
   /** Replicas whose tokenizer timed out or failed, until when they are asked last. */
   readonly #tokenizerSuspects = new Map<string, number>();
 
@@ -78,6 +83,8 @@ export class PoolRuntime {
     this.supervisor = supervisor;
     this.#clock = o.clock;
     this.#weights = o.weights;
+    this.slo = new SloWindow(256, o.clock);
+    this.sloBreaker = new SloBreaker(config.sloBreaker, o.clock.now());
     this.queue = new PoolQueue<QueuedTask>({
       capacity: config.queue.capacity,
       priorityCapacity: config.queue.priorityCapacity,
@@ -154,7 +161,9 @@ export class PoolRuntime {
   /**
    * How a task on `replicaId` ended, as far as the replica is to blame: `ok` for a completion,
    * `failed` for an engine failure. After EJECT_AFTER failures in a row the replica is ejected
-   * for EJECT_MS, so a replica that fails fast does not attract the work its free slots invite.
+   * for EJECT_MS, so a replica that fails fast does not attract the work its free slots invite,
+   * and its engine is restarted (a replica failing every task while its health checks pass would
+   * otherwise stay broken); once it is back through its self-test the ejection ends.
    */
   recordOutcome(replicaId: string, outcome: 'ok' | 'failed'): void {
     if (outcome === 'ok') {
@@ -166,7 +175,25 @@ export class PoolRuntime {
     if (n >= EJECT_AFTER) {
       this.#ejectedUntil.set(replicaId, this.#clock.now() + EJECT_MS);
       this.#failuresInRow.delete(replicaId);
+      this.#restart(replicaId, `ejected after ${n} failed tasks in a row`);
     }
+  }
+
+  /** One restart per replica at a time: failures of tasks still running on it add none. */
+  #restart(replicaId: string, cause: string): void {
+    if (this.#restarting.has(replicaId)) return;
+    this.#restarting.add(replicaId);
+    this.supervisor
+      .restartReplica(replicaId, cause)
+      .then(
+        (back) => {
+          if (!back) return;
+          this.#ejectedUntil.delete(replicaId);
+          this.#failuresInRow.delete(replicaId);
+        },
+        () => undefined,
+      )
+      .finally(() => this.#restarting.delete(replicaId));
   }
 
   /** Ready replicas currently ejected (health and logs). */

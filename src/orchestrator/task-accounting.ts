@@ -12,6 +12,7 @@ import type { SessionLedger } from '../sessions/session-ledger.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { TaskTracer } from '../tracing/task-tracer.js';
 import type { FleetGauges } from './fleet-gauges.js';
+import type { SloBreakerWatch } from './slo-shedding.js';
 import type { TaskObserver } from './task-lifecycle.js';
 import { runMs } from './task-record.js';
 import { tracedTask } from './traced-task.js';
@@ -66,6 +67,11 @@ export const sessionAffinity = (sessions: SessionStore): TaskObserver => ({
 
 export const fleetOutcomes = (gauges: FleetGauges): TaskObserver => ({
   finished: (task, pool) => gauges.finished(task, pool),
+});
+
+/** After `fleetOutcomes` recorded the task in its pool's SLO window: the pool's SLO breaker. */
+export const sloBreakers = (watch: SloBreakerWatch): TaskObserver => ({
+  finished: (_task, pool) => watch.evaluate(pool),
 });
 
 export const taskSpans = (tracer: TaskTracer, clock: Clock): TaskObserver => ({

@@ -52,6 +52,8 @@ export interface TaskObserver {
   dispatched?(task: TaskView, pool: PoolRuntime): void;
   firstToken?(task: TaskView, pool: PoolRuntime): void;
   requeued?(task: TaskView, pool: PoolRuntime): void;
+  /** The queued task moved to another member of its replica set. */
+  moved?(task: TaskView, from: PoolRuntime, to: PoolRuntime): void;
   /** The task failed before its first token and waits to be dispatched to another replica. */
   redispatching?(task: TaskView, pool: PoolRuntime, failedOn: string, error: ErrorData): void;
   /** Exactly once per task, after its terminal event was appended. */
@@ -177,6 +179,23 @@ export class TaskLifecycle {
     task.replicaId = undefined;
     requeueFront(pool, task, task.cost);
     this.#notify('redispatching', task, (o) => o.redispatching?.(task, pool, failedOn, error));
+  }
+
+  /**
+   * Queued on `from` → queued on `to`, another member of its replica set (late binding, SPEC
+   * §17 §4): at the head of `to`'s queue when `to` takes it to run now, else at its tail (a
+   * drained member hands its queue over). Its stream shows nothing of the move.
+   */
+  move(task: TaskRecord, from: PoolRuntime, to: PoolRuntime, where: 'head' | 'tail'): boolean {
+    if (task.terminal || task.state.kind !== 'queued' || task.poolId !== from.id || from === to) return false;
+    const entry = from.queue.get(task.spec.taskId);
+    if (!entry) return false;
+    from.queue.remove(task.spec.taskId);
+    task.poolId = to.id;
+    if (where === 'head') to.queue.requeueFront(entry);
+    else to.queue.adopt(entry);
+    this.#notify('moved', task, (o) => o.moved?.(task, from, to));
+    return true;
   }
 
   /**

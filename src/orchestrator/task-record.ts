@@ -48,7 +48,8 @@ export interface TaskView {
  */
 export class TaskRecord implements TaskView {
   readonly spec: TaskSpec;
-  readonly poolId: string;
+  /** The member pool of its replica set that holds the task; a queued task may move (late binding). */
+  poolId: string;
   readonly log: EventLog;
   /** Replaced when a hard-preempted task is resumed (a fresh engine request). */
   abort = new AbortController();

@@ -59,6 +59,10 @@ export function queueDepthObserver(metrics: OrchMetrics): TaskObserver & { updat
     accepted: (_t, pool) => update(pool),
     dispatched: (_t, pool) => update(pool),
     requeued: (_t, pool) => update(pool),
+    moved: (_t, from, to) => {
+      update(from);
+      update(to);
+    },
     finished: (task, pool) => {
       if (task.dispatchedAtMs === undefined || task.state.kind === 'queued') update(pool);
     },
@@ -137,6 +141,12 @@ export function taskTelemetry(
     },
     requeued(_task, pool) {
       metrics.inc('preemptions_total', { mode: 'hard', engine: pool.config.engine });
+    },
+    moved(task, from, to) {
+      logger.debug(
+        { ...fields(task, to), event: 'task.moved', from_pool_id: from.id },
+        `queued task moved from pool ${from.id} to ${to.id} (same replica set)`,
+      );
     },
     finished(task, pool, t) {
       const now = task.finishedAtMs ?? 0;

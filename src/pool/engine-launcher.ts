@@ -30,9 +30,39 @@ export interface EngineLauncher {
   adapter(ports: readonly number[], pool?: ResolvedPool): EngineAdapter;
 }
 
-/** `CUDA_VISIBLE_DEVICES` from the device mask; CPU pools see no GPU at all. */
+/**
+ * The environment variable each engine reads its API key from (the simulator reads the same in
+ * its engine's dialect). The key goes in the environment, not on the command line, where any
+ * local user could read it (`ps`). llama-server: `--api-key` "(env: LLAMA_API_KEY)" in its
+ * `--help` (the pinned build, and upstream common/arg.cpp); vLLM: "the argument `--api-key` or
+ * environment variable `VLLM_API_KEY`" (docs.vllm.ai, OpenAI-Compatible Server); TGI:
+ * `--api-key` "[env: API_KEY=]" (text-generation-launcher arguments, since v2.3.0,
+ * huggingface/text-generation-inference#2315). Triton has no API key (none in `tritonserver
+ * --help`; its BETA `--http-restricted-api` takes the secret on the command line).
+ */
+export const ENGINE_KEY_ENV = {
+  llamacpp: 'LLAMA_API_KEY',
+  vllm: 'VLLM_API_KEY',
+  tgi: 'API_KEY',
+  triton: undefined,
+} as const satisfies Record<ResolvedPool['engine'], string | undefined>;
+
+/**
+ * `CUDA_VISIBLE_DEVICES` from the device mask (CPU pools see no GPU at all), and the engine's API
+ * key variable: the pool's key, or removed, so that a key inherited from this process's
+ * environment never turns on authentication the adapter does not know about.
+ */
 export function engineEnv(pool: ResolvedPool, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return { ...base, CUDA_VISIBLE_DEVICES: pool.devices === 'cpu' ? '' : pool.devices.join(',') };
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    CUDA_VISIBLE_DEVICES: pool.devices === 'cpu' ? '' : pool.devices.join(','),
+  };
+  const keyVar = ENGINE_KEY_ENV[pool.engine];
+  if (keyVar !== undefined) {
+    if (pool.launch.apiKey === undefined) delete env[keyVar];
+    else env[keyVar] = pool.launch.apiKey;
+  }
+  return env;
 }
 
 const hostOf = (pool: ResolvedPool) =>
@@ -89,7 +119,7 @@ export function vllmArgs(pool: ResolvedPool, port: number): string[] {
     '--seed',
     '0',
   );
-  if (l.apiKey !== undefined) args.push('--api-key', l.apiKey);
+  // The API key travels as VLLM_API_KEY (engineEnv), not on the command line.
   return [...args, ...l.extraArgs];
 }
 
@@ -147,20 +177,21 @@ export function adapterForUrls(
 ): EngineAdapter {
   const base = urls.base;
   const connections = pool.launch.parallel + 4;
+  const apiKey = pool.launch.apiKey;
   switch (pool.engine) {
     case 'llamacpp':
-      return new LlamaCppAdapter({ baseUrl: base, modelDigest, connections });
+      return new LlamaCppAdapter({ baseUrl: base, modelDigest, connections, apiKey });
     case 'vllm':
       return new VllmAdapter({
         baseUrl: base,
         model: pool.model.id,
-        apiKey: pool.launch.apiKey,
+        apiKey,
         slots: pool.launch.parallel,
         modelDigest,
         connections,
       });
     case 'tgi':
-      return new TgiAdapter({ baseUrl: base, modelDigest, connections });
+      return new TgiAdapter({ baseUrl: base, modelDigest, connections, apiKey });
     case 'triton':
       return new TritonAdapter({
         baseUrl: base,
@@ -168,6 +199,8 @@ export function adapterForUrls(
         ctx: pool.ctx,
         modelDigest,
         connections,
+        // Triton itself takes no key: this is the key of pool-managerd's guard in front of it.
+        apiKey,
       });
   }
 }
@@ -246,7 +279,7 @@ export function simArgs(pool: ResolvedPool, replicaIndex: number, ports: readonl
   if (pool.engine === 'triton') args.push('--metrics-port', String(ports[1] ?? 0));
   // A simulated pool with a model file "loads" it: a missing file fails the start like a real engine.
   if (pool.model.path !== '') args.push('--model-file', pool.model.path);
-  if (pool.launch.apiKey !== undefined) args.push('--api-key', pool.launch.apiKey);
+  // The API key travels in the engine's own variable (engineEnv), as for the real engine.
   return [...args, ...pool.launch.extraArgs];
 }
 

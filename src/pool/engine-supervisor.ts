@@ -29,6 +29,17 @@ export interface EngineSupervisorOptions {
   readonly onEvent?: (e: SupervisorEvent) => void;
   /** Checked before any process starts (headroom); a cause refuses every replica. */
   readonly preflight?: () => Promise<string | undefined>;
+  /**
+   * Judges the engine's own startup report once the self-test passed (llama.cpp: layers offloaded
+   * to the GPU, `engines/llamacpp/offload-report.ts`): `lines` picks the report out of the output,
+   * a cause refuses the replica without retrying (a rebuild or a config change must fix it).
+   */
+  readonly verifyOffload?: {
+    readonly lines: RegExp;
+    verify(report: readonly string[], replicaId: string): string | undefined;
+  };
+  /** Where engines' run files go (`<data_dir>/run`), so a later daemon can reap them after a crash. */
+  readonly runDir?: string | undefined;
 }
 
 interface Replica {
@@ -57,6 +68,9 @@ const HEALTH_FAILURES_BEFORE_UNREADY = 2;
 const HEALTH_FAILURES_BEFORE_RESTART = 5;
 
 const PROBE_INTERVAL_MS = 50;
+
+/** How an open breaker's cause begins (it schedules a restart, unlike other non-retrying causes). */
+const BREAKER_CAUSE = 'circuit breaker open';
 
 export class EnginePoolSupervisor implements PoolSupervisor {
   readonly poolId: string;
@@ -113,6 +127,46 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     return this.#replicas.find((r) => r.id === replicaId)?.process;
   }
 
+  /**
+   * Kills a replica's engine and restarts it under the restart policy and breaker (outlier
+   * ejection: it keeps failing tasks while its health checks pass). The replica is unready at
+   * once and comes back through its startup self-test. A replica that is not ready is already on
+   * its way down or back: that restart serves. Resolves true once the replica is ready again,
+   * false when it will not come back (stopped, refused).
+   */
+  restartReplica(replicaId: string, cause: string): Promise<boolean> {
+    const r = this.#replicas.find((x) => x.id === replicaId);
+    if (!r || this.#stopping) return Promise.resolve(false);
+    const back = this.#whenBack(r);
+    const proc = r.process;
+    if (r.state.kind !== 'ready' || !proc || proc.exit || r.killedFor !== undefined) return back;
+    r.killedFor = `restarted: ${cause}`;
+    clearInterval(r.healthTimer);
+    this.#o.logger.warn(
+      { event: 'replica.restart_requested', pool_id: this.poolId, replica_id: r.id, cause },
+      `${r.id}: killing and restarting the engine (${cause})`,
+    );
+    this.#set(r, { kind: 'unready', cause: r.killedFor, retrying: true });
+    void proc.stop(500);
+    return back;
+  }
+
+  /** True at the replica's next `ready`; false when it stops or is refused for good. */
+  #whenBack(r: Replica): Promise<boolean> {
+    return new Promise((resolve) => {
+      const off = this.onChange((v) => {
+        if (v.id !== r.id) return;
+        const s = v.state;
+        const final =
+          s.kind === 'stopped' ||
+          (s.kind === 'unready' && s.retrying !== true && !s.cause.startsWith(BREAKER_CAUSE));
+        if (s.kind !== 'ready' && !final) return;
+        off();
+        resolve(s.kind === 'ready');
+      });
+    });
+  }
+
   async stop(): Promise<void> {
     this.#stopping = true;
     await Promise.all(
@@ -156,6 +210,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       args: cmd.args,
       env: cmd.env,
       logger: logger.child({ pool_id: pool.id, replica_id: r.id }),
+      runDir: this.#o.runDir,
+      label: r.id,
+      retain: this.#o.verifyOffload?.lines,
     });
     r.process = proc;
     await r.adapter.close();
@@ -228,7 +285,7 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       this.#o.onEvent?.({ kind: 'breaker', replicaId: r.id, open: true });
       this.#set(r, {
         kind: 'unready',
-        cause: `circuit breaker open after ${decision.failures} failures in ${this.#o.pool.launch.restart.windowMs} ms; next attempt in ${decision.delayMs} ms; last: ${cause}`,
+        cause: `${BREAKER_CAUSE} after ${decision.failures} failures in ${this.#o.pool.launch.restart.windowMs} ms; next attempt in ${decision.delayMs} ms; last: ${cause}`,
       });
     } else {
       this.#set(r, { kind: 'unready', cause, retrying: true });
@@ -242,7 +299,10 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     proc: EngineProcess,
   ): Promise<{ cause: string; retry: boolean } | undefined> {
     const cause = await this.#selfTestCause(r, proc);
-    if (cause === undefined) return undefined;
+    if (cause === undefined) {
+      const refused = this.#o.verifyOffload?.verify(proc.retained(), r.id);
+      return refused === undefined ? undefined : { cause: refused, retry: false };
+    }
     // A version mismatch does not heal by restarting; everything else may (crash loops meet the breaker).
     return { cause, retry: !cause.startsWith('engine_version ') && cause !== 'stopping' };
   }

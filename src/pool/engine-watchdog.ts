@@ -12,8 +12,12 @@
  *
  * Otherwise the engine's exit is passed on unchanged (same code, or the same signal re-raised
  * here), because the supervisor classifies failures by it.
+ *
+ * When `$LLORCH_WATCHDOG_REPORT_FD` names an inherited pipe, the engine's pid is written there
+ * (`engine <pid>`) once it is spawned: the supervisor records it in the engine's run file.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 
 const ORPHAN_GRACE_MS = 3_000;
@@ -42,7 +46,20 @@ const killGroup = (signal: NodeJS.Signals): void => {
 const noop = (): void => undefined;
 for (const s of RELAYED) process.on(s, noop);
 
+// Same name as WATCHDOG_REPORT_FD_ENV in engine-process.ts (not imported: this script stays small).
+const reportFd = Number(process.env['LLORCH_WATCHDOG_REPORT_FD'] ?? NaN);
+delete process.env['LLORCH_WATCHDOG_REPORT_FD'];
+
 const engine = spawn(binary, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+
+if (Number.isInteger(reportFd) && reportFd > 2 && engine.pid !== undefined) {
+  try {
+    writeSync(reportFd, `engine ${engine.pid}\n`);
+    closeSync(reportFd);
+  } catch {
+    // No supervisor listening: the report is only for its run file.
+  }
+}
 
 engine.on('error', (err) => {
   // Same wording as a failed spawn in the supervisor, so the cause reads the same.

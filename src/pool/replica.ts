@@ -44,4 +44,11 @@ export interface PoolSupervisor {
   replicas(): readonly ReplicaView[];
   /** Called on every replica state change. Returns an unsubscribe function. */
   onChange(listener: (replica: ReplicaView) => void): () => void;
+  /**
+   * Kills one replica's engine and restarts it under the restart policy and breaker, e.g. when
+   * it keeps failing tasks although its health checks pass (outlier ejection, SPEC §17 §5). The
+   * replica comes back through its startup self-test. Resolves true once it is ready again, false
+   * when it will not come back or the restart could not be carried out.
+   */
+  restartReplica(replicaId: string, cause: string): Promise<boolean>;
 }

@@ -291,6 +291,15 @@ export class PoolQueue<T extends QueueEntry> {
   }
 
   /**
+   * Takes in an entry accepted by another queue of the same replica set (its member was drained
+   * or lost): at the tail, beyond capacity if need be, since an accepted task is never lost.
+   */
+  adopt(entry: T): void {
+    if (this.#where.has(entry.id)) throw new Error(`${entry.id} is already queued`);
+    this.#push(entry);
+  }
+
+  /**
    * Up to `count` queued entries of classes strictly below `p`, lowest class first, oldest first:
    * the ones fairness would serve soonest, so the ones soft preemption evicts (SPEC §3.5). Reads
    * only: the caller passes their ids as `freed` to {@link planOffer}/{@link commitOffer}, which

@@ -4,7 +4,8 @@ import { emptyUsage, type SessionUsage } from './budget.js';
 export interface Session {
   readonly id: string;
   readonly tenant: string;
-  readonly poolId: string;
+  /** The member pool of the session's latest turn (its replica set is the session's). */
+  poolId: string;
   readonly createdAtMs: number;
   lastUsedAtMs: number;
   expiresAtMs: number;
@@ -24,6 +25,8 @@ export interface Session {
 export interface SessionStoreOptions {
   readonly ttlMs: (poolId: string) => number;
   readonly maxTurns: (poolId: string) => number;
+  /** Whether two pools are members of one replica set (a session may move between them). */
+  readonly sameSet?: (a: string, b: string) => boolean;
   readonly clock: Clock;
 }
 
@@ -68,7 +71,8 @@ export class SessionStore {
     const now = this.#opts.clock.now();
     const key = sessionKey(tenant, id);
     let s = this.get(tenant, id);
-    if (s && (s.turns >= this.#opts.maxTurns(s.poolId) || s.poolId !== poolId)) {
+    const sameSet = this.#opts.sameSet ?? ((a: string, b: string) => a === b);
+    if (s && (s.turns >= this.#opts.maxTurns(s.poolId) || !sameSet(s.poolId, poolId))) {
       this.#sessions.delete(key);
       s = undefined;
     }
@@ -90,6 +94,7 @@ export class SessionStore {
       this.#sessions.set(key, s);
     }
     s.turns++;
+    s.poolId = poolId;
     s.lastUsedAtMs = now;
     s.expiresAtMs = now + this.#opts.ttlMs(poolId);
     return s;

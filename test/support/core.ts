@@ -104,3 +104,56 @@ export const eventTypes = (orch: Orchestrator, who: Principal, id: string): stri
     .task(who, id)
     .log.since(0)
     .map((e) => e.event.type);
+
+export interface FleetPool {
+  readonly id: string;
+  readonly replicas?: number;
+  readonly engineVersion?: string;
+  readonly pool?: Partial<RawPool>;
+}
+
+/**
+ * A core over several pools of model `m` (llama.cpp-shaped), each with its own step-driven
+ * adapter per replica: pools with equal engine versions form one replica set.
+ */
+export function fleet(pools: readonly FleetPool[], o: { top?: Record<string, unknown>; clock?: Clock } = {}) {
+  const { config } = validateConfig({
+    profile: 'dev',
+    sse: { metrics_interval_ms: 60_000 },
+    ...o.top,
+    pools: pools.map((p) => ({
+      id: p.id,
+      engine: 'llamacpp',
+      model: { id: 'm', path: '/dev/null' },
+      ctx: 512,
+      devices: 'cpu',
+      ...p.pool,
+    })),
+  });
+  const adapters = new Map<string, StepAdapter[]>();
+  const sups = new Map<string, FakeSupervisor>();
+  for (const p of pools) {
+    const list = Array.from({ length: p.replicas ?? 1 }, () => new StepAdapter());
+    adapters.set(p.id, list);
+    sups.set(
+      p.id,
+      new FakeSupervisor(p.id, list, p.engineVersion === undefined ? {} : { engineVersion: p.engineVersion }),
+    );
+  }
+  const metrics = new OrchMetrics({ processMetrics: false });
+  const orch = new Orchestrator({
+    config,
+    supervisors: sups,
+    metrics,
+    logger: createLogger({ level: 'silent' }),
+    clock: o.clock ?? { now: () => Date.now() },
+  });
+  open.push(orch);
+  const pool = (id: string) => {
+    const p = orch.pools.find((x) => x.id === id);
+    if (!p) throw new Error(`no pool ${id}`);
+    return p;
+  };
+  const adaptersOf = (id: string): StepAdapter[] => adapters.get(id) ?? [];
+  return { orch, metrics, pool, sups, adaptersOf };
+}

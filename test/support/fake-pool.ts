@@ -128,7 +128,11 @@ export class FakeSupervisor implements PoolSupervisor {
   }[];
   readonly #listeners = new Set<(r: ReplicaView) => void>();
 
-  constructor(poolId: string, adapters: EngineAdapter[], opts: { interruptible?: boolean } = {}) {
+  constructor(
+    poolId: string,
+    adapters: EngineAdapter[],
+    opts: { interruptible?: boolean; engineVersion?: string } = {},
+  ) {
     this.poolId = poolId;
     this.#replicas = adapters.map((adapter, i) => ({
       id: `${poolId}-r${i}`,
@@ -139,7 +143,7 @@ export class FakeSupervisor implements PoolSupervisor {
         slotsFree: 1,
         ctx: 512,
         model: 'fake',
-        engineVersion: 'fake-1',
+        engineVersion: opts.engineVersion ?? 'fake-1',
         modelDigest: undefined,
         features: {
           continuousBatching: false,
@@ -163,5 +167,12 @@ export class FakeSupervisor implements PoolSupervisor {
   onChange(listener: (r: ReplicaView) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+  /** Restarts asked for (outlier ejection), in order. */
+  readonly restarts: { replicaId: string; cause: string }[] = [];
+  /** Records the request; the fake has no engine to restart, so the replica never "comes back". */
+  async restartReplica(replicaId: string, cause: string): Promise<boolean> {
+    this.restarts.push({ replicaId, cause });
+    return false;
   }
 }

@@ -15,6 +15,8 @@ export interface LlamaCppAdapterOptions {
   readonly modelDigest?: string | undefined;
   /** Connections kept to the engine; at least its slot count plus control requests. */
   readonly connections?: number;
+  /** llama-server's `--api-key` (LLAMA_API_KEY), sent as a bearer token on every request. */
+  readonly apiKey?: string | undefined;
 }
 
 export class LlamaCppAdapter implements EngineAdapter {
@@ -32,6 +34,7 @@ export class LlamaCppAdapter implements EngineAdapter {
       engine: 'llamacpp',
       baseUrl: opts.baseUrl,
       connections: opts.connections,
+      headers: opts.apiKey === undefined ? {} : { authorization: `Bearer ${opts.apiKey}` },
       mapHttpError,
     });
   }

@@ -13,6 +13,8 @@ export interface TgiAdapterOptions {
   readonly baseUrl: string;
   readonly modelDigest?: string | undefined;
   readonly connections?: number | undefined;
+  /** TGI's `--api-key` (API_KEY, since v2.3.0), sent as a bearer token on every request. */
+  readonly apiKey?: string | undefined;
 }
 
 export class TgiAdapter implements EngineAdapter {
@@ -28,6 +30,7 @@ export class TgiAdapter implements EngineAdapter {
       engine: 'tgi',
       baseUrl: opts.baseUrl,
       connections: opts.connections,
+      headers: opts.apiKey === undefined ? {} : { authorization: `Bearer ${opts.apiKey}` },
       mapHttpError: mapTgiError,
     });
   }

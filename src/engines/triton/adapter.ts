@@ -20,6 +20,11 @@ export interface TritonAdapterOptions {
   readonly ctx?: number | undefined;
   readonly modelDigest?: string | undefined;
   readonly connections?: number | undefined;
+  /**
+   * Triton takes no API key; on a pool-managerd node a guard in front of it does, and this key,
+   * sent as a bearer token, is that guard's (`src/nodes/engine-guard.ts`).
+   */
+  readonly apiKey?: string | undefined;
 }
 
 export class TritonAdapter implements EngineAdapter {
@@ -36,7 +41,11 @@ export class TritonAdapter implements EngineAdapter {
     this.baseUrl = opts.baseUrl;
     this.metricsUrl = opts.metricsUrl;
     this.#model = opts.model ?? 'ensemble';
-    const common = { engine: 'triton' as const, mapHttpError: mapTritonError };
+    const common = {
+      engine: 'triton' as const,
+      mapHttpError: mapTritonError,
+      headers: opts.apiKey === undefined ? {} : { authorization: `Bearer ${opts.apiKey}` },
+    };
     this.#http = new EngineHttp({ ...common, baseUrl: opts.baseUrl, connections: opts.connections });
     this.#metrics = new EngineHttp({ ...common, baseUrl: opts.metricsUrl, connections: 2 });
   }
