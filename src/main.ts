@@ -14,6 +14,7 @@ import { NodeRegistry } from './nodes/node-registry.js';
 import { openStore } from './persistence/open-store.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
 import { createSupervisor, type PoolFactoryOptions } from './pool/pool-factory.js';
+import { reapOrphanEngines, runDirOf } from './pool/run-files.js';
 import { systemClock, type Clock } from './domain/types.js';
 import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
@@ -43,7 +44,7 @@ export interface RunningOrchestrator {
   readonly metrics: OrchMetrics;
   /** Resolves when every pool finished its startup (each replica ready or failed). */
   readonly ready: Promise<void>;
-  /** Graceful shutdown: stop admitting, drain within `drainMs`, stop engines. */
+  /** Graceful shutdown: stop admitting, drain within `drainMs` (default `shutdown.drain_ms`), stop engines. */
   close(drainMs?: number): Promise<void>;
 }
 
@@ -83,12 +84,14 @@ export async function startOrchestrator(
   await gpu.detect();
   if (opts.bootstrapCatalog) await catalog.ensure(opts.bootstrapCatalog);
   const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus, catalog };
+  // Engines a crashed predecessor on this data_dir left running hold devices and ports: end them first.
+  await reapOrphanEngines(runDirOf(config.dataDir), { logger });
   const supervisors = new Map<string, PoolSupervisor>();
   const remote = new Map<string, RemotePoolSupervisor>();
   for (const pool of config.pools) {
     if (pool.hosts.length > 0) {
       // Engines of this pool run on other hosts; their pool-managerd registers the replicas.
-      const sup = new RemotePoolSupervisor(pool, logger);
+      const sup = new RemotePoolSupervisor(pool, logger, (node, cmd) => nodes.command(node, cmd));
       remote.set(pool.id, sup);
       supervisors.set(pool.id, sup);
     } else supervisors.set(pool.id, await createSupervisor(factory, pool));
@@ -180,7 +183,7 @@ export async function startOrchestrator(
     http,
     metrics,
     ready,
-    close: (drainMs = 5_000) =>
+    close: (drainMs = config.shutdown.drainMs) =>
       (closing ??= (async () => {
         gpu.stop();
         nodes.close();

@@ -17,6 +17,7 @@ import { ensureDevSigning } from './dev-signing.js';
 import type { CatalogAddRequest } from '../catalog/catalog-service.js';
 import { startPoolManagerd } from '../nodes/pool-managerd.js';
 import { OrchHttpError } from '../client/orch-http-error.js';
+import { handleShutdownSignals } from './signals.js';
 
 function errorText(err: unknown): string {
   if (err instanceof OrchHttpError)
@@ -64,23 +65,19 @@ async function run(
 ): Promise<void> {
   const logger = createLogger({ level: config.logging.level, redactPatterns: config.logging.redactPatterns });
   for (const w of warnings) logger.warn({ event: 'config.unknown_field' }, w);
-  const running = await startOrchestrator(config, {
+  const started = startOrchestrator(config, {
     logger,
     ...(bootstrapCatalog ? { bootstrapCatalog } : {}),
     onProgress: (line) => process.stderr.write(`llama-server build: ${line}\n`),
   });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    logger.info({ event: 'shutdown', signal }, 'shutting down');
-    running.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  // Installed at once: a signal during startup is bounded as well.
+  handleShutdownSignals({
+    logger,
+    name: 'orchestratord',
+    drainMs: config.shutdown.drainMs,
+    stop: async (drainMs) => (await started).close(drainMs),
+  });
+  const running = await started;
   await running.ready;
   const states = running.orchestrator.pools.flatMap((p) =>
     p.supervisor.replicas().map((r) => `${r.id}=${r.state.kind}`),
@@ -171,14 +168,14 @@ async function main(argv: string[]): Promise<void> {
         level: config.logging.level,
         redactPatterns: config.logging.redactPatterns,
       });
-      const pm = await startPoolManagerd(config, logger);
-      const stop = () =>
-        void pm.stop().then(
-          () => process.exit(0),
-          () => process.exit(1),
-        );
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
+      const starting = startPoolManagerd(config, logger);
+      handleShutdownSignals({
+        logger,
+        name: 'pool-managerd',
+        drainMs: config.shutdown.drainMs,
+        stop: async () => (await starting).stop(),
+      });
+      const pm = await starting;
       await pm.registered;
       logger.info({ event: 'pool-managerd.ready' }, 'pool-managerd registered');
       return;

@@ -124,6 +124,10 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
 
   const cacheDir =
     raw.engines?.cache_dir !== undefined ? toPath(raw.engines.cache_dir) : defaultCacheDir(env, home);
+  // Read where llama-server is provisioned (engines/llamacpp/provision.ts); refused here, by name.
+  const llamaBuildEnv = env['LLORCH_LLAMA_BUILD'];
+  if (llamaBuildEnv !== undefined && llamaBuildEnv !== '' && !['auto', 'cpu', 'cuda'].includes(llamaBuildEnv))
+    problems.push(`LLORCH_LLAMA_BUILD: '${llamaBuildEnv}' is not a llama-server build (cpu, cuda or auto)`);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -157,12 +161,14 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       maxEventsPerTask: raw.sse?.max_events_per_task ?? DEFAULTS.sseMaxEventsPerTask,
       cancelOnDisconnect: raw.sse?.cancel_on_disconnect ?? DEFAULTS.sseCancelOnDisconnect,
     },
+    shutdown: { drainMs: raw.shutdown?.drain_ms ?? DEFAULTS.shutdownDrainMs },
     logging: {
       level: raw.logging?.level ?? DEFAULTS.logLevel,
       redactPatterns: raw.logging?.redact_patterns ?? DEFAULT_SECRET_PATTERNS,
     },
     engines: {
       llamaServerPath: toBinary(raw.engines?.llama_server_path),
+      llamaBuild: raw.engines?.llama_build ?? 'auto',
       cacheDir,
       nvidiaSmiPath: toBinary(raw.engines?.nvidia_smi_path) ?? 'nvidia-smi',
       telemetryIntervalMs: raw.engines?.telemetry_interval_ms ?? 5_000,
@@ -203,7 +209,8 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
             id: raw.node.id,
             orchestratorUrl: raw.node.orchestrator_url.replace(/\/+$/, ''),
             credentialEnv: raw.node.credential_env ?? 'LLORCH_NODE_CREDENTIAL',
-            credentialFile: raw.node.credential_file === undefined ? undefined : toPath(raw.node.credential_file),
+            credentialFile:
+              raw.node.credential_file === undefined ? undefined : toPath(raw.node.credential_file),
             advertiseHost: raw.node.advertise_host,
             heartbeatMs: raw.node.heartbeat_ms ?? 500,
           },

@@ -36,6 +36,10 @@ export interface ResolvedConfig {
     readonly maxEventsPerTask: number;
     readonly cancelOnDisconnect: boolean;
   };
+  readonly shutdown: {
+    /** In-flight tasks may run this long after SIGTERM/SIGINT; the daemon exits a bounded time later. */
+    readonly drainMs: number;
+  };
   readonly logging: {
     readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
     /** Secret patterns scrubbed from logs and error bodies. */
@@ -44,6 +48,8 @@ export interface ResolvedConfig {
   readonly engines: {
     /** Explicit llama-server binary; when absent: PATH, then the build cache. */
     readonly llamaServerPath: string | undefined;
+    /** The llama-server build made from the pinned source (`auto`: detected, or LLORCH_LLAMA_BUILD). */
+    readonly llamaBuild: 'auto' | 'cpu' | 'cuda';
     readonly cacheDir: string;
     readonly nvidiaSmiPath: string;
     readonly telemetryIntervalMs: number;

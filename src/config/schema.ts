@@ -70,6 +70,7 @@ export const DEFAULTS = {
   idleMs: 30_000,
   sessionTtlMs: 600_000,
   sessionMaxTurns: 8,
+  shutdownDrainMs: 5_000,
   sloBreakerEnabled: true,
   sloBreakerOpenAfterMs: 60_000,
   sloBreakerCloseAfterMs: 120_000,
@@ -323,6 +324,18 @@ export const SchedulingSchema = closed('Dispatch order and preemption (SPEC §3.
   ),
 });
 
+export const ShutdownSchema = closed(
+  'Stopping on SIGTERM/SIGINT (SPEC §5, §17): the daemon exits within `drain_ms` plus a fixed bound of a few seconds, whatever hangs; a second signal exits at once.',
+  {
+    drain_ms: Type.Optional(
+      NonNegativeInt(
+        'How long in-flight tasks may run on after the signal; new tasks are refused with 503 `POOL_UNAVAILABLE` (and `Retry-After`) from the signal on, and tasks still running at the deadline end with `POOL_UNAVAILABLE` on their stream. In milliseconds.',
+        DEFAULTS.shutdownDrainMs,
+      ),
+    ),
+  },
+);
+
 export const SseSchema = closed('Server-Sent Events streams of tasks (SPEC §2.2).', {
   metrics_interval_ms: Type.Optional(
     PositiveInt(
@@ -414,6 +427,13 @@ export const EnginesSchema = closed('Engine binaries and caches shared by all po
       minLength: 1,
       description:
         'Cache for engine builds and downloads. Default: `$XDG_CACHE_HOME/llama-orch`, else `~/.cache/llama-orch`.',
+    }),
+  ),
+  llama_build: Type.Optional(
+    Type.Union([Type.Literal('auto'), Type.Literal('cpu'), Type.Literal('cuda')], {
+      description:
+        'Which llama-server build is made from the pinned source when no binary is configured or on PATH: `cuda` (`-DGGML_CUDA=ON`), `cpu`, or `auto` (CUDA when `nvcc` is on PATH or under a CUDA toolkit root and nvidia-smi answers with a GPU; else CPU). With `auto`, the environment variable `LLORCH_LLAMA_BUILD=cpu|cuda` forces one.',
+      default: 'auto',
     }),
   ),
   nvidia_smi_path: Type.Optional(
@@ -579,8 +599,8 @@ export const LaunchSchema = closed('Engine process launch settings.', {
       exclusiveMinimum: 0,
       maximum: 1,
       description:
-        'vLLM only: `--gpu-memory-utilization`, the share of each GPU\'s total memory the engine takes up front (weights, activations, KV cache). ' +
-        'Always passed (vLLM\'s own default differs between versions); the capacity planner reserves this share of every device of the replica.',
+        "vLLM only: `--gpu-memory-utilization`, the share of each GPU's total memory the engine takes up front (weights, activations, KV cache). " +
+        "Always passed (vLLM's own default differs between versions); the capacity planner reserves this share of every device of the replica.",
       default: DEFAULTS.vllmGpuMemoryUtilization,
     }),
   ),
@@ -662,7 +682,10 @@ export const SloBreakerSchema = closed(
   'The SLO breaker of a pool (ORCH-3040): while its interactive SLO (SPEC §15: p95 time to first token ≤ 900 ms, error rate ≤ 0.5%) is violated, batch admissions are shed; interactive work is never shed by it.',
   {
     enabled: Type.Optional(
-      Type.Boolean({ description: 'Shed batch work while the breaker is open.', default: DEFAULTS.sloBreakerEnabled }),
+      Type.Boolean({
+        description: 'Shed batch work while the breaker is open.',
+        default: DEFAULTS.sloBreakerEnabled,
+      }),
     ),
     window_ms: Type.Optional(
       PositiveInt(
@@ -807,6 +830,7 @@ export const ConfigSchema = Type.Object(
     ),
     node: Type.Optional(NodeSchema),
     sse: Type.Optional(SseSchema),
+    shutdown: Type.Optional(ShutdownSchema),
     logging: Type.Optional(LoggingSchema),
     engines: Type.Optional(EnginesSchema),
     testing: Type.Optional(TestingSchema),

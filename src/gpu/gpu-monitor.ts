@@ -1,36 +1,59 @@
 /**
  * GPU detection at startup and telemetry while running (SPEC §5, §12): reads nvidia-smi, refuses
  * a prod orchestrator that would serve inference without NVIDIA GPUs (ORCH-1101), and exports
- * `gpu_utilization` and `vram_used_bytes` per pool replica and device.
+ * `gpu_utilization` per replica and device, and `vram_used_bytes` as the memory each replica's
+ * own engine holds there. A failed read makes the telemetry stale: the gauges disappear until a
+ * good reading, rather than repeating the last one as if it were current.
  */
-import type { ResolvedConfig } from '../config/resolved-config.js';
+import type { GpuDevice, ResolvedConfig } from '../config/resolved-config.js';
 import { ConfigError } from '../config/resolve-config.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
-import { queryGpus, type GpuInfo } from './nvidia-smi.js';
+import { procTable, type ProcessTable } from './engine-memory.js';
+import { replicaMemory, type GpuSnapshot } from './gpu-snapshot.js';
+import { findGpu, queryComputeApps, queryGpus, type ComputeApp, type GpuInfo } from './nvidia-smi.js';
 
-/** What the telemetry loop labels: the replicas of each GPU pool and their devices. */
+/** What the telemetry loop labels: the replicas of each GPU pool, their devices and engines. */
 export interface GpuConsumer {
   readonly engine: string;
   readonly engineVersion: string;
   readonly poolId: string;
-  readonly replicaIds: readonly string[];
-  readonly devices: readonly number[];
+  readonly replicas: readonly {
+    readonly id: string;
+    readonly devices: readonly GpuDevice[];
+    /** Leader of the engine's process group while an engine runs. */
+    readonly pid: number | undefined;
+  }[];
+}
+
+export interface GpuMonitorOptions {
+  readonly procs?: ProcessTable;
+  readonly now?: () => number;
 }
 
 export class GpuMonitor {
   readonly #config: ResolvedConfig;
   readonly #logger: Logger;
+  readonly #procs: ProcessTable;
+  readonly #now: () => number;
   #gpus: GpuInfo[] | undefined;
+  #apps: ComputeApp[] | undefined;
+  #lastGoodMs = 0;
+  #stale = false;
   #timer: NodeJS.Timeout | undefined;
   #lastError: string | undefined;
+  /** Reads are numbered so that a slow, older read never overwrites a newer one. */
+  #started = 0;
+  #applied = 0;
 
-  constructor(config: ResolvedConfig, logger: Logger) {
+  constructor(config: ResolvedConfig, logger: Logger, opts: GpuMonitorOptions = {}) {
     this.#config = config;
     this.#logger = logger;
+    this.#procs = opts.procs ?? procTable;
+    this.#now = opts.now ?? Date.now;
   }
 
-  /** The latest successful reading; undefined when nvidia-smi is not usable here. */
+  /** The last good reading (possibly stale: see `snapshot()`); undefined when nvidia-smi never worked here. */
   get gpus(): readonly GpuInfo[] | undefined {
     return this.#gpus;
   }
@@ -39,26 +62,87 @@ export class GpuMonitor {
     return this.#lastError;
   }
 
-  /** First reading; throws the ORCH-1101 refusal in prod when GPU pools have no GPU to run on. */
+  /** The telemetry as it stands; undefined when no reading ever succeeded. */
+  snapshot(): GpuSnapshot | undefined {
+    if (this.#gpus === undefined) return undefined;
+    return {
+      gpus: this.#gpus,
+      apps: this.#apps,
+      stale: this.#stale,
+      lastGoodMs: this.#lastGoodMs,
+      error: this.#stale ? this.#lastError : undefined,
+    };
+  }
+
+  /** Reads nvidia-smi now (the capacity planner wants memory as it is, not as of the last tick). */
+  async refresh(): Promise<GpuSnapshot | undefined> {
+    if (this.#gpus === undefined) return undefined;
+    await this.#read();
+    return this.snapshot();
+  }
+
+  async #read(): Promise<boolean> {
+    const seq = ++this.#started;
+    const bin = this.#config.engines.nvidiaSmiPath;
+    const [q, apps] = await Promise.all([queryGpus(bin), queryComputeApps(bin)]);
+    if (seq < this.#applied) return q.ok;
+    this.#applied = seq;
+    if (!q.ok) {
+      if (!this.#stale && this.#gpus !== undefined)
+        this.#logger.warn(
+          { event: 'gpu.telemetry_stale', err: q.error },
+          `GPU telemetry stale: nvidia-smi failed (${q.error})`,
+        );
+      this.#lastError = q.error;
+      this.#stale = true;
+      return false;
+    }
+    if (this.#stale)
+      this.#logger.info({ event: 'gpu.telemetry_current' }, 'GPU telemetry current again');
+    this.#gpus = q.gpus;
+    // Drivers without per-process accounting leave it unknown; the device reading still stands.
+    this.#apps = apps.ok ? apps.apps : undefined;
+    this.#lastGoodMs = this.#now();
+    this.#stale = false;
+    this.#lastError = undefined;
+    return true;
+  }
+
+  /**
+   * First reading; throws the ORCH-1101 refusal in prod when GPU pools of this host have no GPU
+   * to run on. Simulated pools on GPU devices read telemetry too but need no GPU.
+   */
   async detect(): Promise<void> {
-    const gpuPools = this.#config.pools.filter((p) => p.devices !== 'cpu' && p.launch.worker === 'native');
-    if (gpuPools.length === 0) return;
-    const q = await queryGpus(this.#config.engines.nvidiaSmiPath);
-    if (q.ok) this.#gpus = q.gpus;
-    else this.#lastError = q.error;
-    const found = q.ok ? q.gpus.length : 0;
+    const local = this.#config.pools.filter((p) => p.devices !== 'cpu' && p.hosts.length === 0);
+    if (local.length === 0) return;
+    const gpuPools = local.filter((p) => p.launch.worker === 'native');
+    const ok = await this.#read();
+    const found = ok ? (this.#gpus?.length ?? 0) : 0;
     if (found > 0) {
-      const g = q.ok ? q.gpus : [];
+      const g = this.#gpus ?? [];
       this.#logger.info(
         {
           event: 'gpu.detected',
-          gpus: g.map((x) => ({ index: x.index, name: x.name, driver: x.driverVersion })),
+          gpus: g.map((x) => ({
+            index: x.index,
+            uuid: x.uuid,
+            pci_bus_id: x.pciBusId,
+            name: x.name,
+            driver: x.driverVersion,
+          })),
         },
         `${found} NVIDIA GPU(s): ${g.map((x) => `${x.index}:${x.name}`).join(', ')}`,
       );
       return;
     }
-    const why = q.ok ? 'nvidia-smi lists no GPU' : `nvidia-smi failed: ${q.error}`;
+    // Nothing usable: no telemetry at all (rather than an empty reading that would mark every
+    // configured device missing).
+    this.#gpus = undefined;
+    const why = ok ? 'nvidia-smi lists no GPU' : `nvidia-smi failed: ${this.#lastError ?? 'unknown'}`;
+    if (gpuPools.length === 0) {
+      this.#logger.info({ event: 'gpu.none', reason: why }, `no GPU telemetry (${why})`);
+      return;
+    }
     if (this.#config.profile === 'prod') {
       throw new ConfigError([
         `gpu: pools ${gpuPools.map((p) => p.id).join(', ')} need NVIDIA GPUs but none is usable on this host (${why}); ` +
@@ -75,32 +159,38 @@ export class GpuMonitor {
   start(metrics: OrchMetrics, consumers: () => readonly GpuConsumer[]): void {
     if (this.#gpus === undefined) return;
     const tick = async () => {
-      const q = await queryGpus(this.#config.engines.nvidiaSmiPath);
-      if (!q.ok) {
-        this.#lastError = q.error;
-        return;
-      }
-      this.#gpus = q.gpus;
-      for (const c of consumers())
-        for (const device of c.devices) {
-          const g = q.gpus.find((x) => x.index === device);
-          if (!g) continue;
-          for (const replica of c.replicaIds) {
-            const labels = {
-              engine: c.engine,
-              engine_version: c.engineVersion,
-              pool_id: c.poolId,
-              replica_id: replica,
-              device: String(device),
-            };
-            if (g.utilization !== undefined) metrics.set('gpu_utilization', labels, g.utilization);
-            metrics.set('vram_used_bytes', labels, g.memoryUsedBytes);
-          }
-        }
+      await this.#read();
+      this.#export(metrics, consumers());
     };
     void tick();
     this.#timer = setInterval(() => void tick(), this.#config.engines.telemetryIntervalMs);
     this.#timer.unref();
+  }
+
+  #export(metrics: OrchMetrics, consumers: readonly GpuConsumer[]): void {
+    // Synchronous from reset to the last set: a scrape sees the old set or the new one, never half.
+    metrics.reset('gpu_utilization');
+    metrics.reset('vram_used_bytes');
+    const snap = this.snapshot();
+    if (snap === undefined || snap.stale) return;
+    for (const c of consumers)
+      for (const r of c.replicas) {
+        const memory = replicaMemory(snap, r.devices, r.pid, this.#procs);
+        for (const device of r.devices) {
+          const g = findGpu(snap.gpus, device);
+          if (!g) continue;
+          const labels = {
+            engine: c.engine,
+            engine_version: c.engineVersion,
+            pool_id: c.poolId,
+            replica_id: r.id,
+            device: String(device),
+          };
+          if (g.utilization !== undefined) metrics.set('gpu_utilization', labels, g.utilization);
+          const bytes = memory?.get(String(device));
+          if (bytes !== undefined) metrics.set('vram_used_bytes', labels, bytes);
+        }
+      }
   }
 
   stop(): void {

@@ -58,6 +58,12 @@ export class OrchMetrics {
     if (m instanceof Gauge) m.set(this.#bounded(name, labels), value);
   }
 
+  /** Drops every series of a gauge: values that are no longer known must not linger (stale GPU telemetry). */
+  reset<N extends MetricName>(name: N): void {
+    const m = this.#metrics.get(name);
+    if (m instanceof Gauge) m.reset();
+  }
+
   observe<N extends MetricName>(name: N, labels: Labels<N>, value: number): void {
     const m = this.#metrics.get(name);
     if (m instanceof Histogram) m.observe(this.#bounded(name, labels), value);

@@ -10,6 +10,7 @@ import { GpuMonitor } from '../gpu/gpu-monitor.js';
 import { OrchMetrics } from '../metrics/metrics.js';
 import { createSupervisor } from '../pool/pool-factory.js';
 import type { PoolSupervisor } from '../pool/replica.js';
+import { reapOrphanEngines, runDirOf } from '../pool/run-files.js';
 import type { Logger } from '../util/logger.js';
 import type {
   CommandResult,
@@ -21,6 +22,10 @@ import type {
 import { OrchClient } from '../client/orch-client.js';
 import { OrchHttpError } from '../client/orch-http-error.js';
 import type { NodeReport as WireNodeReport } from '../client/types.js';
+import type { ResolvedNode } from '../config/resolved-config.js';
+import { readFile } from 'node:fs/promises';
+import { EngineAccess } from './engine-access.js';
+import { securePool, type SecuredPool } from './engine-credentials.js';
 
 export interface PoolManagerd {
   /** Resolves once the first registration was accepted. */
@@ -33,13 +38,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function startPoolManagerd(config: ResolvedConfig, logger: Logger): Promise<PoolManagerd> {
   const node = config.node;
   if (!node) throw new Error('pool-managerd needs a `node` section in its config');
-  const credential = process.env[node.credentialEnv];
-  if (credential === undefined || credential === '')
-    throw new Error(`pool-managerd needs its node credential in $${node.credentialEnv}`);
+  const credential = await nodeCredential(node);
   const remote = config.pools.filter((p) => p.hosts.length > 0).map((p) => p.id);
   if (remote.length > 0)
     throw new Error(`pools ${remote.join(', ')} name hosts: a node runs its own pools only`);
 
+  // Engines a crashed predecessor on this data_dir left running hold devices and ports: end them first.
+  await reapOrphanEngines(runDirOf(config.dataDir), { logger });
   const gpu = new GpuMonitor(config, logger);
   await gpu.detect();
   const metrics = new OrchMetrics({ processMetrics: false });
@@ -50,33 +55,34 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     metrics,
     gpus: () => gpu.gpus,
   };
-  // The pools this node runs; commands (reload, stop, start) replace entries.
-  const pools = new Map<string, { config: ResolvedPool; sup: PoolSupervisor }>();
-  for (const pool of config.pools)
-    pools.set(pool.id, { config: pool, sup: await createSupervisor(factory, pool) });
+  // The pools this node runs; commands (reload, stop, start) replace entries. Each launch of a
+  // pool gets its engine key (`secured`), which the reports hand to the orchestrator.
+  const pools = new Map<string, { config: ResolvedPool; secured: SecuredPool; sup: PoolSupervisor }>();
+  for (const pool of config.pools) {
+    const secured = securePool(pool);
+    pools.set(pool.id, { config: pool, secured, sup: await createSupervisor(factory, secured.pool) });
+  }
   const sups = () => [...pools.values()].map((p) => p.sup);
   const results: CommandResult[] = [];
 
   const advertise = (url: string) =>
     node.advertiseHost === undefined ? url : url.replace(/^(https?:\/\/)[^:/]+/, `$1${node.advertiseHost}`);
+  const access = new EngineAccess({
+    advertise,
+    logger,
+    current: (poolId, replicaId) => {
+      const entry = pools.get(poolId);
+      const replica = entry?.sup.replicas().find((r) => r.id === replicaId);
+      return { secured: entry?.secured ?? { pool: config.pools[0] as ResolvedPool, key: undefined, guardHost: undefined }, ...(replica ? { replica } : {}) };
+    },
+    onChange: () => (registered ? wake?.() : undefined),
+  });
   const report = (): NodeReport => ({
     node_id: node.id,
-    pools: sups().map((s) => ({
+    pools: [...pools.values()].map(({ sup: s, secured }) => ({
       pool_id: s.poolId,
       simulated: s.simulated === true,
-      replicas: s.replicas().map((r) => {
-        const metricsUrl = (r.adapter as { metricsUrl?: string }).metricsUrl;
-        return {
-          replica_id: r.id,
-          state: r.state.kind,
-          ...(r.state.kind === 'unready'
-            ? { cause: r.state.cause, ...(r.state.retrying === true ? { retrying: true } : {}) }
-            : {}),
-          base_url: advertise(r.adapter.baseUrl),
-          ...(metricsUrl === undefined ? {} : { metrics_url: advertise(metricsUrl) }),
-          ...(r.props === undefined ? {} : { props: r.props }),
-        };
-      }),
+      replicas: s.replicas().map((r) => access.report(secured, r)),
     })),
     ...(gpu.gpus === undefined ? {} : { gpus: gpu.gpus }),
     ...(results.length === 0 ? {} : { results: results.splice(0) }),
@@ -132,12 +138,13 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
   /** Brings up `cfg`; undefined when a replica became ready, else the cause (and it is stopped). */
   const bringUp = async (id: string, cfg: ResolvedPool): Promise<string | undefined> => {
     let sup: PoolSupervisor;
+    const secured = securePool(cfg);
     try {
-      sup = await createSupervisor(factory, cfg);
+      sup = await createSupervisor(factory, secured.pool);
     } catch (err) {
       return (err as Error).message;
     }
-    pools.set(id, { config: cfg, sup });
+    pools.set(id, { config: cfg, secured, sup });
     watch(sup);
     await sup.start();
     if (sup.replicas().some((r) => r.state.kind === 'ready')) return undefined;
@@ -180,6 +187,15 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
         const back = await bringUp(cmd.pool_id, entry.config);
         return done(false, back === undefined ? cause : `${cause}; rollback failed too: ${back}`);
       }
+      case 'restart': {
+        const back = await entry.sup.restartReplica(cmd.replica_id, cmd.cause ?? 'asked by the orchestrator');
+        return done(back, back ? undefined : `replica ${cmd.replica_id} did not come back`);
+      }
+      default: {
+        // A newer orchestrator's command: say so rather than leave it waiting for its timeout.
+        const op = (cmd as { op?: unknown }).op;
+        return done(false, `unknown command '${String(op)}'`);
+      }
     }
   };
 
@@ -214,7 +230,26 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
       wake?.();
       gpu.stop();
       await Promise.all(sups().map((s) => s.stop()));
+      await access.close();
       await loop;
     },
   };
+}
+
+/** The node credential: from `node.credential_file` when set, else from `$<credential_env>` (SPEC §17 §11). */
+async function nodeCredential(node: ResolvedNode): Promise<string> {
+  if (node.credentialFile !== undefined) {
+    const text = await readFile(node.credentialFile, 'utf8').catch((err: unknown) => {
+      throw new Error(
+        `pool-managerd cannot read its node credential from ${node.credentialFile ?? ''}: ${(err as Error).message}`,
+      );
+    });
+    const credential = text.trim();
+    if (credential === '') throw new Error(`pool-managerd: node credential file ${node.credentialFile} is empty`);
+    return credential;
+  }
+  const credential = process.env[node.credentialEnv];
+  if (credential === undefined || credential === '')
+    throw new Error(`pool-managerd needs its node credential in $${node.credentialEnv}`);
+  return credential;
 }

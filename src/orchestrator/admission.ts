@@ -73,15 +73,17 @@ export function resolvePool(
 }
 
 /**
- * The member of the replica set(s) a new task joins. A session stays on the member that holds
- * its KV while that member takes work, else stays within its replica set; otherwise the member
- * whose queue would start the task soonest. Dispatch is still late-bound: an idle member takes
+ * The member of the replica set a new task joins. A session stays on the member that holds its
+ * KV while that member takes work, else within its replica set; otherwise the member whose
+ * queue would start the task soonest. Dispatch is still late-bound: an idle member takes
  * queued work from a busy sibling (Dispatcher).
  */
 function chooseMember(admitting: readonly PoolRuntime[], prefer: PoolRuntime | undefined): PoolRuntime {
   if (prefer && admitting.includes(prefer)) return prefer;
-  const sameSet = prefer ? admitting.filter((p) => sameReplicaSet(p, prefer)) : [];
-  const members = sameSet.length > 0 ? sameSet : admitting;
+  // One set per request, chosen deterministically (streams are reproducible within a set, SPEC
+  // §14): the session's, else the first configured set with a member that takes work.
+  const home = (prefer && admitting.find((p) => sameReplicaSet(p, prefer))) ?? admitting[0]!;
+  const members = admitting.filter((p) => sameReplicaSet(p, home));
   let best = members[0]!;
   let bestWait = best.predictStartMs(best.queue.size);
   for (const p of members.slice(1)) {

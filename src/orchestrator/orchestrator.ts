@@ -103,6 +103,8 @@ export class Orchestrator {
   /** Per pool: unsubscribes from its current supervisor (which a reload replaces). */
   readonly #poolListeners = new Map<string, () => void>();
   #closing = false;
+  /** When the shutdown's drain deadline passes (clock ms): new work is told to retry after it. */
+  #closingUntilMs = 0;
 
   constructor(opts: OrchestratorOptions) {
     this.#o = opts;
@@ -270,7 +272,10 @@ export class Orchestrator {
 
   /** Admission (SPEC §2.1; auth and schema ran in the HTTP layer), enqueue and dispatch. */
   async submit(principal: Principal, input: SubmitInput, correlationId: string): Promise<Accepted> {
-    if (this.#closing) throw new OrchError('POOL_UNAVAILABLE', 'the orchestrator is shutting down');
+    if (this.#closing)
+      throw new OrchError('POOL_UNAVAILABLE', 'the orchestrator is shutting down', {
+        retryAfterMs: Math.max(1_000, this.#closingUntilMs - this.#o.clock.now()),
+      });
     const accepted = await this.#admission.admit(principal, input, correlationId);
     const pool = this.#table.get(accepted.taskId)?.poolId;
     const runtime = pool === undefined ? undefined : this.#poolById(pool);
@@ -425,6 +430,7 @@ export class Orchestrator {
   async close(drainMs = 5_000): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    this.#closingUntilMs = this.#o.clock.now() + drainMs;
     for (const t of this.#timers) clearInterval(t);
     for (const u of this.#poolListeners.values()) u();
     for (const task of [...this.#table.live()]) {

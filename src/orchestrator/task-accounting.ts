@@ -59,6 +59,8 @@ export const sessionAffinity = (sessions: SessionStore): TaskObserver => ({
     if (t.kind !== 'completed' || task.replicaId === undefined) return;
     const session = sessions.get(task.spec.tenant, task.spec.sessionId);
     if (!session) return;
+    // The task may have moved to another member of its replica set: the KV is where it ran.
+    session.poolId = task.poolId;
     session.lastReplicaId = task.replicaId;
     session.lastSlotId = t.slotId;
     session.kvTokens = task.tokensIn + task.tokensOut;

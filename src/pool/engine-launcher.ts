@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ResolvedPool } from '../config/resolved-config.js';
 import type { EngineAdapter } from '../engines/adapter.js';
 import { LlamaCppAdapter } from '../engines/llamacpp/adapter.js';
+import { OFFLOAD_REPORT_ARGS } from '../engines/llamacpp/offload-report.js';
 import { TgiAdapter } from '../engines/tgi/adapter.js';
 import { TritonAdapter } from '../engines/triton/adapter.js';
 import { VllmAdapter } from '../engines/vllm/adapter.js';
@@ -96,6 +97,8 @@ export function llamaServerArgs(pool: ResolvedPool, port: number): string[] {
     slotSavePath(),
   ];
   if (pool.tensorSplit !== undefined) args.push('--tensor-split', pool.tensorSplit.join(','));
+  // GPU pools: llama.cpp prints where the layers went only at verbosity 4; the offload check reads it.
+  if (pool.devices !== 'cpu' && l.gpuLayers > 0) args.push(...OFFLOAD_REPORT_ARGS);
   return [...args, ...l.extraArgs];
 }
 

@@ -34,10 +34,12 @@ export interface EngineSupervisorOptions {
    * to the GPU, `engines/llamacpp/offload-report.ts`): `lines` picks the report out of the output,
    * a cause refuses the replica without retrying (a rebuild or a config change must fix it).
    */
-  readonly verifyOffload?: {
-    readonly lines: RegExp;
-    verify(report: readonly string[], replicaId: string): string | undefined;
-  };
+  readonly verifyOffload?:
+    | {
+        readonly lines: RegExp;
+        verify(report: readonly string[], replicaId: string): string | undefined;
+      }
+    | undefined;
   /** Where engines' run files go (`<data_dir>/run`), so a later daemon can reap them after a crash. */
   readonly runDir?: string | undefined;
 }

@@ -4,13 +4,15 @@ import { createReadStream } from 'node:fs';
 import { freemem } from 'node:os';
 import { ConfigError } from '../config/resolve-config.js';
 import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
-import { ensureLlamaServer } from '../engines/llamacpp/provision.js';
+import { llamaOffloadCheck, type OffloadCheck } from '../engines/llamacpp/offload-report.js';
+import { chooseLlamaBuild, provisionLlamaServer } from '../engines/llamacpp/provision.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
 import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './engine-launcher.js';
 import { EnginePoolSupervisor, type SupervisorEvent } from './engine-supervisor.js';
 import { checkHeadroom, estimateMemory } from './headroom.js';
+import { runDirOf } from './run-files.js';
 import type { PoolSupervisor } from './replica.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
 
@@ -95,15 +97,42 @@ export async function createSupervisor(
       { event: 'pool.simulated', pool_id: pool.id, engine: pool.engine },
       `pool '${pool.id}' runs SIMULATED ${pool.engine} replicas (launch.worker: sim): no real inference`,
     );
-    return new EnginePoolSupervisor({ pool, launcher: simLauncher(pool), logger, onEvent });
+    return new EnginePoolSupervisor({
+      pool,
+      launcher: simLauncher(pool),
+      logger,
+      onEvent,
+      runDir: runDirOf(config.dataDir),
+    });
   }
   let binary: string;
+  let verifyOffload: OffloadCheck | undefined;
   let modelDigest = pool.model.digest;
   if (pool.engine === 'llamacpp') {
-    binary = await ensureLlamaServer({
+    const server = await provisionLlamaServer({
       explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
       cacheDir: config.engines.cacheDir,
       onProgress,
+      choice: await chooseLlamaBuild({
+        setting: config.engines.llamaBuild,
+        cpuPool: pool.devices === 'cpu',
+        gpuCount: () => o.gpus()?.length ?? 0,
+      }),
+      preferCached: config.profile === 'dev',
+    });
+    binary = server.path;
+    logger.info(
+      { event: 'engine.binary', pool_id: pool.id, binary, build: server.build, origin: server.origin },
+      `pool ${pool.id}: llama-server ${binary} (${server.build} build, ${server.origin})`,
+    );
+    verifyOffload = llamaOffloadCheck({
+      pool,
+      profile: config.profile,
+      binary,
+      build: server.build,
+      logger,
+      onRefused: () =>
+        metrics.inc('engine_failures_total', { engine: pool.engine, pool_id: pool.id, reason: 'gpu_offload' }),
     });
     const digest = await sha256File(pool.model.path).catch((err: unknown) => {
       throw new ConfigError([
@@ -126,6 +155,8 @@ export async function createSupervisor(
     launcher: nativeLauncher({ pool, binary, modelDigest }),
     logger,
     onEvent,
+    runDir: runDirOf(config.dataDir),
+    verifyOffload,
     preflight: async () => {
       if (entry && o.catalog) {
         const v = await o.catalog.verify(entry.id);

@@ -1,4 +1,6 @@
+import type { GpuDevice } from '../config/resolved-config.js';
 import type { EngineAdapter, EngineProps } from '../engines/adapter.js';
+import type { GpuSnapshot } from '../gpu/gpu-snapshot.js';
 
 /**
  * Lifecycle of one replica (one engine process). Only `ready` replicas take work (ORCH-3010).
@@ -30,6 +32,27 @@ export interface ReplicaView {
   readonly adapter: EngineAdapter;
   /** Engine properties read during the startup self-test; undefined until then. */
   readonly props: EngineProps | undefined;
+  /** The GPUs it runs on; undefined for CPU replicas. */
+  readonly gpu?: ReplicaGpu | undefined;
+}
+
+/** Where a replica runs on GPUs (SPEC §17 §4: each replica may have its own devices). */
+export interface ReplicaGpu {
+  /** Its device mask as configured (indices or UUIDs): its engine's `CUDA_VISIBLE_DEVICES`. */
+  readonly devices: readonly GpuDevice[];
+  /** Leader of its engine's process group, while an engine runs here (local replicas). */
+  readonly pid?: number | undefined;
+  /** The node it runs on (remote replicas). */
+  readonly host?: string | undefined;
+  /** Its engine's own memory per device, as its node measured it (remote replicas). */
+  readonly memoryBytes?: ReadonlyMap<string, number> | undefined;
+}
+
+/** GPU telemetry of one host that runs a pool's engines (`host` undefined: this host). */
+export interface HostGpuTelemetry {
+  readonly host: string | undefined;
+  /** Undefined when that host has no usable nvidia-smi reading at all. */
+  readonly snapshot: GpuSnapshot | undefined;
 }
 
 /** Owns the engine processes of one pool (single host; pool-managerd runs the same code). */
@@ -44,6 +67,8 @@ export interface PoolSupervisor {
   replicas(): readonly ReplicaView[];
   /** Called on every replica state change. Returns an unsubscribe function. */
   onChange(listener: (replica: ReplicaView) => void): () => void;
+  /** GPU telemetry of the hosts its engines run on (remote pools: their nodes' heartbeats). */
+  gpuTelemetry?(): readonly HostGpuTelemetry[];
   /**
    * Kills one replica's engine and restarts it under the restart policy and breaker, e.g. when
    * it keeps failing tasks although its health checks pass (outlier ejection, SPEC §17 §5). The

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SIM_DEFAULTS, SimEngine, type SimFaults } from './sim-engine.js';
 import { SIM_DIALECTS, startSimServer, type SimDialect } from './sim-server.js';
+import { SIM_KEY_ENV } from './engine-auth.js';
 
 export const SIM_USAGE = `usage: llorch sim --dialect llamacpp|vllm|tgi|triton [options]
   --port N               HTTP port (0: any free port; printed on stdout)    default 0
@@ -20,7 +21,8 @@ export const SIM_USAGE = `usage: llorch sim --dialect llamacpp|vllm|tgi|triton [
   --prefill-tokens-per-s N  prefill rate of uncached prompt tokens           default ${SIM_DEFAULTS.prefillTokensPerSecond}
   --kv-tokens N          KV cache capacity in tokens                         default ${SIM_DEFAULTS.kvCapacityTokens}
   --load-ms N            answer "loading" (503) for N ms after start         default 0
-  --api-key KEY          vLLM only: require this bearer token on /v1/*
+  --api-key KEY          require this key where the engine would (llamacpp, vllm, tgi; default:
+                         $LLAMA_API_KEY, $VLLM_API_KEY, $API_KEY, as the real engines read it)
   --model-file PATH      a model artifact to "load": a missing file fails the start (exit 1)
 faults (also settable at runtime: POST /__sim/faults {"crash":1,"hang":true,"slow_token_ms":50,
 "loading_ms":3000,"oom_after_tokens":5,"refuse":true}; {} clears):
@@ -74,6 +76,11 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
   const dialect = values.dialect;
   if (dialect === undefined || !(SIM_DIALECTS as readonly string[]).includes(dialect))
     throw new Error(`--dialect must be one of ${SIM_DIALECTS.join(', ')}\n${SIM_USAGE}`);
+  const keyEnv = SIM_KEY_ENV[dialect as SimDialect];
+  const envKey = keyEnv === undefined ? undefined : process.env[keyEnv];
+  const apiKey = values['api-key'] ?? (envKey === '' ? undefined : envKey);
+  if (apiKey !== undefined && keyEnv === undefined)
+    throw new Error(`--api-key: the ${dialect} dialect has no API key (the real engine takes none)`);
   const modelFile = values['model-file'];
   if (modelFile !== undefined && !existsSync(modelFile)) {
     process.stderr.write(`error: failed to load model '${modelFile}': no such file\n`);
@@ -113,7 +120,7 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
     port: number('port', values.port, 0),
     metricsPort:
       values['metrics-port'] === undefined ? undefined : number('metrics-port', values['metrics-port'], 0),
-    apiKey: values['api-key'],
+    apiKey,
   });
   process.stdout.write(
     `${JSON.stringify({ event: 'sim.listening', dialect, port: sim.port, metrics_port: sim.metricsPort })}\n`,

@@ -10,6 +10,7 @@ import { tgiRoutes } from './dialects/tgi.js';
 import { tritonMetrics, tritonRoutes } from './dialects/triton.js';
 import { vllmRoutes } from './dialects/vllm.js';
 import { num, obj, readJson, sendJson, sendText } from './http-util.js';
+import { refuseWithoutKey } from './engine-auth.js';
 import type { SimEngine, SimFaults } from './sim-engine.js';
 
 export const SIM_DIALECTS = ['llamacpp', 'vllm', 'tgi', 'triton'] as const;
@@ -22,7 +23,10 @@ export interface SimServerOptions {
   readonly port: number;
   /** Triton only: the metrics port (default: an ephemeral one). */
   readonly metricsPort?: number | undefined;
-  /** vLLM only: `--api-key`. */
+  /**
+   * The engine's API key: llama.cpp, vLLM and TGI dialects refuse requests without it where
+   * the real engine does, with its refusal (`./engine-auth.ts`). Triton has none.
+   */
   readonly apiKey?: string | undefined;
 }
 
@@ -83,7 +87,7 @@ export async function startSimServer(o: SimServerOptions): Promise<RunningSim> {
       case 'llamacpp':
         return llamacppRoutes(req, res, o.engine);
       case 'vllm':
-        return vllmRoutes(req, res, o.engine, o.apiKey);
+        return vllmRoutes(req, res, o.engine);
       case 'tgi':
         return tgiRoutes(req, res, o.engine);
       case 'triton':
@@ -92,6 +96,7 @@ export async function startSimServer(o: SimServerOptions): Promise<RunningSim> {
   };
   const server = createServer((req, res) => {
     (async () => {
+      if (refuseWithoutKey(o.dialect, req, res, o.apiKey)) return;
       if (await admin(req, res, o.engine)) return;
       if (await route(req, res)) return;
       sendJson(res, 404, { error: `no route for ${req.method ?? ''} ${req.url ?? ''}` });

@@ -17,6 +17,9 @@ export function mapHttpError(status: number, body: string): OrchError {
   if (status === 503) return new OrchError('POOL_UNREADY', `llama-server is loading: ${message}`, opts);
   if (status === 400)
     return new OrchError('INVALID_PARAMS', `llama-server refused the request: ${message}`, opts);
+  // `{"error":{"message":"Invalid API Key","type":"authentication_error","code":401}}`
+  if (status === 401)
+    return new OrchError('INTERNAL', `llama-server rejected the pool's API key: ${message}`, opts);
   return mapEngineFailure(message, `llama-server answered ${status}`);
 }
 

@@ -67,8 +67,7 @@ export function parseOffloadReport(lines: readonly string[]): OffloadReport {
 }
 
 export type OffloadVerdict =
-  | { readonly ok: true; readonly summary: string }
-  | { readonly ok: false; readonly cause: string };
+  { readonly ok: true; readonly summary: string } | { readonly ok: false; readonly cause: string };
 
 export interface OffloadExpectation {
   /** `launch.gpu_layers` (llama-server `-ngl`). */

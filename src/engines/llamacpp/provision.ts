@@ -170,6 +170,8 @@ export interface BuildDetection {
   readonly gpuCount: () => number | Promise<number>;
   /** CUDA toolkit roots searched for `bin/nvcc` after PATH. */
   readonly cudaRoots?: readonly string[];
+  /** The pool runs on CPU (`devices: cpu`): it needs no CUDA build unless one is forced. */
+  readonly cpuPool?: boolean;
 }
 
 /**
@@ -186,11 +188,25 @@ export async function chooseLlamaBuild(d: BuildDetection): Promise<BuildChoice> 
     const by = configured !== undefined ? `engines.llama_build: ${configured}` : `${BUILD_ENV}=${forced}`;
     return { variant: forced, forced: true, reason: `forced by ${by}`, nvcc, gpus };
   }
+  if (d.cpuPool === true)
+    return { variant: 'cpu', forced: false, reason: 'the pool runs on CPU', nvcc, gpus };
   if (nvcc === undefined)
     return { variant: 'cpu', forced: false, reason: 'no nvcc on PATH or in a CUDA toolkit root', nvcc, gpus };
   if (gpus === 0)
-    return { variant: 'cpu', forced: false, reason: `nvcc at ${nvcc}, but nvidia-smi reports no GPU`, nvcc, gpus };
-  return { variant: 'cuda', forced: false, reason: `nvcc at ${nvcc} and ${gpus} GPU(s) from nvidia-smi`, nvcc, gpus };
+    return {
+      variant: 'cpu',
+      forced: false,
+      reason: `nvcc at ${nvcc}, but nvidia-smi reports no GPU`,
+      nvcc,
+      gpus,
+    };
+  return {
+    variant: 'cuda',
+    forced: false,
+    reason: `nvcc at ${nvcc} and ${gpus} GPU(s) from nvidia-smi`,
+    nvcc,
+    gpus,
+  };
 }
 
 async function isExecutable(path: string): Promise<boolean> {
@@ -241,8 +257,8 @@ export interface LlamaServerBinary {
 
 /**
  * The llama-server of a pool: the configured binary, else PATH, else the cached build of
- * `choice`, built when missing. With `preferCached` (the dev profile without a forced build) a
- * cached build of the other variant serves instead of starting a long build.
+ * `choice`, built when missing. With `preferCached` (the dev profile) and a build that was not
+ * forced, a cached build of the other variant serves instead of starting a long build.
  */
 export async function provisionLlamaServer(
   opts: Omit<ProvisionOptions, 'variant'> & { readonly choice: BuildChoice; readonly preferCached?: boolean },
@@ -257,7 +273,7 @@ export async function provisionLlamaServer(
   const { variant } = opts.choice;
   const wanted = cachedBinaryPath(opts.cacheDir, variant);
   if (await isExecutable(wanted)) return { path: wanted, build: variant, origin: 'cache' };
-  if (opts.preferCached === true) {
+  if (opts.preferCached === true && !opts.choice.forced) {
     const other: LlamaBuild = variant === 'cpu' ? 'cuda' : 'cpu';
     const cached = cachedBinaryPath(opts.cacheDir, other);
     if (await isExecutable(cached)) {
@@ -372,7 +388,11 @@ async function withLock<T>(
 async function buildPinned(opts: ProvisionOptions): Promise<string> {
   const progress = opts.onProgress ?? (() => undefined);
   const variant = opts.variant ?? 'cpu';
-  if (variant === 'cuda' && opts.nvcc === undefined && (await onPath('nvcc', opts.env ?? process.env)) === undefined)
+  if (
+    variant === 'cuda' &&
+    opts.nvcc === undefined &&
+    (await onPath('nvcc', opts.env ?? process.env)) === undefined
+  )
     throw new Error(
       `a CUDA llama-server build needs the CUDA toolkit: no nvcc on PATH or under ${defaultCudaRoots(opts.env).join(', ')}/bin`,
     );
@@ -423,7 +443,9 @@ async function buildPinned(opts: ProvisionOptions): Promise<string> {
         await run('cmake', [...flags, '..'], build, progress);
         progress(
           `building llama-server (${variant}) with ${availableParallelism()} jobs ` +
-            (variant === 'cpu' ? '(about 9 minutes on 2 cores)' : '(CUDA kernels take much longer than the CPU build)'),
+            (variant === 'cpu'
+              ? '(about 9 minutes on 2 cores)'
+              : '(CUDA kernels take much longer than the CPU build)'),
         );
         await run(
           'cmake',

@@ -22,6 +22,8 @@ export function mapTgiError(status: number, text: string): OrchError {
 export function tgiFailure(body: Partial<ErrorResponse>, status?: number): OrchError {
   const message = body.error ?? 'unknown error';
   const type = body.error_type ?? '';
+  // TGI's `--api-key` check answers a bare 401 without a body.
+  if (status === 401) return new OrchError('INTERNAL', "TGI rejected the pool's API key", opts);
   if (type === 'validation' || status === 422)
     return new OrchError('INVALID_PARAMS', `TGI refused the request: ${message}`, opts);
   if (type === 'overloaded' || status === 429)

@@ -359,12 +359,19 @@ export interface components {
         };
         HeartbeatAnswer: {
             commands: {
+                /** @description For `restart`: why, for the node's log. */
+                cause?: string;
                 id: string;
                 /** @description For `reload`: the model artifact on the host. */
                 model_ref?: string;
-                /** @enum {string} */
-                op: "stop" | "start" | "reload";
+                /**
+                 * @description `restart`: kill one replica's engine and restart it (ejected for failing tasks); its result is ok once the replica passed its self-test again.
+                 * @enum {string}
+                 */
+                op: "stop" | "start" | "reload" | "restart";
                 pool_id: string;
+                /** @description For `restart`: the replica id on the node (`<pool>-r<i>`). */
+                replica_id?: string;
             }[];
         };
         /** @enum {string} */

@@ -9,7 +9,6 @@ export async function vllmRoutes(
   req: IncomingMessage,
   res: ServerResponse,
   e: SimEngine,
-  apiKey: string | undefined,
 ): Promise<boolean> {
   const url = (req.url ?? '/').split('?')[0] ?? '/';
   if (req.method === 'GET' && url === '/health') {
@@ -65,10 +64,6 @@ export async function vllmRoutes(
       ]),
       'text/plain; version=0.0.4',
     );
-    return true;
-  }
-  if (url.startsWith('/v1/') && apiKey !== undefined && req.headers.authorization !== `Bearer ${apiKey}`) {
-    sendJson(res, 401, { error: 'Unauthorized' });
     return true;
   }
   if (e.loading()) {
