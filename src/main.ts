@@ -13,6 +13,7 @@ import { CatalogService, type CatalogAddRequest } from './catalog/catalog-servic
 import { NodeRegistry } from './nodes/node-registry.js';
 import { openStore } from './persistence/open-store.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
+import { keyBeyondLoopback } from './nodes/engine-credentials.js';
 import { createSupervisor, type PoolFactoryOptions } from './pool/pool-factory.js';
 import { reapOrphanEngines, runDirOf } from './pool/run-files.js';
 import { systemClock, type Clock } from './domain/types.js';
@@ -94,7 +95,7 @@ export async function startOrchestrator(
       const sup = new RemotePoolSupervisor(pool, logger, (node, cmd) => nodes.command(node, cmd));
       remote.set(pool.id, sup);
       supervisors.set(pool.id, sup);
-    } else supervisors.set(pool.id, await createSupervisor(factory, pool));
+    } else supervisors.set(pool.id, await createSupervisor(factory, keyBeyondLoopback(pool)));
   }
   const nodes = new NodeRegistry({
     credentials: config.nodes,
@@ -115,7 +116,7 @@ export async function startOrchestrator(
     metrics,
     logger,
     clock: opts.clock ?? systemClock,
-    createSupervisor: (pool) => createSupervisor(factory, pool),
+    createSupervisor: (pool) => createSupervisor(factory, keyBeyondLoopback(pool)),
     gpus: () => gpu.gpus,
     modelState: (id) => catalog.stateOf(id),
     route: (modelRef, sessionId) => catalog.routeFor(modelRef, sessionId),

@@ -15,7 +15,10 @@ export interface EngineAccessOptions {
   readonly advertise: (url: string) => string;
   readonly logger: Logger;
   /** The current launch of a pool and its current replica (they change with reloads and restarts). */
-  readonly current: (poolId: string, replicaId: string) => { secured: SecuredPool; replica?: ReplicaView };
+  readonly current: (
+    poolId: string,
+    replicaId: string,
+  ) => { readonly secured: SecuredPool; readonly replica?: ReplicaView } | undefined;
   /** Called when something a report shows changed (a guard listens, a key check finished). */
   readonly onChange: () => void;
 }
@@ -89,7 +92,7 @@ export class EngineAccess {
   }
 
   #replica(r: ReplicaView): ReplicaView | undefined {
-    return this.#o.current(r.poolId, r.id).replica;
+    return this.#o.current(r.poolId, r.id)?.replica;
   }
 
   #guard(
@@ -101,7 +104,7 @@ export class EngineAccess {
     if (known !== undefined) return known;
     this.#guards.set(id, 'starting');
     const [poolId = '', replicaId = ''] = id.replace(/#metrics$/, '').split('/');
-    startEngineGuard({ host, target, key: () => this.#o.current(poolId, replicaId).secured.key }).then(
+    startEngineGuard({ host, target, key: () => this.#o.current(poolId, replicaId)?.secured.key }).then(
       (g) => {
         if (this.#closed) return void g.close();
         this.#guards.set(id, g);

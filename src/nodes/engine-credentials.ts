@@ -72,3 +72,14 @@ export async function enforcesKey(
   await res.body.dump();
   return res.statusCode === 401;
 }
+
+/**
+ * A pool the orchestrator launches itself (single host): an engine bound beyond loopback gets a
+ * key for this launch unless one is configured. (A local Triton pool beyond loopback is refused
+ * by config validation: it has no key and no guard there.)
+ */
+export function keyBeyondLoopback(pool: ResolvedPool, generate: () => string = generateEngineKey): ResolvedPool {
+  if (pool.launch.apiKey !== undefined || !KEYED_ENGINES.has(pool.engine) || isLoopbackHost(pool.launch.host))
+    return pool;
+  return { ...pool, launch: { ...pool.launch, apiKey: generate() } };
+}

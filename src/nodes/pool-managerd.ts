@@ -73,7 +73,7 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     current: (poolId, replicaId) => {
       const entry = pools.get(poolId);
       const replica = entry?.sup.replicas().find((r) => r.id === replicaId);
-      return { secured: entry?.secured ?? { pool: config.pools[0] as ResolvedPool, key: undefined, guardHost: undefined }, ...(replica ? { replica } : {}) };
+      return entry === undefined ? undefined : { secured: entry.secured, ...(replica ? { replica } : {}) };
     },
     onChange: () => (registered ? wake?.() : undefined),
   });

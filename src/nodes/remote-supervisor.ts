@@ -22,6 +22,8 @@ interface RemoteReplica {
   state: ReplicaState;
   adapter: EngineAdapter;
   baseUrl: string;
+  /** The bearer key the adapter sends (never logged). */
+  apiKey: string | undefined;
   props: ReplicaView['props'];
 }
 
@@ -114,14 +116,17 @@ export class RemotePoolSupervisor implements PoolSupervisor {
   #apply(node: string, id: string, rep: ReplicaReport): void {
     let r = this.#replicas.get(id);
     const baseUrl = rep.base_url ?? '';
-    if (!r || r.baseUrl !== baseUrl) {
+    // The node's key for this engine (one per launch); a node that sends none leaves the key
+    // this pool's own config names, if any.
+    const apiKey = rep.api_key ?? this.#pool.launch.apiKey;
+    if (!r || r.baseUrl !== baseUrl || r.apiKey !== apiKey) {
       const adapter = adapterForUrls(
-        this.#pool,
+        { ...this.#pool, launch: { ...this.#pool.launch, apiKey } },
         { base: baseUrl, metrics: rep.metrics_url },
         rep.props?.modelDigest,
       );
       void r?.adapter.close();
-      r = { id, node, state: { kind: 'stopped' }, adapter, baseUrl, props: rep.props };
+      r = { id, node, state: { kind: 'stopped' }, adapter, baseUrl, apiKey, props: rep.props };
       this.#replicas.set(id, r);
     }
     r.props = rep.props ?? r.props;

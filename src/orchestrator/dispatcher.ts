@@ -103,6 +103,9 @@ export class Dispatcher {
         task.spec.kvHint === 'cold'
           ? undefined
           : this.#o.sessions.get(task.spec.tenant, task.spec.sessionId)?.lastReplicaId;
+      // A task that failed on this member's only ready replica tries another member first.
+      if (task.avoidReplicaId !== undefined && onlyAvoided(pool, task) && this.#retryOnSibling(pool, task))
+        continue;
       const replicaId = this.#placement.choose(candidatesFor(pool, task), {
         affinity,
         overloadRatio: OVERLOAD_RATIO,
@@ -118,9 +121,11 @@ export class Dispatcher {
     }
   }
 
-  /** A member that can start work now: not held, and a ready replica with a free slot. */
-  #hasRoom(pool: PoolRuntime): boolean {
-    return !pool.paused && pool.loads().some((r) => r.inFlight < r.slotsTotal);
+  /** A member that can start work now (for `task`: not on the replica it failed on). */
+  #hasRoom(pool: PoolRuntime, task?: TaskRecord): boolean {
+    return (
+      !pool.paused && pool.loads().some((r) => r.inFlight < r.slotsTotal && r.id !== task?.avoidReplicaId)
+    );
   }
 
   /** `pool` is idle: take the next task of the sibling that is furthest from starting it. */
@@ -139,10 +144,20 @@ export class Dispatcher {
 
   /** `task` cannot start on `pool` now: an idle sibling with nothing queued takes it and starts it. */
   #handToSibling(pool: PoolRuntime, task: TaskRecord): boolean {
-    const to = (this.#o.siblings?.(pool) ?? []).find((s) => s.queue.size === 0 && this.#hasRoom(s));
+    const to = (this.#o.siblings?.(pool) ?? []).find((s) => s.queue.size === 0 && this.#hasRoom(s, task));
     if (!to || !this.#o.lifecycle.move(task, pool, to, 'head')) return false;
     this.pump(to);
     return true;
+  }
+
+  /**
+   * A task that failed before its first token on `pool`'s only ready replica: another member
+   * with a ready replica takes it, at the head of its queue if it has no free slot yet.
+   */
+  #retryOnSibling(pool: PoolRuntime, task: TaskRecord): boolean {
+    if (this.#handToSibling(pool, task)) return true;
+    const to = (this.#o.siblings?.(pool) ?? []).find((s) => !s.paused && s.readyReplicas().length > 0);
+    return to !== undefined && this.#o.lifecycle.move(task, pool, to, 'head');
   }
 
   /** A held member (reload, drain): its queued work goes to siblings as far as they have room. */
@@ -321,7 +336,9 @@ export class Dispatcher {
       (cause === undefined || cause === 'idle-timeout' || cause === 'host-lost') &&
       ENGINE_FAULTS.has(failure.error.code);
     if (engineFault) pool.recordOutcome(replica.id, 'failed');
-    const elsewhere = pool.readyReplicas().some((r) => r.id !== replica.id);
+    const elsewhere =
+      pool.readyReplicas().some((r) => r.id !== replica.id) ||
+      (this.#o.siblings?.(pool) ?? []).some((s) => !s.paused && s.readyReplicas().length > 0);
     if (
       engineFault &&
       elsewhere &&
@@ -386,6 +403,11 @@ const ENGINE_FAULTS: ReadonlySet<string> = new Set([
   'POOL_UNREADY',
   'POOL_UNAVAILABLE',
 ]);
+
+/** True when the replica the task failed on is the only ready one of `pool`. */
+function onlyAvoided(pool: PoolRuntime, task: TaskRecord): boolean {
+  return pool.loads().every((r) => r.id === task.avoidReplicaId);
+}
 
 /** Where a task may go: not back to the replica it just failed on while another is ready. */
 function candidatesFor(pool: PoolRuntime, task: TaskRecord): ReplicaLoad[] {

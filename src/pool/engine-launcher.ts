@@ -48,15 +48,28 @@ export const ENGINE_KEY_ENV = {
   triton: undefined,
 } as const satisfies Record<ResolvedPool['engine'], string | undefined>;
 
+/** The device mask of one replica (`replica_devices`, else the pool's `devices`). */
+export function replicaMask(pool: ResolvedPool, replicaIndex: number): ResolvedPool['devices'] {
+  return pool.replicaDevices[replicaIndex] ?? pool.devices;
+}
+
 /**
- * `CUDA_VISIBLE_DEVICES` from the device mask (CPU pools see no GPU at all), and the engine's API
- * key variable: the pool's key, or removed, so that a key inherited from this process's
- * environment never turns on authentication the adapter does not know about.
+ * `CUDA_VISIBLE_DEVICES` from the replica's device mask (CPU pools see no GPU at all; UUIDs pass
+ * through, CUDA takes them), `CUDA_DEVICE_ORDER=PCI_BUS_ID` so that an index means the GPU
+ * nvidia-smi gives that index (CUDA's own default order puts the fastest GPU first), and the
+ * engine's API key variable: the pool's key, or removed, so that a key inherited from this
+ * process's environment never turns on authentication the adapter does not know about.
  */
-export function engineEnv(pool: ResolvedPool, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function engineEnv(
+  pool: ResolvedPool,
+  base: NodeJS.ProcessEnv = process.env,
+  replicaIndex = 0,
+): NodeJS.ProcessEnv {
+  const mask = replicaMask(pool, replicaIndex);
   const env: NodeJS.ProcessEnv = {
     ...base,
-    CUDA_VISIBLE_DEVICES: pool.devices === 'cpu' ? '' : pool.devices.join(','),
+    CUDA_VISIBLE_DEVICES: mask === 'cpu' ? '' : mask.join(','),
+    CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
   };
   const keyVar = ENGINE_KEY_ENV[pool.engine];
   if (keyVar !== undefined) {
@@ -69,7 +82,11 @@ export function engineEnv(pool: ResolvedPool, base: NodeJS.ProcessEnv = process.
 const hostOf = (pool: ResolvedPool) =>
   pool.launch.host.includes(':') ? `[${pool.launch.host}]` : pool.launch.host;
 const url = (pool: ResolvedPool, port: number | undefined) => `http://${hostOf(pool)}:${port ?? 0}`;
-const gpuCount = (pool: ResolvedPool) => (pool.devices === 'cpu' ? 1 : pool.devices.length);
+/** GPUs of one replica: its tensor-parallel size. */
+const gpuCount = (pool: ResolvedPool, replicaIndex: number) => {
+  const mask = replicaMask(pool, replicaIndex);
+  return mask === 'cpu' ? 1 : mask.length;
+};
 
 export function llamaServerArgs(pool: ResolvedPool, port: number): string[] {
   const l = pool.launch;
@@ -110,7 +127,7 @@ function slotSavePath(): string {
 }
 
 /** `vllm serve` (docs.vllm.ai "vllm serve" CLI arguments). */
-export function vllmArgs(pool: ResolvedPool, port: number): string[] {
+export function vllmArgs(pool: ResolvedPool, port: number, replicaIndex = 0): string[] {
   const l = pool.launch;
   const args = ['serve', pool.model.path, '--host', l.host, '--port', String(port)];
   args.push('--served-model-name', pool.model.id, '--max-model-len', String(pool.ctx));
@@ -118,16 +135,19 @@ export function vllmArgs(pool: ResolvedPool, port: number): string[] {
     '--max-num-seqs',
     String(l.parallel),
     '--tensor-parallel-size',
-    String(gpuCount(pool)),
+    String(gpuCount(pool, replicaIndex)),
     '--seed',
     '0',
   );
+  // Explicit, so the capacity planner reserves what the engine takes whatever vLLM's default.
+  if (l.gpuMemoryUtilization !== undefined)
+    args.push('--gpu-memory-utilization', String(l.gpuMemoryUtilization));
   // The API key travels as VLLM_API_KEY (engineEnv), not on the command line.
   return [...args, ...l.extraArgs];
 }
 
 /** `text-generation-launcher` (TGI launcher arguments). */
-export function tgiArgs(pool: ResolvedPool, port: number): string[] {
+export function tgiArgs(pool: ResolvedPool, port: number, replicaIndex = 0): string[] {
   const l = pool.launch;
   return [
     '--model-id',
@@ -143,7 +163,7 @@ export function tgiArgs(pool: ResolvedPool, port: number): string[] {
     '--max-concurrent-requests',
     String(l.parallel),
     '--num-shard',
-    String(gpuCount(pool)),
+    String(gpuCount(pool, replicaIndex)),
     ...l.extraArgs,
   ];
 }
@@ -220,17 +240,17 @@ export function nativeLauncher(o: NativeLauncherOptions): EngineLauncher {
   return {
     simulated: false,
     portCount: pool.engine === 'triton' ? 3 : 1,
-    command: (_index, ports, p = pool) => {
+    command: (index, ports, p = pool) => {
       const port = ports[0] ?? 0;
       const args =
         p.engine === 'llamacpp'
           ? llamaServerArgs(p, port)
           : p.engine === 'vllm'
-            ? vllmArgs(p, port)
+            ? vllmArgs(p, port, index)
             : p.engine === 'tgi'
-              ? tgiArgs(p, port)
+              ? tgiArgs(p, port, index)
               : tritonArgs(p, ports);
-      return { binary: o.binary, args, env: engineEnv(p) };
+      return { binary: o.binary, args, env: engineEnv(p, process.env, index) };
     },
     adapter: (ports, p = pool) => adapterFor(p, ports, o.modelDigest),
   };
@@ -294,7 +314,7 @@ export function simLauncher(pool: ResolvedPool): EngineLauncher {
     command: (index, ports, p = pool) => ({
       binary: entry.binary,
       args: [...entry.prefix, ...simArgs(p, index, ports)],
-      env: engineEnv(p),
+      env: engineEnv(p, process.env, index),
     }),
     adapter: (ports, p = pool) => adapterFor(p, ports, p.model.digest ?? `sim:${p.model.id}`),
   };

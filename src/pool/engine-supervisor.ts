@@ -9,12 +9,13 @@
 import type { ResolvedPool } from '../config/resolved-config.js';
 import type { EngineAdapter, EngineHealth } from '../engines/adapter.js';
 import type { Logger } from '../util/logger.js';
+import type { CapacityGate, CapacityLease } from './capacity-planner.js';
 import type { EngineLauncher } from './engine-launcher.js';
 import { EngineProcess, describeExit } from './engine-process.js';
 import { classifyFailure, type FailureKind } from './failure-class.js';
 import { RestartPolicy } from './restart-policy.js';
 import { freePort } from './free-port.js';
-import type { PoolSupervisor, ReplicaState, ReplicaView } from './replica.js';
+import type { HostGpuTelemetry, PoolSupervisor, ReplicaState, ReplicaView } from './replica.js';
 
 /** What operators count: restarts, classified failures, the breaker's state. */
 export type SupervisorEvent =
@@ -42,6 +43,13 @@ export interface EngineSupervisorOptions {
     | undefined;
   /** Where engines' run files go (`<data_dir>/run`), so a later daemon can reap them after a crash. */
   readonly runDir?: string | undefined;
+  /**
+   * Reserves GPU memory before each engine start, across all pools of the host (capacity
+   * planner); a refusal leaves the replica unready, retried with the restart backoff.
+   */
+  readonly capacity?: CapacityGate | undefined;
+  /** This host's GPU telemetry, for pool health. */
+  readonly gpuTelemetry?: (() => HostGpuTelemetry) | undefined;
 }
 
 interface Replica {
@@ -59,6 +67,8 @@ interface Replica {
   healthTimer: NodeJS.Timeout | undefined;
   /** Why the supervisor killed the engine (failed health checks), for the restart's cause. */
   killedFor?: string | undefined;
+  /** Backoff between capacity refusals (no breaker: nothing crashed); reset once admitted. */
+  capacityWait?: RestartPolicy | undefined;
 }
 
 /**
@@ -183,7 +193,48 @@ export class EnginePoolSupervisor implements PoolSupervisor {
   }
 
   #view(r: Replica): ReplicaView {
-    return { id: r.id, poolId: this.poolId, state: r.state, adapter: r.adapter, props: r.props };
+    const mask = this.#o.pool.replicaDevices[r.index] ?? this.#o.pool.devices;
+    return {
+      id: r.id,
+      poolId: this.poolId,
+      state: r.state,
+      adapter: r.adapter,
+      props: r.props,
+      ...(mask === 'cpu' ? {} : { gpu: { devices: mask, pid: r.process?.exit ? undefined : r.process?.pid } }),
+    };
+  }
+
+  gpuTelemetry(): readonly HostGpuTelemetry[] {
+    return this.#o.gpuTelemetry ? [this.#o.gpuTelemetry()] : [];
+  }
+
+  /**
+   * Capacity planning before an engine starts: the lease to hold while it runs (undefined
+   * without a planner), or null when refused — the replica is then unready with the numbers and,
+   * where memory may free, tried again after the restart policy's backoff.
+   */
+  async #reserve(r: Replica): Promise<CapacityLease | undefined | null> {
+    const gate = this.#o.capacity;
+    const mask = this.#o.pool.replicaDevices[r.index] ?? this.#o.pool.devices;
+    if (!gate || mask === 'cpu') return undefined;
+    const parallel = r.parallel ?? this.#o.pool.launch.parallel;
+    const answer = await gate
+      .admit({ poolId: this.poolId, replicaId: r.id, devices: mask, parallel })
+      .catch((err: unknown) => ({ ok: false as const, retry: true, cause: `capacity: ${(err as Error).message}` }));
+    if (answer.ok) {
+      if (!this.#stopping) return answer.lease;
+      answer.lease.release();
+      return null;
+    }
+    if (this.#stopping) return null;
+    this.#set(r, { kind: 'unready', cause: answer.cause, ...(answer.retry ? { retrying: true } : {}) });
+    if (answer.retry) {
+      r.capacityWait ??= new RestartPolicy({ ...this.#o.pool.launch.restart, maxFailures: Infinity });
+      clearTimeout(r.restartTimer);
+      r.restartTimer = setTimeout(() => void this.#launch(r), r.capacityWait.onFailure(Date.now()).delayMs);
+      r.restartTimer.unref();
+    }
+    return null;
   }
 
   #set(r: Replica, state: ReplicaState): void {
@@ -199,6 +250,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     if (this.#stopping) return;
     const { pool, logger, launcher } = this.#o;
     this.#set(r, { kind: 'starting' });
+    const lease = await this.#reserve(r);
+    if (lease === null) return;
+    r.capacityWait = undefined;
     const ports: number[] = [];
     while (ports.length < launcher.portCount) {
       const p = await freePort(pool.launch.host);
@@ -217,6 +271,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       retain: this.#o.verifyOffload?.lines,
     });
     r.process = proc;
+    lease?.started(proc.pid);
+    // Whatever ends the engine (failed preload, crash, stop) frees its memory.
+    void proc.exited.then(() => lease?.release());
     await r.adapter.close();
     r.adapter = launcher.adapter(ports, effective);
     r.props = undefined;
@@ -246,6 +303,7 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     }
     if (r.policy.open) this.#o.onEvent?.({ kind: 'breaker', replicaId: r.id, open: false });
     r.policy.onReady(Date.now());
+    lease?.loaded();
     this.#set(r, { kind: 'ready' });
     this.#watchHealth(r, proc);
     void proc.exited.then(() => {

@@ -7,7 +7,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedPool } from '../config/resolved-config.js';
-import type { GpuInfo } from '../gpu/nvidia-smi.js';
+import { findGpu, type GpuInfo } from '../gpu/nvidia-smi.js';
 import { readGgufMetadata } from '../models/gguf-reader.js';
 
 export interface MemoryEstimate {
@@ -57,7 +57,8 @@ export async function estimateMemory(
   pool: ResolvedPool,
   parallel = pool.launch.parallel,
 ): Promise<MemoryEstimate> {
-  const weightsBytes = await sizeOf(pool.model.path);
+  // A simulated pool without a model file loads nothing: only the fixed buffers are counted.
+  const weightsBytes = pool.model.path === '' ? 0 : await sizeOf(pool.model.path);
   const perToken = (await kvBytesPerToken(pool.model.path)) ?? 0;
   const kvBytes = perToken * pool.ctx * parallel;
   const overheadBytes = OVERHEAD_FIXED + Math.round(weightsBytes * 0.05);
@@ -83,7 +84,7 @@ export function checkHeadroom(
   const split = pool.tensorSplit ?? devices.map(() => 1);
   const sum = split.reduce((a, b) => a + b, 0) || 1;
   for (const [i, d] of devices.entries()) {
-    const gpu = gpus.find((g) => g.index === d);
+    const gpu = findGpu(gpus, d);
     if (!gpu)
       return `headroom: pool '${pool.id}' uses GPU ${d}, which this host does not have (GPUs: ${gpus.map((g) => g.index).join(', ') || 'none'})`;
     const share = need * ((split[i] ?? 0) / sum);
@@ -91,4 +92,30 @@ export function checkHeadroom(
       return `headroom: pool '${pool.id}' needs ${gib(share)} on GPU ${d} (${gpu.name}) for ${what}, ${gib(gpu.memoryFreeBytes)} free`;
   }
   return undefined;
+}
+
+/**
+ * What one replica needs on each of its GPUs before it loads (the capacity planner's demand).
+ * vLLM takes `gpu_memory_utilization` of each GPU's total memory up front, whatever the model
+ * (its per-instance limit, `vllm/config/cache.py`); llama.cpp what the GGUF estimate says, split
+ * by `tensor_split`; TGI and Triton the model directory's size estimate, split evenly.
+ */
+export async function replicaDemand(
+  pool: ResolvedPool,
+  gpus: readonly GpuInfo[],
+  parallel = pool.launch.parallel,
+): Promise<{ bytes: number[]; what: string }> {
+  const share = pool.launch.gpuMemoryUtilization;
+  if (pool.engine === 'vllm' && share !== undefined)
+    return {
+      bytes: gpus.map((g) => Math.ceil(g.memoryTotalBytes * share)),
+      what: `vLLM gpu_memory_utilization ${share} of each GPU's total memory`,
+    };
+  const est = await estimateMemory(pool, parallel);
+  const split = pool.tensorSplit?.length === gpus.length ? pool.tensorSplit : gpus.map(() => 1);
+  const sum = split.reduce((a, b) => a + b, 0) || 1;
+  return {
+    bytes: gpus.map((_, i) => Math.ceil(est.totalBytes * ((split[i] ?? 0) / sum))),
+    what: `${gib(est.totalBytes)} per replica: weights ${gib(est.weightsBytes)}, KV ${gib(est.kvBytes)}, buffers ${gib(est.overheadBytes)}${gpus.length > 1 ? `, split ${split.join(':')} over ${gpus.length} GPUs` : ''}`,
+  };
 }

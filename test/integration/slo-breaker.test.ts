@@ -5,7 +5,7 @@
  * accepted, health, replica sets, metrics and logs show it, and it closes once the engine is
  * healthy again. Small configured windows; every wait is for a condition.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolRuntime } from '../../src/orchestrator/pool-runtime.js';
 import {
   KEYS,
@@ -70,15 +70,33 @@ const submit = (priority: 'interactive' | 'batch') =>
     body: task('slo', { engine: 'vllm', priority, max_tokens: 1 }),
   });
 
-/** Keeps interactive work arriving until the breaker leaves `closed` (the SLO window needs tasks). */
-async function driveUntilOpen(timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while ((await breaker()).state === 'closed') {
-    if (Date.now() > end) throw new Error('the breaker did not open in time');
-    expect((await submit('interactive')).status).toBe(202);
-    await sleep(100); // pacing of arrivals, not a threshold
-  }
+/**
+ * Interactive work keeps arriving (the SLO window needs finished tasks) until stopped, so that a
+ * violation stays continuous while the test looks at the open breaker.
+ */
+function keepArriving(): { stop(): Promise<void> } {
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      expect((await submit('interactive')).status).toBe(202);
+      await sleep(150); // pacing of arrivals, not a threshold
+    }
+  })();
+  const driver = {
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+  drivers.push(driver);
+  return driver;
 }
+
+/** Arrivals still running after a failed test stop with it. */
+const drivers: { stop(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const d of drivers.splice(0)) await d.stop().catch(() => undefined);
+});
 
 const metrics = async () => (await fetch(`${h.url}/metrics`)).text();
 
@@ -92,7 +110,8 @@ describe('SLO breaker (ORCH-3040)', () => {
   it('slow first tokens open it: batch is shed with a typed backoff, interactive is accepted; closes after recovery', async () => {
     // Every first token takes over a second: the interactive p95 TTFT target is 900 ms.
     await inject({ slow_token_ms: 1_200 });
-    await driveUntilOpen(60_000);
+    const arrivals = keepArriving();
+    await until(async () => (await breaker()).state !== 'closed', 60_000);
 
     const shed = await submit('batch');
     expect(shed.status).toBe(429);
@@ -137,6 +156,7 @@ describe('SLO breaker (ORCH-3040)', () => {
     // The engine is fast again and nothing arrives: the slow tasks drain, leave the window, and
     // after close_after_ms of a met SLO the breaker closes by itself.
     await inject({});
+    await arrivals.stop();
     await until(async () => (await breaker()).state === 'closed', 60_000);
     expect((await submit('batch')).status).toBe(202);
     expect(await metrics()).toMatch(/pool_slo_breaker_open\{engine="vllm",pool_id="slo"\} 0/);
@@ -147,10 +167,12 @@ describe('SLO breaker (ORCH-3040)', () => {
 
   it('failing requests open it too (error rate), naming the cause', async () => {
     await inject({ refuse: true });
-    await driveUntilOpen(60_000);
+    const arrivals = keepArriving();
+    await until(async () => (await breaker()).state !== 'closed', 60_000);
     expect((await breaker()).cause).toMatch(/interactive error rate [\d.]+% > 0\.5%/);
     expect((await submit('batch')).status).toBe(429);
     await inject({});
+    await arrivals.stop();
     await until(async () => (await breaker()).state === 'closed', 60_000);
     expect((await submit('batch')).status).toBe(202);
   }, 150_000);

@@ -210,6 +210,7 @@ describe('alerting rules (contracts/alerts)', () => {
         'LlamaOrchBatchErrorRateHigh',
         'LlamaOrchSloNotMet',
         'LlamaOrchBreakerOpen',
+        'LlamaOrchSloBreakerOpen',
         'LlamaOrchPoolUnready',
         'LlamaOrchQueueSaturated',
       ]),

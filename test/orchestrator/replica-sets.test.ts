@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { OrchError } from '../../src/errors/orch-error.js';
 import { replicaSets } from '../../src/orchestrator/replica-set.js';
 import { closeCores, fleet, input, settle, tenant } from '../support/core.js';
+import { FailingAdapter } from '../support/fake-pool.js';
 
 afterEach(closeCores);
 
@@ -100,14 +101,32 @@ describe('replica sets across pools', () => {
     await settle();
     expect(pool('a').queue.size).toBe(1);
     sups.get('a')!.setState(0, { kind: 'unready', cause: 'host lost', lost: true });
-    await until(() => orch.task(who, t1.taskId).terminal);
-    adaptersOf('b')[0]!.release(10);
-    await until(() => orch.task(who, t3.taskId).terminal);
-    expect(orch.task(who, t3.taskId).state.kind).toBe('completed');
-    expect(orch.task(who, t3.taskId).replicaId).toBe('b-r0');
-    expect(orch.task(who, t2.taskId).state.kind).toBe('completed');
+    adaptersOf('b')[0]!.release(50);
+    await until(() => [t1, t2, t3].every((t) => orch.task(who, t.taskId).terminal));
+    // t1 had produced nothing on the lost host: it is dispatched once more, on the other member.
+    for (const t of [t1, t2, t3]) {
+      expect(orch.task(who, t.taskId).state.kind).toBe('completed');
+      expect(orch.task(who, t.taskId).replicaId).toBe('b-r0');
+    }
+    expect(orch.task(who, t1.taskId).redispatches).toBe(1);
     const t4 = await orch.submit(who, input({ sessionId: sid }), 'c4');
     expect(orch.task(who, t4.taskId).poolId).toBe('b');
+  });
+
+  it('a task that failed before its first token on a one-replica member completes on another member', async () => {
+    const failing = new FailingAdapter();
+    const { orch, adaptersOf } = fleet([{ id: 'a', adapters: [failing] }, { id: 'b' }]);
+    const t1 = await orch.submit(who, input(), 'c1');
+    expect(orch.task(who, t1.taskId).poolId).toBe('a');
+    await until(() => orch.task(who, t1.taskId).replicaId === 'b-r0');
+    adaptersOf('b')[0]!.release(10);
+    await until(() => orch.task(who, t1.taskId).terminal);
+    const t = orch.task(who, t1.taskId);
+    expect(t.state.kind).toBe('completed');
+    expect(t.redispatches).toBe(1);
+    expect(failing.requests).toHaveLength(1);
+    const types = t.log.since(0).map((e) => e.event.type);
+    expect(types.filter((x) => x === 'error')).toEqual([]);
   });
 
   it('pools of another engine version never take the set’s work', async () => {

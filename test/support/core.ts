@@ -110,6 +110,8 @@ export interface FleetPool {
   readonly replicas?: number;
   readonly engineVersion?: string;
   readonly pool?: Partial<RawPool>;
+  /** One adapter per replica (default: a fresh StepAdapter each). */
+  readonly adapters?: readonly StepAdapter[];
 }
 
 /**
@@ -133,7 +135,9 @@ export function fleet(pools: readonly FleetPool[], o: { top?: Record<string, unk
   const adapters = new Map<string, StepAdapter[]>();
   const sups = new Map<string, FakeSupervisor>();
   for (const p of pools) {
-    const list = Array.from({ length: p.replicas ?? 1 }, () => new StepAdapter());
+    const list = p.adapters
+      ? [...p.adapters]
+      : Array.from({ length: p.replicas ?? 1 }, () => new StepAdapter());
     adapters.set(p.id, list);
     sups.set(
       p.id,
