@@ -397,6 +397,8 @@ export class Dispatcher {
 
 /** Failures that are the replica's, not the request's: worth another replica, and counted. */
 const ENGINE_FAULTS: ReadonlySet<string> = new Set([
+  // The engine refused the request (overloaded): it never started, another replica may take it.
+  'REPLICA_EXHAUSTED',
   'WORKER_RESET',
   'INTERNAL',
   'DECODE_TIMEOUT',

@@ -11,7 +11,9 @@ import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
 import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './engine-launcher.js';
 import { EnginePoolSupervisor, type SupervisorEvent } from './engine-supervisor.js';
+import { capacityGate, type CapacityPlanner } from './capacity-planner.js';
 import { checkHeadroom, estimateMemory } from './headroom.js';
+import type { GpuSnapshot } from '../gpu/gpu-snapshot.js';
 import { runDirOf } from './run-files.js';
 import type { PoolSupervisor } from './replica.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
@@ -49,6 +51,30 @@ export interface PoolFactoryOptions {
   readonly gpus: () => readonly GpuInfo[] | undefined;
   /** The model catalog: pools whose model id is an entry serve its verified file. */
   readonly catalog?: CatalogService | undefined;
+  /**
+   * The host's capacity planner, shared by every pool of this process: GPU replicas reserve
+   * memory before they load. Without it, GPU pools get a per-pool headroom check only.
+   */
+  readonly planner?: CapacityPlanner | undefined;
+  /** This host's GPU telemetry as it stands (pool health). */
+  readonly gpuTelemetry?: (() => GpuSnapshot | undefined) | undefined;
+}
+
+/** The supervisor options every local pool gets for GPU capacity and telemetry. */
+function gpuOptions(o: PoolFactoryOptions, pool: ResolvedPool) {
+  const telemetry = o.gpuTelemetry;
+  return {
+    capacity:
+      o.planner === undefined || pool.devices === 'cpu'
+        ? undefined
+        : capacityGate(o.planner, pool, () =>
+            o.metrics.inc('engine_failures_total', { engine: pool.engine, pool_id: pool.id, reason: 'headroom' }),
+          ),
+    gpuTelemetry:
+      telemetry === undefined || pool.devices === 'cpu'
+        ? undefined
+        : () => ({ host: undefined, snapshot: telemetry() }),
+  };
 }
 
 /**
@@ -103,6 +129,7 @@ export async function createSupervisor(
       logger,
       onEvent,
       runDir: runDirOf(config.dataDir),
+      ...gpuOptions(o, pool),
     });
   }
   let binary: string;
@@ -157,6 +184,7 @@ export async function createSupervisor(
     onEvent,
     runDir: runDirOf(config.dataDir),
     verifyOffload,
+    ...gpuOptions(o, pool),
     preflight: async () => {
       if (entry && o.catalog) {
         const v = await o.catalog.verify(entry.id);
@@ -169,6 +197,8 @@ export async function createSupervisor(
           );
         }
       }
+      // GPU replicas are planned one by one, across pools, before each loads (capacity planner).
+      if (pool.devices !== 'cpu' && o.planner !== undefined) return undefined;
       const est = await estimateMemory(pool);
       const cause = checkHeadroom(pool, est, o.gpus(), freemem());
       if (cause !== undefined)
