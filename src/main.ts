@@ -7,7 +7,8 @@ import { otlpTracerProvider } from './tracing/otlp.js';
 import { TaskTracer } from './tracing/task-tracer.js';
 import type { FastifyInstance } from 'fastify';
 import type { ResolvedConfig } from './config/resolved-config.js';
-import { GpuMonitor } from './gpu/gpu-monitor.js';
+import { GpuMonitor, gpuConsumers } from './gpu/gpu-monitor.js';
+import { CapacityPlanner } from './pool/capacity-planner.js';
 import { ArtifactRegistry } from './artifacts/artifact-registry.js';
 import { CatalogService, type CatalogAddRequest } from './catalog/catalog-service.js';
 import { NodeRegistry } from './nodes/node-registry.js';
@@ -84,7 +85,18 @@ export async function startOrchestrator(
   const gpu = new GpuMonitor(config, logger);
   await gpu.detect();
   if (opts.bootstrapCatalog) await catalog.ensure(opts.bootstrapCatalog);
-  const factory: PoolFactoryOptions = { config, logger, onProgress, metrics, gpus: () => gpu.gpus, catalog };
+  // One planner for every pool of this host: preloads that share a GPU are accounted together.
+  const planner = new CapacityPlanner({ read: () => gpu.refresh(), logger });
+  const factory: PoolFactoryOptions = {
+    config,
+    logger,
+    onProgress,
+    metrics,
+    gpus: () => gpu.gpus,
+    catalog,
+    planner,
+    gpuTelemetry: () => gpu.snapshot(),
+  };
   // Engines a crashed predecessor on this data_dir left running hold devices and ports: end them first.
   await reapOrphanEngines(runDirOf(config.dataDir), { logger });
   const supervisors = new Map<string, PoolSupervisor>();
@@ -146,21 +158,7 @@ export async function startOrchestrator(
         void orchestrator.unloadWhenDrained(p.id);
       }
   };
-  gpu.start(metrics, () =>
-    orchestrator.pools.flatMap((p) =>
-      p.config.devices === 'cpu' || p.config.launch.worker !== 'native'
-        ? []
-        : [
-            {
-              engine: p.config.engine,
-              engineVersion: p.engineVersion(),
-              poolId: p.id,
-              replicaIds: p.supervisor.replicas().map((r) => r.id),
-              devices: p.config.devices,
-            },
-          ],
-    ),
-  );
+  gpu.start(metrics, () => gpuConsumers(orchestrator.pools));
   const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts, catalog });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });

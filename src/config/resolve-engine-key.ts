@@ -58,7 +58,9 @@ export function resolveEngineKey(
     try {
       v = readFileSync(path, 'utf8').trim();
     } catch (err) {
-      problems.push(`${at}.launch.api_key_file: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      problems.push(
+        `${at}.launch.api_key_file: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
       return undefined;
     }
     if (v === '') {

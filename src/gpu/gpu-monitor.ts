@@ -5,9 +5,10 @@
  * own engine holds there. A failed read makes the telemetry stale: the gauges disappear until a
  * good reading, rather than repeating the last one as if it were current.
  */
-import type { GpuDevice, ResolvedConfig } from '../config/resolved-config.js';
+import type { GpuDevice, ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
 import { ConfigError } from '../config/resolve-config.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
+import type { ReplicaView } from '../pool/replica.js';
 import type { Logger } from '../util/logger.js';
 import { procTable, type ProcessTable } from './engine-memory.js';
 import { replicaMemory, type GpuSnapshot } from './gpu-snapshot.js';
@@ -196,4 +197,33 @@ export class GpuMonitor {
   stop(): void {
     clearInterval(this.#timer);
   }
+}
+
+/** What the telemetry loop needs of a pool (`PoolRuntime` has it). */
+export interface GpuPoolView {
+  readonly id: string;
+  readonly config: ResolvedPool;
+  engineVersion(): string;
+  readonly supervisor: { replicas(): readonly ReplicaView[] };
+}
+
+/**
+ * The local GPU pools' replicas, each with its own devices and engine process. Remote pools are
+ * left out: their GPUs are another host's, which that host's pool-managerd reads.
+ */
+export function gpuConsumers(pools: readonly GpuPoolView[]): GpuConsumer[] {
+  return pools.flatMap((p) =>
+    p.config.devices === 'cpu' || p.config.hosts.length > 0
+      ? []
+      : [
+          {
+            engine: p.config.engine,
+            engineVersion: p.engineVersion(),
+            poolId: p.id,
+            replicas: p.supervisor.replicas().flatMap((r) =>
+              r.gpu === undefined ? [] : [{ id: r.id, devices: r.gpu.devices, pid: r.gpu.pid }],
+            ),
+          },
+        ],
+  );
 }

@@ -1,7 +1,7 @@
 /** Control plane (SPEC §6): pool health and operations, replica sets, capabilities. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OrchError } from '../errors/orch-error.js';
-import type { GpuInfo } from '../gpu/nvidia-smi.js';
+import { poolGpuTelemetry, replicaGpuTelemetry } from '../gpu/pool-telemetry.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PoolRuntime } from '../orchestrator/pool-runtime.js';
 import { admitsWork, replicaSets, type ReplicaSet } from '../orchestrator/replica-set.js';
@@ -21,30 +21,10 @@ function trtllm(pool: PoolRuntime): { trtllm_version?: string } {
   return v === undefined ? {} : { trtllm_version: v };
 }
 
-function telemetry(pool: PoolRuntime, gpus: readonly GpuInfo[] | undefined) {
-  const devices = pool.config.devices;
-  if (devices === 'cpu' || gpus === undefined) return {};
-  return {
-    telemetry: {
-      devices: devices.flatMap((d) => {
-        const g = gpus.find((x) => x.index === d);
-        if (!g) return [];
-        return [
-          {
-            index: g.index,
-            name: g.name,
-            driver_version: g.driverVersion,
-            memory_total_bytes: g.memoryTotalBytes,
-            memory_used_bytes: g.memoryUsedBytes,
-            memory_free_bytes: g.memoryFreeBytes,
-            ...(g.utilization === undefined ? {} : { utilization: g.utilization }),
-            ...(g.temperatureC === undefined ? {} : { temperature_c: g.temperatureC }),
-            ...(g.eccUncorrected === undefined ? {} : { ecc_uncorrected: g.eccUncorrected }),
-          },
-        ];
-      }),
-    },
-  };
+/** GPU telemetry from the host that runs the pool's engines (SPEC §5), never stale values as current. */
+function telemetry(pool: PoolRuntime) {
+  const t = poolGpuTelemetry(pool.config, pool.supervisor.replicas(), pool.supervisor.gpuTelemetry?.() ?? []);
+  return t === undefined ? {} : { telemetry: t };
 }
 
 /** One replica set as `/v1/replicasets` shows it: identity, members, and capacity over all members. */
@@ -101,7 +81,7 @@ function sloBreakerBody(pool: PoolRuntime) {
   return { enabled: b.enabled, state: b.state, since_ms: b.sinceMs, cause: b.cause };
 }
 
-function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
+function poolHealth(pool: PoolRuntime) {
   const replicas = pool.supervisor.replicas();
   const lastError = replicas
     .map((r) => (r.state.kind === 'unready' ? r.state.cause : undefined))
@@ -124,7 +104,7 @@ function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
     ...trtllm(pool),
     ...(pool.modelDigest() === undefined ? {} : { model_digest: pool.modelDigest() }),
     simulated: pool.simulated,
-    ...telemetry(pool, gpus),
+    ...telemetry(pool),
     ...(pool.lifecycle === undefined
       ? {}
       : {
@@ -142,6 +122,7 @@ function poolHealth(pool: PoolRuntime, gpus?: readonly GpuInfo[]) {
       replica_id: r.id,
       state: r.state.kind,
       ...(r.state.kind === 'unready' ? { cause: r.state.cause } : {}),
+      ...replicaGpuTelemetry(r, pool.supervisor.gpuTelemetry?.() ?? []),
     })),
   };
 }
@@ -177,7 +158,7 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
 
   app.get<{ Params: { id: string } }>('/v1/pools/:id/health', async (req) => {
     control(req);
-    return poolHealth(poolOf(req.params.id), o.orchestrator.gpus());
+    return poolHealth(poolOf(req.params.id));
   });
 
   app.get('/v1/replicasets', async (req) => {

@@ -51,7 +51,11 @@ export class EngineAccess {
     };
     const key = secured.key === undefined ? {} : { api_key: secured.key };
     if (secured.guardHost !== undefined) {
-      const http = this.#guard(`${r.poolId}/${r.id}`, secured.guardHost, () => this.#replica(r)?.adapter.baseUrl);
+      const http = this.#guard(
+        `${r.poolId}/${r.id}`,
+        secured.guardHost,
+        () => this.#replica(r)?.adapter.baseUrl,
+      );
       const metrics =
         metricsUrlOf(r) === undefined
           ? undefined
@@ -133,7 +137,10 @@ export class EngineAccess {
           const cause =
             `engine at ${r.adapter.baseUrl} answers without its API key (a version that ignores ` +
             `the key?); not advertised, so that no unauthenticated request can reach it`;
-          this.#o.logger.error({ event: 'engine.key_not_enforced', pool_id: r.poolId, replica_id: r.id }, cause);
+          this.#o.logger.error(
+            { event: 'engine.key_not_enforced', pool_id: r.poolId, replica_id: r.id },
+            cause,
+          );
           this.#checks.set(id, { refused: cause });
         } else this.#checks.set(id, 'ok');
         this.#o.onChange();

@@ -78,7 +78,10 @@ export async function enforcesKey(
  * key for this launch unless one is configured. (A local Triton pool beyond loopback is refused
  * by config validation: it has no key and no guard there.)
  */
-export function keyBeyondLoopback(pool: ResolvedPool, generate: () => string = generateEngineKey): ResolvedPool {
+export function keyBeyondLoopback(
+  pool: ResolvedPool,
+  generate: () => string = generateEngineKey,
+): ResolvedPool {
   if (pool.launch.apiKey !== undefined || !KEYED_ENGINES.has(pool.engine) || isLoopbackHost(pool.launch.host))
     return pool;
   return { ...pool, launch: { ...pool.launch, apiKey: generate() } };

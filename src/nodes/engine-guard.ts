@@ -85,8 +85,7 @@ export async function startEngineGuard(o: EngineGuardOptions): Promise<EngineGua
       { method: req.method, headers: forwardHeaders(req.headers), agent },
       (up) => {
         const headers: OutgoingHttpHeaders = {};
-        for (const [k, v] of Object.entries(up.headers))
-          if (!HOP.has(k) && v !== undefined) headers[k] = v;
+        for (const [k, v] of Object.entries(up.headers)) if (!HOP.has(k) && v !== undefined) headers[k] = v;
         res.writeHead(up.statusCode ?? 502, headers);
         up.pipe(res);
       },

@@ -4,6 +4,7 @@
  * answer carries commands. Node endpoints authenticate with a node credential (Bearer).
  */
 import type { EngineProps } from '../engines/adapter.js';
+import type { GpuDevice } from '../config/resolved-config.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { ReplicaStateKind } from '../pool/replica.js';
 
@@ -23,6 +24,10 @@ export interface ReplicaReport {
    */
   readonly api_key?: string;
   readonly props?: EngineProps;
+  /** Its GPUs as configured on the node (index or UUID). */
+  readonly devices?: readonly GpuDevice[];
+  /** Memory its engine holds per device (keyed as `devices` spells them), where nvidia-smi reports it. */
+  readonly vram_used_bytes?: Readonly<Record<string, number>>;
 }
 
 export interface PoolReport {
@@ -34,7 +39,10 @@ export interface PoolReport {
 export interface NodeReport {
   readonly node_id: string;
   readonly pools: readonly PoolReport[];
+  /** The node's last good nvidia-smi reading. */
   readonly gpus?: readonly GpuInfo[];
+  /** Whether `gpus` is current (absent from older nodes). */
+  readonly gpu_state?: { readonly stale: boolean; readonly last_good_ms: number; readonly error?: string };
   /** Outcomes of commands executed since the last heartbeat. */
   readonly results?: readonly CommandResult[];
 }

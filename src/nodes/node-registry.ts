@@ -5,6 +5,7 @@
  */
 import { sha256Hex } from '../http/auth.js';
 import { OrchError } from '../errors/orch-error.js';
+import type { GpuSnapshot } from '../gpu/gpu-snapshot.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { Logger } from '../util/logger.js';
 import type {
@@ -32,6 +33,7 @@ interface NodeState {
   lastSeenMs: number;
   lost: boolean;
   gpus: readonly GpuInfo[] | undefined;
+  gpuState: NodeReport['gpu_state'];
   /** Commands waiting for the node's next heartbeat. */
   outbox: NodeCommand[];
 }
@@ -50,6 +52,8 @@ export class NodeRegistry {
 
   constructor(opts: NodeRegistryOptions) {
     this.#o = opts;
+    // A remote pool's GPU telemetry is its nodes' (their heartbeats), never this host's.
+    for (const sup of opts.pools.values()) sup.gpuSource = (node) => this.gpuTelemetryOf(node);
     this.#timer = setInterval(() => this.#sweep(), Math.max(50, Math.floor(opts.timeoutMs / 4)));
     this.#timer.unref();
   }
@@ -72,6 +76,7 @@ export class NodeRegistry {
       lastSeenMs: Date.now(),
       lost: false,
       gpus: report.gpus,
+      gpuState: report.gpu_state,
       outbox: was?.outbox ?? [],
     });
     this.#o.logger.info(
@@ -93,6 +98,7 @@ export class NodeRegistry {
     if (!n || n.lost) throw new OrchError('NOT_FOUND', `node '${report.node_id}' is not registered`);
     n.lastSeenMs = Date.now();
     n.gpus = report.gpus ?? n.gpus;
+    n.gpuState = report.gpu_state ?? n.gpuState;
     this.#apply(report);
     for (const r of report.results ?? []) {
       const p = this.#pending.get(r.id);
@@ -130,6 +136,23 @@ export class NodeRegistry {
 
   gpusOf(nodeId: string): readonly GpuInfo[] | undefined {
     return this.#nodes.get(nodeId)?.gpus;
+  }
+
+  /** A node's GPU telemetry as its heartbeats carried it; stale once the node is lost. */
+  gpuTelemetryOf(nodeId: string): GpuSnapshot | undefined {
+    const n = this.#nodes.get(nodeId);
+    if (!n || n.gpus === undefined) return undefined;
+    const s = n.gpuState;
+    const lost = n.lost ? `node '${nodeId}' lost: no heartbeat since ${new Date(n.lastSeenMs).toISOString()}` : undefined;
+    const error = [s?.stale === true ? s.error : undefined, lost].filter((x) => x !== undefined).join('; ');
+    return {
+      gpus: n.gpus,
+      apps: undefined,
+      stale: n.lost || s?.stale === true,
+      // A node that does not say when it read its GPUs read them no later than its last heartbeat.
+      lastGoodMs: s?.last_good_ms ?? n.lastSeenMs,
+      error: error === '' ? undefined : error,
+    };
   }
 
   #apply(report: NodeReport): void {

@@ -7,6 +7,8 @@
 import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
 import { modelPathOf } from '../orchestrator/pool-control.js';
 import { GpuMonitor } from '../gpu/gpu-monitor.js';
+import { CapacityPlanner } from '../pool/capacity-planner.js';
+import { nodeGpuReport, replicaGpuReport } from './node-gpu-report.js';
 import { OrchMetrics } from '../metrics/metrics.js';
 import { createSupervisor } from '../pool/pool-factory.js';
 import type { PoolSupervisor } from '../pool/replica.js';
@@ -54,7 +56,12 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     onProgress: (l: string) => logger.info({ event: 'engine.build' }, l),
     metrics,
     gpus: () => gpu.gpus,
+    // The node's pools share its GPUs: one planner for all of them.
+    planner: new CapacityPlanner({ read: () => gpu.refresh(), logger }),
+    gpuTelemetry: () => gpu.snapshot(),
   };
+  // Readings for the heartbeats (this node exports no metrics of its own).
+  gpu.start(metrics, () => []);
   // The pools this node runs; commands (reload, stop, start) replace entries. Each launch of a
   // pool gets its engine key (`secured`), which the reports hand to the orchestrator.
   const pools = new Map<string, { config: ResolvedPool; secured: SecuredPool; sup: PoolSupervisor }>();
@@ -82,9 +89,11 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     pools: [...pools.values()].map(({ sup: s, secured }) => ({
       pool_id: s.poolId,
       simulated: s.simulated === true,
-      replicas: s.replicas().map((r) => access.report(secured, r)),
+      replicas: s
+        .replicas()
+        .map((r) => ({ ...access.report(secured, r), ...replicaGpuReport(gpu.snapshot(), r) })),
     })),
-    ...(gpu.gpus === undefined ? {} : { gpus: gpu.gpus }),
+    ...nodeGpuReport(gpu.snapshot()),
     ...(results.length === 0 ? {} : { results: results.splice(0) }),
   });
   // One attempt per call: the register and heartbeat loops below pace their own retries.
@@ -202,9 +211,11 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
   const loop = (async () => {
     await register();
     while (!stopping) {
+      // Not unref'd: the heartbeat is what keeps this daemon alive while all its engines are down
+      // (a restart pending), when no other handle is left.
       await new Promise<void>((r) => {
         wake = r;
-        setTimeout(r, heartbeatMs).unref();
+        setTimeout(r, heartbeatMs);
       });
       if (stopping) break;
       try {
@@ -245,7 +256,8 @@ async function nodeCredential(node: ResolvedNode): Promise<string> {
       );
     });
     const credential = text.trim();
-    if (credential === '') throw new Error(`pool-managerd: node credential file ${node.credentialFile} is empty`);
+    if (credential === '')
+      throw new Error(`pool-managerd: node credential file ${node.credentialFile} is empty`);
     return credential;
   }
   const credential = process.env[node.credentialEnv];

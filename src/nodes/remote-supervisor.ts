@@ -6,7 +6,9 @@
 import type { ResolvedPool } from '../config/resolved-config.js';
 import type { EngineAdapter } from '../engines/adapter.js';
 import { adapterForUrls } from '../pool/engine-launcher.js';
-import type { PoolSupervisor, ReplicaState, ReplicaView } from '../pool/replica.js';
+import type { GpuDevice } from '../config/resolved-config.js';
+import type { GpuSnapshot } from '../gpu/gpu-snapshot.js';
+import type { HostGpuTelemetry, PoolSupervisor, ReplicaState, ReplicaView } from '../pool/replica.js';
 import type { Logger } from '../util/logger.js';
 import type { CommandResult, NodeCommand, PoolReport, ReplicaReport } from './node-protocol.js';
 
@@ -25,6 +27,9 @@ interface RemoteReplica {
   /** The bearer key the adapter sends (never logged). */
   apiKey: string | undefined;
   props: ReplicaView['props'];
+  /** Its GPUs and their memory, as its node reports them. */
+  devices?: readonly GpuDevice[] | undefined;
+  vram?: Readonly<Record<string, number>> | undefined;
 }
 
 export class RemotePoolSupervisor implements PoolSupervisor {
@@ -35,6 +40,8 @@ export class RemotePoolSupervisor implements PoolSupervisor {
   readonly #replicas = new Map<string, RemoteReplica>();
   readonly #listeners = new Set<(r: ReplicaView) => void>();
   readonly #send: NodeCommandSender | undefined;
+  /** A node's GPU telemetry from its heartbeats (set by the node registry). */
+  gpuSource: ((node: string) => GpuSnapshot | undefined) | undefined;
 
   constructor(pool: ResolvedPool, logger: Logger, send?: NodeCommandSender) {
     this.poolId = pool.id;
@@ -62,7 +69,12 @@ export class RemotePoolSupervisor implements PoolSupervisor {
       { event: 'replica.restart_requested', pool_id: this.poolId, replica_id: r.id, node_id: r.node, cause },
       `${r.id}: asking node ${r.node} to restart the engine (${cause})`,
     );
-    const result = await this.#send(r.node, { op: 'restart', pool_id: this.poolId, replica_id: local, cause });
+    const result = await this.#send(r.node, {
+      op: 'restart',
+      pool_id: this.poolId,
+      replica_id: local,
+      cause,
+    });
     if (!result.ok)
       this.#logger.warn(
         { event: 'replica.restart_failed', pool_id: this.poolId, replica_id: r.id, cause: result.cause },
@@ -130,6 +142,8 @@ export class RemotePoolSupervisor implements PoolSupervisor {
       this.#replicas.set(id, r);
     }
     r.props = rep.props ?? r.props;
+    r.devices = rep.devices ?? r.devices;
+    r.vram = rep.vram_used_bytes;
     const state: ReplicaState =
       rep.state === 'unready'
         ? {
@@ -146,7 +160,22 @@ export class RemotePoolSupervisor implements PoolSupervisor {
   }
 
   #view(r: RemoteReplica): ReplicaView {
-    return { id: r.id, poolId: this.poolId, state: r.state, adapter: r.adapter, props: r.props };
+    const devices = r.devices ?? (this.#pool.devices === 'cpu' ? undefined : this.#pool.devices);
+    const gpu =
+      devices === undefined
+        ? {}
+        : {
+            gpu: {
+              devices,
+              host: r.node,
+              memoryBytes: r.vram === undefined ? undefined : new Map(Object.entries(r.vram)),
+            },
+          };
+    return { id: r.id, poolId: this.poolId, state: r.state, adapter: r.adapter, props: r.props, ...gpu };
+  }
+
+  gpuTelemetry(): readonly HostGpuTelemetry[] {
+    return this.#pool.hosts.map((host) => ({ host, snapshot: this.gpuSource?.(host) }));
   }
 
   #set(r: RemoteReplica, state: ReplicaState): void {

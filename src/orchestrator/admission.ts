@@ -40,7 +40,7 @@ export function resolvePool(
   // With no member taking work, the refusal comes from the most hopeful one (retriable first).
   const pool =
     admitting.length > 0
-      ? chooseMember(admitting, prefer)
+      ? chooseMember(admitting, prefer, input.priority)
       : (candidates.find((p) => p.reloading || p.availability() === 'unready') ?? candidates[0]!);
   checkWorkload(pool, input);
   if (pool.draining && !pool.reloading)
@@ -75,10 +75,18 @@ export function resolvePool(
 /**
  * The member of the replica set a new task joins. A session stays on the member that holds its
  * KV while that member takes work, else within its replica set; otherwise the member whose
- * queue would start the task soonest. Dispatch is still late-bound: an idle member takes
+ * queue would start the task soonest; members whose SLO breaker sheds the task's class come last.
+ * Dispatch is still late-bound: an idle member takes
  * queued work from a busy sibling (Dispatcher).
  */
-function chooseMember(admitting: readonly PoolRuntime[], prefer: PoolRuntime | undefined): PoolRuntime {
+function chooseMember(
+  admitting: readonly PoolRuntime[],
+  prefer: PoolRuntime | undefined,
+  priority: Priority,
+): PoolRuntime {
+  // A member whose SLO breaker sheds this class is the last choice (ORCH-3040).
+  const open = admitting.filter((p) => !p.sloBreaker.sheds(priority));
+  if (open.length > 0 && open.length < admitting.length) return chooseMember(open, prefer, priority);
   if (prefer && admitting.includes(prefer)) return prefer;
   // One set per request, chosen deterministically (streams are reproducible within a set, SPEC
   // §14): the session's, else the first configured set with a member that takes work.

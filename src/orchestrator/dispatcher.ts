@@ -128,6 +128,11 @@ export class Dispatcher {
     );
   }
 
+  /** Late binding never gives a member work of a class its SLO breaker sheds (ORCH-3040). */
+  #takes(pool: PoolRuntime, task: TaskRecord): boolean {
+    return !pool.sloBreaker.sheds(task.spec.priority);
+  }
+
   /** `pool` is idle: take the next task of the sibling that is furthest from starting it. */
   #takeFromSibling(pool: PoolRuntime): boolean {
     if (!this.#hasRoom(pool)) return false;
@@ -137,14 +142,22 @@ export class Dispatcher {
     for (const from of waiting) {
       const next = from.queue.peekNext();
       const task = next && this.#o.table.get(next.id);
-      if (task && !task.terminal && this.#o.lifecycle.move(task, from, pool, 'head')) return true;
+      if (
+        task &&
+        !task.terminal &&
+        this.#takes(pool, task) &&
+        this.#o.lifecycle.move(task, from, pool, 'head')
+      )
+        return true;
     }
     return false;
   }
 
   /** `task` cannot start on `pool` now: an idle sibling with nothing queued takes it and starts it. */
   #handToSibling(pool: PoolRuntime, task: TaskRecord): boolean {
-    const to = (this.#o.siblings?.(pool) ?? []).find((s) => s.queue.size === 0 && this.#hasRoom(s, task));
+    const to = (this.#o.siblings?.(pool) ?? []).find(
+      (s) => s.queue.size === 0 && this.#hasRoom(s, task) && this.#takes(s, task),
+    );
     if (!to || !this.#o.lifecycle.move(task, pool, to, 'head')) return false;
     this.pump(to);
     return true;
@@ -156,7 +169,9 @@ export class Dispatcher {
    */
   #retryOnSibling(pool: PoolRuntime, task: TaskRecord): boolean {
     if (this.#handToSibling(pool, task)) return true;
-    const to = (this.#o.siblings?.(pool) ?? []).find((s) => !s.paused && s.readyReplicas().length > 0);
+    const to = (this.#o.siblings?.(pool) ?? []).find(
+      (s) => !s.paused && s.readyReplicas().length > 0 && this.#takes(s, task),
+    );
     return to !== undefined && this.#o.lifecycle.move(task, pool, to, 'head');
   }
 

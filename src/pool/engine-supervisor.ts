@@ -200,7 +200,9 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       state: r.state,
       adapter: r.adapter,
       props: r.props,
-      ...(mask === 'cpu' ? {} : { gpu: { devices: mask, pid: r.process?.exit ? undefined : r.process?.pid } }),
+      ...(mask === 'cpu'
+        ? {}
+        : { gpu: { devices: mask, pid: r.process?.exit ? undefined : r.process?.pid } }),
     };
   }
 
@@ -220,7 +222,11 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     const parallel = r.parallel ?? this.#o.pool.launch.parallel;
     const answer = await gate
       .admit({ poolId: this.poolId, replicaId: r.id, devices: mask, parallel })
-      .catch((err: unknown) => ({ ok: false as const, retry: true, cause: `capacity: ${(err as Error).message}` }));
+      .catch((err: unknown) => ({
+        ok: false as const,
+        retry: true,
+        cause: `capacity: ${(err as Error).message}`,
+      }));
     if (answer.ok) {
       if (!this.#stopping) return answer.lease;
       answer.lease.release();

@@ -68,7 +68,11 @@ function gpuOptions(o: PoolFactoryOptions, pool: ResolvedPool) {
       o.planner === undefined || pool.devices === 'cpu'
         ? undefined
         : capacityGate(o.planner, pool, () =>
-            o.metrics.inc('engine_failures_total', { engine: pool.engine, pool_id: pool.id, reason: 'headroom' }),
+            o.metrics.inc('engine_failures_total', {
+              engine: pool.engine,
+              pool_id: pool.id,
+              reason: 'headroom',
+            }),
           ),
     gpuTelemetry:
       telemetry === undefined || pool.devices === 'cpu'
@@ -150,7 +154,8 @@ export async function createSupervisor(
     binary = server.path;
     logger.info(
       { event: 'engine.binary', pool_id: pool.id, binary, build: server.build, origin: server.origin },
-      `pool ${pool.id}: llama-server ${binary} (${server.build} build, ${server.origin})`,
+      `pool ${pool.id}: llama-server ${binary} (${server.build} build, ${server.origin}` +
+        `${server.reason === undefined ? '' : `: ${server.reason}`})`,
     );
     verifyOffload = llamaOffloadCheck({
       pool,
@@ -159,7 +164,11 @@ export async function createSupervisor(
       build: server.build,
       logger,
       onRefused: () =>
-        metrics.inc('engine_failures_total', { engine: pool.engine, pool_id: pool.id, reason: 'gpu_offload' }),
+        metrics.inc('engine_failures_total', {
+          engine: pool.engine,
+          pool_id: pool.id,
+          reason: 'gpu_offload',
+        }),
     });
     const digest = await sha256File(pool.model.path).catch((err: unknown) => {
       throw new ConfigError([

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfigFile } from '../../src/config/load-config.js';
+import { isLoopbackHost } from '../../src/config/resolve-config.js';
+import { startOrchestrator } from '../../src/main.js';
+import { securePool } from '../../src/nodes/engine-credentials.js';
+import { createLogger } from '../../src/util/logger.js';
 
 describe('example configs', () => {
   it('examples/dev.yaml is a valid dev-profile config', async () => {
@@ -39,5 +46,39 @@ describe('example configs', () => {
       heartbeatMs: 500,
     });
     expect(node.pools[0]?.launch.restart).toMatchObject({ maxFailures: 5, cooldownMs: 60_000 });
+  });
+
+  it('examples/multi-host/orchestrator.yaml starts in prod on a host without GPUs (ORCH-1101: its pools run on the GPU hosts)', async () => {
+    const { config } = await loadConfigFile('examples/multi-host/orchestrator.yaml');
+    expect(config.profile).toBe('prod');
+    expect(config.pools.every((p) => p.hosts.length > 0)).toBe(true);
+    const dataDir = await mkdtemp(join(tmpdir(), 'llorch-example-'));
+    // As on a CPU-only control-plane host: no nvidia-smi at all. Only the address is local to the test.
+    const running = await startOrchestrator(
+      {
+        ...config,
+        listen: { host: '127.0.0.1', port: 0 },
+        dataDir,
+        storage: { ...config.storage, sqlitePath: join(dataDir, 'llorch.db') },
+        engines: { ...config.engines, nvidiaSmiPath: join(dataDir, 'no-nvidia-smi') },
+      },
+      { logger: createLogger({ level: 'silent' }), processMetrics: false },
+    );
+    try {
+      expect(running.orchestrator.pools.map((p) => p.id)).toEqual(['llama3-8b']);
+    } finally {
+      await running.close(0);
+    }
+  });
+
+  it('examples/multi-host/gpu-node.yaml binds its engines to the private address, never every interface, and names no fixed key', async () => {
+    const { config: node } = await loadConfigFile('examples/multi-host/gpu-node.yaml');
+    for (const p of node.pools) {
+      expect(isLoopbackHost(p.launch.host)).toBe(false);
+      expect(p.launch.host).not.toMatch(/^(0\.0\.0\.0|::|\[::\])$/);
+      // No key configured: pool-managerd generates one per engine launch.
+      expect(p.launch.apiKey).toBeUndefined();
+      expect(securePool(p).key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    }
   });
 });

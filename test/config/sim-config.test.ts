@@ -43,7 +43,7 @@ describe('simulated pools in the config (launch.worker: sim)', () => {
     expect(found).toEqual([expect.stringContaining('ORCH-1101')]);
   });
 
-  it('per-replica engine versions must match the replica count; only vLLM takes an API key', () => {
+  it('per-replica engine versions must match the replica count; Triton takes no API key', () => {
     expect(
       problems(
         pool(
@@ -57,10 +57,10 @@ describe('simulated pools in the config (launch.worker: sim)', () => {
       problems(
         pool(`    model: { id: m }\n    launch: { worker: sim, api_key: k }`).replace(
           'engine: vllm',
-          'engine: tgi',
+          'engine: triton',
         ),
       ),
-    ).toEqual([expect.stringContaining('launch.api_key: only vLLM pools take an API key')]);
+    ).toEqual([expect.stringContaining('launch.api_key: Triton has no API key')]);
   });
 
   it('unknown worker kinds and sim fields are refused with their path', () => {

@@ -2,6 +2,7 @@ import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/load-config.js';
 import {
   CMAKE_FLAGS,
   buildOf,
@@ -180,11 +181,13 @@ describe('llama-server build variants (ORCH-1101)', () => {
       path: cuda,
       build: 'cuda',
       origin: 'cache',
+      reason: 'test',
     });
     expect(await provisionLlamaServer({ cacheDir, env, choice: choice('cpu') })).toEqual({
       path: cpu,
       build: 'cpu',
       origin: 'cache',
+      reason: 'test',
     });
     expect(await provisionLlamaServer({ cacheDir, env, explicitPath: cpu, choice: choice('cuda') })).toEqual({
       path: cpu,
@@ -205,7 +208,12 @@ describe('llama-server build variants (ORCH-1101)', () => {
       preferCached: true,
       onProgress: (l) => notes.push(l),
     });
-    expect(served).toEqual({ path: cpu, build: 'cpu', origin: 'cache' });
+    expect(served).toEqual({
+      path: cpu,
+      build: 'cpu',
+      origin: 'cache',
+      reason: 'dev profile: cached (test)',
+    });
     expect(notes.join('\n')).toMatch(/cached cpu build serves \(dev profile\); set LLORCH_LLAMA_BUILD=cuda/);
     await expect(
       provisionLlamaServer({ cacheDir, env, choice: choice('cuda', true), preferCached: true, build: false }),
@@ -229,5 +237,27 @@ describe('llama-server build variants (ORCH-1101)', () => {
     expect(await findLlamaServer({ cacheDir, env: { PATH: '' }, variant: 'cpu' })).toBeUndefined();
     const cpu = await cachedBuild(cacheDir, 'cpu');
     expect(await findLlamaServer({ cacheDir, env: { PATH: '' } })).toBe(cpu);
+  });
+});
+
+describe('engines.llama_build', () => {
+  const raw = (engines: object) => ({
+    profile: 'dev',
+    engines,
+    pools: [{ id: 'p', engine: 'llamacpp', model: { id: 'p', path: '/m.gguf' }, ctx: 256, devices: 'cpu' }],
+  });
+  it('defaults to auto and takes cpu or cuda', () => {
+    expect(validateConfig(raw({}), { env: {} }).config.engines.llamaBuild).toBe('auto');
+    expect(validateConfig(raw({ llama_build: 'cuda' }), { env: {} }).config.engines.llamaBuild).toBe('cuda');
+    expect(() => validateConfig(raw({ llama_build: 'rocm' }), { env: {} })).toThrow(/llama_build/);
+  });
+
+  it('refuses an LLORCH_LLAMA_BUILD it cannot honour, by name', () => {
+    expect(() => validateConfig(raw({}), { env: { LLORCH_LLAMA_BUILD: 'gpu' } })).toThrow(
+      /LLORCH_LLAMA_BUILD: 'gpu' is not a llama-server build \(cpu, cuda or auto\)/,
+    );
+    expect(validateConfig(raw({}), { env: { LLORCH_LLAMA_BUILD: 'cuda' } }).config.engines.llamaBuild).toBe(
+      'auto',
+    );
   });
 });

@@ -129,6 +129,26 @@ describe('replica sets across pools', () => {
     expect(types.filter((x) => x === 'error')).toEqual([]);
   });
 
+  it('batch work goes to a member whose SLO breaker does not shed it', async () => {
+    let now = 1_000_000;
+    const clock = { now: () => now };
+    const { orch, pool } = fleet([{ id: 'a' }, { id: 'b' }], { clock });
+    const breaker = pool('a').sloBreaker;
+    const open = breaker.settings.openAfterMs;
+    breaker.observe(now, { violated: true, cause: 'test' });
+    now += open + 1;
+    breaker.observe(now, { violated: true, cause: 'test' });
+    expect(breaker.sheds('batch')).toBe(true);
+    // Admission picks b, and late binding does not hand b's queued batch work to idle a.
+    for (let i = 0; i < 3; i++) {
+      const t = await orch.submit(who, input({ priority: 'batch' }), `b${i}`);
+      expect(orch.task(who, t.taskId).poolId).toBe('b');
+    }
+    await settle();
+    expect(pool('a').running.size).toBe(0);
+    expect(pool('b').queue.size).toBe(2);
+  });
+
   it('pools of another engine version never take the set’s work', async () => {
     const { orch, pool, adaptersOf } = fleet([{ id: 'a' }, { id: 'c', engineVersion: 'fake-2' }]);
     const t1 = await orch.submit(who, input(), 'c1');

@@ -24,7 +24,7 @@ pools:
 }
 
 describe('native engine command lines', () => {
-  it('vllm serve: served name, max model len, sequences, tensor parallel over the mask, API key', () => {
+  it('vllm serve: served name, max model len, sequences, tensor parallel over the mask; no key on the command line', () => {
     expect(vllmArgs(pool('vllm', '{ parallel: 32, api_key: s3cret }'), 9000)).toEqual([
       'serve',
       '/models/m',
@@ -42,8 +42,8 @@ describe('native engine command lines', () => {
       '2',
       '--seed',
       '0',
-      '--api-key',
-      's3cret',
+      '--gpu-memory-utilization',
+      '0.9',
     ]);
   });
 
@@ -79,7 +79,24 @@ describe('native engine command lines', () => {
   });
 
   it('the device mask becomes CUDA_VISIBLE_DEVICES', () => {
-    expect(engineEnv(pool('vllm'), {})).toEqual({ CUDA_VISIBLE_DEVICES: '2,3' });
+    expect(engineEnv(pool('vllm'), {})).toEqual({
+      CUDA_VISIBLE_DEVICES: '2,3',
+      CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
+    });
+  });
+
+  it("the API key goes in the engine's own variable, never on the command line; an inherited one is dropped", () => {
+    const keyed = (engine: string) => engineEnv(pool(engine, '{ api_key: s3cret }'), { API_KEY: 'x' });
+    expect(keyed('llamacpp')).toMatchObject({ LLAMA_API_KEY: 's3cret' });
+    expect(keyed('vllm')).toMatchObject({ VLLM_API_KEY: 's3cret' });
+    expect(keyed('tgi')).toMatchObject({ API_KEY: 's3cret' });
+    const unkeyed = engineEnv(pool('tgi'), { API_KEY: 'inherited', PATH: '/bin' });
+    expect(unkeyed).toMatchObject({ PATH: '/bin' });
+    expect(unkeyed).not.toHaveProperty('API_KEY');
+    expect(vllmArgs(pool('vllm', '{ api_key: s3cret }'), 1).join(' ')).not.toContain('s3cret');
+    expect(simArgs(pool('llamacpp', '{ worker: sim, api_key: s3cret }'), 0, [1]).join(' ')).not.toContain(
+      's3cret',
+    );
   });
 });
 

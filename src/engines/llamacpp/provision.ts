@@ -253,6 +253,8 @@ export interface LlamaServerBinary {
   readonly path: string;
   readonly build: LlamaBuild | 'unknown';
   readonly origin: 'configured' | 'path' | 'cache' | 'built';
+  /** Why this build (cache and built origins): the build choice's reason. */
+  readonly reason?: string;
 }
 
 /**
@@ -272,7 +274,8 @@ export async function provisionLlamaServer(
   if (fromPath !== undefined) return { path: fromPath, build: await buildOf(fromPath), origin: 'path' };
   const { variant } = opts.choice;
   const wanted = cachedBinaryPath(opts.cacheDir, variant);
-  if (await isExecutable(wanted)) return { path: wanted, build: variant, origin: 'cache' };
+  const reason = opts.choice.reason;
+  if (await isExecutable(wanted)) return { path: wanted, build: variant, origin: 'cache', reason };
   if (opts.preferCached === true && !opts.choice.forced) {
     const other: LlamaBuild = variant === 'cpu' ? 'cuda' : 'cpu';
     const cached = cachedBinaryPath(opts.cacheDir, other);
@@ -281,7 +284,7 @@ export async function provisionLlamaServer(
         `a ${variant} build was chosen (${opts.choice.reason}), but the cached ${other} build serves ` +
           `(dev profile); set ${BUILD_ENV}=${variant} to build it`,
       );
-      return { path: cached, build: other, origin: 'cache' };
+      return { path: cached, build: other, origin: 'cache', reason: `dev profile: cached (${reason})` };
     }
   }
   if (opts.build === false)
@@ -293,7 +296,7 @@ export async function provisionLlamaServer(
     nvcc: opts.choice.nvcc,
     nativeCudaArchitectures: opts.choice.gpus > 0,
   });
-  return { path, build: variant, origin: 'built' };
+  return { path, build: variant, origin: 'built', reason };
 }
 
 /** `llama-server --version` → `b<build>-<commit>`, the form `/props` reports as `build_info`. */

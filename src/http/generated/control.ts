@@ -377,6 +377,13 @@ export interface components {
         /** @enum {string} */
         LifecycleState: "Draft" | "Active" | "Canary" | "Deprecated" | "Retired";
         NodeReport: {
+            /** @description Whether `gpus` is current. */
+            gpu_state?: {
+                error?: string;
+                last_good_ms: number;
+                stale: boolean;
+            };
+            /** @description The node's last good nvidia-smi reading. */
             gpus?: {
                 [key: string]: unknown;
             }[];
@@ -394,6 +401,8 @@ export interface components {
                     /** @description Where the orchestrator reaches the engine. */
                     base_url?: string;
                     cause?: string;
+                    /** @description The replica's GPUs as configured on the node (index or UUID). */
+                    devices?: (number | string)[];
                     metrics_url?: string;
                     /** @description Engine properties read at the replica's self-test. */
                     props?: {
@@ -403,6 +412,10 @@ export interface components {
                     retrying?: boolean;
                     /** @enum {string} */
                     state: "starting" | "preloading" | "self-test" | "ready" | "unready" | "stopped";
+                    /** @description Memory its engine holds per device (keyed as in `devices`), where nvidia-smi reports it. */
+                    vram_used_bytes?: {
+                        [key: string]: number;
+                    };
                 }[];
                 simulated: boolean;
             }[];
@@ -462,19 +475,40 @@ export interface components {
             /** @description True when the pool's replicas are engine simulators (`launch.worker: sim`), not real engines. */
             simulated?: boolean;
             slo_breaker?: components["schemas"]["SloBreaker"];
-            /** @description GPU telemetry of the pool's devices (nvidia-smi), for GPU pools. */
+            /**
+             * @description GPU telemetry of the pool's devices (nvidia-smi), for GPU pools, read on the host that runs
+             *     the engines (a remote pool's nodes report theirs in their heartbeats). When the latest read
+             *     failed, `stale` is true and the values are those of `last_good_ms`; they are never passed
+             *     off as current (the GPU gauges on /metrics are absent meanwhile).
+             */
             telemetry?: {
                 devices?: {
                     driver_version?: string;
                     ecc_uncorrected?: number;
+                    /** @description The node whose GPU this is (remote pools). */
+                    host?: string;
                     index: number;
                     memory_free_bytes: number;
                     memory_total_bytes: number;
                     memory_used_bytes: number;
                     name?: string;
+                    /** @description `domain:bus:device.function`; indices follow this order (`CUDA_DEVICE_ORDER=PCI_BUS_ID`). */
+                    pci_bus_id?: string;
                     temperature_c?: number;
                     utilization?: number;
+                    uuid?: string;
                 }[];
+                /** @description Why the latest read failed (stale only). */
+                error?: string;
+                /** @description When the (oldest) reading shown was taken, epoch ms. */
+                last_good_ms?: number;
+                /** @description Configured devices (index or UUID) that nvidia-smi does not list on their host; replicas on them are unready. */
+                missing_devices?: {
+                    device: string;
+                    host?: string;
+                }[];
+                /** @description True when the latest nvidia-smi read failed. */
+                stale?: boolean;
             };
             /** @description TensorRT-LLM version of Triton pools, where the engine reports it. */
             trtllm_version?: string;
@@ -497,9 +531,15 @@ export interface components {
         } & (unknown | unknown);
         ReplicaHealth: {
             cause?: string;
+            /** @description The replica's GPUs as configured (index or UUID): its engine's CUDA_VISIBLE_DEVICES. Absent for CPU replicas. */
+            devices?: string[];
+            /** @description The node running it (remote pools). */
+            host?: string;
             replica_id: string;
             /** @enum {string} */
             state: "starting" | "preloading" | "self-test" | "ready" | "unready" | "stopped";
+            /** @description GPU memory its own engine processes hold (nvidia-smi's per-process list); absent where that is not reported. */
+            vram_used_bytes?: number;
         };
         ReplicaSet: {
             ctx: number;

@@ -20,7 +20,7 @@ export const METRICS = {
   deadlines_met_ratio: { type: "gauge", unit: "ratio", help: "Share of finished tasks that met their deadline, per priority.", labels: ["priority"] },
   preemptions_total: { type: "counter", unit: "tasks", help: "Preempted tasks: soft (evicted while queued) or hard (stopped while decoding).", labels: ["mode","engine"] },
   resumptions_total: { type: "counter", unit: "tasks", help: "Hard-preempted tasks resumed on a replica.", labels: ["engine"] },
-  engine_failures_total: { type: "counter", unit: "failures", help: "Engine process failures by class (vram_oom, host_oom, driver_reset, ecc, cuda_error, exit, preload).", labels: ["engine","pool_id","reason"] },
+  engine_failures_total: { type: "counter", unit: "failures", help: "Engine process failures by class (vram_oom, host_oom, driver_reset, ecc, cuda_error, exit, preload; headroom and gpu_offload refusals).", labels: ["engine","pool_id","reason"] },
   pool_breaker_open: { type: "gauge", unit: "boolean", help: "Restart circuit breaker of a replica: 1 open (restarts held back), 0 closed.", labels: ["engine","pool_id","replica_id"] },
   pool_slo_breaker_open: { type: "gauge", unit: "boolean", help: "SLO breaker of a pool (ORCH-3040): 1 while it sheds batch admissions (open or recovering), 0 closed.", labels: ["engine","pool_id"] },
   pool_slo_breaker_shed_total: { type: "counter", unit: "tasks", help: "Admissions refused by a pool's SLO breaker (ORCH-3040), by priority.", labels: ["engine","pool_id","priority"] },

@@ -47,7 +47,8 @@ export async function llamacppRoutes(
   e: SimEngine,
 ): Promise<boolean> {
   const [url = '/', query = ''] = (req.url ?? '/').split('?');
-  if (req.method === 'GET' && url === '/health') {
+  // llama-server answers its health check on both paths (both stay open under --api-key).
+  if (req.method === 'GET' && (url === '/health' || url === '/v1/health')) {
     if (e.loading()) err(res, 503, 'Loading model', 'unavailable_error');
     else sendJson(res, 200, { status: 'ok' });
     return true;

@@ -5,11 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimEngine } from '../sim-engine.js';
 import { obj, prom, readJson, sendJson, sendText, str } from '../http-util.js';
 
-export async function vllmRoutes(
-  req: IncomingMessage,
-  res: ServerResponse,
-  e: SimEngine,
-): Promise<boolean> {
+export async function vllmRoutes(req: IncomingMessage, res: ServerResponse, e: SimEngine): Promise<boolean> {
   const url = (req.url ?? '/').split('?')[0] ?? '/';
   if (req.method === 'GET' && url === '/health') {
     if (e.loading()) sendText(res, 503, '');
