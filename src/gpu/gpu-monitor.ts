@@ -43,9 +43,9 @@ export class GpuMonitor {
   #stale = false;
   #timer: NodeJS.Timeout | undefined;
   #lastError: string | undefined;
-  /** Reads are numbered so that a slow, older read never overwrites a newer one. */
-  #started = 0;
-  #applied = 0;
+  /** The read under way, and a fresh one asked for meanwhile (reads never overlap). */
+  #inflight: Promise<boolean> | undefined;
+  #queued: Promise<boolean> | undefined;
 
   constructor(config: ResolvedConfig, logger: Logger, opts: GpuMonitorOptions = {}) {
     this.#config = config;
@@ -75,19 +75,32 @@ export class GpuMonitor {
     };
   }
 
-  /** Reads nvidia-smi now (the capacity planner wants memory as it is, not as of the last tick). */
+  /**
+   * A reading taken after this call (the capacity planner wants memory as it is now, not as of
+   * the last tick); callers arriving while one is queued share it.
+   */
   async refresh(): Promise<GpuSnapshot | undefined> {
     if (this.#gpus === undefined) return undefined;
-    await this.#read();
+    if (this.#queued === undefined) {
+      const after = this.#inflight ?? Promise.resolve(true);
+      this.#queued = after.then(() => {
+        this.#queued = undefined;
+        return this.#read();
+      });
+    }
+    await this.#queued;
     return this.snapshot();
   }
 
-  async #read(): Promise<boolean> {
-    const seq = ++this.#started;
+  /** One read at a time: on a loaded host nvidia-smi can take longer than the tick interval. */
+  #read(): Promise<boolean> {
+    this.#inflight ??= this.#query().finally(() => (this.#inflight = undefined));
+    return this.#inflight;
+  }
+
+  async #query(): Promise<boolean> {
     const bin = this.#config.engines.nvidiaSmiPath;
     const [q, apps] = await Promise.all([queryGpus(bin), queryComputeApps(bin)]);
-    if (seq < this.#applied) return q.ok;
-    this.#applied = seq;
     if (!q.ok) {
       if (!this.#stale && this.#gpus !== undefined)
         this.#logger.warn(
@@ -160,6 +173,7 @@ export class GpuMonitor {
   start(metrics: OrchMetrics, consumers: () => readonly GpuConsumer[]): void {
     if (this.#gpus === undefined) return;
     const tick = async () => {
+      // A read still under way (slow nvidia-smi) is this tick's read.
       await this.#read();
       this.#export(metrics, consumers());
     };

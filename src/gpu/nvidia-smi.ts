@@ -122,7 +122,11 @@ function run<T>(
     execFile(binary, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (err) {
         const why =
-          (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${binary} not found` : stderr.trim() || err.message;
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? `${binary} not found`
+            : err.killed
+              ? `${binary} did not answer within ${timeoutMs} ms`
+              : stderr.trim() || err.message;
         return resolve({ ok: false, error: why });
       }
       try {

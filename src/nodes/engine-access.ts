@@ -4,7 +4,7 @@
  * proven to refuse requests without that key — a hold that keeps the replica out of placement.
  * A replica is advertised as ready only once no unauthenticated request can use it.
  */
-import type { ReplicaView } from '../pool/replica.js';
+import type { PoolSupervisor, ReplicaView } from '../pool/replica.js';
 import type { Logger } from '../util/logger.js';
 import { enforcesKey, type SecuredPool } from './engine-credentials.js';
 import { startEngineGuard, type EngineGuard } from './engine-guard.js';
@@ -31,6 +31,8 @@ export class EngineAccess {
   readonly #o: EngineAccessOptions;
   /** Guards by `<pool>/<replica>` (and `…#metrics` for Triton's metrics port); stable across relaunches. */
   readonly #guards = new Map<string, EngineGuard | 'starting' | { failed: string }>();
+  /** Guard starts in progress, for `prepare()`. */
+  readonly #starting = new Set<Promise<unknown>>();
   /** Key checks by replica, engine URL and key: a relaunch (new port or key) is checked again. */
   readonly #checks = new Map<string, Check>();
   #closed = false;
@@ -63,11 +65,19 @@ export class EngineAccess {
               const cur = this.#replica(r);
               return cur === undefined ? undefined : metricsUrlOf(cur);
             });
+      // Not guarded yet: never dispatched to (not ready), so the loopback URL it names is harmless.
+      const unguarded = { base_url: this.#o.advertise(r.adapter.baseUrl), ...key };
       const failed = [http, metrics].find((g) => g !== undefined && typeof g === 'object' && 'failed' in g);
       if (failed !== undefined && 'failed' in failed)
-        return { ...base, state: 'unready', cause: `engine guard: ${failed.failed}`, retrying: false };
+        return {
+          ...base,
+          ...unguarded,
+          state: 'unready',
+          cause: `engine guard: ${failed.failed}`,
+          retrying: false,
+        };
       if (!isGuard(http) || (metrics !== undefined && !isGuard(metrics)))
-        return { ...withoutReady(base), ...key };
+        return { ...withoutReady(base), ...unguarded };
       return {
         ...base,
         base_url: this.#o.advertise(http.url),
@@ -86,6 +96,17 @@ export class EngineAccess {
     if (check === 'ok') return { ...base, ...reached };
     if (check === 'pending') return { ...withoutReady(base), ...reached };
     return { ...base, ...reached, state: 'unready', cause: check.refused };
+  }
+
+  /**
+   * Starts the guards the next reports of these launches need and waits until they listen (or
+   * failed), so that a report never advertises a guarded replica before its guard is there.
+   */
+  async prepare(
+    launches: Iterable<{ readonly secured: SecuredPool; readonly sup: PoolSupervisor }>,
+  ): Promise<void> {
+    for (const { secured, sup } of launches) for (const r of sup.replicas()) this.report(secured, r);
+    await Promise.all([...this.#starting]);
   }
 
   async close(): Promise<void> {
@@ -108,7 +129,11 @@ export class EngineAccess {
     if (known !== undefined) return known;
     this.#guards.set(id, 'starting');
     const [poolId = '', replicaId = ''] = id.replace(/#metrics$/, '').split('/');
-    startEngineGuard({ host, target, key: () => this.#o.current(poolId, replicaId)?.secured.key }).then(
+    const started = startEngineGuard({
+      host,
+      target,
+      key: () => this.#o.current(poolId, replicaId)?.secured.key,
+    }).then(
       (g) => {
         if (this.#closed) return void g.close();
         this.#guards.set(id, g);
@@ -123,6 +148,8 @@ export class EngineAccess {
         this.#o.onChange();
       },
     );
+    this.#starting.add(started);
+    void started.finally(() => this.#starting.delete(started));
     return 'starting';
   }
 

@@ -103,7 +103,10 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
     timeoutMs: 5_000,
     retry: { maxAttempts: 1 },
   });
-  const wire = (): WireNodeReport => report() as unknown as WireNodeReport;
+  const wire = async (): Promise<WireNodeReport> => {
+    await access.prepare(pools.values());
+    return report() as unknown as WireNodeReport;
+  };
 
   let stopping = false;
   let heartbeatMs = node.heartbeatMs;
@@ -115,7 +118,7 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
   const register = async (): Promise<void> => {
     for (let delay = 200; !stopping; delay = Math.min(2_000, delay * 2)) {
       try {
-        const answer = (await client.registerNode(wire())) as RegisterAnswer;
+        const answer = (await client.registerNode(await wire())) as RegisterAnswer;
         heartbeatMs = Math.min(heartbeatMs, answer.heartbeat_ms);
         registered = true;
         onRegistered();
@@ -219,7 +222,7 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
       });
       if (stopping) break;
       try {
-        const answer = (await client.nodeHeartbeat(node.id, wire())) as HeartbeatAnswer;
+        const answer = (await client.nodeHeartbeat(node.id, await wire())) as HeartbeatAnswer;
         for (const cmd of answer.commands) void execute(cmd);
       } catch (err) {
         if (err instanceof OrchHttpError && (err.status === 404 || err.status === 401)) {

@@ -255,10 +255,11 @@ export class EnginePoolSupervisor implements PoolSupervisor {
   async #launch(r: Replica): Promise<void> {
     if (this.#stopping) return;
     const { pool, logger, launcher } = this.#o;
-    this.#set(r, { kind: 'starting' });
+    // Admitted first: a replica waiting for memory keeps showing why (unready, retrying).
     const lease = await this.#reserve(r);
     if (lease === null) return;
     r.capacityWait = undefined;
+    this.#set(r, { kind: 'starting' });
     const ports: number[] = [];
     while (ports.length < launcher.portCount) {
       const p = await freePort(pool.launch.host);

@@ -229,7 +229,7 @@ async function signalUntilGone(
   } catch {
     return true;
   }
-  for (const end = Date.now() + waitMs; Date.now() < end; ) {
+  for (const end = Date.now() + waitMs; Date.now() < end;) {
     if (left() === 0) return true;
     await sleep(50);
   }

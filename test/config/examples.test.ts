@@ -19,8 +19,26 @@ describe('example configs', () => {
   it('examples/prod-2gpu.yaml is a valid prod config on two GPUs with hashed keys', async () => {
     const { config } = await loadConfigFile('examples/prod-2gpu.yaml');
     expect(config.profile).toBe('prod');
-    expect(config.pools.flatMap((p) => (p.devices === 'cpu' ? [] : p.devices))).toEqual([0, 0, 1]);
+    expect(config.pools.flatMap((p) => (p.devices === 'cpu' ? [] : p.devices))).toEqual([0, 1, 0, 1]);
     expect(config.auth.keys.map((k) => k.id)).toEqual(['agents', 'batch-jobs', 'ops']);
+  });
+
+  it('every prod example resolves to the per-replica devices its comments describe', async () => {
+    const perReplica = async (file: string) =>
+      Object.fromEntries((await loadConfigFile(file)).config.pools.map((p) => [p.id, p.replicaDevices]));
+    // One replica set of two replicas, one per GPU; the split pool's one replica on both.
+    expect(await perReplica('examples/prod-2gpu.yaml')).toEqual({
+      'llama3-8b': [[0], [1]],
+      'qwen-32b-split': [[0, 1]],
+    });
+    expect(await perReplica('examples/sim-fleet.yaml')).toEqual({
+      'chat-llamacpp': [[0], [0]],
+      'chat-vllm': [[1], [1]],
+      'chat-tgi': [[2]],
+      'chat-triton': [[3, 4]],
+    });
+    expect(await perReplica('examples/multi-host/orchestrator.yaml')).toEqual({ 'llama3-8b': [[0]] });
+    expect(await perReplica('examples/multi-host/gpu-node.yaml')).toEqual({ 'llama3-8b': [[0]] });
   });
 
   it('examples/sim-fleet.yaml is a prod config of simulated pools, one per engine', async () => {

@@ -69,7 +69,7 @@ async function serve(config: object, name: string): Promise<{ child: ChildProces
   const err: string[] = [];
   child.stderr?.on('data', (d: Buffer) => err.push(d.toString()));
   const listening = new Promise<string>((resolveUrl, reject) => {
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       try {
         const rec = JSON.parse(line) as { event?: string; url?: string };
@@ -87,11 +87,19 @@ async function serve(config: object, name: string): Promise<{ child: ChildProces
 async function startNode(id: NodeId, pools: object[]): Promise<void> {
   const host = hostOf.get(id)!;
   const file = join(dir, `${id}.yaml`);
+  // Host A reads its node credential from the environment, host B from a file (SPEC §17 §11).
+  const fromFile = id === 'gpu-b';
+  if (fromFile) await writeFile(join(dir, `${id}.credential`), `${CRED[id]}\n`, { mode: 0o600 });
   await writeFile(
     file,
     stringify({
       profile: 'prod',
-      node: { id, orchestrator_url: url, heartbeat_ms: 200 },
+      node: {
+        id,
+        orchestrator_url: url,
+        heartbeat_ms: 200,
+        ...(fromFile ? { credential_file: `${id}.credential` } : {}),
+      },
       data_dir: join(dir, id),
       engines: { nvidia_smi_path: NVIDIA_SMI },
       pools,
@@ -99,7 +107,7 @@ async function startNode(id: NodeId, pools: object[]): Promise<void> {
   );
   const child = lab!.spawnIn(host, process.execPath, [CLI, 'pool-managerd', '--config', file], {
     ...process.env,
-    LLORCH_NODE_CREDENTIAL: CRED[id],
+    ...(fromFile ? {} : { LLORCH_NODE_CREDENTIAL: CRED[id] }),
     FAKE_NVIDIA_SMI_FILE: GPUS_CSV,
   });
   child.stdout?.resume();

@@ -6,7 +6,7 @@
  * and `promtool check metrics` reports nothing beyond the contract's documented waivers.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import {
   until,
   type Harness,
 } from '../support/harness.js';
+import { childPids } from '../support/nvidia-smi-stand-in.js';
 import { parseExposition, type ParsedFamily } from '../support/prom-parse.js';
 
 interface Contract {
@@ -84,6 +85,9 @@ process.env['FAKE_NVIDIA_SMI_FILE'] = new URL(
   '../fixtures/nvidia-smi/two-gpus.csv',
   import.meta.url,
 ).pathname;
+// The per-process list names the real llama-server once it runs (vram_used_bytes is its own memory).
+const APPS = join(tmpdir(), `llorch-metrics-apps-${process.pid}.csv`);
+process.env['FAKE_NVIDIA_SMI_APPS_FILE'] = APPS;
 
 let h: Harness;
 let scrape: string;
@@ -96,6 +100,7 @@ const req = (
 ): TaskRequest => task(model, { engine, ...extra }) as unknown as TaskRequest;
 
 beforeAll(async () => {
+  await writeFile(APPS, '');
   h = await startHarness(
     {
       auth: { keys: TEST_KEYS },
@@ -137,12 +142,20 @@ beforeAll(async () => {
   await writeTinyGguf(file, { ctx: 256 });
   await ops.createCatalogModel({ id: 'metrics-model', source: file });
   await ops.verifyCatalogModel('metrics-model');
+  const watchdog = h.running.orchestrator.pools.find((p) => p.id === 'gpu-llama')?.supervisor.replicas()[0]
+    ?.gpu?.pid;
+  const engine = watchdog === undefined ? undefined : childPids(watchdog)[0];
+  await writeFile(APPS, `${engine}, GPU-6f1a0b2c-1111-2222-3333-444455556666, 300\n`);
   // Telemetry and the periodic gauges (SLO window, KV residency, slots) land within a sweep.
   await until(async () => {
     const text = await ops.metrics();
-    return ['gpu_utilization{', 'slo_met{', 'kv_sessions_resident{', 'replica_slots{'].every((m) =>
-      text.includes(m),
-    );
+    return [
+      'gpu_utilization{',
+      'vram_used_bytes{',
+      'slo_met{',
+      'kv_sessions_resident{',
+      'replica_slots{',
+    ].every((m) => text.includes(m));
   });
   await ops.metrics(); // the first scrape reads the engines' KV gauges
   scrape = await ops.metrics();

@@ -150,7 +150,8 @@ describe.skipIf(!linux)('an engine’s run file', () => {
     const dir = await mkdtemp(join(tmpdir(), 'llorch-run-'));
     const proc = new EngineProcess({
       binary: process.execPath,
-      args: ['-e', 'setInterval(() => {}, 1000)', '--api-key', 'top-secret'],
+      // After `--`: the engine's own arguments, not node's.
+      args: ['-e', 'setInterval(() => {}, 1000)', '--', '--api-key', 'top-secret'],
       env: process.env,
       logger,
       runDir: dir,
