@@ -111,8 +111,7 @@ export class GpuMonitor {
       this.#stale = true;
       return false;
     }
-    if (this.#stale)
-      this.#logger.info({ event: 'gpu.telemetry_current' }, 'GPU telemetry current again');
+    if (this.#stale) this.#logger.info({ event: 'gpu.telemetry_current' }, 'GPU telemetry current again');
     this.#gpus = q.gpus;
     // Drivers without per-process accounting leave it unknown; the device reading still stands.
     this.#apps = apps.ok ? apps.apps : undefined;
@@ -234,9 +233,11 @@ export function gpuConsumers(pools: readonly GpuPoolView[]): GpuConsumer[] {
             engine: p.config.engine,
             engineVersion: p.engineVersion(),
             poolId: p.id,
-            replicas: p.supervisor.replicas().flatMap((r) =>
-              r.gpu === undefined ? [] : [{ id: r.id, devices: r.gpu.devices, pid: r.gpu.pid }],
-            ),
+            replicas: p.supervisor
+              .replicas()
+              .flatMap((r) =>
+                r.gpu === undefined ? [] : [{ id: r.id, devices: r.gpu.devices, pid: r.gpu.pid }],
+              ),
           },
         ],
   );

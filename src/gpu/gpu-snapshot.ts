@@ -31,7 +31,8 @@ export function replicaMemory(
   leaderPid: number | undefined,
   procs: ProcessTable = procTable,
 ): ReadonlyMap<string, number> | undefined {
-  if (snap === undefined || snap.stale || snap.apps === undefined || leaderPid === undefined) return undefined;
+  if (snap === undefined || snap.stale || snap.apps === undefined || leaderPid === undefined)
+    return undefined;
   const out = new Map<string, number>();
   for (const d of devices) {
     const g = findGpu(snap.gpus, d);

@@ -91,7 +91,9 @@ export function poolGpuTelemetry(
     }
   }
   const errors = read.flatMap(({ host, snap }) =>
-    snap.stale && snap.error !== undefined ? [host === undefined ? snap.error : `${host}: ${snap.error}`] : [],
+    snap.stale && snap.error !== undefined
+      ? [host === undefined ? snap.error : `${host}: ${snap.error}`]
+      : [],
   );
   return {
     stale: read.some(({ snap }) => snap.stale),
@@ -113,7 +115,8 @@ export function replicaGpuTelemetry(
     gpu.host === undefined
       ? replicaMemory(hosts.find((h) => h.host === undefined)?.snapshot, gpu.devices, gpu.pid)
       : gpu.memoryBytes;
-  const bytes = memory === undefined || memory.size === 0 ? undefined : [...memory.values()].reduce((a, b) => a + b, 0);
+  const bytes =
+    memory === undefined || memory.size === 0 ? undefined : [...memory.values()].reduce((a, b) => a + b, 0);
   return {
     devices: gpu.devices.map(String),
     ...(gpu.host === undefined ? {} : { host: gpu.host }),

@@ -143,7 +143,9 @@ export class NodeRegistry {
     const n = this.#nodes.get(nodeId);
     if (!n || n.gpus === undefined) return undefined;
     const s = n.gpuState;
-    const lost = n.lost ? `node '${nodeId}' lost: no heartbeat since ${new Date(n.lastSeenMs).toISOString()}` : undefined;
+    const lost = n.lost
+      ? `node '${nodeId}' lost: no heartbeat since ${new Date(n.lastSeenMs).toISOString()}`
+      : undefined;
     const error = [s?.stale === true ? s.error : undefined, lost].filter((x) => x !== undefined).join('; ');
     return {
       gpus: n.gpus,

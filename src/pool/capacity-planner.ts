@@ -83,7 +83,11 @@ export interface CapacityPlannerOptions {
   readonly procs?: ProcessTable;
 }
 
-const NO_LEASE: CapacityLease = { started: () => undefined, loaded: () => undefined, release: () => undefined };
+const NO_LEASE: CapacityLease = {
+  started: () => undefined,
+  loaded: () => undefined,
+  release: () => undefined,
+};
 
 interface Reservation {
   readonly poolId: string;

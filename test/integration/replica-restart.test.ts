@@ -186,5 +186,5 @@ describe('a replica that fails every task while its health checks pass', () => {
         (l) => l.includes('"event":"replica.restart_requested"') && l.includes('"node_id":"gpu-r"'),
       ),
     ).toBe(true);
-  });
+  }, 150_000);
 });
