@@ -341,6 +341,7 @@ function resolvePool(
         batchSlowdown: p.launch?.sim?.batch_slowdown ?? DEFAULTS.simBatchSlowdown,
         kvTokens: p.launch?.sim?.kv_tokens ?? DEFAULTS.simKvTokens,
         loadMs: p.launch?.sim?.load_ms ?? 0,
+        planGpu: p.launch?.sim?.plan_gpu ?? false,
         engineVersions,
       },
       apiKey,

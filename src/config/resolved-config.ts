@@ -126,6 +126,8 @@ export interface ResolvedSim {
   readonly batchSlowdown: number;
   readonly kvTokens: number;
   readonly loadMs: number;
+  /** Simulated replicas reserve GPU memory like the engine they stand in for (rehearsal). */
+  readonly planGpu: boolean;
   /** One engine version per replica. */
   readonly engineVersions: readonly string[];
 }

@@ -515,6 +515,12 @@ export const SimSchema = closed(
         { description: 'Engine version the replicas report. Default: `sim-<engine>-1`.' },
       ),
     ),
+    plan_gpu: Type.Optional(
+      Type.Boolean({
+        description:
+          "Rehearse GPU capacity planning: simulated replicas reserve the memory of the engine they stand in for on the pool's devices (and are refused when it does not fit or a device is missing). Default false: simulated pools use no GPU.",
+      }),
+    ),
   },
 );
 

@@ -133,7 +133,10 @@ export async function createSupervisor(
       logger,
       onEvent,
       runDir: runDirOf(config.dataDir),
-      ...gpuOptions(o, pool),
+      // A simulated engine holds no GPU memory: it is planned only when the pool rehearses that.
+      ...(pool.launch.sim.planGpu
+        ? gpuOptions(o, pool)
+        : { gpuTelemetry: gpuOptions(o, pool).gpuTelemetry }),
     });
   }
   let binary: string;

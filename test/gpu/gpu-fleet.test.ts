@@ -98,22 +98,23 @@ beforeAll(async () => {
         replicas: 2,
         devices: [0, UUID[1]],
         replica_devices: [[0], [UUID[1]]],
-        launch: { worker: 'sim', gpu_memory_utilization: 0.2 },
+        launch: { worker: 'sim', gpu_memory_utilization: 0.2, sim: { plan_gpu: true } },
       }),
       // Replica 1 is configured on a GPU this host does not have.
       simPool('ghost', 'llamacpp', {
         replicas: 2,
         devices: [3, GONE],
         replica_devices: [[3], [GONE]],
+        sim: { plan_gpu: true },
       }),
       // Each fits GPU 2's 39.6 GiB free alone (0.3 × 79.6 GiB = 23.9 GiB); not both.
       simPool('va', 'vllm', {
         devices: [2],
-        launch: { worker: 'sim', gpu_memory_utilization: 0.3, restart: fast },
+        launch: { worker: 'sim', gpu_memory_utilization: 0.3, restart: fast, sim: { plan_gpu: true } },
       }),
       simPool('vb', 'vllm', {
         devices: [2],
-        launch: { worker: 'sim', gpu_memory_utilization: 0.3, restart: fast },
+        launch: { worker: 'sim', gpu_memory_utilization: 0.3, restart: fast, sim: { plan_gpu: true } },
       }),
     ],
   });
@@ -262,7 +263,10 @@ describe("a remote pool's telemetry is its node's (SPEC §5)", () => {
         data_dir: dir,
         node: { id: 'gpu-x', orchestrator_url: remote.url, credential_env: credentialEnv, heartbeat_ms: 100 },
         pools: [
-          simPool('far', 'vllm', { devices: [1], launch: { worker: 'sim', gpu_memory_utilization: 0.02 } }),
+          simPool('far', 'vllm', {
+            devices: [1],
+            launch: { worker: 'sim', gpu_memory_utilization: 0.02, sim: { plan_gpu: true } },
+          }),
         ],
       });
       node = await startPoolManagerd(config, quiet);

@@ -48,7 +48,12 @@ beforeAll(async () => {
       // vLLM takes half of GPU 1's memory up front: never there while it is nearly full.
       simPool('half', 'vllm', {
         devices: [1],
-        launch: { worker: 'sim', gpu_memory_utilization: 0.5, restart: { backoff_base_ms: 200 } },
+        launch: {
+          worker: 'sim',
+          gpu_memory_utilization: 0.5,
+          restart: { backoff_base_ms: 200 },
+          sim: { plan_gpu: true },
+        },
       }),
     ],
   });
