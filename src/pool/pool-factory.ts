@@ -134,9 +134,7 @@ export async function createSupervisor(
       onEvent,
       runDir: runDirOf(config.dataDir),
       // A simulated engine holds no GPU memory: it is planned only when the pool rehearses that.
-      ...(pool.launch.sim.planGpu
-        ? gpuOptions(o, pool)
-        : { gpuTelemetry: gpuOptions(o, pool).gpuTelemetry }),
+      ...(pool.launch.sim.planGpu ? gpuOptions(o, pool) : { gpuTelemetry: gpuOptions(o, pool).gpuTelemetry }),
     });
   }
   let binary: string;
