@@ -11,7 +11,7 @@ import type { PoolRuntime } from './pool-runtime.js';
 export interface ReplicaSetIdentity {
   readonly engine: string;
   readonly modelId: string;
-  /** `sha256:…` when known; pools of unknown digest are told apart by model id alone. */
+  /** `sha256:…` when known (configured or reported by the replicas). */
   readonly modelDigest: string | undefined;
   readonly quant: string | undefined;
   readonly ctx: number;
@@ -35,9 +35,17 @@ export function identityOf(pool: PoolRuntime): ReplicaSetIdentity {
 }
 
 function keyOf(i: ReplicaSetIdentity): string {
-  // The model is its digest when known: two catalog ids of one file are one model.
-  const model = i.modelDigest ?? `id:${i.modelId}`;
-  return JSON.stringify([i.engine, model, i.quant ?? null, i.ctx, i.engineVersion, i.samplerProfileVersion]);
+  // The model id clients address is part of the identity too: pools that serve one file under
+  // two names are two sets (they may carry their own quotas, prices and queue policies).
+  return JSON.stringify([
+    i.engine,
+    i.modelId,
+    i.modelDigest ?? null,
+    i.quant ?? null,
+    i.ctx,
+    i.engineVersion,
+    i.samplerProfileVersion,
+  ]);
 }
 
 /** Stable, readable and unique: `<engine>:<model id>:<ctx>:<hash of the whole identity>`. */

@@ -29,6 +29,13 @@ beforeAll(async () => {
         launch: { worker: 'sim', parallel: 8, health_interval_ms: 100, sim: { tokens_per_s: 2_000 } },
         slo_breaker: { window_ms: 1_000, open_after_ms: 1_500, close_after_ms: 1_500, min_samples: 3 },
       }),
+      // Long tasks here end DECODE_TIMEOUT at the wall limit: errors that are the requests', not
+      // the replica's (a replica failing every task would be ejected and restarted instead).
+      simPool('slo-err', 'vllm', {
+        launch: { worker: 'sim', parallel: 8, health_interval_ms: 100, sim: { tokens_per_s: 2_000 } },
+        timeouts: { wall_ms: 200, idle_ms: 10_000 },
+        slo_breaker: { window_ms: 1_000, open_after_ms: 1_500, close_after_ms: 1_500, min_samples: 3 },
+      }),
     ],
   });
 });
@@ -60,25 +67,28 @@ interface BreakerBody {
   cause: string | null;
 }
 
-const breaker = async (): Promise<BreakerBody> =>
-  ((await call(h.url, 'GET', '/v1/pools/slo/health', { key: KEYS.ops })).json as { slo_breaker: BreakerBody })
-    .slo_breaker;
+const breaker = async (poolId = 'slo'): Promise<BreakerBody> =>
+  (
+    (await call(h.url, 'GET', `/v1/pools/${poolId}/health`, { key: KEYS.ops })).json as {
+      slo_breaker: BreakerBody;
+    }
+  ).slo_breaker;
 
-const submit = (priority: 'interactive' | 'batch') =>
+const submit = (priority: 'interactive' | 'batch', poolId = 'slo', maxTokens = 1) =>
   call(h.url, 'POST', '/v1/tasks', {
     key: KEYS.alice,
-    body: task('slo', { engine: 'vllm', priority, max_tokens: 1 }),
+    body: task(poolId, { engine: 'vllm', priority, max_tokens: maxTokens }),
   });
 
 /**
  * Interactive work keeps arriving (the SLO window needs finished tasks) until stopped, so that a
  * violation stays continuous while the test looks at the open breaker.
  */
-function keepArriving(): { stop(): Promise<void> } {
+function keepArriving(poolId = 'slo', maxTokens = 1): { stop(): Promise<void> } {
   let running = true;
   const loop = (async () => {
     while (running) {
-      expect((await submit('interactive')).status).toBe(202);
+      expect((await submit('interactive', poolId, maxTokens)).status).toBe(202);
       await sleep(150); // pacing of arrivals, not a threshold
     }
   })();
@@ -166,14 +176,13 @@ describe('SLO breaker (ORCH-3040)', () => {
   }, 150_000);
 
   it('failing requests open it too (error rate), naming the cause', async () => {
-    await inject({ refuse: true });
-    const arrivals = keepArriving();
-    await until(async () => (await breaker()).state !== 'closed', 60_000);
-    expect((await breaker()).cause).toMatch(/interactive error rate [\d.]+% > 0\.5%/);
-    expect((await submit('batch')).status).toBe(429);
-    await inject({});
+    // 1500 tokens at 2000/s cannot finish within the 200 ms wall limit: each ends DECODE_TIMEOUT.
+    const arrivals = keepArriving('slo-err', 1_500);
+    await until(async () => (await breaker('slo-err')).state !== 'closed', 60_000);
+    expect((await breaker('slo-err')).cause).toMatch(/interactive error rate [\d.]+% > 0\.5%/);
+    expect((await submit('batch', 'slo-err')).status).toBe(429);
     await arrivals.stop();
-    await until(async () => (await breaker()).state === 'closed', 60_000);
-    expect((await submit('batch')).status).toBe(202);
+    await until(async () => (await breaker('slo-err')).state === 'closed', 60_000);
+    expect((await submit('batch', 'slo-err')).status).toBe(202);
   }, 150_000);
 });
