@@ -14,7 +14,10 @@ import {
   type ResolvedRetry,
   type RetryOptions,
 } from './retry-policy.js';
+import type { CallOptions } from './call-options.js';
 import { streamTaskEvents, type StreamOptions } from './task-stream.js';
+
+export type { CallOptions } from './call-options.js';
 import type * as T from './types.js';
 
 export interface OrchClientOptions {
@@ -44,12 +47,6 @@ export interface RetryInfo {
 }
 
 /** Options of one call. */
-export interface CallOptions {
-  readonly signal?: AbortSignal | undefined;
-  readonly correlationId?: string | undefined;
-  readonly retry?: RetryOptions | undefined;
-}
-
 interface Request {
   readonly method: 'GET' | 'POST' | 'DELETE';
   readonly path: string;

@@ -5,7 +5,7 @@
  */
 import { SseParser } from '../util/sse-parser.js';
 import { OrchStreamError } from './orch-http-error.js';
-import type { CallOptions, OrchClient } from './orch-client.js';
+import type { CallOptions } from './call-options.js';
 import { sleep } from './retry-policy.js';
 import type { TaskEvent } from './types.js';
 
@@ -18,10 +18,23 @@ export interface StreamOptions extends CallOptions {
   readonly reconnectDelayMs?: number | undefined;
 }
 
+/** What a stream needs of the client: one request under the client's retry policy. */
+export interface StreamTransport {
+  send(
+    req: {
+      readonly method: 'GET';
+      readonly path: string;
+      readonly headers: Record<string, string>;
+      readonly idempotent: boolean;
+    },
+    call: CallOptions,
+  ): Promise<{ readonly res: Response }>;
+}
+
 const EVENTS = new Set(['started', 'token', 'metrics', 'end', 'error']);
 
 export async function* streamTaskEvents(
-  client: OrchClient,
+  client: StreamTransport,
   taskId: string,
   opts: StreamOptions,
 ): AsyncGenerator<TaskEvent, void, undefined> {

@@ -9,20 +9,13 @@ import type {
   RefusalReason,
 } from './policies/full-queue-policy.js';
 import { FULL_QUEUE_POLICIES } from './policies/registry.js';
+import type { QueueEntry } from './queue-entry.js';
+
+export type { QueueEntry } from './queue-entry.js';
 
 export type { RefusalReason } from './policies/full-queue-policy.js';
 
 /** What the queue needs to know about an entry. */
-export interface QueueEntry {
-  readonly id: string;
-  readonly priority: Priority;
-  /** Tenant the task is charged to (fair share within a class). */
-  readonly tenant: string;
-  /** Scheduling cost in tokens: prompt tokens not already cached + expected output. */
-  readonly cost: number;
-  /** Absolute deadline (ms on the scheduler's clock); orders work within fairness limits. */
-  readonly deadlineAtMs: number;
-}
 
 /** `wfq`: weighted fair queuing across classes and tenants; `fifo`: plain arrival order. */
 export type SchedulingMode = 'wfq' | 'fifo';

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, sendText } from './http-util.js';
-import type { SimDialect } from './sim-server.js';
+import type { SimDialect } from './sim-dialect.js';
 
 /** The variable each engine reads its key from (the simulator reads the same; see `ENGINE_KEY_ENV`). */
 export const SIM_KEY_ENV: Readonly<Record<SimDialect, string | undefined>> = {

@@ -13,8 +13,9 @@ import { num, obj, readJson, sendJson, sendText } from './http-util.js';
 import { refuseWithoutKey } from './engine-auth.js';
 import type { SimEngine, SimFaults } from './sim-engine.js';
 
-export const SIM_DIALECTS = ['llamacpp', 'vllm', 'tgi', 'triton'] as const;
-export type SimDialect = (typeof SIM_DIALECTS)[number];
+import type { SimDialect } from './sim-dialect.js';
+
+export { SIM_DIALECTS, type SimDialect } from './sim-dialect.js';
 
 export interface SimServerOptions {
   readonly dialect: SimDialect;

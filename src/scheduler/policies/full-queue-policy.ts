@@ -1,5 +1,5 @@
 import { PRIORITIES, type Priority } from '../../domain/types.js';
-import type { QueueEntry } from '../pool-queue.js';
+import type { QueueEntry } from '../queue-entry.js';
 
 /** Why an arrival was refused: its class is full, the queue is full, or nothing below it can go. */
 export type RefusalReason = 'capacity' | 'priority-capacity' | 'no-lower-priority';
