@@ -11,6 +11,8 @@ import { GpuMonitor, gpuConsumers } from './gpu/gpu-monitor.js';
 import { CapacityPlanner } from './pool/capacity-planner.js';
 import { ArtifactRegistry } from './artifacts/artifact-registry.js';
 import { CatalogService, type CatalogAddRequest } from './catalog/catalog-service.js';
+import { ModelPreparation } from './catalog/model-preparation.js';
+import { resolveReloadTarget } from './catalog/reload-target.js';
 import { NodeRegistry } from './nodes/node-registry.js';
 import { openStore } from './persistence/open-store.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
@@ -87,6 +89,8 @@ export async function startOrchestrator(
   if (opts.bootstrapCatalog) await catalog.ensure(opts.bootstrapCatalog);
   // One planner for every pool of this host: preloads that share a GPU are accounted together.
   const planner = new CapacityPlanner({ read: () => gpu.refresh(), logger });
+  // Every local load (start, reload) is verified against the catalog by one preparation step.
+  const preparation = ModelPreparation.forOrchestrator(config, catalog, metrics, logger);
   const factory: PoolFactoryOptions = {
     config,
     logger,
@@ -94,6 +98,7 @@ export async function startOrchestrator(
     metrics,
     gpus: () => gpu.gpus,
     catalog,
+    preparation,
     planner,
     gpuTelemetry: () => gpu.snapshot(),
   };
@@ -131,15 +136,24 @@ export async function startOrchestrator(
     createSupervisor: (pool) => createSupervisor(factory, keyBeyondLoopback(pool)),
     gpus: () => gpu.gpus,
     modelState: (id) => catalog.stateOf(id),
+    untrusted: (poolId, modelId) => preparation.untrustedCause(poolId, modelId),
+    resolveReloadTarget: (pool, ref) => resolveReloadTarget({ catalog, logger }, pool, ref),
     route: (modelRef, sessionId) => catalog.routeFor(modelRef, sessionId),
     ledger: {
       add: (tenant, sessionId, usage, atMs) => store.addSessionUsage(tenant, sessionId, usage, atMs),
       get: (tenant, sessionId) => store.getSessionUsage(tenant, sessionId),
     },
-    remoteReload: (pool, modelPath) =>
-      onHosts(pool.config.hosts, (host) =>
-        nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath }),
-      ),
+    remoteReload: async (pool, modelPath, digest) => {
+      // A catalog entry travels with its digest and signature: the node verifies them itself.
+      const signed = digest === undefined ? undefined : (await catalog.findByDigest(digest))[0];
+      const trust =
+        digest === undefined
+          ? {}
+          : { model_digest: digest, ...(signed?.signature ? { model_signature: signed.signature } : {}) };
+      return onHosts(pool.config.hosts, (host) =>
+        nodes.command(host, { op: 'reload', pool_id: pool.id, model_ref: modelPath, ...trust }),
+      );
+    },
     remoteStop: (pool) =>
       onHosts(pool.config.hosts, (host) => nodes.command(host, { op: 'stop', pool_id: pool.id })),
   });

@@ -6,12 +6,12 @@
  * each recorded. Every verification is logged and counted.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, rm, stat, utimes } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/resolved-config.js';
-import type { Clock } from '../domain/types.js';
+import type { Clock, Engine } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import {
@@ -21,14 +21,20 @@ import {
   type Store,
 } from '../persistence/store.js';
 import type { Logger } from '../util/logger.js';
+import { ArtifactVerifier, signatureSidecar, type Verification } from './artifact-verifier.js';
 import { fetchToFile, hfUrl } from './fetcher.js';
-import {
-  messageOf,
-  parsePublicKey,
-  parseSignature,
-  verifySignature,
-  type MinisignPublicKey,
-} from './minisign.js';
+import { recordVerification } from './verification-record.js';
+
+export type { Verification, VerificationReason } from './artifact-verifier.js';
+
+/** Where a verification happens, for its log line and its `engine` label. */
+export interface VerificationContext {
+  readonly phase: 'verify' | 'load';
+  readonly engine: Engine | 'any';
+  readonly poolId?: string | undefined;
+  /** True when the load proceeds with an unverified artifact (permissive), unless nothing is there to load. */
+  readonly allowUnverified?: boolean | undefined;
+}
 
 export interface CatalogAddRequest {
   readonly id: string;
@@ -40,23 +46,6 @@ export interface CatalogAddRequest {
   readonly sbom?: Readonly<Record<string, unknown>> | undefined;
 }
 
-export type VerificationReason =
-  | 'signed'
-  | 'unsigned'
-  | 'unknown_key'
-  | 'bad_signature'
-  | 'bad_trusted_comment'
-  | 'malformed_signature'
-  | 'digest_mismatch'
-  | 'missing_file';
-
-export interface Verification {
-  readonly ok: boolean;
-  readonly reason: VerificationReason;
-  readonly digest: string | undefined;
-  readonly keyId: string | undefined;
-}
-
 /** Allowed lifecycle transitions (ORCH-3069..3074). */
 export const TRANSITIONS: Readonly<Record<LifecycleState, readonly LifecycleState[]>> = {
   Draft: ['Active', 'Retired'],
@@ -65,12 +54,6 @@ export const TRANSITIONS: Readonly<Record<LifecycleState, readonly LifecycleStat
   Deprecated: ['Active', 'Retired'],
   Retired: [],
 };
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return `sha256:${h.digest('hex')}`;
-}
 
 export function sourceKind(source: string): 'path' | 'file' | 'https' | 'hf' {
   if (source.startsWith('file:')) return 'file';
@@ -85,9 +68,11 @@ export class CatalogService {
   readonly #metrics: OrchMetrics;
   readonly #logger: Logger;
   readonly #clock: Clock;
-  readonly #roots: MinisignPublicKey[];
+  readonly #verifier: ArtifactVerifier;
   /** States by model id, for admission's synchronous checks. */
   readonly #states = new Map<string, LifecycleState>();
+  /** Whether each entry passed its last verification, for admission's synchronous trust check. */
+  readonly #verified = new Map<string, boolean>();
   /** Canary (or promoted replacement) by the model id it stands in for. */
   readonly #canaries = new Map<string, { id: string; percent: number }>();
 
@@ -97,14 +82,14 @@ export class CatalogService {
     metrics: OrchMetrics,
     logger: Logger,
     clock: Clock,
-    roots: MinisignPublicKey[],
+    verifier: ArtifactVerifier,
   ) {
     this.#store = store;
     this.#config = config;
     this.#metrics = metrics;
     this.#logger = logger;
     this.#clock = clock;
-    this.#roots = roots;
+    this.#verifier = verifier;
   }
 
   static async open(
@@ -114,12 +99,11 @@ export class CatalogService {
     logger: Logger,
     clock: Clock,
   ): Promise<CatalogService> {
-    const roots = await Promise.all(
-      config.catalog.trustRoots.map(async (p) => parsePublicKey(await readFile(p, 'utf8'))),
-    );
-    const svc = new CatalogService(store, config, metrics, logger, clock, roots);
+    const verifier = await ArtifactVerifier.load(config.catalog.trustRoots);
+    const svc = new CatalogService(store, config, metrics, logger, clock, verifier);
     for (const m of await store.listModels()) {
       svc.#track(m.id, m.state);
+      svc.#verified.set(m.id, m.verified);
       if (m.canaryOf !== undefined)
         svc.#canaries.set(m.canaryOf, { id: m.id, percent: m.canaryPercent ?? 0 });
     }
@@ -204,48 +188,30 @@ export class CatalogService {
     }
   }
 
-  /** Digest and signature check of the bytes on disk. */
-  async verifyFile(
+  /** Digest and signature check of the bytes on disk: a model file, or a model directory's manifest. */
+  verifyFile(
     path: string,
     signatureText: string | undefined,
     pinned: string | undefined,
   ): Promise<Verification> {
-    if (!existsSync(path) || !(await stat(path)).isFile())
-      return { ok: false, reason: 'missing_file', digest: undefined, keyId: undefined };
-    const digest = await sha256File(path);
-    if (pinned !== undefined && pinned !== digest)
-      return { ok: false, reason: 'digest_mismatch', digest, keyId: undefined };
-    const text =
-      signatureText ??
-      (existsSync(`${path}.minisig`) ? await readFile(`${path}.minisig`, 'utf8') : undefined);
-    if (text === undefined) return { ok: false, reason: 'unsigned', digest, keyId: undefined };
-    let sig;
-    try {
-      sig = parseSignature(text);
-    } catch {
-      return { ok: false, reason: 'malformed_signature', digest, keyId: undefined };
-    }
-    const out = verifySignature(sig, messageOf(sig.algorithm, await readFile(path)), this.#roots);
-    return out.ok
-      ? { ok: true, reason: 'signed', digest, keyId: out.keyId }
-      : { ok: false, reason: out.reason, digest, keyId: sig.keyId };
+    return this.#verifier.verify(path, signatureText, pinned);
   }
 
-  #record(id: string, v: Verification, phase: string): void {
-    const result = v.ok ? 'verified' : 'failed';
-    this.#metrics.inc('catalog_verifications_total', { result, reason: v.reason, engine: 'any' });
-    const fields = {
-      event: 'catalog.verification',
-      model_id: id,
+  /** Checks signatures against this catalog's trust roots (model preparation uses it before loads). */
+  get verifier(): ArtifactVerifier {
+    return this.#verifier;
+  }
+
+  #record(id: string, v: Verification, phase: 'ingest' | 'verify' | 'load', ctx?: VerificationContext): void {
+    recordVerification(this.#metrics, this.#logger, {
+      v,
       phase,
-      result,
-      reason: v.reason,
-      digest: v.digest,
-      key_id: v.keyId,
+      engine: ctx?.engine ?? 'any',
       policy: this.#config.catalog.trustPolicy,
-    };
-    if (v.ok) this.#logger.info(fields, `catalog: ${id} verified (${phase})`);
-    else this.#logger.warn(fields, `catalog: ${id} failed verification (${phase}): ${v.reason}`);
+      allowed: (ctx?.allowUnverified ?? false) && !v.ok && v.reason !== 'missing_file',
+      modelId: id,
+      poolId: ctx?.poolId,
+    });
   }
 
   async add(req: CatalogAddRequest): Promise<CatalogRecord> {
@@ -255,8 +221,14 @@ export class CatalogService {
     const path = fetched.path;
     const signatureText = req.signature ?? fetched.signature;
     const v = await this.verifyFile(path, signatureText, req.digest);
-    this.#record(req.id, v, 'ingest');
-    if (v.reason === 'missing_file') throw new OrchError('INVALID_PARAMS', `source: no file at ${path}`);
+    const permissive = this.#config.catalog.trustPolicy === 'permissive';
+    this.#record(req.id, v, 'ingest', {
+      phase: 'verify',
+      engine: 'any',
+      allowUnverified: permissive && v.reason !== 'digest_mismatch',
+    });
+    if (v.reason === 'missing_file')
+      throw new OrchError('INVALID_PARAMS', `source: no model file or directory at ${path}`);
     if (v.reason === 'digest_mismatch')
       throw new OrchError(
         'UNTRUSTED_ARTIFACT',
@@ -280,7 +252,7 @@ export class CatalogService {
       keyId: v.keyId,
       signature:
         signatureText ??
-        (existsSync(`${path}.minisig`) ? await readFile(`${path}.minisig`, 'utf8') : undefined),
+        (existsSync(signatureSidecar(path)) ? await readFile(signatureSidecar(path), 'utf8') : undefined),
       sbom: req.sbom,
       createdMs: now,
       updatedMs: now,
@@ -288,8 +260,19 @@ export class CatalogService {
     if (!(await this.#store.addModel(record, `ingested (${v.reason})`)))
       throw new OrchError('CONFLICT', `catalog: model '${req.id}' already exists`);
     this.#track(record.id, record.state);
+    this.#verified.set(record.id, record.verified);
     await this.#enforceQuota(record.id);
     return record;
+  }
+
+  /** Whether an entry passed its last verification (undefined when not in the catalog). */
+  verifiedOf(id: string): boolean | undefined {
+    return this.#verified.get(id);
+  }
+
+  /** Entries whose digest is `digest` (a file's SHA-256, or a directory model's manifest digest). */
+  async findByDigest(digest: string): Promise<CatalogRecord[]> {
+    return (await this.list()).filter((m) => m.digest === digest);
   }
 
   /** The entry for a model id, if the catalog has one. */
@@ -321,10 +304,11 @@ export class CatalogService {
   }
 
   /** Verifies the bytes on disk again (before load, or on demand). */
-  async verify(id: string): Promise<Verification> {
+  async verify(id: string, ctx?: VerificationContext): Promise<Verification> {
     const m = await this.get(id);
     const v = await this.verifyFile(m.path, m.signature, m.digest);
-    this.#record(id, v, 'verify');
+    this.#record(id, v, ctx?.phase ?? 'verify', ctx);
+    this.#verified.set(id, v.ok);
     // Verification precedes every load: it marks the file recently used for the cache's LRU.
     if (existsSync(m.path)) await utimes(m.path, new Date(), new Date()).catch(() => undefined);
     await this.#store.setModelVerified(id, v.ok, this.#clock.now());

@@ -125,8 +125,13 @@ export function generateKeyPair(comment = 'llama-orch key'): MinisignKeyPair {
 
 /** Signs `data` in minisign's prehashed (`ED`) format. */
 export function signMinisign(data: Buffer, keys: MinisignKeyPair, trustedComment: string): string {
+  return signPrehash(messageOf('ED', data), keys, trustedComment);
+}
+
+/** Signs an artifact by its BLAKE2b-512 prehash (hashed while streaming: model files are many GiB). */
+export function signPrehash(prehash: Buffer, keys: MinisignKeyPair, trustedComment: string): string {
   const key = createPrivateKey({ key: keys.secretKeyDer, format: 'der', type: 'pkcs8' });
-  const sig = sign(null, messageOf('ED', data), key);
+  const sig = sign(null, prehash, key);
   const global = sign(null, Buffer.concat([sig, Buffer.from(trustedComment, 'utf8')]), key);
   const line = Buffer.concat([Buffer.from('ED', 'latin1'), keys.keyId, sig]).toString('base64');
   return `untrusted comment: signature from llama-orch\n${line}\ntrusted comment: ${trustedComment}\n${global.toString('base64')}\n`;

@@ -1,9 +1,16 @@
-/** `llorch catalog add|show|verify|state|ls` and `llorch catalog keygen|sign` (minisign format). */
+/**
+ * `llorch catalog add|show|verify|state|ls` and `llorch catalog keygen|sign|manifest` (minisign
+ * format). A directory model (HF repository, TensorRT-LLM engine, Triton model repository) is
+ * signed as its manifest: `sign DIR` writes `DIR.manifest.json` (the canonical manifest, which
+ * the stock `minisign -V -m` verifies too) and `DIR.minisig`; `add ID --source DIR` catalogues it.
+ */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { clientFor, CONNECTION_OPTIONS } from './api-call.js';
 import type { StateRequest } from '../client/types.js';
-import { generateKeyPair, signMinisign, type MinisignKeyPair } from '../catalog/minisign.js';
+import { generateKeyPair, signPrehash, type MinisignKeyPair } from '../catalog/minisign.js';
+import { hashArtifact, manifestSidecar, signatureSidecar } from '../catalog/artifact-verifier.js';
+import { buildManifest, manifestBytes, manifestDigest } from '../catalog/model-manifest.js';
 
 export async function catalogCommand(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
@@ -68,19 +75,36 @@ export async function catalogCommand(args: string[]): Promise<void> {
     }
     case 'sign': {
       if (id === undefined || values.key === undefined)
-        throw new Error('usage: llorch catalog sign FILE --key llorch.key');
+        throw new Error('usage: llorch catalog sign FILE|DIR --key llorch.key');
       const k = JSON.parse(await readFile(values.key, 'utf8')) as { secret: string; key_id: string };
       const pair: MinisignKeyPair = {
         publicKeyText: '',
         secretKeyDer: Buffer.from(k.secret, 'base64'),
         keyId: Buffer.from(k.key_id, 'hex'),
       };
-      await writeFile(`${id}.minisig`, signMinisign(await readFile(id), pair, `file:${id}`));
-      out = { signature: `${id}.minisig` };
+      const path = id.replace(/\/+$/, '');
+      // A directory is signed as its manifest: every file's path and SHA-256, canonical JSON.
+      const a = await hashArtifact(path);
+      if (a === undefined) throw new Error(`${path}: no model file, or a directory without files`);
+      const comment = `${a.kind === 'directory' ? 'manifest' : 'file'}:${path}`;
+      await writeFile(signatureSidecar(path), signPrehash(await a.message('ED'), pair, comment));
+      if (a.manifest) await writeFile(manifestSidecar(path), manifestBytes(a.manifest));
+      out = {
+        signature: signatureSidecar(path),
+        digest: a.digest,
+        ...(a.manifest ? { manifest: manifestSidecar(path), files: a.manifest.files.length } : {}),
+      };
+      break;
+    }
+    case 'manifest': {
+      // What a directory model's signature covers, and the digest the catalog will record.
+      if (id === undefined) throw new Error('usage: llorch catalog manifest DIR');
+      const manifest = await buildManifest(id.replace(/\/+$/, ''));
+      out = { digest: manifestDigest(manifest), ...manifest };
       break;
     }
     default:
-      throw new Error('usage: llorch catalog add|show|verify|state|ls|keygen|sign …');
+      throw new Error('usage: llorch catalog add|show|verify|state|ls|keygen|sign|manifest …');
   }
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }

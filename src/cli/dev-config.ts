@@ -62,7 +62,12 @@ export function devConfig(o: DevOptions): LoadConfigResult {
           : [{ id: 'dev', tenant: 'dev', sha256: sha256Hex(o.apiKey), scopes: ['data', 'control'] }],
     },
     pools: [o.engine === 'sim' ? simPool(o) : llamaPool(o)],
-    catalog: { trust_policy: 'strict', trust_roots: [devKeyPaths(o.dataDir).pub] },
+    // The generated model is signed and catalogued: strict, as in production. A model of the
+    // user's own (`--model`) is not catalogued, so it loads under permissive, with a warning.
+    catalog: {
+      trust_policy: o.modelPath === undefined ? 'strict' : 'permissive',
+      trust_roots: [devKeyPaths(o.dataDir).pub],
+    },
   };
   return validateConfig(raw);
 }

@@ -41,7 +41,7 @@ commands:
       --model ID  --engine E  --ctx N  --deadline-ms N  --seed N  --json
   status [--watch]        pools, replicas, slots, queues, GPUs at a glance (control key)
   pools drain|reload|health ID   pool operations: --deadline-ms N, --model REF | --rollback
-  catalog add|show|verify|state|ls|keygen|sign   the model catalog and its minisign signatures
+  catalog add|show|verify|state|ls|keygen|sign|manifest   the model catalog and its minisign signatures
   artifacts put|get|ls    the artifact registry (--kind, --file|--content, --tag, --parent)
   pool-managerd --config FILE   run this host's pools for a remote orchestrator (node credential in $LLORCH_NODE_CREDENTIAL)
   config validate FILE    validate a config file against the schema

@@ -11,21 +11,13 @@ import type { Priority } from '../domain/types.js';
 import type { GpuDevice, ResolvedApiKey, ResolvedConfig, ResolvedPool } from './resolved-config.js';
 import { DEFAULTS, type RawConfig, type RawPool } from './schema.js';
 import { resolveEngineKey } from './resolve-engine-key.js';
+import { resolveTritonModels } from '../engines/triton/model-names.js';
+import { ConfigError } from './config-error.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
+import { validateEngineFields } from '../engines/validate-engine-fields.js';
 
-/** An invalid configuration: every problem found, each prefixed with the path of the offending field. */
-export class ConfigError extends Error {
-  readonly problems: readonly string[];
-  /** The file (or other source) the configuration came from, when known. */
-  readonly source: string | undefined;
-
-  constructor(problems: readonly string[], source?: string) {
-    const head = source === undefined ? 'invalid configuration' : `invalid configuration in ${source}`;
-    super(`${head}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-    this.problems = [...problems];
-    this.source = source;
-  }
-}
+/** Re-exported: callers have always taken it from here. */
+export { ConfigError };
 
 export interface ResolveOptions {
   /** Directory relative paths are resolved against: the config file's directory. Default: cwd. */
@@ -191,7 +183,8 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       maxArtifactBytes: raw.storage?.max_artifact_bytes ?? 1_048_576,
     },
     catalog: {
-      trustPolicy: raw.catalog?.trust_policy ?? 'strict',
+      // Strict unless set, except in the dev profile, where unsigned local models load with a warning.
+      trustPolicy: raw.catalog?.trust_policy ?? (profile === 'dev' ? 'permissive' : 'strict'),
       trustRoots: (raw.catalog?.trust_roots ?? []).map(toPath),
       allowedSources: [...(raw.catalog?.allowed_sources ?? ['path', 'file'])],
       hfEndpoint: raw.catalog?.hf_endpoint ?? 'https://huggingface.co',
@@ -258,36 +251,10 @@ function resolvePool(
   }
   const apiKey = engineKey(p, at);
 
-  let tensorSplit: number[] | undefined;
-  if (p.tensor_split !== undefined) {
-    tensorSplit = [...p.tensor_split];
-    // Only llama-server takes per-GPU shares (`--tensor-split`). vLLM (`--tensor-parallel-size`)
-    // and TGI (`--num-shard`) shard every layer evenly over the visible GPUs, and Triton's
-    // TensorRT-LLM engines fix their tensor parallelism when the engine is built, so an uneven
-    // split there would be silently ignored.
-    if (p.engine !== 'llamacpp') {
-      problems.push(
-        `${at}.tensor_split: engine '${p.engine}' cannot split a model unevenly across GPUs; ` +
-          `only llamacpp takes tensor_split (remove it to shard evenly over devices)`,
-      );
-    } else if (cpu) {
-      problems.push(`${at}.tensor_split: only applies to GPU devices, but devices is 'cpu'`);
-    } else if (p.replica_devices !== undefined) {
-      const counts = [...new Set(p.replica_devices.map((d) => d.length))];
-      if (counts.length !== 1 || counts[0] !== tensorSplit.length)
-        problems.push(
-          `${at}.tensor_split: has ${tensorSplit.length} entr${tensorSplit.length === 1 ? 'y' : 'ies'} ` +
-            `but replicas have ${counts.join(' and ')} device(s) in replica_devices; give one share per device of a replica`,
-        );
-    } else if (tensorSplit.length !== devices.length) {
-      problems.push(
-        `${at}.tensor_split: has ${tensorSplit.length} entr${tensorSplit.length === 1 ? 'y' : 'ies'} ` +
-          `but devices has ${devices.length}; give one share per device`,
-      );
-    } else if (!tensorSplit.some((s) => s > 0)) {
-      problems.push(`${at}.tensor_split: at least one share must be greater than 0`);
-    }
-  }
+  // tensor_split, gpu_memory_utilization and whatever else only some engines take: the driver's.
+  problems.push(...validateEngineFields(p, at));
+  const tensorSplit = p.tensor_split === undefined ? undefined : [...p.tensor_split];
+  const engineLaunch = ENGINE_DRIVERS[p.engine].resolveLaunch(p);
 
   const openAfterMs = p.slo_breaker?.open_after_ms ?? DEFAULTS.sloBreakerOpenAfterMs;
   const sloWindowMs = p.slo_breaker?.window_ms ?? Math.max(1, Math.floor(openAfterMs / 2));
@@ -300,12 +267,6 @@ function resolvePool(
   }
 
   const replicaDevices = resolveReplicaDevices(p, at, devices, replicas, problems);
-  const gpuMemoryUtilization = p.launch?.gpu_memory_utilization;
-  if (gpuMemoryUtilization !== undefined && p.engine !== 'vllm')
-    problems.push(
-      `${at}.launch.gpu_memory_utilization: only vLLM takes a GPU memory share (--gpu-memory-utilization); ` +
-        `engine '${p.engine}' sizes its memory from the model and ctx`,
-    );
 
   const capacity = p.queue?.capacity ?? DEFAULTS.queueCapacity;
   const priorityCapacity = {} as Record<Priority, number>;
@@ -343,7 +304,9 @@ function resolvePool(
         loadMs: p.launch?.sim?.load_ms ?? 0,
         planGpu: p.launch?.sim?.plan_gpu ?? false,
         engineVersions,
+        tritonEnsemble: p.launch?.sim?.triton_ensemble ?? 'current',
       },
+      triton: resolveTritonModels(p, at, problems),
       apiKey,
       healthIntervalMs: p.launch?.health_interval_ms ?? DEFAULTS.healthIntervalMs,
       healthTimeoutMs: p.launch?.health_timeout_ms ?? DEFAULTS.healthTimeoutMs,
@@ -361,9 +324,10 @@ function resolvePool(
       contBatching: p.launch?.cont_batching ?? DEFAULTS.contBatching,
       gpuLayers: p.launch?.gpu_layers ?? (cpu ? DEFAULTS.gpuLayersCpu : DEFAULTS.gpuLayersGpu),
       extraArgs: [...(p.launch?.extra_args ?? [])],
+      embeddings: p.launch?.embeddings !== undefined && p.launch.embeddings !== false,
+      pooling: typeof p.launch?.embeddings === 'object' ? p.launch.embeddings.pooling : undefined,
       startupTimeoutMs: p.launch?.startup_timeout_ms ?? DEFAULTS.startupTimeoutMs,
-      gpuMemoryUtilization:
-        p.engine === 'vllm' ? (gpuMemoryUtilization ?? DEFAULTS.vllmGpuMemoryUtilization) : undefined,
+      gpuMemoryUtilization: engineLaunch.gpuMemoryUtilization,
     },
     queue: {
       capacity,

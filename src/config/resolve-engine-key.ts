@@ -3,7 +3,8 @@
  * and the rule behind it: an engine bound beyond loopback is never open without a credential.
  */
 import { readFileSync } from 'node:fs';
-import type { Engine } from '../domain/types.js';
+import { ENGINES, type Engine } from '../domain/types.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
 import type { RawPool } from './schema.js';
 
 export interface EngineKeyContext {
@@ -14,8 +15,10 @@ export interface EngineKeyContext {
   readonly isLoopback: (host: string) => boolean;
 }
 
-/** Engines that take an API key of their own. Triton has none (see `src/nodes/engine-credentials.ts`). */
-export const KEYED_ENGINES: ReadonlySet<Engine> = new Set(['llamacpp', 'vllm', 'tgi']);
+/** Engines that take an API key of their own (their driver's `apiKey`; see `src/nodes/engine-credentials.ts`). */
+export const KEYED_ENGINES: ReadonlySet<Engine> = new Set(
+  ENGINES.filter((e) => ENGINE_DRIVERS[e].apiKey !== undefined),
+);
 
 /** The configured key of `p` (inline, file or environment), pushing a problem for each field that cannot be honoured. */
 export function resolveEngineKey(
@@ -31,16 +34,17 @@ export function resolveEngineKey(
     return undefined;
   }
   const host = l?.host ?? '127.0.0.1';
-  if (p.engine === 'triton' && p.hosts === undefined) {
-    // Triton's HTTP endpoint takes no API key: beyond loopback only pool-managerd's guard can
-    // put a credential in front of it, so a local Triton pool must stay on loopback.
+  const name = ENGINE_DRIVERS[p.engine].displayName;
+  if (!KEYED_ENGINES.has(p.engine) && p.hosts === undefined) {
+    // An engine without an API key (Triton's HTTP endpoint takes none): beyond loopback only
+    // pool-managerd's guard can put a credential in front of it, so a local pool must stay on loopback.
     if (given[0] !== undefined && !ctx.isNode)
       problems.push(
-        `${at}.launch.${given[0]}: Triton has no API key; only a pool-managerd node (its engine guard) takes one`,
+        `${at}.launch.${given[0]}: ${name} has no API key; only a pool-managerd node (its engine guard) takes one`,
       );
     if (!ctx.isNode && !ctx.isLoopback(host))
       problems.push(
-        `${at}.launch.host: '${host}' is not a loopback address, and Triton has no API key: bind it to 127.0.0.1, or run the pool on a pool-managerd node, which guards it with a key`,
+        `${at}.launch.host: '${host}' is not a loopback address, and ${name} has no API key: bind it to 127.0.0.1, or run the pool on a pool-managerd node, which guards it with a key`,
       );
   }
   if (l?.api_key !== undefined) return l.api_key;

@@ -1,4 +1,5 @@
 import type { Engine, FullPolicy, Priority, Profile, Scope } from '../domain/types.js';
+import type { LLAMA_POOLINGS } from './schema.js';
 
 /**
  * The configuration every other module reads: defaults applied, units in names.
@@ -130,6 +131,15 @@ export interface ResolvedSim {
   readonly planGpu: boolean;
   /** One engine version per replica. */
   readonly engineVersions: readonly string[];
+  /** Triton: the TensorRT-LLM model repository the simulator serves (`launch.sim.triton_ensemble`). */
+  readonly tritonEnsemble: 'legacy' | 'current';
+}
+
+/** The models of a Triton pool's repository (`launch.triton`), defaults applied. */
+export interface ResolvedTritonModels {
+  readonly ensemble: string;
+  readonly preprocessing: string;
+  readonly tensorrtLlm: string;
 }
 
 export interface ResolvedPool {
@@ -156,6 +166,8 @@ export interface ResolvedPool {
     /** `native` runs the engine; `sim` runs the engine simulator in the engine's dialect. */
     readonly worker: 'native' | 'sim';
     readonly sim: ResolvedSim;
+    /** Triton pools: the models the adapter talks to; undefined for other engines. */
+    readonly triton: ResolvedTritonModels | undefined;
     /** The engine's API key (configured inline, from a file or the environment); pool-managerd generates one when absent. */
     readonly apiKey: string | undefined;
     readonly healthIntervalMs: number;
@@ -175,6 +187,10 @@ export interface ResolvedPool {
     readonly contBatching: boolean;
     readonly gpuLayers: number;
     readonly extraArgs: readonly string[];
+    /** llama.cpp `--embeddings` (false for other engines). */
+    readonly embeddings: boolean;
+    /** llama.cpp `--pooling` (`embeddings: {pooling}`); undefined: the model's own. */
+    readonly pooling: (typeof LLAMA_POOLINGS)[number] | undefined;
     readonly startupTimeoutMs: number;
     /** vLLM `--gpu-memory-utilization` (share of each GPU's total memory); undefined for other engines. */
     readonly gpuMemoryUtilization: number | undefined;

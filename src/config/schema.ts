@@ -29,6 +29,12 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const SCOPES = ['data', 'control'] as const;
 
 /** Default values, shared by the schema annotations and `resolveConfig()`. */
+/**
+ * llama-server `--pooling` values that give one vector per input (`common/arg.cpp`); `none`
+ * (per-token vectors) and `rank` (reranking) cannot answer `/v1/embeddings`.
+ */
+export const LLAMA_POOLINGS = ['mean', 'cls', 'last'] as const;
+
 export const DEFAULTS = {
   profile: 'prod',
   configMode: 'strict',
@@ -263,7 +269,7 @@ export const CatalogSchema = closed('The model catalog and its trust policy (SPE
   trust_policy: Type.Optional(
     StringEnum(['strict', 'permissive'] as const, {
       description:
-        '`strict`: unsigned or unverifiable artifacts are refused (UNTRUSTED_ARTIFACT); `permissive`: logged and accepted.',
+        '`strict`: unsigned or unverifiable artifacts are refused (UNTRUSTED_ARTIFACT) at ingest and before every load — pools, reloads, pool-managerd nodes; `permissive`: logged, counted and accepted. Default: `strict`, except in the dev profile (`permissive`; `llorch dev` sets `strict` and signs its model).',
       default: 'strict',
     }),
   ),
@@ -472,6 +478,8 @@ export const ModelSchema = closed('The model a pool serves.', {
 });
 
 export const WORKERS = ['native', 'sim'] as const;
+/** The TensorRT-LLM model repositories the Triton simulator serves (`src/sim/dialects/triton-repository.ts`). */
+export const TRITON_ENSEMBLES = ['legacy', 'current'] as const;
 
 export const SimSchema = closed(
   "Behaviour of simulated engine replicas (`launch.worker: sim`): the engine simulator speaks the pool engine's wire format without a GPU.",
@@ -521,6 +529,38 @@ export const SimSchema = closed(
           "Rehearse GPU capacity planning: simulated replicas reserve the memory of the engine they stand in for on the pool's devices (and are refused when it does not fit or a device is missing). Default false: simulated pools use no GPU.",
       }),
     ),
+    triton_ensemble: Type.Optional(
+      StringEnum(TRITON_ENSEMBLES, {
+        description:
+          'Triton pools only: the TensorRT-LLM model repository the simulator serves. `legacy`: the stock ensemble of late 2024 (seed input `random_seed`, no `exclude_input_in_output`, no token-count outputs); `current`: the stock ensemble now (`seed`, `exclude_input_in_output`, `return_num_input_tokens` / `return_num_output_tokens`).',
+        default: 'current',
+      }),
+    ),
+  },
+);
+
+/** A Triton model name: a directory of the model repository, safe in a URL path as it is. */
+const TritonModelName = (description: string, dflt: string) =>
+  Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', description, default: dflt });
+
+export const TritonModelsSchema = closed(
+  'Triton pools only: the models of the TensorRT-LLM model repository the pool talks to (defaults: the stock `inflight_batcher_llm` layout).',
+  {
+    ensemble_model: Type.Optional(
+      TritonModelName('The ensemble generation goes through (`generate_stream`).', 'ensemble'),
+    ),
+    preprocessing_model: Type.Optional(
+      TritonModelName(
+        'The tokenizer model that counts prompt tokens (`infer` with `QUERY`), for admission and for ensembles that report no token counts.',
+        'preprocessing',
+      ),
+    ),
+    tensorrt_llm_model: Type.Optional(
+      TritonModelName(
+        "The TensorRT-LLM model; its engine's `config.json` (`gpt_model_path`) states the TensorRT-LLM version and the engine's max_seq_len.",
+        'tensorrt_llm',
+      ),
+    ),
   },
 );
 
@@ -533,6 +573,7 @@ export const LaunchSchema = closed('Engine process launch settings.', {
     }),
   ),
   sim: Type.Optional(SimSchema),
+  triton: Type.Optional(TritonModelsSchema),
   api_key: Type.Optional(
     Type.String({
       minLength: 1,
@@ -609,6 +650,27 @@ export const LaunchSchema = closed('Engine process launch settings.', {
         "Always passed (vLLM's own default differs between versions); the capacity planner reserves this share of every device of the replica.",
       default: DEFAULTS.vllmGpuMemoryUtilization,
     }),
+  ),
+  embeddings: Type.Optional(
+    Type.Union(
+      [
+        Type.Boolean(),
+        closed('Embeddings with a pooling type of your choice.', {
+          pooling: StringEnum(LLAMA_POOLINGS, {
+            description:
+              "`--pooling`: how one vector is made of an input's tokens. Without it the model's own " +
+              'applies (dedicated embedding models declare one); a plain language model declares none and ' +
+              'needs one here, or its pool serves no embeddings.',
+          }),
+        }),
+      ],
+      {
+        description:
+          'llama.cpp only: start llama-server with `--embeddings` (and `--pooling`), so the pool serves ' +
+          '`workload: embedding` besides completions. Whether it does is detected on the running engine.',
+        default: false,
+      },
+    ),
   ),
   extra_args: Type.Optional(
     Type.Array(Type.String(), {

@@ -61,7 +61,13 @@ export type EngineEvent =
     }
   | {
       readonly kind: 'done';
+      /** Every prompt token of the request, cached or not (budgets, `tokens_in_total`, KV size). */
       readonly tokensIn: number;
+      /**
+       * Prompt tokens the engine computed, those its prompt cache held aside, where the engine
+       * tells them apart (llama.cpp `timings.prompt_n`): the prefill cost. Absent: all of them.
+       */
+      readonly tokensInUncached?: number;
       readonly tokensOut: number;
       readonly stopReason: 'eos' | 'length' | 'stop' | 'unknown';
       /** The engine slot that served the request, when the engine reports it (see `eraseKv`). */
@@ -84,6 +90,12 @@ export interface EngineAdapter {
   scrapeMetrics(signal: AbortSignal): Promise<string>;
   /** Embeddings, on engines that have them (`features.embeddings`). */
   embed?(inputs: readonly string[], signal: AbortSignal): Promise<EmbedResult>;
+  /**
+   * KV-cache usage (0..1) read from the engine's own state, for engines whose metrics carry no
+   * KV gauge (llama.cpp: its slots' cells); undefined when the engine does not tell. Engines
+   * without it are read from their metrics scrape (the driver's `metrics.kvUsage`).
+   */
+  kvUsage?(signal: AbortSignal): Promise<number | undefined>;
   /**
    * Erases the KV cache held in engine slot `slotId` (the `slotId` of a `done` event), so a
    * deleted session's prompt no longer lives on the replica. Only engines that can erase per slot

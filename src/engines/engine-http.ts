@@ -16,6 +16,8 @@ export interface EngineHttpOptions {
   /** Headers sent with every request (e.g. `authorization` for vLLM's `--api-key`). */
   readonly headers?: Readonly<Record<string, string>> | undefined;
   readonly mapHttpError: (status: number, body: string) => OrchError;
+  /** Non-standard SSE field names the engine sends events in (see `SseParser`). */
+  readonly sseFieldEvents?: readonly string[] | undefined;
 }
 
 export interface RawResponse {
@@ -130,7 +132,7 @@ export class EngineHttp {
     }
     if (res.statusCode < 200 || res.statusCode > 299)
       throw this.#o.mapHttpError(res.statusCode, await res.body.text());
-    const parser = new SseParser();
+    const parser = new SseParser({ fieldEvents: this.#o.sseFieldEvents ?? [] });
     let finished = false;
     try {
       for await (const chunk of res.body) {

@@ -152,7 +152,7 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
     const deadline = body.deadline_ms ?? 30_000;
     const target =
       body.new_model_ref !== undefined ? { modelRef: body.new_model_ref } : { rollback: true as const };
-    const { pool } = o.orchestrator.reload(req.params.id, target, deadline);
+    const { pool } = await o.orchestrator.reload(req.params.id, target, deadline);
     return reply.code(202).send({ pool_id: pool.id, operation: 'reload', deadline_ms: deadline });
   });
 

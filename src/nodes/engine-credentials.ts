@@ -9,6 +9,7 @@ import { request } from 'undici';
 import type { ResolvedPool } from '../config/resolved-config.js';
 import { isLoopbackHost } from '../config/resolve-config.js';
 import { KEYED_ENGINES } from '../config/resolve-engine-key.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
 
 /** A fresh engine key: 256 random bits, URL-safe (it goes into an HTTP header). */
 export function generateEngineKey(): string {
@@ -43,14 +44,6 @@ export function securePool(pool: ResolvedPool, generate: () => string = generate
   return { pool: { ...pool, launch }, key, guardHost };
 }
 
-/** A request each keyed engine refuses without its key (a harmless read where there is one). */
-const PROBES = {
-  llamacpp: { method: 'GET', path: '/props' },
-  vllm: { method: 'GET', path: '/v1/models' },
-  // TGI guards only its generation routes; `/tokenize` is the cheapest of them.
-  tgi: { method: 'POST', path: '/tokenize' },
-} as const;
-
 /**
  * Whether the engine at `baseUrl` refuses a request without its key (401): an engine version
  * that ignores the key variable must never be advertised as protected. Undefined for engines
@@ -61,12 +54,13 @@ export async function enforcesKey(
   baseUrl: string,
   timeoutMs = 5_000,
 ): Promise<boolean | undefined> {
-  if (engine === 'triton') return undefined;
-  const probe = PROBES[engine];
+  // A request each keyed engine refuses without its key (its driver's; a harmless read where there is one).
+  const probe = ENGINE_DRIVERS[engine].apiKey?.probe;
+  if (probe === undefined) return undefined;
   const res = await request(`${baseUrl}${probe.path}`, {
     method: probe.method,
     headers: { 'content-type': 'application/json' },
-    ...(probe.method === 'POST' ? { body: JSON.stringify({ inputs: '' }) } : {}),
+    ...(probe.body === undefined ? {} : { body: probe.body }),
     signal: AbortSignal.timeout(timeoutMs),
   });
   await res.body.dump();

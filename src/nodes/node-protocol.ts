@@ -66,7 +66,16 @@ export interface HeartbeatAnswer {
 /** Commands the orchestrator queues for a node, delivered in heartbeat answers. */
 export type NodeCommand =
   | { readonly id: string; readonly op: 'stop' | 'start'; readonly pool_id: string }
-  | { readonly id: string; readonly op: 'reload'; readonly pool_id: string; readonly model_ref: string }
+  | {
+      readonly id: string;
+      readonly op: 'reload';
+      readonly pool_id: string;
+      readonly model_ref: string;
+      /** The catalog entry's digest, when the reload named one: the node loads only these bytes. */
+      readonly model_digest?: string;
+      /** The entry's minisign signature, checked against the node's own trust roots. */
+      readonly model_signature?: string;
+    }
   | {
       readonly id: string;
       /** Kill one replica's engine and restart it (ejected for failing tasks); ok once it is ready again. */

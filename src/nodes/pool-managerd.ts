@@ -6,6 +6,7 @@
  */
 import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
 import { modelPathOf } from '../orchestrator/pool-control.js';
+import { ModelPreparation } from '../catalog/model-preparation.js';
 import { GpuMonitor } from '../gpu/gpu-monitor.js';
 import { CapacityPlanner } from '../pool/capacity-planner.js';
 import { nodeGpuReport, replicaGpuReport } from './node-gpu-report.js';
@@ -37,7 +38,16 @@ export interface PoolManagerd {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startPoolManagerd(config: ResolvedConfig, logger: Logger): Promise<PoolManagerd> {
+export interface PoolManagerdOptions {
+  /** Where the node counts (its verifications among them); a registry of its own by default. */
+  readonly metrics?: OrchMetrics;
+}
+
+export async function startPoolManagerd(
+  config: ResolvedConfig,
+  logger: Logger,
+  opts: PoolManagerdOptions = {},
+): Promise<PoolManagerd> {
   const node = config.node;
   if (!node) throw new Error('pool-managerd needs a `node` section in its config');
   const credential = await nodeCredential(node);
@@ -49,10 +59,13 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
   await reapOrphanEngines(runDirOf(config.dataDir), { logger });
   const gpu = new GpuMonitor(config, logger);
   await gpu.detect();
-  const metrics = new OrchMetrics({ processMetrics: false });
+  const metrics = opts.metrics ?? new OrchMetrics({ processMetrics: false });
+  // The node's own trust policy and roots: every load here is verified as on the orchestrator.
+  const preparation = await ModelPreparation.forNode(config, metrics, logger);
   const factory = {
     config,
     logger,
+    preparation,
     onProgress: (l: string) => logger.info({ event: 'engine.build' }, l),
     metrics,
     gpus: () => gpu.gpus,
@@ -189,9 +202,12 @@ export async function startPoolManagerd(config: ResolvedConfig, logger: Logger):
       }
       case 'reload': {
         await entry.sup.stop();
+        // A catalog entry comes with its digest and signature, checked here against this node's roots.
+        if (cmd.model_digest !== undefined && cmd.model_signature !== undefined)
+          preparation.offerSignature(cmd.model_digest, cmd.model_signature);
         const next: ResolvedPool = {
           ...entry.config,
-          model: { ...entry.config.model, path: modelPathOf(cmd.model_ref), digest: undefined },
+          model: { ...entry.config.model, path: modelPathOf(cmd.model_ref), digest: cmd.model_digest },
         };
         const cause = await bringUp(cmd.pool_id, next);
         if (cause === undefined) return done(true);

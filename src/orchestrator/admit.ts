@@ -41,6 +41,7 @@ import {
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
 import { sameReplicaSet } from './replica-set.js';
 import { checkSloBreaker } from './slo-shedding.js';
+import { refuseUntrusted, type UntrustedCause } from './trust-check.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { TaskTable } from './task-table.js';
 
@@ -75,6 +76,8 @@ export interface AdmissionOptions {
   readonly modelState?: ((modelId: string) => string | undefined) | undefined;
   /** Bound on one replica's tokenizer round trip (then the next replica is asked). */
   readonly tokenizeTimeoutMs?: number;
+  /** Why a pool's model is untrusted under `strict` (step 3: 403 UNTRUSTED_ARTIFACT). */
+  readonly untrusted?: UntrustedCause | undefined;
 }
 
 /** Undo functions of the steps that charged something. */
@@ -114,6 +117,7 @@ export class Admission {
     try {
       const input = this.normalize(raw);
       this.refuseUsedId(input);
+      refuseUntrusted(this.#o.pools(), input, this.#o.untrusted);
       pool = this.resolve(principal, input);
       this.checkLifecycle(principal, input, pool);
       checkCtx(pool, input);

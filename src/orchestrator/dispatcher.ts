@@ -297,14 +297,16 @@ export class Dispatcher {
         const now = clock.now();
         const decodeMs = now - (task.firstTokenAtMs ?? now);
         pool.estimator.observe(now - startedAt, task.tokensOut, decodeMs);
+        // Prefill costs only the prompt tokens the engine's cache did not hold.
+        const prefilled = ev.tokensInUncached ?? ev.tokensIn;
         pool.predictor.observe({
           replicaId: replica.id,
-          prefillTokens: ev.tokensIn,
+          prefillTokens: prefilled,
           prefillMs: (firstAt ?? now) - startedAt,
           decodeTokens: Math.max(0, task.tokensOut - tokensBefore - 1),
           decodeMs: now - (firstAt ?? now),
         });
-        pool.predictor.observeService(ev.tokensIn + (task.tokensOut - tokensBefore), now - startedAt);
+        pool.predictor.observeService(prefilled + (task.tokensOut - tokensBefore), now - startedAt);
         pool.recordOutcome(replica.id, 'ok');
         lifecycle.finish(task, pool, {
           kind: 'completed',

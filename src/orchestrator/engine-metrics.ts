@@ -5,27 +5,36 @@
  * replicas are simulated, so dashboards never mistake a rehearsal for production.
  */
 import type { Engine } from '../domain/types.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import { relabelInto, renderFamilies, type Family } from '../util/prom-text.js';
 import type { PoolRuntime } from './pool-runtime.js';
 
-/** Each engine's own KV-cache usage gauge (0..1); TGI exposes none. */
-const KV_USAGE: Readonly<Record<Engine, RegExp | undefined>> = {
-  llamacpp: /^llamacpp:kv_cache_usage_ratio(?:\{[^}]*\})?\s+(\S+)/m,
-  vllm: /^vllm:(?:gpu_cache_usage_perc|kv_cache_usage_perc)(?:\{[^}]*\})?\s+(\S+)/m,
-  triton: /^nv_trt_llm_kv_cache_block_metrics\{[^}]*kv_cache_block_type="fraction"[^}]*\}\s+(\S+)/m,
-  tgi: undefined,
-};
-
-/** The engine's KV usage in a scrape, when it reports one. */
+/** The engine's KV usage (0..1) in a scrape, from its own gauge (its driver's mapping), when it reports one. */
 export function kvUsageOf(engine: Engine, text: string): number | undefined {
-  const v = Number(KV_USAGE[engine]?.exec(text)?.[1]);
-  return Number.isFinite(v) ? v : undefined;
+  return ENGINE_DRIVERS[engine].metrics.kvUsage(text);
+}
+
+/**
+ * The lines of a scrape in the engine's own metric families: the contract re-exports those
+ * only (`engine_passthrough.families`), not whatever else the engine's exporter adds (a Python
+ * engine's `process_*` and `python_gc_*`), which would collide across engines and with ours.
+ */
+export function ownFamilies(engine: Engine, text: string): string {
+  const family = ENGINE_DRIVERS[engine].metrics.family;
+  return text
+    .split('\n')
+    .filter((line) => {
+      const name = /^(?:# (?:HELP|TYPE) )?([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line.trim())?.[1];
+      return name !== undefined && family.test(name);
+    })
+    .join('\n');
 }
 
 /**
  * Scrapes every Ready replica; with `metrics`, also sets `kv_cache_usage_ratio` from each
- * engine's own KV gauge so the contract metric is engine-independent.
+ * engine's own KV state (`EngineAdapter.kvUsage`) or KV gauge, so the contract metric is
+ * engine-independent; an engine that reports neither leaves it unset, never guessed.
  */
 export async function scrapeEngineMetrics(
   pools: readonly PoolRuntime[],
@@ -49,8 +58,10 @@ export async function scrapeEngineMetrics(
       };
       if (r.props?.trtllmVersion !== undefined) labels['trtllm_version'] = r.props.trtllmVersion;
       const text = await r.adapter.scrapeMetrics(AbortSignal.timeout(timeoutMs)).catch(() => undefined);
-      if (text !== undefined && metrics) {
-        const kv = kvUsageOf(pool.config.engine, text);
+      if (metrics) {
+        // The engine's own state where its metrics carry no KV gauge (llama.cpp's slots), else the gauge.
+        const own = await r.adapter.kvUsage?.(AbortSignal.timeout(timeoutMs)).catch(() => undefined);
+        const kv = own ?? (text === undefined ? undefined : kvUsageOf(pool.config.engine, text));
         if (kv !== undefined)
           metrics.set(
             'kv_cache_usage_ratio',
@@ -63,7 +74,11 @@ export async function scrapeEngineMetrics(
             kv,
           );
       }
-      return { labels, text, simulated: pool.simulated };
+      return {
+        labels,
+        text: text === undefined ? undefined : ownFamilies(pool.config.engine, text),
+        simulated: pool.simulated,
+      };
     }),
   );
   for (const { labels, text, simulated } of await Promise.all(jobs)) {

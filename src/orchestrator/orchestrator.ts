@@ -51,8 +51,14 @@ export interface OrchestratorOptions {
   readonly clock: Clock;
   /** Builds a supervisor for a pool configuration (reloads); without it, reload answers 501. */
   readonly createSupervisor?: (pool: ResolvedPool) => Promise<PoolSupervisor>;
+  /** Resolves a reload's `new_model_ref` to the model to load (catalog references, trust policy); throws the refusal. */
+  readonly resolveReloadTarget?: (pool: ResolvedPool, ref: string) => Promise<ResolvedPool['model']>;
   /** Reloads a remote pool on its hosts (pool-managerd commands); the cause on failure. */
-  readonly remoteReload?: (pool: PoolRuntime, modelPath: string) => Promise<string | undefined>;
+  readonly remoteReload?: (
+    pool: PoolRuntime,
+    modelPath: string,
+    digest?: string,
+  ) => Promise<string | undefined>;
   /** Stops a remote pool's engines on its hosts (after a drain). */
   readonly remoteStop?: (pool: PoolRuntime) => Promise<string | undefined>;
   /** Canary routing of new sessions: the model id a request for `modelRef` goes to. */
@@ -61,6 +67,8 @@ export interface OrchestratorOptions {
   readonly ledger?: DurableLedger;
   /** Catalog lifecycle state of a model id (Deprecated blocks new sessions). */
   readonly modelState?: (modelId: string) => string | undefined;
+  /** Why a pool's model is untrusted under `strict` (admission answers 403 UNTRUSTED_ARTIFACT). */
+  readonly untrusted?: (poolId: string, modelId: string) => string | undefined;
   /** The host's GPUs (telemetry in pool health). */
   readonly gpus?: () => readonly GpuInfo[] | undefined;
   /** Task spans (OpenTelemetry); absent: no tracing. */
@@ -173,6 +181,7 @@ export class Orchestrator {
       clock,
       route: opts.route,
       modelState: opts.modelState,
+      untrusted: opts.untrusted,
       ...(opts.tokenizeTimeoutMs === undefined ? {} : { tokenizeTimeoutMs: opts.tokenizeTimeoutMs }),
       onRefused: refusalTelemetry(metrics, logger, clock, opts.tracer),
     });
@@ -303,15 +312,19 @@ export class Orchestrator {
   }
 
   /** `POST /v1/pools/{id}/reload`: starts the reload; `done` settles when it finished either way. */
-  reload(
+  async reload(
     poolId: string,
     target: { modelRef: string } | { rollback: true },
     deadlineMs: number,
-  ): { pool: PoolRuntime; done: Promise<void> } {
+  ): Promise<{ pool: PoolRuntime; done: Promise<void> }> {
     const pool = this.#poolOrThrow(poolId);
     if (!this.#o.createSupervisor)
       throw new OrchError('NOT_IMPLEMENTED', 'reload needs engine management in this process');
-    const done = this.#control.reload(pool, target, deadlineMs);
+    // The reference is resolved and trust-checked before anything drains: a refusal is the answer.
+    const resolve = this.#o.resolveReloadTarget;
+    const resolved =
+      'modelRef' in target && resolve ? { model: await resolve(pool.config, target.modelRef) } : target;
+    const done = this.#control.reload(pool, resolved, deadlineMs);
     done.catch((err: unknown) => this.#o.logger.error({ err, pool_id: poolId }, 'reload failed'));
     return { pool, done };
   }

@@ -29,15 +29,18 @@ export interface PoolOps {
   pump(pool: PoolRuntime): void;
   /** Moves a queued task of a draining pool to another member of its replica set; false if none takes it. */
   handOver?(pool: PoolRuntime, task: TaskView): boolean;
-  /** Reloads a pool whose engines run on other hosts (through their pool-managerd); the cause on failure. */
-  remoteReload?(pool: PoolRuntime, modelPath: string): Promise<string | undefined>;
+  /**
+   * Reloads a pool whose engines run on other hosts (through their pool-managerd); the cause on
+   * failure. `digest` is the catalog entry's, when the reference named one (the node verifies it).
+   */
+  remoteReload?(pool: PoolRuntime, modelPath: string, digest?: string): Promise<string | undefined>;
   /** Stops the engines of a drained pool on its hosts (frees their GPUs); the cause on failure. */
   remoteStop?(pool: PoolRuntime): Promise<string | undefined>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** `new_model_ref`: a path on the pool's host or a `file:` URL. */
+/** `new_model_ref` as a path on the pool's host or a `file:` URL (where no catalog resolves references). */
 export function modelPathOf(ref: string): string {
   return ref.startsWith('file:') ? fileURLToPath(ref) : resolve(ref);
 }
@@ -82,7 +85,7 @@ export class PoolControl {
   /** Starts a reload (or rollback); resolves when it has finished either way. */
   reload(
     pool: PoolRuntime,
-    target: { modelRef: string } | { rollback: true },
+    target: { modelRef: string } | { model: ResolvedPool['model'] } | { rollback: true },
     deadlineMs: number,
   ): Promise<void> {
     if (pool.reloading)
@@ -97,6 +100,9 @@ export class PoolControl {
           poolId: pool.id,
         });
       model = pool.previousModel;
+    } else if ('model' in target) {
+      // Resolved (and trust-checked) by the catalog: `reload-target.ts`.
+      model = target.model;
     } else {
       model = { ...pool.config.model, path: modelPathOf(target.modelRef), digest: undefined };
     }
@@ -122,7 +128,7 @@ export class PoolControl {
     await this.#finishInFlight(pool, deadlineMs);
     if (pool.config.hosts.length > 0 && this.#ops.remoteReload) {
       // The hosts swap their engines themselves (and roll back on failure); replicas re-report.
-      const cause = await this.#ops.remoteReload(pool, model.path);
+      const cause = await this.#ops.remoteReload(pool, model.path, model.digest);
       const lc = pool.lifecycle;
       if (cause === undefined) {
         pool.previousModel = old.config.model;

@@ -1,19 +1,23 @@
 /**
  * How a pool's engine processes are started and reached: the command line of each engine (or of
- * the engine simulator speaking its dialect), and the adapter that talks to a started process.
- * The supervisor is the same for every engine; only this part differs.
+ * the engine simulator speaking its dialect), its environment, and the adapter that talks to a
+ * started process. The supervisor is the same for every engine; what differs per engine (command
+ * line, ports, key variable, adapter) comes from its driver (`src/engines/<engine>/driver.ts`).
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedPool } from '../config/resolved-config.js';
 import type { EngineAdapter } from '../engines/adapter.js';
-import { LlamaCppAdapter } from '../engines/llamacpp/adapter.js';
-import { OFFLOAD_REPORT_ARGS } from '../engines/llamacpp/offload-report.js';
-import { TgiAdapter } from '../engines/tgi/adapter.js';
-import { TritonAdapter } from '../engines/triton/adapter.js';
-import { VllmAdapter } from '../engines/vllm/adapter.js';
+import type { EngineUrls } from '../engines/engine-driver.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
+import { replicaMask } from '../engines/replica-gpus.js';
+
+// Each engine's command line is its driver's; these stay reachable from here, where they were.
+export { llamaServerArgs } from '../engines/llamacpp/launch-args.js';
+export { tgiArgs } from '../engines/tgi/launch-args.js';
+export { tritonArgs } from '../engines/triton/launch-args.js';
+export { vllmArgs } from '../engines/vllm/launch-args.js';
+export { replicaMask };
 
 export interface EngineCommand {
   readonly binary: string;
@@ -29,28 +33,6 @@ export interface EngineLauncher {
   /** `pool` overrides the launcher's own configuration (capacity re-estimated after a GPU OOM). */
   command(replicaIndex: number, ports: readonly number[], pool?: ResolvedPool): EngineCommand;
   adapter(ports: readonly number[], pool?: ResolvedPool): EngineAdapter;
-}
-
-/**
- * The environment variable each engine reads its API key from (the simulator reads the same in
- * its engine's dialect). The key goes in the environment, not on the command line, where any
- * local user could read it (`ps`). llama-server: `--api-key` "(env: LLAMA_API_KEY)" in its
- * `--help` (the pinned build, and upstream common/arg.cpp); vLLM: "the argument `--api-key` or
- * environment variable `VLLM_API_KEY`" (docs.vllm.ai, OpenAI-Compatible Server); TGI:
- * `--api-key` "[env: API_KEY=]" (text-generation-launcher arguments, since v2.3.0,
- * huggingface/text-generation-inference#2315). Triton has no API key (none in `tritonserver
- * --help`; its BETA `--http-restricted-api` takes the secret on the command line).
- */
-export const ENGINE_KEY_ENV = {
-  llamacpp: 'LLAMA_API_KEY',
-  vllm: 'VLLM_API_KEY',
-  tgi: 'API_KEY',
-  triton: undefined,
-} as const satisfies Record<ResolvedPool['engine'], string | undefined>;
-
-/** The device mask of one replica (`replica_devices`, else the pool's `devices`). */
-export function replicaMask(pool: ResolvedPool, replicaIndex: number): ResolvedPool['devices'] {
-  return pool.replicaDevices[replicaIndex] ?? pool.devices;
 }
 
 /**
@@ -71,7 +53,9 @@ export function engineEnv(
     CUDA_VISIBLE_DEVICES: mask === 'cpu' ? '' : mask.join(','),
     CUDA_DEVICE_ORDER: 'PCI_BUS_ID',
   };
-  const keyVar = ENGINE_KEY_ENV[pool.engine];
+  // The key goes in the engine's own variable (its driver's), not on the command line, where any
+  // local user could read it (`ps`).
+  const keyVar = ENGINE_DRIVERS[pool.engine].apiKey?.env;
   if (keyVar !== undefined) {
     if (pool.launch.apiKey === undefined) delete env[keyVar];
     else env[keyVar] = pool.launch.apiKey;
@@ -82,107 +66,6 @@ export function engineEnv(
 const hostOf = (pool: ResolvedPool) =>
   pool.launch.host.includes(':') ? `[${pool.launch.host}]` : pool.launch.host;
 const url = (pool: ResolvedPool, port: number | undefined) => `http://${hostOf(pool)}:${port ?? 0}`;
-/** GPUs of one replica: its tensor-parallel size. */
-const gpuCount = (pool: ResolvedPool, replicaIndex: number) => {
-  const mask = replicaMask(pool, replicaIndex);
-  return mask === 'cpu' ? 1 : mask.length;
-};
-
-export function llamaServerArgs(pool: ResolvedPool, port: number): string[] {
-  const l = pool.launch;
-  const args = [
-    '-m',
-    pool.model.path,
-    '--host',
-    l.host,
-    '--port',
-    String(port),
-    // `-c` is the whole KV cache; each of the `parallel` slots gets ctx tokens.
-    '-c',
-    String(pool.ctx * l.parallel),
-    '-np',
-    String(l.parallel),
-    '-t',
-    String(l.threads),
-    l.contBatching ? '--cont-batching' : '--no-cont-batching',
-    '-ngl',
-    String(l.gpuLayers),
-    '--metrics',
-    // Slot actions (erasing a deleted session's KV, SPEC §17 §2.4) are refused without a save
-    // path; nothing is ever saved there.
-    '--slot-save-path',
-    slotSavePath(),
-  ];
-  if (pool.tensorSplit !== undefined) args.push('--tensor-split', pool.tensorSplit.join(','));
-  // GPU pools: llama.cpp prints where the layers went only at verbosity 4; the offload check reads it.
-  if (pool.devices !== 'cpu' && l.gpuLayers > 0) args.push(...OFFLOAD_REPORT_ARGS);
-  return [...args, ...l.extraArgs];
-}
-
-/** The directory llama-server requires for slot actions; it must exist before the server starts. */
-function slotSavePath(): string {
-  const dir = join(tmpdir(), 'llama-orch-slots');
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-/** `vllm serve` (docs.vllm.ai "vllm serve" CLI arguments). */
-export function vllmArgs(pool: ResolvedPool, port: number, replicaIndex = 0): string[] {
-  const l = pool.launch;
-  const args = ['serve', pool.model.path, '--host', l.host, '--port', String(port)];
-  args.push('--served-model-name', pool.model.id, '--max-model-len', String(pool.ctx));
-  args.push(
-    '--max-num-seqs',
-    String(l.parallel),
-    '--tensor-parallel-size',
-    String(gpuCount(pool, replicaIndex)),
-    '--seed',
-    '0',
-  );
-  // Explicit, so the capacity planner reserves what the engine takes whatever vLLM's default.
-  if (l.gpuMemoryUtilization !== undefined)
-    args.push('--gpu-memory-utilization', String(l.gpuMemoryUtilization));
-  // The API key travels as VLLM_API_KEY (engineEnv), not on the command line.
-  return [...args, ...l.extraArgs];
-}
-
-/** `text-generation-launcher` (TGI launcher arguments). */
-export function tgiArgs(pool: ResolvedPool, port: number, replicaIndex = 0): string[] {
-  const l = pool.launch;
-  return [
-    '--model-id',
-    pool.model.path,
-    '--hostname',
-    l.host,
-    '--port',
-    String(port),
-    '--max-total-tokens',
-    String(pool.ctx),
-    '--max-input-tokens',
-    String(pool.ctx - 1),
-    '--max-concurrent-requests',
-    String(l.parallel),
-    '--num-shard',
-    String(gpuCount(pool, replicaIndex)),
-    ...l.extraArgs,
-  ];
-}
-
-/** `tritonserver` over a TensorRT-LLM model repository; gRPC gets its own port so replicas coexist. */
-export function tritonArgs(pool: ResolvedPool, ports: readonly number[]): string[] {
-  const [http, metrics, grpc] = ports;
-  const l = pool.launch;
-  return [
-    `--model-repository=${pool.model.path}`,
-    `--http-address=${l.host}`,
-    `--http-port=${http ?? 0}`,
-    `--metrics-address=${l.host}`,
-    `--metrics-port=${metrics ?? 0}`,
-    `--grpc-address=${l.host}`,
-    `--grpc-port=${grpc ?? 0}`,
-    ...l.extraArgs,
-  ];
-}
 
 export function adapterFor(
   pool: ResolvedPool,
@@ -195,37 +78,10 @@ export function adapterFor(
 /** The adapter of an engine reachable at `urls` (a local process, or a remote host's engine). */
 export function adapterForUrls(
   pool: ResolvedPool,
-  urls: { base: string; metrics?: string | undefined },
+  urls: EngineUrls,
   modelDigest: string | undefined,
 ): EngineAdapter {
-  const base = urls.base;
-  const connections = pool.launch.parallel + 4;
-  const apiKey = pool.launch.apiKey;
-  switch (pool.engine) {
-    case 'llamacpp':
-      return new LlamaCppAdapter({ baseUrl: base, modelDigest, connections, apiKey });
-    case 'vllm':
-      return new VllmAdapter({
-        baseUrl: base,
-        model: pool.model.id,
-        apiKey,
-        slots: pool.launch.parallel,
-        modelDigest,
-        connections,
-      });
-    case 'tgi':
-      return new TgiAdapter({ baseUrl: base, modelDigest, connections, apiKey });
-    case 'triton':
-      return new TritonAdapter({
-        baseUrl: base,
-        metricsUrl: urls.metrics ?? base,
-        ctx: pool.ctx,
-        modelDigest,
-        connections,
-        // Triton itself takes no key: this is the key of pool-managerd's guard in front of it.
-        apiKey,
-      });
-  }
+  return ENGINE_DRIVERS[pool.engine].createAdapter(pool, urls, modelDigest);
 }
 
 export interface NativeLauncherOptions {
@@ -239,29 +95,15 @@ export function nativeLauncher(o: NativeLauncherOptions): EngineLauncher {
   const { pool } = o;
   return {
     simulated: false,
-    portCount: pool.engine === 'triton' ? 3 : 1,
-    command: (index, ports, p = pool) => {
-      const port = ports[0] ?? 0;
-      const args =
-        p.engine === 'llamacpp'
-          ? llamaServerArgs(p, port)
-          : p.engine === 'vllm'
-            ? vllmArgs(p, port, index)
-            : p.engine === 'tgi'
-              ? tgiArgs(p, port, index)
-              : tritonArgs(p, ports);
-      return { binary: o.binary, args, env: engineEnv(p, process.env, index) };
-    },
+    portCount: ENGINE_DRIVERS[pool.engine].portCount.native,
+    command: (index, ports, p = pool) => ({
+      binary: o.binary,
+      args: ENGINE_DRIVERS[p.engine].nativeArgs(p, ports, index),
+      env: engineEnv(p, process.env, index),
+    }),
     adapter: (ports, p = pool) => adapterFor(p, ports, o.modelDigest),
   };
 }
-
-/** Default binary of each engine when the config names none. */
-export const NATIVE_BINARIES = {
-  vllm: 'vllm',
-  tgi: 'text-generation-launcher',
-  triton: 'tritonserver',
-} as const;
 
 /** The simulator entry: compiled JS next to this module, or the TypeScript source under tsx. */
 function simEntry(): { binary: string; prefix: string[] } {
@@ -299,7 +141,7 @@ export function simArgs(pool: ResolvedPool, replicaIndex: number, ports: readonl
     '--load-ms',
     String(s.loadMs),
   ];
-  if (pool.engine === 'triton') args.push('--metrics-port', String(ports[1] ?? 0));
+  args.push(...ENGINE_DRIVERS[pool.engine].simArgs(pool, ports));
   // A simulated pool with a model file "loads" it: a missing file fails the start like a real engine.
   if (pool.model.path !== '') args.push('--model-file', pool.model.path);
   // The API key travels in the engine's own variable (engineEnv), as for the real engine.
@@ -310,7 +152,7 @@ export function simLauncher(pool: ResolvedPool): EngineLauncher {
   const entry = simEntry();
   return {
     simulated: true,
-    portCount: pool.engine === 'triton' ? 2 : 1,
+    portCount: ENGINE_DRIVERS[pool.engine].portCount.sim,
     command: (index, ports, p = pool) => ({
       binary: entry.binary,
       args: [...entry.prefix, ...simArgs(p, index, ports)],

@@ -7,6 +7,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedPool } from '../config/resolved-config.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
 import { findGpu, type GpuInfo } from '../gpu/nvidia-smi.js';
 import { readGgufMetadata } from '../models/gguf-reader.js';
 
@@ -106,10 +107,11 @@ export async function replicaDemand(
   parallel = pool.launch.parallel,
 ): Promise<{ bytes: number[]; what: string }> {
   const share = pool.launch.gpuMemoryUtilization;
-  if (pool.engine === 'vllm' && share !== undefined)
+  // Set only for engines whose driver honours a memory share (vLLM's, `launch.gpu_memory_utilization`).
+  if (share !== undefined)
     return {
       bytes: gpus.map((g) => Math.ceil(g.memoryTotalBytes * share)),
-      what: `vLLM gpu_memory_utilization ${share} of each GPU's total memory`,
+      what: `${ENGINE_DRIVERS[pool.engine].displayName} gpu_memory_utilization ${share} of each GPU's total memory`,
     };
   const est = await estimateMemory(pool, parallel);
   const split = pool.tensorSplit?.length === gpus.length ? pool.tensorSplit : gpus.map(() => 1);

@@ -1,15 +1,12 @@
 /** From a pool's configuration to its supervisor: engine binaries, model digests, headroom. */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { freemem } from 'node:os';
-import { ConfigError } from '../config/resolve-config.js';
 import type { ResolvedConfig, ResolvedPool } from '../config/resolved-config.js';
-import { llamaOffloadCheck, type OffloadCheck } from '../engines/llamacpp/offload-report.js';
-import { chooseLlamaBuild, provisionLlamaServer } from '../engines/llamacpp/provision.js';
+import { ENGINE_DRIVERS } from '../engines/registry.js';
 import type { GpuInfo } from '../gpu/nvidia-smi.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
-import { NATIVE_BINARIES, nativeLauncher, simLauncher } from './engine-launcher.js';
+import { sha256File } from '../util/sha256-file.js';
+import { nativeLauncher, simLauncher } from './engine-launcher.js';
 import { EnginePoolSupervisor, type SupervisorEvent } from './engine-supervisor.js';
 import { capacityGate, type CapacityPlanner } from './capacity-planner.js';
 import { checkHeadroom, estimateMemory } from './headroom.js';
@@ -17,12 +14,9 @@ import type { GpuSnapshot } from '../gpu/gpu-snapshot.js';
 import { runDirOf } from './run-files.js';
 import type { PoolSupervisor } from './replica.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
+import { preparationFor, type ModelPreparation } from '../catalog/model-preparation.js';
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
+export { sha256File };
 
 /** Supervisor events as metrics (restarts, failure classes, breaker state). */
 function eventsToMetrics(metrics: OrchMetrics, pool: ResolvedPool): (e: SupervisorEvent) => void {
@@ -51,6 +45,8 @@ export interface PoolFactoryOptions {
   readonly gpus: () => readonly GpuInfo[] | undefined;
   /** The model catalog: pools whose model id is an entry serve its verified file. */
   readonly catalog?: CatalogService | undefined;
+  /** The trust check every load goes through (a node's own; else the catalog's). */
+  readonly preparation?: ModelPreparation | undefined;
   /**
    * The host's capacity planner, shared by every pool of this process: GPU replicas reserve
    * memory before they load. Without it, GPU pools get a per-pool headroom check only.
@@ -90,37 +86,10 @@ export async function createSupervisor(
   configured: ResolvedPool,
 ): Promise<PoolSupervisor> {
   const { config, logger, onProgress, metrics } = o;
-  let pool = configured;
-  // A pool that names its model by catalog id (no path) serves that entry's file, verified before load.
-  // `tag:<tag>` resolves once, deterministically, to one entry whose digest the pool then pins.
-  const entry =
-    pool.launch.worker === 'native' && pool.model.path === ''
-      ? pool.model.id.startsWith('tag:')
-        ? await o.catalog?.resolveRef(pool.model.id)
-        : await o.catalog?.find(pool.model.id)
-      : undefined;
-  if (entry && pool.model.id.startsWith('tag:'))
-    logger.info(
-      {
-        event: 'catalog.resolved',
-        pool_id: pool.id,
-        ref: pool.model.id,
-        model_id: entry.id,
-        digest: entry.digest,
-      },
-      `pool ${pool.id}: ${pool.model.id} resolved to ${entry.id}@${entry.digest}`,
-    );
-  if (entry) {
-    if (entry.state === 'Retired')
-      throw new ConfigError([
-        `pools: pool '${pool.id}' serves catalog model '${entry.id}', which is Retired`,
-      ]);
-    pool = { ...pool, model: { ...pool.model, path: entry.path, digest: entry.digest } };
-  } else if (pool.launch.worker === 'native' && pool.model.path === '') {
-    throw new ConfigError([
-      `pools: pool '${pool.id}' names no model.path and the catalog has no model '${pool.model.id}'`,
-    ]);
-  }
+  // Every load is prepared (catalog ids resolved) and verified before launch (model-preparation.ts).
+  const preparation = preparationFor(o);
+  const prepared = await preparation.resolve(configured);
+  const { pool, entry } = prepared;
   const onEvent = eventsToMetrics(metrics, pool);
   if (pool.launch.worker === 'sim') {
     logger.warn(
@@ -133,80 +102,33 @@ export async function createSupervisor(
       logger,
       onEvent,
       runDir: runDirOf(config.dataDir),
+      preflight: () => preparation.verify(prepared),
       // A simulated engine holds no GPU memory: it is planned only when the pool rehearses that.
       ...(pool.launch.sim.planGpu ? gpuOptions(o, pool) : { gpuTelemetry: gpuOptions(o, pool).gpuTelemetry }),
     });
   }
-  let binary: string;
-  let verifyOffload: OffloadCheck | undefined;
-  let modelDigest = pool.model.digest;
-  if (pool.engine === 'llamacpp') {
-    const server = await provisionLlamaServer({
-      explicitPath: pool.launch.binaryPath ?? config.engines.llamaServerPath,
-      cacheDir: config.engines.cacheDir,
-      onProgress,
-      choice: await chooseLlamaBuild({
-        setting: config.engines.llamaBuild,
-        cpuPool: pool.devices === 'cpu',
-        gpuCount: () => o.gpus()?.length ?? 0,
-      }),
-      preferCached: config.profile === 'dev',
-    });
-    binary = server.path;
-    logger.info(
-      { event: 'engine.binary', pool_id: pool.id, binary, build: server.build, origin: server.origin },
-      `pool ${pool.id}: llama-server ${binary} (${server.build} build, ${server.origin}` +
-        `${server.reason === undefined ? '' : `: ${server.reason}`})`,
-    );
-    verifyOffload = llamaOffloadCheck({
-      pool,
-      profile: config.profile,
-      binary,
-      build: server.build,
-      logger,
-      onRefused: () =>
-        metrics.inc('engine_failures_total', {
-          engine: pool.engine,
-          pool_id: pool.id,
-          reason: 'gpu_offload',
-        }),
-    });
-    const digest = await sha256File(pool.model.path).catch((err: unknown) => {
-      throw new ConfigError([
-        `pools: model file of pool '${pool.id}' is unreadable: ${(err as Error).message}`,
-      ]);
-    });
-    // Catalog models are checked by the preflight (the pool stays unready; nothing else stops).
-    if (!entry && pool.model.digest !== undefined && pool.model.digest !== digest) {
-      throw new ConfigError([
-        `pools: model of pool '${pool.id}' has digest ${digest}, but the config pins ${pool.model.digest}`,
-      ]);
-    }
-    modelDigest = entry ? entry.digest : digest;
-  } else {
-    // vLLM, TGI and Triton load model directories; their digest is the configured one.
-    binary = pool.launch.binaryPath ?? NATIVE_BINARIES[pool.engine];
-  }
+  const driver = ENGINE_DRIVERS[pool.engine];
+  const { binary, verifyStartup } = await driver.provision({
+    pool,
+    config,
+    logger,
+    onProgress,
+    gpuCount: () => o.gpus()?.length ?? 0,
+    onRefused: (reason) =>
+      metrics.inc('engine_failures_total', { engine: pool.engine, pool_id: pool.id, reason }),
+  });
+  const modelDigest = await driver.modelDigest({ pool, fromCatalog: entry !== undefined });
   return new EnginePoolSupervisor({
     pool,
     launcher: nativeLauncher({ pool, binary, modelDigest }),
     logger,
     onEvent,
     runDir: runDirOf(config.dataDir),
-    verifyOffload,
+    verifyOffload: verifyStartup,
     ...gpuOptions(o, pool),
     preflight: async () => {
-      if (entry && o.catalog) {
-        const v = await o.catalog.verify(entry.id);
-        if (!v.ok) {
-          const cause = `catalog: model '${entry.id}' failed verification before load (${v.reason})`;
-          if (o.catalog.trustPolicy === 'strict') return cause;
-          logger.warn(
-            { event: 'catalog.permissive_load', pool_id: pool.id, reason: v.reason },
-            `${cause}; loading anyway (permissive)`,
-          );
-        }
-      }
+      const untrusted = await preparation.verify(prepared);
+      if (untrusted !== undefined) return untrusted;
       // GPU replicas are planned one by one, across pools, before each loads (capacity planner).
       if (pool.devices !== 'cpu' && o.planner !== undefined) return undefined;
       const est = await estimateMemory(pool);

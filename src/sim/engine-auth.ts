@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, sendText } from './http-util.js';
 import type { SimDialect } from './sim-dialect.js';
 
-/** The variable each engine reads its key from (the simulator reads the same; see `ENGINE_KEY_ENV`). */
+/** The variable each engine reads its key from (the simulator reads the same; see each driver's `apiKey.env`). */
 export const SIM_KEY_ENV: Readonly<Record<SimDialect, string | undefined>> = {
   llamacpp: 'LLAMA_API_KEY',
   vllm: 'VLLM_API_KEY',

@@ -22,9 +22,21 @@ export interface SimEngineOptions {
   readonly prefillTokensPerSecond: number;
   /** KV cache capacity in tokens shared by all cached prefixes. */
   readonly kvCapacityTokens: number;
-  /** Time the model takes to "load" at start (health answers 503 meanwhile). */
+  /**
+   * Time the model takes to "load" at start: dialects whose engine listens meanwhile answer
+   * "loading", the others do not listen until loaded (`LISTENS_WHILE_LOADING`).
+   */
   readonly loadMs: number;
   readonly embeddingDim: number;
+  /**
+   * Chance that the model samples end-of-sequence at each generated token (0: never). The draw is
+   * seeded like the tokens, so a request ends at the same position on every replica.
+   */
+  readonly eosProbability?: number | undefined;
+  /** vLLM: the task the model serves (`--task`, `--runner`): text generation or embeddings. */
+  readonly servedTask?: 'generate' | 'embed' | undefined;
+  /** vLLM: automatic prefix caching (`--enable-prefix-caching`); undefined: the release's default. */
+  readonly prefixCaching?: boolean | undefined;
 }
 
 export const SIM_DEFAULTS: Omit<SimEngineOptions, 'modelId' | 'engineVersion'> = {
@@ -67,6 +79,17 @@ export class SimError extends Error {
 export interface SimToken {
   readonly id: number;
   readonly text: string;
+  /** The end-of-sequence token: engines count it but most send no text for it. */
+  readonly special?: boolean;
+}
+
+/** Why a simulated generation ended: max tokens, end-of-sequence, or a stop string of the request. */
+export interface SimFinish {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly finish: 'length' | 'eos' | 'stop';
+  /** The stop string the generated text ended with (`finish: 'stop'`). */
+  readonly stopString?: string;
 }
 
 export interface SimGenerateOptions {
@@ -75,8 +98,12 @@ export interface SimGenerateOptions {
   readonly samplerProfile?: string;
   readonly ignoreEos?: boolean;
   readonly cachePrompt?: boolean;
+  /** Stop strings: generation ends once the generated text ends with one of them. */
+  readonly stop?: readonly string[];
   /** Called with the slot index once the request holds a slot. */
   readonly onSlot?: (slot: number) => void;
+  /** Called with the prompt tokens found in the KV cache, before prefill (llama.cpp's `cache_n`). */
+  readonly onPrefill?: (cachedTokens: number) => void;
 }
 
 /** What one slot holds, as llama-server's `/slots` reports it. */
@@ -207,10 +234,13 @@ export class SimEngine {
     return v.map((x) => x / norm);
   }
 
-  #token(prompt: string, seed: number, profile: string, k: number): SimToken {
+  #token(prompt: string, seed: number, profile: string, k: number, ignoreEos: boolean): SimToken {
     const h = createHash('sha256')
       .update(`${this.opts.modelId}\0${profile}\0${seed}\0${prompt}\0${k}`)
       .digest();
+    const pEos = this.opts.eosProbability ?? 0;
+    if (!ignoreEos && pEos > 0 && h.readUInt32BE(4) / 2 ** 32 < pEos)
+      return { id: EOS, text: '</s>', special: true };
     const ch = ALPHABET[h.readUInt32BE(0) % ALPHABET.length] ?? 'a';
     return { id: ch.charCodeAt(0) + BYTE0, text: ch };
   }
@@ -357,7 +387,7 @@ export class SimEngine {
     prompt: string,
     o: SimGenerateOptions,
     signal: AbortSignal,
-  ): AsyncGenerator<SimToken, { promptTokens: number; completionTokens: number; finish: 'length' | 'stop' }> {
+  ): AsyncGenerator<SimToken, SimFinish> {
     if (this.loading()) throw new SimError('loading', 'model is loading');
     if (this.faults.refuse === true) throw new SimError('refused', 'engine is overloaded; request refused');
     const promptTokens = this.tokenize(prompt);
@@ -375,12 +405,15 @@ export class SimEngine {
       const cached = o.cachePrompt === false ? 0 : this.#cachedPrefix(promptTokens);
       this.stats.promptTokens += promptTokens.length;
       this.stats.cachedPromptTokens += cached;
+      o.onPrefill?.(cached);
       await sleep(this.prefillMs(promptTokens.length, cached), signal);
       if (o.cachePrompt !== false) this.#remember(promptTokens);
       let produced = 0;
       // Timers are coarse (about 1 ms): accumulate the pacing debt and sleep when it is worth it.
       let debtMs = 0;
-      for (; produced < o.maxTokens; produced++) {
+      let text = '';
+      const stops = (o.stop ?? []).filter((s) => s !== '');
+      for (; produced < o.maxTokens;) {
         const f = this.faults;
         if (f.crash !== undefined) process.exit(f.crash);
         while (this.faults.hang === true) await sleep(50, signal);
@@ -395,9 +428,15 @@ export class SimEngine {
         }
         signal.throwIfAborted();
         this.stats.generatedTokens++;
-        const token = this.#token(prompt, o.seed, o.samplerProfile ?? 'v1', produced);
+        const token = this.#token(prompt, o.seed, o.samplerProfile ?? 'v1', produced, o.ignoreEos === true);
         generated.push(token.id);
+        produced++;
         yield token;
+        const done = { promptTokens: promptTokens.length, completionTokens: produced };
+        if (token.special === true) return { ...done, finish: 'eos' };
+        text += token.text;
+        const stopString = stops.find((s) => text.endsWith(s));
+        if (stopString !== undefined) return { ...done, finish: 'stop', stopString };
       }
       return { promptTokens: promptTokens.length, completionTokens: produced, finish: 'length' };
     } finally {

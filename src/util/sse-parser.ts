@@ -11,11 +11,22 @@ export interface SseRecord {
  */
 export class SseParser {
   readonly #decoder = new TextDecoder('utf-8');
+  readonly #fieldEvents: ReadonlySet<string>;
   #buffer = '';
   #event: string | undefined;
   #data: string[] = [];
   #id: string | undefined;
   #sawCr = false;
+
+  /**
+   * `fieldEvents`: field names, beyond the standard four, that carry an event of their own. The
+   * standard ignores unknown fields, but some engines send their errors that way (older
+   * llama-server builds: `error: {...}`); a line `NAME: value` then yields a record with
+   * `event: NAME` and the value as its data.
+   */
+  constructor(opts: { readonly fieldEvents?: readonly string[] } = {}) {
+    this.#fieldEvents = new Set(opts.fieldEvents ?? []);
+  }
 
   push(chunk: Uint8Array | string): SseRecord[] {
     let text = typeof chunk === 'string' ? chunk : this.#decoder.decode(chunk, { stream: true });
@@ -53,6 +64,10 @@ export class SseParser {
         if (!value.includes('\0')) this.#id = value;
         break;
       default:
+        if (this.#fieldEvents.has(field)) {
+          this.#event = field;
+          this.#data.push(value);
+        }
         break;
     }
   }

@@ -29,6 +29,8 @@ const { HfInferenceEndpoint } = hfV2 as unknown as {
 
 const API_KEY = 'sk-sim-test';
 let vllm: EngineUnderTest;
+/** A pooling model (`--task embed`): vLLM serves embeddings only from such a model. */
+let vllmEmbed: EngineUnderTest;
 let tgi: EngineUnderTest;
 
 async function ready(e: EngineUnderTest): Promise<void> {
@@ -36,14 +38,19 @@ async function ready(e: EngineUnderTest): Promise<void> {
 }
 
 beforeAll(async () => {
-  [vllm, tgi] = await Promise.all([
+  [vllm, vllmEmbed, tgi] = await Promise.all([
     startEngine(simPool('oc-vllm', 'vllm', { launch: { worker: 'sim', parallel: 2, api_key: API_KEY } })),
+    startEngine(
+      simPool('oc-embed', 'vllm', {
+        launch: { worker: 'sim', parallel: 2, api_key: API_KEY, extra_args: ['--task', 'embed'] },
+      }),
+    ),
     startEngine(simPool('oc-tgi', 'tgi')),
   ]);
-  await Promise.all([ready(vllm), ready(tgi)]);
+  await Promise.all([ready(vllm), ready(vllmEmbed), ready(tgi)]);
 });
 afterAll(async () => {
-  await Promise.all([vllm.stop(), tgi.stop()]);
+  await Promise.all([vllm.stop(), vllmEmbed.stop(), tgi.stop()]);
 });
 
 describe('openai client ↔ simulated vLLM', () => {
@@ -89,10 +96,31 @@ describe('openai client ↔ simulated vLLM', () => {
     expect(deltas.map((d) => d.content ?? '').join('')).toHaveLength(5);
   });
 
-  it('creates embeddings', async () => {
-    const r = await client().embeddings.create({ model: 'oc-vllm', input: ['a', 'b'] });
+  it('creates embeddings on a pooling model', async () => {
+    const embedder = new OpenAI({ apiKey: API_KEY, baseURL: `${vllmEmbed.baseUrl}/v1`, maxRetries: 0 });
+    const r = await embedder.embeddings.create({ model: 'oc-embed', input: ['a', 'b'] });
     expect(r.data).toHaveLength(2);
     expect(r.data[0]?.embedding.length).toBeGreaterThan(0);
+  });
+
+  it('a stop string ends the completion: not in the text, finish_reason "stop"', async () => {
+    const plain = await client().completions.create({
+      model: 'oc-vllm',
+      prompt: 'Hi',
+      max_tokens: 30,
+      seed: 9,
+    });
+    const whole = plain.choices[0]?.text ?? '';
+    const stop = whole.slice(8, 10);
+    const stopped = await client().completions.create({
+      model: 'oc-vllm',
+      prompt: 'Hi',
+      max_tokens: 30,
+      seed: 9,
+      stop: [stop],
+    });
+    expect(stopped.choices[0]?.text).toBe(whole.slice(0, whole.indexOf(stop)));
+    expect(stopped.choices[0]?.finish_reason).toBe('stop');
   });
 
   it('surfaces errors as the client expects: 400 for ctx overflow, 401 without the key', async () => {
@@ -126,6 +154,29 @@ describe('@huggingface/inference 2.x (TGI native API) ↔ simulated TGI', () => 
     expect(tokens).toHaveLength(6);
     expect(generated).toBe(tokens.join(''));
     expect(details).toMatchObject({ finish_reason: 'length', generated_tokens: 6 });
+  });
+
+  it('a stop sequence ends it with finish_reason stop_sequence, the sequence kept', async () => {
+    let whole = '';
+    for await (const ev of endpoint().textGenerationStream({
+      model,
+      inputs: 'Hi',
+      parameters: { max_new_tokens: 30, seed: 9 },
+    }))
+      whole += ev.token.text;
+    const stop = whole.slice(8, 10);
+    let details: unknown;
+    let generated: string | null = null;
+    for await (const ev of endpoint().textGenerationStream({
+      model,
+      inputs: 'Hi',
+      parameters: { max_new_tokens: 30, seed: 9, stop: [stop], details: true },
+    })) {
+      details = ev.details ?? details;
+      generated = ev.generated_text ?? generated;
+    }
+    expect(details).toMatchObject({ finish_reason: 'stop_sequence' });
+    expect(generated).toBe(whole.slice(0, whole.indexOf(stop) + stop.length));
   });
 
   it('textGeneration returns the generated text', async () => {

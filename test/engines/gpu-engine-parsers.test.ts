@@ -5,9 +5,6 @@ import type { EngineEvent, GenerateRequest } from '../../src/engines/adapter.js'
 import { mapTgiError } from '../../src/engines/tgi/map-error.js';
 import { toTgiRequest } from '../../src/engines/tgi/map-request.js';
 import { TgiStreamParser } from '../../src/engines/tgi/parse-stream.js';
-import { mapTritonError } from '../../src/engines/triton/map-error.js';
-import { toTritonRequest } from '../../src/engines/triton/map-request.js';
-import { TritonStreamParser } from '../../src/engines/triton/parse-stream.js';
 import { mapVllmError } from '../../src/engines/vllm/map-error.js';
 import { toVllmRequest } from '../../src/engines/vllm/map-request.js';
 import { VllmStreamParser } from '../../src/engines/vllm/parse-stream.js';
@@ -150,52 +147,4 @@ describe('TGI', () => {
   });
 });
 
-describe('Triton / TensorRT-LLM', () => {
-  it('one token per response; the final event comes from the end of the stream', () => {
-    const p = new TritonStreamParser();
-    const evs = parse(fixture('triton', 'generate-stream.sse'), (d) => p.push(d));
-    expect(
-      tokens(evs)
-        .map((t) => t.text)
-        .join(''),
-    ).toBe(' Machine learning is');
-    expect(p.finish(6, 3)).toEqual({ kind: 'done', tokensIn: 6, tokensOut: 3, stopReason: 'length' });
-    expect(p.finish(6, 10)).toMatchObject({ stopReason: 'eos' });
-  });
-
-  it('an error object mid-stream → WORKER_RESET for CUDA OOM', () => {
-    const p = new TritonStreamParser();
-    expect(() => parse(fixture('triton', 'generate-stream-error.sse'), (d) => p.push(d))).toThrow(
-      expect.objectContaining({ code: 'WORKER_RESET', engine: 'triton' }),
-    );
-  });
-
-  it('maps error messages to spec codes', () => {
-    expect(mapTritonError(400, fixture('triton', 'error-400.json')).code).toBe('INVALID_PARAMS');
-    expect(mapTritonError(400, '{"error":"Request for unknown model: \'x\' is not ready"}').code).toBe(
-      'POOL_UNREADY',
-    );
-    expect(mapTritonError(503, '{"error":"too busy"}').code).toBe('REPLICA_EXHAUSTED');
-    expect(mapTritonError(500, '{"error":"segfault"}').code).toBe('INTERNAL');
-  });
-
-  it('sampler profile v1 through the ensemble inputs; ignore_eos as end_id -1', () => {
-    expect(toTritonRequest(req)).toMatchObject({
-      text_input: 'p',
-      max_tokens: 8,
-      stream: true,
-      random_seed: 2 ** 40 + 5,
-      top_k: 40,
-      top_p: 0.95,
-      temperature: 0.8,
-    });
-    expect(toTritonRequest(req)).not.toHaveProperty('end_id');
-    expect(toTritonRequest({ ...req, ignoreEos: true }).end_id).toBe(-1);
-  });
-
-  it('reads active requests from the TRT-LLM metrics', () => {
-    expect(
-      gauge(fixture('triton', 'metrics.txt'), 'nv_trt_llm_request_metrics', 'request_type="active"'),
-    ).toBe(7);
-  });
-});
+// Triton / TensorRT-LLM: test/engines/triton-wire.test.ts (ensembles differ in what they declare).

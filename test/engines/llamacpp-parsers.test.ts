@@ -19,7 +19,15 @@ describe('CompletionStreamParser (llama-server /completion stream)', () => {
     );
     const tokens = events.filter((e): e is Extract<EngineEvent, { kind: 'tokens' }> => e.kind === 'tokens');
     const done = events.at(-1);
-    expect(done).toEqual({ kind: 'done', tokensIn: 16, tokensOut: 16, stopReason: 'length', slotId: 0 });
+    // 18 prompt tokens (`tokens_evaluated`), 16 of them computed (`timings.prompt_n`; 2 were cached).
+    expect(done).toEqual({
+      kind: 'done',
+      tokensIn: 18,
+      tokensInUncached: 16,
+      tokensOut: 16,
+      stopReason: 'length',
+      slotId: 0,
+    });
     expect(tokens.reduce((n, e) => n + e.count, 0)).toBe(16);
     // The first frame released four tokens' text at once and reported only the last id.
     expect(tokens[0]).toMatchObject({ count: 4, ids: [133] });

@@ -42,6 +42,8 @@ beforeAll(async () => {
     auth: { keys: TEST_KEYS },
     // The configured binary is the cached CPU build (no build is chosen or started here).
     engines: { nvidia_smi_path: STAND_IN, llama_server_path: binary },
+    // The generated model is not catalogued: this test is about the offload check, not trust.
+    catalog: { trust_policy: 'permissive' },
     pools: [{ ...tinyPool('gpu', await tinyModelPath()), devices: [0] }],
   });
   const destination = new Writable({

@@ -40,7 +40,8 @@ beforeAll(async () => {
       }),
       faultPool('hang', 'tgi'),
       faultPool('slow', 'triton'),
-      faultPool('loading', 'vllm'),
+      // llama-server answers "loading" while it loads; vLLM and TGI do not listen until loaded.
+      faultPool('loading', 'llamacpp'),
       faultPool('oom', 'triton'),
       faultPool('refuse', 'tgi'),
     ],
@@ -149,7 +150,7 @@ describe('engine simulator faults → orchestrator reaction', () => {
     expect((await health('loading')).replicas[0]?.cause).toMatch(/loading/);
     const refused = await call(h.url, 'POST', '/v1/tasks', {
       key: KEYS.alice,
-      body: task('loading', { engine: 'vllm' }),
+      body: task('loading', { engine: 'llamacpp' }),
     });
     expect(refused.status).toBe(503);
     expect(refused.json).toMatchObject({ code: 'POOL_UNREADY', retriable: true });

@@ -11,7 +11,7 @@ import { nativeLauncher, simLauncher, type EngineLauncher } from '../../src/pool
 import { EngineProcess } from '../../src/pool/engine-process.js';
 import { freePort } from '../../src/pool/free-port.js';
 import { createLogger } from '../../src/util/logger.js';
-import { requireLlamaServer, simPool, tinyModelPath, tinyPool } from './harness.js';
+import { requireLlamaServer } from './harness.js';
 
 export interface EngineUnderTest {
   readonly engine: Engine;
@@ -29,18 +29,6 @@ export function resolvePool(raw: RawPool): ResolvedPool {
   const pool = config.pools[0];
   if (!pool) throw new Error('no pool');
   return pool;
-}
-
-/** The pool a conformance run starts one process of. */
-export async function conformancePool(
-  engine: Engine,
-  sim: { load_ms?: number; tokens_per_s?: number } = {},
-): Promise<RawPool> {
-  if (engine === 'llamacpp') {
-    const base = tinyPool('conf-llamacpp', await tinyModelPath());
-    return { ...base, launch: { ...base.launch, parallel: 2 } };
-  }
-  return simPool(`conf-${engine}`, engine, { sim: { tokens_per_s: 400, ...sim } });
 }
 
 export async function startEngine(raw: RawPool, replicaIndex = 0): Promise<EngineUnderTest> {

@@ -1,5 +1,12 @@
 /** llama.cpp `llama-server` adapter over its native HTTP API (SPEC §7). */
-import type { EngineAdapter, EngineEvent, EngineHealth, EngineProps, GenerateRequest } from '../adapter.js';
+import type {
+  EmbedResult,
+  EngineAdapter,
+  EngineEvent,
+  EngineHealth,
+  EngineProps,
+  GenerateRequest,
+} from '../adapter.js';
 import { EngineHttp } from '../engine-http.js';
 import { OrchError } from '../../errors/orch-error.js';
 import { probeHealth } from '../probe-health.js';
@@ -7,7 +14,14 @@ import { streamClosedEarly } from '../transport-error.js';
 import { mapHttpError } from './map-error.js';
 import { toCompletionRequest } from './map-request.js';
 import { CompletionStreamParser } from './parse-stream.js';
-import type { PropsResponse, SlotEraseResponse, SlotInfo, TokenizeResponse } from './wire-types.js';
+import type {
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  PropsResponse,
+  SlotEraseResponse,
+  SlotInfo,
+  TokenizeResponse,
+} from './wire-types.js';
 
 export interface LlamaCppAdapterOptions {
   readonly baseUrl: string;
@@ -17,6 +31,25 @@ export interface LlamaCppAdapterOptions {
   readonly connections?: number;
   /** llama-server's `--api-key` (LLAMA_API_KEY), sent as a bearer token on every request. */
   readonly apiKey?: string | undefined;
+  /**
+   * What the server's command line decided and the server does not report (`launch-flags.ts`);
+   * absent: llama-server's defaults (continuous batching on, per-slot KV).
+   */
+  readonly continuousBatching?: boolean | undefined;
+  readonly kvUnified?: boolean | undefined;
+}
+
+/**
+ * What `POST /v1/embeddings` with an empty body says about the server, before it reads any input
+ * (`handle_embeddings_impl`, `tools/server/server-context.cpp`): 501 `not_supported_error`
+ * without `--embeddings`; 400 "Pooling type 'none' is not OAI compatible" when the pooling (the
+ * model's own unless `--pooling` says otherwise) gives no vector per input; else 400 "\"input\" or
+ * \"content\" must be provided": it serves embeddings. Nothing is computed.
+ */
+function embeddingsFromProbe(status: number, body: string): boolean | undefined {
+  if (status === 501 || status === 404) return false;
+  if (status !== 400) return undefined;
+  return !/pooling type 'none'/i.test(body);
 }
 
 export class LlamaCppAdapter implements EngineAdapter {
@@ -26,16 +59,24 @@ export class LlamaCppAdapter implements EngineAdapter {
   readonly #modelDigest: string | undefined;
   /** Slot count from the last `properties()`, to refuse slot ids the engine would wrap around. */
   #slotsTotal: number | undefined;
+  readonly #continuousBatching: boolean;
+  readonly #kvUnified: boolean;
+  /** The embeddings probe's answer; a process keeps its command line, so one answer holds. */
+  #embeddings: boolean | undefined;
 
   constructor(opts: LlamaCppAdapterOptions) {
     this.baseUrl = opts.baseUrl;
     this.#modelDigest = opts.modelDigest;
+    this.#continuousBatching = opts.continuousBatching ?? true;
+    this.#kvUnified = opts.kvUnified ?? false;
     this.#http = new EngineHttp({
       engine: 'llamacpp',
       baseUrl: opts.baseUrl,
       connections: opts.connections,
       headers: opts.apiKey === undefined ? {} : { authorization: `Bearer ${opts.apiKey}` },
       mapHttpError,
+      // Builds before the pinned one frame a mid-stream error as an `error:` field.
+      sseFieldEvents: ['error'],
     });
   }
 
@@ -64,8 +105,66 @@ export class LlamaCppAdapter implements EngineAdapter {
       model: props.model_alias ?? props.model_path ?? 'unknown',
       engineVersion: props.build_info ?? 'unknown',
       modelDigest: this.#modelDigest,
-      features: { continuousBatching: false, interruptibleDecode: false, embeddings: false },
+      features: {
+        // `/props` does not say; the command line the server was started with does.
+        continuousBatching: this.#continuousBatching,
+        interruptibleDecode: false,
+        embeddings: await this.#servesEmbeddings(props, signal),
+      },
     };
+  }
+
+  /**
+   * Asks the server whether it serves `/v1/embeddings` (see `embeddingsFromProbe`). A sleeping
+   * server (`--sleep-idle-seconds`, `is_sleeping` in `/props`) is not asked: any request but the
+   * health check would load the model again.
+   */
+  async #servesEmbeddings(props: PropsResponse, signal: AbortSignal): Promise<boolean> {
+    if (this.#embeddings !== undefined || props.is_sleeping === true) return this.#embeddings ?? false;
+    const r = await this.#http.raw('POST', '/v1/embeddings', signal, {});
+    this.#embeddings = embeddingsFromProbe(r.status, r.text);
+    return this.#embeddings ?? false;
+  }
+
+  /**
+   * `POST /v1/embeddings` (the OpenAI shape; the native `/embedding` reports no token count):
+   * one L2-normalized vector per input, pooled as the server was started (`--pooling`).
+   */
+  async embed(inputs: readonly string[], signal: AbortSignal): Promise<EmbedResult> {
+    const body: EmbeddingsRequest = { input: [...inputs], encoding_format: 'float' };
+    const r = await this.#http.json<EmbeddingsResponse>('POST', '/v1/embeddings', signal, body);
+    const vectors = [...r.data].sort((a, b) => a.index - b.index).map((d) => d.embedding);
+    if (vectors.length !== inputs.length)
+      throw new OrchError(
+        'INTERNAL',
+        `llama-server returned ${vectors.length} embeddings for ${inputs.length} inputs`,
+        { engine: 'llamacpp' },
+      );
+    return { vectors, tokensIn: r.usage.prompt_tokens };
+  }
+
+  /**
+   * KV usage from `/slots`: the pinned llama-server exports no KV gauge (its `/metrics` has
+   * `llamacpp:n_tokens_max`, not the cache's fill). Each slot reports the tokens it holds
+   * (`n_prompt_tokens`, the prompt and the generated text as decoding proceeds) and its cells
+   * (`n_ctx`); the cache is the slots' cells together, or under `--kv-unified` one slot's `n_ctx`,
+   * which is then the whole cache. Undefined when `/slots` is off (`--no-slots`). Host-memory
+   * prompt-cache copies (`--cache-ram`) are not KV cells and do not count.
+   */
+  async kvUsage(signal: AbortSignal): Promise<number | undefined> {
+    let slots: SlotInfo[];
+    try {
+      slots = await this.#http.json<SlotInfo[]>('GET', '/slots', signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      return undefined;
+    }
+    const cells = this.#kvUnified
+      ? Math.max(0, ...slots.map((s) => s.n_ctx))
+      : slots.reduce((n, s) => n + s.n_ctx, 0);
+    if (!(cells > 0)) return undefined;
+    const held = slots.reduce((n, s) => n + (s.n_prompt_tokens ?? 0), 0);
+    return Math.min(1, held / cells);
   }
 
   async countTokens(text: string, signal: AbortSignal): Promise<number> {
@@ -87,6 +186,7 @@ export class LlamaCppAdapter implements EngineAdapter {
   async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const frames = new CompletionStreamParser();
     for await (const rec of this.#http.sse('/completion', toCompletionRequest(req), signal)) {
+      if (rec.event === 'error') frames.pushErrorField(rec.data);
       for (const ev of frames.push(rec.data)) {
         yield ev;
         if (ev.kind === 'done') return;

@@ -1,5 +1,5 @@
 import { OrchError } from '../../errors/orch-error.js';
-import type { ErrorBody } from './wire-types.js';
+import type { ErrorBody, ErrorDetail } from './wire-types.js';
 
 /**
  * The one place llama-server failures become spec error codes (transport failures: see
@@ -23,9 +23,44 @@ export function mapHttpError(status: number, body: string): OrchError {
   return mapEngineFailure(message, `llama-server answered ${status}`);
 }
 
-/** Errors reported inside a stream (or a 5xx body): out-of-memory resets the worker. */
+/**
+ * Errors reported inside a stream (or a 5xx body). Out-of-memory resets the worker; so does a
+ * KV cache with no free cell left mid-decode ("Context size has been exceeded." at the pinned
+ * tag, "Input prompt is too big compared to KV size" in older builds): llama-server fails every
+ * running request and clears their slots' KV, so the work is lost on this replica but may run
+ * on another.
+ */
 export function mapEngineFailure(message: string, prefix = 'llama-server error'): OrchError {
-  if (/out of memory|\boom\b|failed to allocate/i.test(message))
+  if (
+    /out of memory|\boom\b|failed to allocate|context size has been exceeded|too big compared to kv size/i.test(
+      message,
+    )
+  )
     return new OrchError('WORKER_RESET', `${prefix}: ${message}`, { engine: 'llamacpp' });
   return new OrchError('INTERNAL', `${prefix}: ${message}`, { engine: 'llamacpp' });
+}
+
+/**
+ * An error inside a `/completion` stream, in either framing llama-server has used: the pinned
+ * build sends `data: {"error": {code, message, type}}` (`format_oai_sse(json {{"error", …}})`,
+ * `tools/server/server-context.cpp`); earlier builds sent an SSE field of their own,
+ * `error: {code, message, type}` (`server_sent_event(sink, "error", error_data)`,
+ * ggml-org/llama.cpp 03d4bccb `examples/server/server.cpp`, with `server_sent_event` in
+ * `examples/server/utils.hpp`). `detail` is the parsed object, or the raw text when it was not
+ * JSON. The `type` says whose fault it is (`format_error_response`, `server-common.cpp`).
+ */
+export function mapStreamError(detail: Partial<ErrorDetail> | string): OrchError {
+  const d = typeof detail === 'string' ? { message: detail } : detail;
+  const message = typeof d.message === 'string' ? d.message : JSON.stringify(detail).slice(0, 300);
+  const opts = { engine: 'llamacpp' as const };
+  switch (d.type) {
+    case 'invalid_request_error':
+    case 'exceed_context_size_error':
+      return new OrchError('INVALID_PARAMS', `llama-server refused the request: ${message}`, opts);
+    case 'unavailable_error':
+      return new OrchError('POOL_UNREADY', `llama-server is unavailable: ${message}`, opts);
+    case undefined:
+    default:
+      return mapEngineFailure(message);
+  }
 }

@@ -9,13 +9,21 @@ const stopReasons: Record<string, StopReason> = { length: 'length', eos_token: '
 /**
  * Turns `/generate_stream` events (framed `data:{json}`, one token each) into engine events.
  * Special tokens (end-of-sequence) are counted but carry no text; the event with `details` is
- * the last and holds the counts.
+ * the last and holds the counts. TGI before v2.3.0 sends no `details.input_length`: the `done`
+ * event then says 0 prompt tokens and `inputLengthReported` is false, for the adapter to count
+ * them with `/tokenize` (see `TgiAdapter.generate`).
  */
 export class TgiStreamParser {
   #done = false;
+  #inputLengthReported = false;
 
   get done(): boolean {
     return this.#done;
+  }
+
+  /** Whether the final event carried `details.input_length` (TGI ≥ 2.3.0). */
+  get inputLengthReported(): boolean {
+    return this.#inputLengthReported;
   }
 
   push(data: string): EngineEvent[] {
@@ -31,9 +39,11 @@ export class TgiStreamParser {
       out.push({ kind: 'tokens', count: 1, ids: [ev.token.id], text: ev.token.special ? '' : ev.token.text });
     if (ev.details) {
       this.#done = true;
+      const inputLength = ev.details.input_length;
+      this.#inputLengthReported = typeof inputLength === 'number';
       out.push({
         kind: 'done',
-        tokensIn: ev.details.input_length,
+        tokensIn: typeof inputLength === 'number' ? inputLength : 0,
         tokensOut: ev.details.generated_tokens,
         stopReason: stopReasons[ev.details.finish_reason] ?? 'unknown',
       });

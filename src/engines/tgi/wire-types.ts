@@ -1,6 +1,7 @@
 /**
- * Hugging Face text-generation-inference wire types (TGI OpenAPI document served at `/docs`,
- * `router/src/lib.rs`; mirrored by `@huggingface/tasks` text-generation specs).
+ * Hugging Face text-generation-inference wire types (`router/src/lib.rs` of
+ * huggingface/text-generation-inference, v1.4.0 to v3.3.6; the OpenAPI document served at
+ * `/docs`). Only the fields llama-orch reads or sends; where releases differ, both are typed.
  */
 export interface GenerateRequest {
   inputs: string;
@@ -35,7 +36,8 @@ export interface StreamResponse {
   details: {
     finish_reason: 'length' | 'eos_token' | 'stop_sequence';
     generated_tokens: number;
-    input_length: number;
+    /** Since v2.3.0 (#2336); absent in 1.x and 2.0 to 2.2 streams. */
+    input_length?: number;
     seed?: number | null;
   } | null;
 }
@@ -51,7 +53,10 @@ export interface Info {
   model_sha: string | null;
   max_concurrent_requests: number;
   max_total_tokens: number;
+  /** v2.1.0 and later. */
   max_input_tokens?: number;
+  /** Before v2.1.0, the same limit under its older name. */
+  max_input_length?: number;
   version: string;
 }
 

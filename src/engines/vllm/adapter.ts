@@ -16,6 +16,22 @@ import { toVllmRequest } from './map-request.js';
 import { VllmStreamParser } from './parse-stream.js';
 import type { EmbeddingResponse, ModelList, TokenizeResponse } from './wire-types.js';
 
+/**
+ * vLLM's info gauge of its cache configuration (`vllm:cache_config_info`, every `CacheConfig`
+ * field a label; `vllm/engine/metrics.py` in v0.6, `vllm/v1/metrics/loggers.py` since).
+ */
+const PREFIX_CACHING = /^vllm:cache_config_info\{[^}]*\benable_prefix_caching="(\w+)"/m;
+
+/** Whether the served model embeds: a 200 whose body is an embedding list (see `servesEmbeddings`). */
+function isEmbeddingList(status: number, text: string): boolean {
+  if (status !== 200) return false;
+  try {
+    return Array.isArray((JSON.parse(text) as { data?: unknown }).data);
+  } catch {
+    return false;
+  }
+}
+
 export interface VllmAdapterOptions {
   readonly baseUrl: string;
   /** The served model name (`--served-model-name`), sent as `model` on every request. */
@@ -33,6 +49,8 @@ export class VllmAdapter implements EngineAdapter {
   readonly baseUrl: string;
   readonly #o: VllmAdapterOptions;
   readonly #http: EngineHttp;
+  /** Whether this engine process serves embeddings: asked once, the task is fixed at launch. */
+  #embeds: Promise<boolean> | undefined;
 
   constructor(opts: VllmAdapterOptions) {
     this.#o = opts;
@@ -46,16 +64,41 @@ export class VllmAdapter implements EngineAdapter {
     });
   }
 
-  /** `/health`: 200 when the engine loop runs; vLLM only listens once the model is loaded. */
+  /**
+   * `/health`: 200 while the engine runs, 503 once its engine core died
+   * (`serve/instrumentator/health.py`). vLLM never answers "loading": it listens only once the
+   * model is loaded, so until then the probe finds nothing (not live) and preloading waits.
+   */
   probe(signal: AbortSignal): Promise<EngineHealth> {
-    return probeHealth(this.#http, '/health', signal, (status) => status === 503);
+    return probeHealth(this.#http, '/health', signal, () => false);
+  }
+
+  /**
+   * Whether the served model embeds. vLLM serves one task per process (`--task embed`, later
+   * `--runner pooling`; the default for an embedding architecture), and no endpoint lists it: a
+   * one-token `/v1/embeddings` call says. A generating model answers with an error body ("The
+   * model does not support Embeddings API": 400 before v0.10.1, 200 since, the route returning
+   * the ErrorResponse object), a pooling model with the list.
+   */
+  #servesEmbeddings(signal: AbortSignal): Promise<boolean> {
+    this.#embeds ??= this.#http
+      .raw('POST', '/v1/embeddings', signal, {
+        model: this.#o.model,
+        input: ['ok'],
+        encoding_format: 'float',
+      })
+      .then((r) => isEmbeddingList(r.status, r.text));
+    // A transport failure is no answer: ask again next time.
+    this.#embeds.catch(() => (this.#embeds = undefined));
+    return this.#embeds;
   }
 
   async properties(signal: AbortSignal): Promise<EngineProps> {
-    const [models, version, metrics] = await Promise.all([
+    const [models, version, metrics, embeddings] = await Promise.all([
       this.#http.json<ModelList>('GET', '/v1/models', signal),
       this.#http.json<{ version: string }>('GET', '/version', signal),
       this.#http.text('GET', '/metrics', signal).catch(() => ''),
+      this.#servesEmbeddings(signal),
     ]);
     const model = models.data.find((m) => m.id === this.#o.model) ?? models.data[0];
     const running = gauge(metrics, 'vllm:num_requests_running');
@@ -66,9 +109,15 @@ export class VllmAdapter implements EngineAdapter {
       model: model?.id ?? this.#o.model,
       engineVersion: version.version,
       modelDigest: this.#o.modelDigest,
-      // Aborting a vLLM request frees its sequence at the next step, and automatic prefix caching
-      // makes the resumed prompt (prompt + text so far) cheap: decode is interruptible.
-      features: { continuousBatching: true, interruptibleDecode: true, embeddings: true },
+      features: {
+        // Continuous batching is how vLLM schedules, whatever its flags.
+        continuousBatching: true,
+        // Aborting a vLLM request frees its sequence at the next step; with prefix caching on the
+        // resumed prompt (prompt + text so far) costs little, so a preempted decode can resume.
+        // Without it (or where the engine does not say) resuming recomputes everything: not claimed.
+        interruptibleDecode: PREFIX_CACHING.exec(metrics)?.[1] === 'True',
+        embeddings,
+      },
     };
   }
 

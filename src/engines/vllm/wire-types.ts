@@ -39,13 +39,22 @@ export interface CompletionChunk {
   usage?: Usage | null;
 }
 
-/** Error body: `{"error": {...}}` in current vLLM, a flat `{"object": "error", ...}` in older ones. */
+/**
+ * Error bodies (`vllm/entrypoints/openai/protocol.py` `ErrorResponse`). Over HTTP: a flat
+ * `{"object": "error", message, type, param, code}` before v0.10.1, `{"error": {message, type,
+ * param, code}}` since (#22099). In a stream, `data: {"error": <the flat body>}` before v0.10.1
+ * and `data: <the nested body>` since: both read as `{"error": {message, ..., code}}`. vLLM's
+ * elastic-EP scaling middleware answers 503 with `{"error": "<message>"}`.
+ */
 export interface ErrorInfo {
   message: string;
   type: string;
+  param?: string | null;
   code: number;
+  /** Present in the bodies of releases before v0.10.1. */
+  object?: 'error';
 }
-export type ErrorBody = { error: ErrorInfo } | (ErrorInfo & { object: 'error' });
+export type ErrorBody = { error: ErrorInfo } | (ErrorInfo & { object: 'error' }) | { error: string };
 
 export interface ModelList {
   data: { id: string; max_model_len?: number; root?: string }[];

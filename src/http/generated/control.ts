@@ -343,6 +343,7 @@ export interface components {
             };
             /** @description True when every pool of this engine runs simulated replicas (`launch.worker: sim`). */
             simulated?: boolean;
+            /** @description Workloads the engine's ready pools serve, as the engines report them (e.g. llama.cpp lists `embedding` only for a pool whose llama-server answers `/v1/embeddings`). llama.cpp never lists `rerank`: its `/rerank` needs a reranking model with a classification head (docs/engines.md). */
             supported_workloads: ("completion" | "embedding" | "rerank")[];
         };
         /** @enum {string} */
@@ -362,8 +363,12 @@ export interface components {
                 /** @description For `restart`: why, for the node's log. */
                 cause?: string;
                 id: string;
+                /** @description For `reload` to a catalog entry: its digest (a file's SHA-256, or a directory model's manifest digest); the node loads only these bytes. */
+                model_digest?: string;
                 /** @description For `reload`: the model artifact on the host. */
                 model_ref?: string;
+                /** @description For `reload` to a catalog entry: its minisign signature, which the node checks against its own `catalog.trust_roots`. */
+                model_signature?: string;
                 /**
                  * @description `restart`: kill one replica's engine and restart it (ejected for failing tasks); its result is ok once the replica passed its self-test again.
                  * @enum {string}
@@ -510,7 +515,7 @@ export interface components {
                 /** @description True when the latest nvidia-smi read failed. */
                 stale?: boolean;
             };
-            /** @description TensorRT-LLM version of Triton pools, where the engine reports it. */
+            /** @description TensorRT-LLM version of Triton pools: the `version` in the engine directory's `config.json` (the `tensorrt_llm` model's `gpt_model_path`), or `unknown` where nothing states it. */
             trtllm_version?: string;
         };
         RegisterAnswer: {
@@ -519,9 +524,12 @@ export interface components {
             timeout_ms: number;
         };
         /**
-         * @description Either `new_model_ref` (the model artifact to serve: a path on the pool's host or a `file:`
-         *     URL) or `rollback: true` (return to the model served before the last successful reload).
-         *     In-flight tasks get `deadline_ms` to finish; queued tasks wait and run on the new model.
+         * @description Either `new_model_ref` (the model to serve: a catalog id, `id@sha256:<hex>`, `tag:<tag>` or
+         *     `sha256:<digest>`, resolved to one entry and verified before launch; a path on the pool's
+         *     host or a `file:` URL only under the `permissive` trust policy, where it is logged as
+         *     unverified; under `strict` a host path is `403 UNTRUSTED_ARTIFACT`, an unknown reference
+         *     `404 NOT_FOUND`) or `rollback: true` (return to the model served before the last successful
+         *     reload). In-flight tasks get `deadline_ms` to finish; queued tasks wait and run on the new model.
          */
         ReloadRequest: {
             deadline_ms?: number;

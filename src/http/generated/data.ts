@@ -399,7 +399,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description `FORBIDDEN` (key lacks the scope for this plane or pool) or `UNTRUSTED_ARTIFACT` (trust policy). */
+        /** @description `FORBIDDEN` (key lacks the scope for this plane or pool) or `UNTRUSTED_ARTIFACT` (trust policy: under `strict`, the model the task names is not verified — its pools failed verification before load, or its catalog entry failed a later verification). */
         Forbidden: {
             headers: {
                 "X-Correlation-Id": components["headers"]["X-Correlation-Id"];

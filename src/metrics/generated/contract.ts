@@ -24,7 +24,7 @@ export const METRICS = {
   pool_breaker_open: { type: "gauge", unit: "boolean", help: "Restart circuit breaker of a replica: 1 open (restarts held back), 0 closed.", labels: ["engine","pool_id","replica_id"] },
   pool_slo_breaker_open: { type: "gauge", unit: "boolean", help: "SLO breaker of a pool (ORCH-3040): 1 while it sheds batch admissions (open or recovering), 0 closed.", labels: ["engine","pool_id"] },
   pool_slo_breaker_shed_total: { type: "counter", unit: "tasks", help: "Admissions refused by a pool's SLO breaker (ORCH-3040), by priority.", labels: ["engine","pool_id","priority"] },
-  catalog_verifications_total: { type: "counter", unit: "verifications", help: "Catalog verifications by result (verified, failed) and reason.", labels: ["result","reason","engine"] },
+  catalog_verifications_total: { type: "counter", unit: "verifications", help: "Catalog verifications at ingest, on demand and before every load, by result (verified; failed: refused; allowed_unverified: loaded unverified under the permissive policy), reason and the engine loading it (any outside a load).", labels: ["result","reason","engine"] },
   model_state: { type: "gauge", unit: "boolean", help: "Lifecycle state of a catalog model: 1 for its current state, 0 otherwise.", labels: ["model_id","state"] },
   sse_clients_connected: { type: "gauge", unit: "connections", help: "Open SSE streams.", labels: [] },
   tasks_finished_total: { type: "counter", unit: "tasks", help: "Tasks that reached a terminal event, by outcome (completed, failed, canceled).", labels: ["engine","engine_version","pool_id","priority","outcome"] },

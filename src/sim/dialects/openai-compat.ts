@@ -1,38 +1,42 @@
 /**
  * OpenAI-compatible `/v1/completions` and `/v1/chat/completions`, as vLLM serves them (and TGI's
- * Messages API, which the Hugging Face client uses): `data: {chunk}` events, an optional usage
+ * Messages API, which current Hugging Face clients use): `data: {chunk}` events, an optional usage
  * chunk (`stream_options.include_usage`, per chunk with `continuous_usage_stats`), `data: [DONE]`.
+ * How each engine writes its errors differs; the caller passes its `OpenAiErrors`.
+ *
+ * Stop strings follow vLLM (`vllm/v1/engine/output_processor.py`, `detokenizer.py`): the stop
+ * string is not part of the output, and while streaming the last `max(len(stop)) - 1` characters
+ * are held back so a stop string is never sent before it is recognised. The end-of-sequence
+ * token counts as a completion token but has no text (`skip_special_tokens`). A stop string ends
+ * with `finish_reason: "stop"` and `stop_reason` the string; end-of-sequence with `stop_reason: null`.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SimError, type SimEngine } from '../sim-engine.js';
+import { SimError, type SimEngine, type SimFinish } from '../sim-engine.js';
 import { clientGone, num, obj, readJson, samplingKey, sendJson, startSse, str } from '../http-util.js';
 
-export const errorBody = (code: number, message: string, type: string) => ({
-  object: 'error',
-  message,
-  type,
-  param: null,
-  code,
-});
-const TYPES: Record<number, string> = {
-  400: 'BadRequestError',
-  401: 'Unauthorized',
-  404: 'NotFoundError',
-  500: 'InternalServerError',
-  503: 'ServiceUnavailableError',
-};
-
-export function fail(res: ServerResponse, code: number, message: string): void {
-  sendJson(res, code, errorBody(code, message, TYPES[code] ?? 'InternalServerError'));
+/** The simulator's failure kinds as an HTTP status and an error type name. */
+export interface EngineFailure {
+  readonly status: number;
+  readonly type: string;
+  readonly message: string;
+  /** The request field at fault, where the engine names one. */
+  readonly param?: string;
 }
 
-export function statusOf(e: SimError): number {
-  return e.kind === 'ctx' || e.kind === 'invalid'
-    ? 400
-    : e.kind === 'loading' || e.kind === 'refused'
-      ? 503
-      : 500;
+/** How one engine renders errors on its OpenAI-compatible routes. */
+export interface OpenAiErrors {
+  /** An error answered before the stream started. */
+  http(res: ServerResponse, f: EngineFailure): void;
+  /**
+   * The `data:` payload of an error met mid-stream, or undefined where the engine drops the
+   * connection instead (the stream then ends without `[DONE]`).
+   */
+  stream(f: EngineFailure, se: SimError): string | undefined;
+  /** The failure a prompt over the context length is. */
+  ctx(promptTokens: number, maxTokens: number, ctx: number): EngineFailure;
+  /** The failure of a simulated engine fault. */
+  failure(se: SimError): EngineFailure;
 }
 
 export function chatPrompt(messages: unknown): string | undefined {
@@ -40,11 +44,20 @@ export function chatPrompt(messages: unknown): string | undefined {
   return messages.map((m) => `${str(obj(m)['role']) ?? 'user'}: ${str(obj(m)['content']) ?? ''}`).join('\n');
 }
 
+/** A request's `stop`: one string or a list (OpenAI's completions and chat APIs). */
+export function stopStrings(v: unknown): string[] {
+  if (typeof v === 'string') return v === '' ? [] : [v];
+  return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string' && s !== '') : [];
+}
+
 export interface OpenAiRouteOptions {
   readonly url: string;
   /** vLLM refuses unknown model names; TGI serves one model whatever the name. */
   readonly modelCheck: boolean;
+  readonly errors: OpenAiErrors;
 }
+
+const finishReason = (f: SimFinish): 'length' | 'stop' => (f.finish === 'length' ? 'length' : 'stop');
 
 export async function openAiCompletions(
   req: IncomingMessage,
@@ -53,113 +66,113 @@ export async function openAiCompletions(
   o: OpenAiRouteOptions,
 ): Promise<void> {
   const chat = o.url === '/v1/chat/completions';
-  {
-    const b = obj(await readJson(req));
-    const prompt = chat ? chatPrompt(b['messages']) : str(b['prompt']);
-    if (prompt === undefined) return fail(res, 400, chat ? 'messages is required' : 'prompt is required');
-    if (o.modelCheck && str(b['model']) !== e.opts.modelId)
-      return fail(res, 404, `The model \`${str(b['model']) ?? ''}\` does not exist.`);
-    const maxTokens = num(b['max_tokens']) ?? 16;
-    const promptTokens = e.tokenize(prompt).length;
-    if (promptTokens + maxTokens > e.opts.ctx) {
-      return fail(
-        res,
-        400,
-        `This model's maximum context length is ${e.opts.ctx} tokens. However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
-      );
-    }
-    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const object = chat ? 'chat.completion.chunk' : 'text_completion';
-    const stream = b['stream'] === true;
-    const includeUsage = obj(b['stream_options'])['include_usage'] === true;
-    const continuousUsage = includeUsage && obj(b['stream_options'])['continuous_usage_stats'] === true;
-    const usageAt = (n: number) =>
-      continuousUsage
-        ? { prompt_tokens: promptTokens, total_tokens: promptTokens + n, completion_tokens: n }
-        : null;
-    const signal = clientGone(req, res);
-    const gen = e.generate(
-      prompt,
-      {
-        maxTokens,
-        seed: num(b['seed']) ?? 0,
-        ignoreEos: b['ignore_eos'] === true,
-        samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty']),
-      },
-      signal,
-    );
-    const choice = (text: string, finish: string | null) =>
-      chat
-        ? {
-            index: 0,
-            delta: text === '' && finish === null ? { role: 'assistant', content: '' } : { content: text },
-            logprobs: null,
-            finish_reason: finish,
-            stop_reason: null,
-          }
-        : { index: 0, text, logprobs: null, finish_reason: finish, stop_reason: null };
-    let text = '';
-    let produced = 0;
-    try {
-      let next = await gen.next();
-      if (stream) startSse(res);
-      if (stream && chat)
+  const fail = (status: number, type: string, message: string) =>
+    o.errors.http(res, { status, type, message });
+  const b = obj(await readJson(req));
+  const prompt = chat ? chatPrompt(b['messages']) : str(b['prompt']);
+  if (prompt === undefined)
+    return fail(400, 'BadRequestError', chat ? 'messages is required' : 'prompt is required');
+  if (o.modelCheck && str(b['model']) !== e.opts.modelId)
+    return fail(404, 'NotFoundError', `The model \`${str(b['model']) ?? ''}\` does not exist.`);
+  const maxTokens = num(b['max_tokens']) ?? 16;
+  const promptTokens = e.tokenize(prompt).length;
+  if (promptTokens + maxTokens > e.opts.ctx)
+    return o.errors.http(res, o.errors.ctx(promptTokens, maxTokens, e.opts.ctx));
+  const stop = stopStrings(b['stop']);
+  const holdBack = Math.max(0, ...stop.map((s) => s.length - 1));
+  const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const object = chat ? 'chat.completion.chunk' : 'text_completion';
+  const stream = b['stream'] === true;
+  const includeUsage = obj(b['stream_options'])['include_usage'] === true;
+  const continuousUsage = includeUsage && obj(b['stream_options'])['continuous_usage_stats'] === true;
+  const usageOf = (n: number) => ({
+    prompt_tokens: promptTokens,
+    total_tokens: promptTokens + n,
+    completion_tokens: n,
+  });
+  const signal = clientGone(req, res);
+  const gen = e.generate(
+    prompt,
+    {
+      maxTokens,
+      seed: num(b['seed']) ?? 0,
+      ignoreEos: b['ignore_eos'] === true,
+      stop,
+      samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty']),
+    },
+    signal,
+  );
+  const choice = (text: string, finish: string | null, stopReason: string | null) =>
+    chat
+      ? {
+          index: 0,
+          delta: text === '' && finish === null ? { role: 'assistant', content: '' } : { content: text },
+          logprobs: null,
+          finish_reason: finish,
+          stop_reason: stopReason,
+        }
+      : { index: 0, text, logprobs: null, finish_reason: finish, stop_reason: stopReason };
+  const chunk = (choices: unknown[], usage: unknown) =>
+    `data: ${JSON.stringify({ id, object, created, model: e.opts.modelId, choices, usage })}\n\n`;
+  let text = '';
+  let sent = 0;
+  let produced = 0;
+  try {
+    let next = await gen.next();
+    if (stream) startSse(res);
+    if (stream && chat) res.write(chunk([choice('', null, null)], continuousUsage ? usageOf(0) : null));
+    while (next.done !== true) {
+      const tok = next.value;
+      next = await gen.next();
+      produced++;
+      if (tok.special !== true) text += tok.text;
+      const end = next.done === true ? next.value : undefined;
+      if (end?.stopString !== undefined) text = text.slice(0, text.length - end.stopString.length);
+      const upTo = end !== undefined ? text.length : Math.max(sent, text.length - holdBack);
+      const delta = text.slice(sent, upTo);
+      sent = upTo;
+      if (stream)
         res.write(
-          `data: ${JSON.stringify({ id, object, created, model: e.opts.modelId, choices: [choice('', null)], usage: usageAt(0) })}\n\n`,
+          chunk(
+            [choice(delta, end ? finishReason(end) : null, end?.stopString ?? null)],
+            continuousUsage ? usageOf(produced) : null,
+          ),
         );
-      while (next.done !== true) {
-        const tok = next.value;
-        next = await gen.next();
-        produced++;
-        text += tok.text;
-        const finish = next.done === true ? 'length' : null;
-        if (stream)
-          res.write(
-            `data: ${JSON.stringify({ id, object, created, model: e.opts.modelId, choices: [choice(tok.text, finish)], usage: usageAt(produced) })}\n\n`,
-          );
-      }
-      const usage = {
-        prompt_tokens: promptTokens,
-        total_tokens: promptTokens + produced,
-        completion_tokens: produced,
-      };
-      if (stream) {
-        if (includeUsage)
-          res.write(
-            `data: ${JSON.stringify({ id, object, created, model: e.opts.modelId, choices: [], usage })}\n\n`,
-          );
-        res.end('data: [DONE]\n\n');
-      } else {
-        sendJson(res, 200, {
-          id,
-          object: chat ? 'chat.completion' : 'text_completion',
-          created,
-          model: e.opts.modelId,
-          choices: [
-            chat
-              ? {
-                  index: 0,
-                  message: { role: 'assistant', content: text },
-                  logprobs: null,
-                  finish_reason: 'length',
-                  stop_reason: null,
-                }
-              : { index: 0, text, logprobs: null, finish_reason: 'length', stop_reason: null },
-          ],
-          usage,
-        });
-      }
-    } catch (err) {
-      if (signal.aborted) return;
-      const se = err instanceof SimError ? err : new SimError('invalid', String(err));
-      const code = statusOf(se);
-      if (res.headersSent)
-        res.end(
-          `data: ${JSON.stringify({ error: errorBody(code, se.message, TYPES[code] ?? 'InternalServerError') })}\n\ndata: [DONE]\n\n`,
-        );
-      else fail(res, code, se.message);
     }
-    return;
+    const end = next.value;
+    if (stream) {
+      if (includeUsage) res.write(chunk([], usageOf(produced)));
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    const finish = finishReason(end);
+    sendJson(res, 200, {
+      id,
+      object: chat ? 'chat.completion' : 'text_completion',
+      created,
+      model: e.opts.modelId,
+      choices: [
+        chat
+          ? {
+              index: 0,
+              message: { role: 'assistant', content: text },
+              logprobs: null,
+              finish_reason: finish,
+              stop_reason: end.stopString ?? null,
+            }
+          : { index: 0, text, logprobs: null, finish_reason: finish, stop_reason: end.stopString ?? null },
+      ],
+      usage: usageOf(produced),
+    });
+  } catch (err) {
+    if (signal.aborted) return;
+    const se = err instanceof SimError ? err : new SimError('invalid', String(err));
+    const f = o.errors.failure(se);
+    if (!res.headersSent) return o.errors.http(res, f);
+    const data = o.errors.stream(f, se);
+    // Cut the connection once what was sent so far has left, as a dying server's would be.
+    if (data === undefined) res.write('', () => res.destroy());
+    else res.end(`data: ${data}\n\ndata: [DONE]\n\n`);
   }
 }

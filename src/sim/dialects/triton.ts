@@ -1,10 +1,43 @@
 /**
- * Triton Inference Server with the TensorRT-LLM backend (KServe v2 protocol + the generate
- * extension), as the simulator speaks it. The model is served as `ensemble`, with the TRT-LLM
- * `preprocessing` model for token counts.
+ * Triton Inference Server with the TensorRT-LLM backend (KServe v2 protocol, the model
+ * configuration and generate extensions), as the simulator speaks it, over one of the two stock
+ * model repositories of `triton-repository.ts` (`--triton-ensemble legacy|current`).
+ *
+ * Request handling follows Triton's sources (triton-inference-server/server `src/http_server.cc`
+ * at e1db8a60, 2.73.0dev; triton-inference-server/core `src/infer_request.cc`, `src/model.cc`
+ * at 73aad7c3):
+ * - `generate` / `generate_stream`: each key of the JSON body (and of its nested `parameters`)
+ *   that names a declared input becomes that tensor; any other key becomes a request parameter
+ *   (`ConvertGenerateRequest` → `SetTritonParameterFromJsonParameter`), which the TensorRT-LLM
+ *   backend never reads — so an undeclared `random_seed` is accepted and has no effect. The
+ *   simulator records such keys (`GET /__sim/triton`). A missing required input is refused
+ *   with core's `ValidateRequestInputs` message (400).
+ * - `infer`: a decoupled model (the streaming ensemble and `tensorrt_llm`) is refused with 501
+ *   "HTTP end point doesn't support models with decoupled transaction policy"
+ *   (`CheckTransactionPolicy`); on the others an undeclared input is refused with 400
+ *   "unexpected inference input '<name>' for model '<model>'" (`Model::GetInput`, INVALID_ARG
+ *   → 400 in `HttpCodeFromError`).
+ * - An unknown model: 400 "Request for unknown model: '<name>' is not found"
+ *   (core `model_repository_manager.cc`).
+ * - `GET /v2/models/{m}/config`: the model's configuration as `ModelConfigToJson` renders it;
+ *   the `tensorrt_llm` model's `gpt_model_path` names an engine directory whose `config.json`
+ *   (written at start, as TensorRT-LLM's `Engine.save` would) states the TensorRT-LLM version
+ *   (`--engine-version`) and `build_config.max_seq_len` (`--ctx`).
+ *
+ * Responses follow the TensorRT-LLM backend (NVIDIA/TensorRT-LLM
+ * `triton_backend/inflight_batcher_llm/src/model_instance_state.cc` at c8c6df08): in streaming
+ * mode one response per decoding step with only that step's tokens (`--triton-tokens-per-response`
+ * above 1 stands for speculative decoding, where a step accepts several); `num_input_tokens` /
+ * `num_output_tokens` (that response's tokens) when the request set `return_num_input_tokens` /
+ * `return_num_output_tokens`; one-element outputs as plain JSON values (`ExactMappingOutput`).
+ * The end-of-sequence token ends the stream and is neither sent nor counted.
  */
+import { createHash } from 'node:crypto';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SimError, type SimEngine } from '../sim-engine.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimError, type SimEngine, type SimToken } from '../sim-engine.js';
 import {
   clientGone,
   num,
@@ -17,175 +50,464 @@ import {
   startSse,
   str,
 } from '../http-util.js';
+import {
+  ENSEMBLES,
+  PREPROCESSING,
+  configInput,
+  configOutput,
+  metadataType,
+  type TensorDecl,
+  type TritonEnsembleVariant,
+} from './triton-repository.js';
 
-export const TRITON_MODEL = 'ensemble';
 const TRITON_VERSION = '2.53.0';
 
-export function tritonMetrics(e: SimEngine): string {
-  const l = `model="${TRITON_MODEL}",version="1"`;
-  return prom([
-    [
-      'nv_inference_request_success',
-      'counter',
-      'Number of successful inference requests.',
-      e.stats.requests - e.stats.errors,
-      l,
-    ],
-    ['nv_inference_request_failure', 'counter', 'Number of failed inference requests.', e.stats.errors, l],
-    [
-      'nv_inference_pending_request_count',
-      'gauge',
-      'Instantaneous number of pending requests.',
-      e.waiting,
-      l,
-    ],
-    [
-      'nv_trt_llm_request_metrics',
-      'gauge',
-      'TRT LLM request metrics.',
-      e.running,
-      `${l},request_type="active"`,
-    ],
-    [
-      'nv_trt_llm_kv_cache_block_metrics',
-      'gauge',
-      'TRT LLM KV cache block metrics.',
-      e.kvUsage,
-      `${l},kv_cache_block_type="fraction"`,
-    ],
-  ]);
+export interface TritonSimOptions {
+  /** Which stock model repository the server holds. */
+  readonly ensemble: TritonEnsembleVariant;
+  /** Names of the repository's models (the pool's `launch.triton`). */
+  readonly models: {
+    readonly ensemble: string;
+    readonly preprocessing: string;
+    readonly tensorrtLlm: string;
+  };
+  /** Tokens per streamed response (1; more stands for speculative decoding). */
+  readonly tokensPerResponse: number;
 }
 
-export async function tritonRoutes(
-  req: IncomingMessage,
-  res: ServerResponse,
-  e: SimEngine,
-): Promise<boolean> {
-  const url = (req.url ?? '/').split('?')[0] ?? '/';
-  const ready = !e.loading();
-  if (req.method === 'GET' && (url === '/v2/health/live' || url === '/v2/health/ready')) {
-    sendText(res, url.endsWith('live') || ready ? 200 : 400, '');
-    return true;
-  }
-  if (req.method === 'GET' && url === '/v2') {
-    sendJson(res, 200, {
-      name: 'triton',
-      version: TRITON_VERSION,
-      extensions: [
-        'classification',
-        'sequence',
-        'model_repository',
-        'schedule_policy',
-        'model_configuration',
-        'system_shared_memory',
-        'cuda_shared_memory',
-        'binary_tensor_data',
-        'parameters',
-        'statistics',
-        'trace',
-        'logging',
-        'generate',
-      ],
-    });
-    return true;
-  }
-  if (req.method === 'GET' && url === '/metrics') {
-    sendText(res, 200, tritonMetrics(e), 'text/plain; charset=utf-8');
-    return true;
-  }
-  const m = /^\/v2\/models\/([^/]+)(?:\/versions\/[^/]+)?(\/[a-z_]+)?$/.exec(url);
-  if (!m) return false;
-  const [, model, action] = m;
-  if (model !== TRITON_MODEL && model !== 'preprocessing') {
-    sendJson(res, 400, { error: `Request for unknown model: '${model ?? ''}' is not found` });
-    return true;
-  }
-  if (req.method === 'GET' && action === '/ready') {
-    sendText(res, ready ? 200 : 400, '');
-    return true;
-  }
-  if (req.method === 'GET' && action === undefined) {
-    sendJson(res, 200, {
-      name: model,
-      versions: ['1'],
-      platform: 'ensemble',
-      inputs: [
-        { name: 'text_input', datatype: 'BYTES', shape: [-1] },
-        { name: 'max_tokens', datatype: 'INT32', shape: [-1] },
-        { name: 'stream', datatype: 'BOOL', shape: [-1] },
-        { name: 'random_seed', datatype: 'UINT64', shape: [-1] },
-      ],
-      outputs: [{ name: 'text_output', datatype: 'BYTES', shape: [-1] }],
-    });
-    return true;
-  }
-  if (req.method === 'GET' && action === '/config') {
-    sendJson(res, 200, {
-      name: model,
-      platform: 'ensemble',
-      max_batch_size: e.opts.slots,
-      parameters: {
-        trtllm_version: { string_value: e.opts.engineVersion },
-        max_tokens_in_paged_kv_cache: { string_value: String(e.opts.kvCapacityTokens) },
-        max_seq_len: { string_value: String(e.opts.ctx) },
+export const TRITON_SIM_DEFAULTS: TritonSimOptions = {
+  ensemble: 'current',
+  models: { ensemble: 'ensemble', preprocessing: 'preprocessing', tensorrtLlm: 'tensorrt_llm' },
+  tokensPerResponse: 1,
+};
+
+const POSTPROCESSING = 'postprocessing';
+
+interface SimModel {
+  readonly config: Record<string, unknown>;
+  readonly inputs: readonly TensorDecl[];
+  readonly outputs: readonly TensorDecl[];
+  readonly platform: string;
+  /** Decoupled (streaming) models cannot be served by HTTP `infer`. */
+  readonly decoupled: boolean;
+}
+
+/** `[request id: …] ` as core prefixes request errors (`InferenceRequest::LogRequest`). */
+const logRequest = (id: string | undefined) =>
+  `[request id: ${id === undefined || id === '' ? '<id_unknown>' : id}] `;
+
+/**
+ * Writes the engine directory's `config.json` (once per content: the directory name is its
+ * digest, so replicas and restarts share it and nothing accumulates).
+ */
+function writeEngineDir(e: SimEngine): string {
+  const content = `${JSON.stringify(
+    {
+      version: e.opts.engineVersion,
+      pretrained_config: { architecture: 'LlamaForCausalLM', dtype: 'float16' },
+      build_config: {
+        max_input_len: Math.max(1, e.opts.ctx - 1),
+        max_seq_len: e.opts.ctx,
+        max_batch_size: e.opts.slots,
+        max_beam_width: 1,
       },
+    },
+    null,
+    4,
+  )}\n`;
+  const dir = join(
+    tmpdir(),
+    'llama-orch-sim-trtllm',
+    createHash('sha256').update(content).digest('hex').slice(0, 16),
+  );
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `config.json.${process.pid}`);
+  writeFileSync(tmp, content);
+  renameSync(tmp, join(dir, 'config.json'));
+  return dir;
+}
+
+/** One simulated Triton server: its model repository, routes and metrics. */
+export class TritonDialect {
+  readonly engineDir: string;
+  readonly #e: SimEngine;
+  readonly #o: TritonSimOptions;
+  readonly #models: ReadonlyMap<string, SimModel>;
+  /** Keys of generate requests that named no declared input (Triton made them parameters). */
+  readonly #ignored = new Map<string, number>();
+  readonly #infers = new Map<string, number>();
+
+  constructor(e: SimEngine, o: TritonSimOptions = TRITON_SIM_DEFAULTS) {
+    this.#e = e;
+    this.#o = o;
+    this.engineDir = writeEngineDir(e);
+    const m = o.models;
+    const batch = e.opts.slots;
+    const ens = ENSEMBLES[o.ensemble];
+    const trtInputs: readonly TensorDecl[] = [
+      ['input_ids', 'TYPE_INT32', [-1], true],
+      ['input_lengths', 'TYPE_INT32', [1]],
+      ['request_output_len', 'TYPE_INT32', [1]],
+      ['streaming', 'TYPE_BOOL', [1], true],
+    ];
+    const trtOutputs: readonly TensorDecl[] = [
+      ['output_ids', 'TYPE_INT32', [-1, -1]],
+      ['sequence_length', 'TYPE_INT32', [-1]],
+    ];
+    const base = (name: string, platform: string, backend: string) => ({
+      name,
+      platform,
+      backend,
+      runtime: '',
+      version_policy: { latest: { num_versions: 1 } },
+      max_batch_size: batch,
     });
-    return true;
+    const param = (v: string) => ({ string_value: v });
+    this.#models = new Map<string, SimModel>([
+      [
+        m.ensemble,
+        {
+          inputs: ens.inputs,
+          outputs: ens.outputs,
+          platform: 'ensemble',
+          decoupled: true,
+          config: {
+            ...base(m.ensemble, 'ensemble', ''),
+            input: ens.inputs.map(configInput),
+            output: ens.outputs.map(configOutput),
+            ensemble_scheduling: {
+              step: [m.preprocessing, m.tensorrtLlm, POSTPROCESSING].map((model_name) => ({
+                model_name,
+                model_version: -1,
+              })),
+            },
+            parameters: {},
+          },
+        },
+      ],
+      [
+        m.preprocessing,
+        {
+          inputs: PREPROCESSING.inputs,
+          outputs: PREPROCESSING.outputs,
+          platform: 'python',
+          decoupled: false,
+          config: {
+            ...base(m.preprocessing, '', 'python'),
+            input: PREPROCESSING.inputs.map(configInput),
+            output: PREPROCESSING.outputs.map(configOutput),
+            parameters: {},
+          },
+        },
+      ],
+      [
+        m.tensorrtLlm,
+        {
+          inputs: trtInputs,
+          outputs: trtOutputs,
+          platform: 'tensorrtllm',
+          decoupled: true,
+          config: {
+            ...base(m.tensorrtLlm, '', 'tensorrtllm'),
+            model_transaction_policy: { decoupled: true },
+            // Only the inputs and outputs the ensemble wires here, not the backend's whole list.
+            input: trtInputs.map(configInput),
+            output: trtOutputs.map(configOutput),
+            parameters: {
+              gpt_model_type: param('inflight_fused_batching'),
+              gpt_model_path: param(this.engineDir),
+              max_beam_width: param('1'),
+              max_tokens_in_paged_kv_cache: param(String(e.opts.kvCapacityTokens)),
+              max_attention_window_size: param('${max_attention_window_size}'),
+              batch_scheduler_policy: param('guaranteed_no_evict'),
+              kv_cache_free_gpu_mem_fraction: param('0.9'),
+              exclude_input_in_output: param('true'),
+              enable_kv_cache_reuse: param('true'),
+            },
+          },
+        },
+      ],
+      [
+        POSTPROCESSING,
+        {
+          inputs: [['TOKENS_BATCH', 'TYPE_INT32', [-1, -1]]],
+          outputs: [['OUTPUT', 'TYPE_STRING', [-1]]],
+          platform: 'python',
+          decoupled: false,
+          config: { ...base(POSTPROCESSING, '', 'python'), parameters: {} },
+        },
+      ],
+    ]);
   }
-  if (!ready) {
-    sendJson(res, 400, { error: 'Model is not ready' });
-    return true;
+
+  /** What the server saw, for tests and operators (`GET /__sim/triton`). */
+  observed(): Record<string, unknown> {
+    return {
+      ensemble: this.#o.ensemble,
+      models: this.#o.models,
+      engine_dir: this.engineDir,
+      ignored_parameters: Object.fromEntries(this.#ignored),
+      infer_requests: Object.fromEntries(this.#infers),
+    };
   }
-  if (req.method === 'POST' && model === 'preprocessing' && action === '/infer') {
+
+  metrics(): string {
+    const e = this.#e;
+    const l = `model="${this.#o.models.ensemble}",version="1"`;
+    const t = `model="${this.#o.models.tensorrtLlm}",version="1"`;
+    return prom([
+      [
+        'nv_inference_request_success',
+        'counter',
+        'Number of successful inference requests.',
+        e.stats.requests - e.stats.errors,
+        l,
+      ],
+      ['nv_inference_request_failure', 'counter', 'Number of failed inference requests.', e.stats.errors, l],
+      [
+        'nv_inference_pending_request_count',
+        'gauge',
+        'Instantaneous number of pending requests.',
+        e.waiting,
+        l,
+      ],
+      [
+        'nv_trt_llm_request_metrics',
+        'gauge',
+        'TRT LLM request metrics.',
+        e.running,
+        `${t},request_type="active"`,
+      ],
+      [
+        'nv_trt_llm_kv_cache_block_metrics',
+        'gauge',
+        'TRT LLM KV cache block metrics.',
+        e.kvUsage,
+        `${t},kv_cache_block_type="fraction"`,
+      ],
+    ]);
+  }
+
+  async routes(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = (req.url ?? '/').split('?')[0] ?? '/';
+    const e = this.#e;
+    const ready = !e.loading();
+    if (req.method === 'GET' && (url === '/v2/health/live' || url === '/v2/health/ready')) {
+      sendText(res, url.endsWith('live') || ready ? 200 : 400, '');
+      return true;
+    }
+    if (req.method === 'GET' && url === '/__sim/triton') {
+      sendJson(res, 200, this.observed());
+      return true;
+    }
+    if (req.method === 'GET' && url === '/v2') {
+      sendJson(res, 200, {
+        name: 'triton',
+        version: TRITON_VERSION,
+        extensions: [
+          'classification',
+          'sequence',
+          'model_repository',
+          'schedule_policy',
+          'model_configuration',
+          'system_shared_memory',
+          'cuda_shared_memory',
+          'binary_tensor_data',
+          'parameters',
+          'statistics',
+          'trace',
+          'logging',
+          'generate',
+        ],
+      });
+      return true;
+    }
+    if (req.method === 'GET' && url === '/metrics') {
+      sendText(res, 200, this.metrics(), 'text/plain; charset=utf-8');
+      return true;
+    }
+    const match = /^\/v2\/models\/([^/]+)(?:\/versions\/[^/]+)?(\/[a-z_]+)?$/.exec(url);
+    if (!match) return false;
+    const name = decodeURIComponent(match[1] ?? '');
+    const action = match[2];
+    const model = this.#models.get(name);
+    if (model === undefined) {
+      sendJson(res, 400, { error: `Request for unknown model: '${name}' is not found` });
+      return true;
+    }
+    if (req.method === 'GET' && action === '/ready') {
+      sendText(res, ready ? 200 : 400, '');
+      return true;
+    }
+    if (req.method === 'GET' && action === undefined) {
+      const meta = (d: TensorDecl) => ({ name: d[0], datatype: metadataType(d[1]), shape: [-1, ...d[2]] });
+      sendJson(res, 200, {
+        name,
+        versions: ['1'],
+        platform: model.platform,
+        inputs: model.inputs.map(meta),
+        outputs: model.outputs.map(meta),
+      });
+      return true;
+    }
+    if (req.method === 'GET' && action === '/config') {
+      sendJson(res, 200, model.config);
+      return true;
+    }
+    if (!ready) {
+      sendJson(res, 400, { error: 'Model is not ready' });
+      return true;
+    }
+    if (req.method === 'POST' && action === '/infer') {
+      this.#infers.set(name, (this.#infers.get(name) ?? 0) + 1);
+      await this.#infer(req, res, name, model);
+      return true;
+    }
+    const streaming = action === '/generate_stream';
+    if (req.method === 'POST' && (action === '/generate' || streaming) && name === this.#o.models.ensemble) {
+      await this.#generate(req, res, name, model, streaming);
+      return true;
+    }
+    return false;
+  }
+
+  /** Core's `ValidateRequestInputs`: every required input given (400 otherwise). */
+  #missingRequired(model: string, decl: readonly TensorDecl[], given: readonly string[], id?: string) {
+    const missing = decl.filter((d) => d[3] !== true && !given.includes(d[0]));
+    if (missing.length === 0 && given.length <= decl.length) return undefined;
+    const required = decl.filter((d) => d[3] !== true).length;
+    const list = (names: readonly string[]) => `[${names.map((n) => `'${n}'`).join(',')}]`;
+    const range =
+      required === decl.length
+        ? `expected ${decl.length} inputs but got ${given.length} inputs`
+        : `expected number of inputs between ${required} and ${decl.length} but got ${given.length} inputs`;
+    return (
+      `${logRequest(id)}${range} for model '${model}'. Got input(s) ${list(given)}, but missing required ` +
+      `input(s) ${list(missing.map((d) => d[0]))}. Please provide all required input(s).`
+    );
+  }
+
+  async #infer(req: IncomingMessage, res: ServerResponse, name: string, model: SimModel): Promise<void> {
+    if (model.decoupled) {
+      sendJson(res, 501, {
+        error: "HTTP end point doesn't support models with decoupled transaction policy",
+      });
+      return;
+    }
     const b = obj(await readJson(req));
     const inputs = Array.isArray(b['inputs']) ? (b['inputs'] as unknown[]).map(obj) : [];
+    const given = inputs.map((i) => String(i['name']));
+    const id = typeof b['id'] === 'string' ? b['id'] : undefined;
+    const missing = this.#missingRequired(name, model.inputs, given, id);
+    if (missing !== undefined) {
+      sendJson(res, 400, { error: missing });
+      return;
+    }
+    const undeclared = given.find((g) => !model.inputs.some((d) => d[0] === g));
+    if (undeclared !== undefined) {
+      sendJson(res, 400, { error: `unexpected inference input '${undeclared}' for model '${name}'` });
+      return;
+    }
+    if (name !== this.#o.models.preprocessing) {
+      sendJson(res, 400, { error: `the simulator does not run model '${name}' on its own` });
+      return;
+    }
     const query = inputs.find((i) => i['name'] === 'QUERY');
     const text = Array.isArray(query?.['data']) ? String((query['data'] as unknown[])[0]) : '';
-    const ids = e.tokenize(text);
+    const ids = this.#e.tokenize(text);
     sendJson(res, 200, {
-      model_name: 'preprocessing',
+      model_name: name,
       model_version: '1',
       outputs: [
         { name: 'INPUT_ID', datatype: 'INT32', shape: [1, ids.length], data: ids },
         { name: 'REQUEST_INPUT_LEN', datatype: 'INT32', shape: [1, 1], data: [ids.length] },
       ],
     });
-    return true;
   }
-  const streaming = action === '/generate_stream';
-  if (req.method === 'POST' && (action === '/generate' || streaming)) {
+
+  async #generate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    model: SimModel,
+    streaming: boolean,
+  ): Promise<void> {
     const b = obj(await readJson(req));
-    const text = str(b['text_input']);
-    if (text === undefined) {
-      sendJson(res, 400, { error: "input 'text_input' is required" });
-      return true;
+    const id = typeof b['id'] === 'string' ? b['id'] : undefined;
+    // Keys naming a declared input are tensors; every other key is a request parameter.
+    const tensors = new Map<string, unknown>();
+    const take = (o: Record<string, unknown>, top: boolean) => {
+      for (const [k, v] of Object.entries(o)) {
+        if (top && k === 'id') continue;
+        if (top && k === 'parameters' && typeof v === 'object' && v !== null && !Array.isArray(v)) {
+          take(obj(v), false);
+          continue;
+        }
+        if (model.inputs.some((d) => d[0] === k)) tensors.set(k, v);
+        else this.#ignored.set(k, (this.#ignored.get(k) ?? 0) + 1);
+      }
+    };
+    take(b, true);
+    const missing = this.#missingRequired(name, model.inputs, [...tensors.keys()], id);
+    if (missing !== undefined) {
+      sendJson(res, 400, { error: missing });
+      return;
     }
+    const text = str(tensors.get('text_input')) ?? '';
+    const flag = (k: string) => tensors.get(k) === true;
+    const countIn = flag('return_num_input_tokens');
+    const countOut = flag('return_num_output_tokens');
+    // Streaming responses carry new tokens only; a single answer starts with the prompt unless
+    // excluded (the request's input, else the `tensorrt_llm` model's parameter, "true" here).
+    const echo = !streaming && tensors.get('exclude_input_in_output') === false;
+    const sampled = Object.fromEntries(tensors);
     const signal = clientGone(req, res);
-    const gen = e.generate(
+    const gen = this.#e.generate(
       text,
       {
-        maxTokens: num(b['max_tokens']) ?? 16,
-        seed: num(b['random_seed']) ?? 0,
-        samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'repetition_penalty']),
+        maxTokens: num(tensors.get('max_tokens')) ?? 16,
+        // An undeclared seed never arrives: the backend samples without one (0 here).
+        seed: num(tensors.get(ENSEMBLES[this.#o.ensemble].seedInput)) ?? 0,
+        samplerProfile: samplingKey(sampled, ['temperature', 'top_k', 'top_p', 'repetition_penalty']),
+        ignoreEos: num(tensors.get('end_id')) === -1,
       },
       signal,
     );
-    let out = '';
+    const promptTokens = this.#e.tokenize(text).length;
+    const response = (out: string, n: number) => ({
+      model_name: name,
+      model_version: '1',
+      text_output: out,
+      ...(countIn ? { num_input_tokens: promptTokens } : {}),
+      ...(countOut ? { num_output_tokens: n } : {}),
+    });
+    let all = echo ? text : '';
+    let total = 0;
+    let group: SimToken[] = [];
+    const flush = () => {
+      if (group.length === 0) return;
+      const out = group.map((t) => t.text).join('');
+      total += group.length;
+      if (streaming) res.write(`data: ${JSON.stringify(response(out, group.length))}\n\n`);
+      all += out;
+      group = [];
+    };
     try {
       let next = await gen.next();
       if (streaming) startSse(res);
       while (next.done !== true) {
-        out += next.value.text;
-        if (streaming)
-          res.write(
-            `data: ${JSON.stringify({ model_name: TRITON_MODEL, model_version: '1', text_output: next.value.text })}\n\n`,
-          );
+        // End of sequence: the generation ends with it (the next step reports done).
+        if (next.value.special !== true) {
+          group.push(next.value);
+          if (group.length >= this.#o.tokensPerResponse) flush();
+        }
         next = await gen.next();
       }
+      flush();
       if (streaming) res.end();
-      else sendJson(res, 200, { model_name: TRITON_MODEL, model_version: '1', text_output: out });
+      else sendJson(res, 200, response(all, total + (echo ? promptTokens : 0)));
     } catch (err) {
-      if (signal.aborted) return true;
+      if (signal.aborted) return;
       const se = err instanceof SimError ? err : new SimError('invalid', String(err));
       const message =
         se.kind === 'oom'
@@ -197,7 +519,5 @@ export async function tritonRoutes(
       if (res.headersSent) res.end(`data: ${JSON.stringify(body)}\n\n`);
       else sendJson(res, se.kind === 'refused' || se.kind === 'loading' ? 503 : 400, body);
     }
-    return true;
   }
-  return false;
 }
