@@ -13,6 +13,11 @@ export interface EngineFeatures {
   readonly continuousBatching: boolean;
   readonly interruptibleDecode: boolean;
   readonly embeddings: boolean;
+  /**
+   * False when the engine process only embeds (a pooling model: vLLM `--task embed`); absent
+   * or true when it generates.
+   */
+  readonly completions?: boolean;
 }
 
 export interface EngineProps {

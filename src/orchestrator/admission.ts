@@ -111,6 +111,12 @@ export function checkWorkload(pool: PoolRuntime, input: SubmitInput): void {
     case 'completion':
       if (input.prompt === undefined)
         throw new OrchError('INVALID_PARAMS', `prompt: required for workload 'completion'`, opts);
+      if (!pool.servesCompletions())
+        throw new OrchError(
+          'INVALID_PARAMS',
+          `workload: pool '${pool.id}' (${pool.config.engine}) serves an embedding model: it does not generate`,
+          opts,
+        );
       return;
     case 'embedding':
       if (input.inputs === undefined || input.inputs.length === 0)

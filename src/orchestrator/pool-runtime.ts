@@ -221,6 +221,12 @@ export class PoolRuntime {
     return this.#props()?.features.continuousBatching ?? this.config.launch.contBatching;
   }
 
+  /** Whether the pool's engine generates (false for a pooling model that only embeds). */
+  servesCompletions(): boolean {
+    const props = this.readyReplicas().find((r) => r.props)?.props;
+    return props?.features.completions !== false;
+  }
+
   /** Whether the pool's engine produces embeddings (from the replicas' self-test properties). */
   servesEmbeddings(): boolean {
     const props = this.readyReplicas().find((r) => r.props)?.props;

@@ -394,6 +394,13 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     this.#set(r, { kind: 'self-test' });
     try {
       const signal = AbortSignal.timeout(Math.max(1_000, deadline - Date.now()));
+      // An engine that only embeds proves itself with one embedding instead of a decode.
+      const declared = await r.adapter.properties(signal);
+      if (declared.features.completions === false) {
+        const problem = await embedSelfTest(r, signal);
+        if (problem !== undefined) return problem;
+        return await this.#finishSelfTest(r, signal);
+      }
       // Minimal decode: one token through the real generation path.
       let tokens = 0;
       for await (const ev of r.adapter.generate(
@@ -413,21 +420,26 @@ export class EnginePoolSupervisor implements PoolSupervisor {
       if (tokens < 1) return 'self-test decode produced no token';
       const cancelProblem = await this.#cancelCheck(r, signal);
       if (cancelProblem !== undefined) return cancelProblem;
-      // Telemetry read: the engine's metrics must be scrapeable before it takes work.
-      await r.adapter.scrapeMetrics(signal);
-      const props = await r.adapter.properties(signal);
-      r.props = props;
-      this.#setVersion ??= props.engineVersion;
-      if (props.engineVersion !== this.#setVersion) {
-        return (
-          `engine_version '${props.engineVersion}' differs from the replica set's '${this.#setVersion}': ` +
-          'a replica set never mixes engine versions (determinism, SPEC §14)'
-        );
-      }
-      return undefined;
+      return await this.#finishSelfTest(r, signal);
     } catch (err) {
       return exitCause() ?? `self-test failed: ${(err as Error).message}`;
     }
+  }
+
+  /** The self-test's last steps: a telemetry read, the properties, one engine version per set. */
+  async #finishSelfTest(r: Replica, signal: AbortSignal): Promise<string | undefined> {
+    // Telemetry read: the engine's metrics must be scrapeable before it takes work.
+    await r.adapter.scrapeMetrics(signal);
+    const props = await r.adapter.properties(signal);
+    r.props = props;
+    this.#setVersion ??= props.engineVersion;
+    if (props.engineVersion !== this.#setVersion) {
+      return (
+        `engine_version '${props.engineVersion}' differs from the replica set's '${this.#setVersion}': ` +
+        'a replica set never mixes engine versions (determinism, SPEC §14)'
+      );
+    }
+    return undefined;
   }
 
   /**
@@ -539,4 +551,12 @@ export class EnginePoolSupervisor implements PoolSupervisor {
     r.restartTimer = setTimeout(() => void this.#launch(r), delay);
     r.restartTimer.unref();
   }
+}
+
+/** One embedding through the real path: a vector with values, or the cause. */
+async function embedSelfTest(r: Replica, signal: AbortSignal): Promise<string | undefined> {
+  if (r.adapter.embed === undefined) return 'self-test: the engine only embeds, but its adapter cannot embed';
+  const out = await r.adapter.embed(['ok'], signal);
+  const first = out.vectors[0];
+  return first !== undefined && first.length > 0 ? undefined : 'self-test embedding returned no vector';
 }

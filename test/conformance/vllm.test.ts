@@ -34,6 +34,7 @@ for (const version of ['sim-vllm-1', '0.15.1', '0.6.1.post2']) {
         continuousBatching: true,
         interruptibleDecode: version !== '0.6.1.post2',
         embeddings: false,
+        completions: true,
       },
     },
     nativeMetric: 'vllm:num_requests_running',
@@ -60,6 +61,7 @@ describe('vLLM capabilities are detected from the engine', () => {
     const e = await start('vllm-embed', ['--task', 'embed']);
     const props = await e.adapter.properties(AbortSignal.timeout(5_000));
     expect(props.features.embeddings).toBe(true);
+    expect(props.features.completions).toBe(false);
     const embed = e.adapter.embed?.bind(e.adapter);
     if (!embed) throw new Error('the vLLM adapter must embed');
     const a = await embed(['alpha', 'beta'], AbortSignal.timeout(5_000));
@@ -87,6 +89,7 @@ describe('vLLM capabilities are detected from the engine', () => {
       continuousBatching: true,
       interruptibleDecode: false,
       embeddings: false,
+      completions: true,
     });
   });
 

@@ -99,18 +99,20 @@ describe('tenant quotas (SPEC §3.3)', () => {
   it('rps with burst: the bucket empties, refusals carry the refill time, then it admits again', async () => {
     await sleep(4_100); // refill the bucket (burst 3 at 0.5/s; two were taken above)
     const results: number[] = [];
-    const ids: string[] = [];
     let backoff = 0;
-    for (let i = 0; i < 4; i++) {
+    // Until the first refusal: on a slow machine a token may refill between two attempts, so the
+    // bucket is judged by what it admitted before refusing (at least its burst), not by a count.
+    for (let i = 0; i < 12 && backoff === 0; i++) {
       const t = task('quota', { engine: 'tgi', max_tokens: 1 });
       const r = await submit(t, QUOTA_KEY);
       results.push(r.status);
-      if (r.status === 202) {
-        ids.push(t.task_id);
+      if (r.status === 202)
         await readStream(h.url, t.task_id, { key: QUOTA_KEY }); // stay under max_concurrent
-      } else backoff = (r.json as { retry_after_ms: number }).retry_after_ms;
+      else backoff = (r.json as { retry_after_ms: number }).retry_after_ms;
     }
-    expect(results).toEqual([202, 202, 202, 429]);
+    expect(results.at(-1)).toBe(429);
+    expect(results.slice(0, -1).every((s) => s === 202)).toBe(true);
+    expect(results.length - 1).toBeGreaterThanOrEqual(3);
     expect(backoff).toBeGreaterThan(0);
     expect(backoff).toBeLessThanOrEqual(2_000);
     await sleep(backoff + 20);

@@ -117,6 +117,8 @@ export class VllmAdapter implements EngineAdapter {
         // Without it (or where the engine does not say) resuming recomputes everything: not claimed.
         interruptibleDecode: PREFIX_CACHING.exec(metrics)?.[1] === 'True',
         embeddings,
+        // One task per process: a pooling model does not generate.
+        completions: !embeddings,
       },
     };
   }
