@@ -46,7 +46,7 @@ function replicaSetBody(set: ReplicaSet) {
     pools: members.map((p) => p.id),
     members: members.map((p) => ({
       pool_id: p.id,
-      ready: admits(p),
+      ready: admitsWork(p),
       draining: p.draining,
       replicas_ready: p.readyReplicas().length,
       replica_ids: p.supervisor.replicas().map((r) => r.id),
@@ -67,14 +67,6 @@ function replicaSetBody(set: ReplicaSet) {
 const sum = (pools: readonly PoolRuntime[], f: (p: PoolRuntime) => number): number =>
   pools.reduce((n, p) => n + f(p), 0);
 
-/**
- * Ready means admission would take new work now: a drained or reloading pool refuses it
- * (`resolvePool`) even while its replicas are up, so readiness must not claim otherwise.
- */
-function admits(pool: PoolRuntime): boolean {
-  return admitsWork(pool);
-}
-
 /** The pool's SLO breaker (ORCH-3040) as health and replica sets show it. */
 function sloBreakerBody(pool: PoolRuntime) {
   const b = pool.sloBreaker.view();
@@ -89,7 +81,8 @@ function poolHealth(pool: PoolRuntime) {
   return {
     pool_id: pool.id,
     live: replicas.some((r) => r.state.kind !== 'stopped' && r.state.kind !== 'unready'),
-    ready: admits(pool),
+    // Ready means admission would take new work now (a drained or reloading pool refuses it).
+    ready: admitsWork(pool),
     draining: pool.draining,
     reloading: pool.reloading,
     metrics: {
