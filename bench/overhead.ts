@@ -1,9 +1,10 @@
 /**
  * `overhead`: what llama-orch costs per streamed request, next to the alternatives, against the
  * same engine process in the same run. A simulated vLLM replica (launched by the orchestrator)
- * streams 64-token completions; four paths reach it: (1) direct, (2) nginx as a plain SSE reverse
+ * streams 64-token completions; five paths reach it: (1) direct, (2) nginx as a plain SSE reverse
  * proxy, (3) the Portkey AI Gateway, (4) llama-orch through its real two-step API
- * (`POST /v1/tasks`, then `GET …/stream`). Two engine speeds: fast tokens, and paced at ~2 ms per
+ * (`POST /v1/tasks`, then `GET …/stream`), (5) llama-orch's OpenAI-compatible surface (one
+ * request: the same admission and scheduling, streamed from the admission request itself). Two engine speeds: fast tokens, and paced at ~2 ms per
  * token. Closed-loop clients at concurrency 1, 16, 64 and 256.
  */
 import type { RawPool } from '../src/config/schema.js';
@@ -81,6 +82,11 @@ export async function overheadBench(): Promise<{ table: string; results: unknown
             max_tokens: TOKENS,
             ctx: 4096,
           }),
+        pids: () => [orch.pid],
+      });
+      paths.push({
+        name: 'llama-orch openai',
+        run: () => openaiStream(ready.url, body, {}, false),
         pids: () => [orch.pid],
       });
       for (const p of paths) await runLoad(4, { maxRequests: 40, maxSeconds: 5 }, p.run); // warm-up

@@ -35,13 +35,15 @@ export async function openaiStream(
   base: string,
   body: { model: string; prompt: string; max_tokens: number },
   headers: Record<string, string> = {},
+  /** vLLM's extension; llama-orch's OpenAI surface refuses it (its simulated engine never ends early). */
+  ignoreEos = true,
 ): Promise<Timing> {
   const t0 = performance.now();
   const res = await send(`${base}/v1/completions`, {
     method: 'POST',
     dispatcher: agent,
     headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ ...body, stream: true, ignore_eos: true }),
+    body: JSON.stringify({ ...body, stream: true, ...(ignoreEos ? { ignore_eos: true } : {}) }),
   });
   if (res.statusCode !== 200)
     throw new Error(`HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 200)}`);

@@ -31,7 +31,7 @@ const USAGE = `usage: llorch <command> [options]
 commands:
   dev                     orchestrator on the dev default (127.0.0.1:8080, CPU llama.cpp replicas)
       --port N  --host H  --replicas N  --api-key KEY  --queue-capacity N
-      --full-policy reject|drop-lru|shed-low-priority  --model PATH  --data-dir DIR
+      --full-policy reject|drop-lru|shed-low-priority  --model PATH  --ctx N  --data-dir DIR
       --engine llamacpp|sim   sim: simulated replicas, no real inference
       --sim-dialect llamacpp|vllm|tgi|triton  --sim-tokens-per-s N  --sim-slots N
   sim --dialect D         one simulated engine (llamacpp|vllm|tgi|triton); llorch sim --help
@@ -104,6 +104,7 @@ async function main(argv: string[]): Promise<void> {
           'sim-dialect': { type: 'string' },
           'sim-tokens-per-s': { type: 'string' },
           'sim-slots': { type: 'string' },
+          ctx: { type: 'string' },
         },
       });
       const engineArg = values.engine ?? DEV_DEFAULTS.engine;
@@ -123,6 +124,7 @@ async function main(argv: string[]): Promise<void> {
         queueCapacity: int('queue-capacity', values['queue-capacity'], DEV_DEFAULTS.queueCapacity),
         fullPolicy: policy,
         modelPath: values.model,
+        ctx: Math.max(64, int('ctx', values.ctx, DEV_DEFAULTS.ctx)),
         dataDir: values['data-dir'] ?? DEV_DEFAULTS.dataDir,
         engine: engine,
         simDialect: dialect as Engine,

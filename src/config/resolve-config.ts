@@ -153,6 +153,13 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       maxEventsPerTask: raw.sse?.max_events_per_task ?? DEFAULTS.sseMaxEventsPerTask,
       cancelOnDisconnect: raw.sse?.cancel_on_disconnect ?? DEFAULTS.sseCancelOnDisconnect,
     },
+    openai: {
+      defaultPriority: raw.openai?.default_priority ?? 'interactive',
+      deadlineMs: {
+        interactive: raw.openai?.deadline_ms?.interactive ?? 120_000,
+        batch: raw.openai?.deadline_ms?.batch ?? 3_600_000,
+      },
+    },
     shutdown: { drainMs: raw.shutdown?.drain_ms ?? DEFAULTS.shutdownDrainMs },
     logging: {
       level: raw.logging?.level ?? DEFAULTS.logLevel,

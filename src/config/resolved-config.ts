@@ -37,6 +37,11 @@ export interface ResolvedConfig {
     readonly maxEventsPerTask: number;
     readonly cancelOnDisconnect: boolean;
   };
+  /** Defaults of the OpenAI-compatible surface for requests without `X-LLorch-*` headers. */
+  readonly openai: {
+    readonly defaultPriority: 'interactive' | 'batch';
+    readonly deadlineMs: { readonly interactive: number; readonly batch: number };
+  };
   readonly shutdown: {
     /** In-flight tasks may run this long after SIGTERM/SIGINT; the daemon exits a bounded time later. */
     readonly drainMs: number;

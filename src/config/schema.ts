@@ -369,6 +369,24 @@ export const SseSchema = closed('Server-Sent Events streams of tasks (SPEC §2.2
   ),
 });
 
+export const OpenAiSchema = closed(
+  'The OpenAI-compatible surface (SPEC §17 §2.7): what a request gets when its `X-LLorch-*` headers are absent.',
+  {
+    default_priority: Type.Optional(
+      Type.Union([Type.Literal('interactive'), Type.Literal('batch')], {
+        description: 'Priority of a request without `X-LLorch-Priority`.',
+        default: 'interactive',
+      }),
+    ),
+    deadline_ms: Type.Optional(
+      closed('Deadline of a request without `X-LLorch-Deadline-Ms`, per priority, in milliseconds.', {
+        interactive: Type.Optional(PositiveInt('Default deadline of interactive requests.', 120_000)),
+        batch: Type.Optional(PositiveInt('Default deadline of batch requests.', 3_600_000)),
+      }),
+    ),
+  },
+);
+
 export const LoggingSchema = closed('Structured JSON logs (SPEC §12).', {
   level: Type.Optional(
     StringEnum(LOG_LEVELS, { description: 'Minimum log level.', default: DEFAULTS.logLevel }),
@@ -898,6 +916,7 @@ export const ConfigSchema = Type.Object(
     ),
     node: Type.Optional(NodeSchema),
     sse: Type.Optional(SseSchema),
+    openai: Type.Optional(OpenAiSchema),
     shutdown: Type.Optional(ShutdownSchema),
     logging: Type.Optional(LoggingSchema),
     engines: Type.Optional(EnginesSchema),

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors/codes.js';
+import type { FinishReason, ToolCall } from './sampling.js';
 import type { Engine } from './types.js';
 
 /** SSE payloads of OrchQueue v1 (SPEC §2.2). Field names are the wire names. */
@@ -30,6 +31,10 @@ export interface EndData {
   /** Time the task waited in the queue before a replica took it (additive). */
   queue_ms?: number;
   stop_reason?: string;
+  /** Why generation ended, as OpenAI names it (SPEC §17). */
+  finish_reason?: FinishReason;
+  /** Tool calls the model made (tasks with `tools`). */
+  tool_calls?: ToolCall[];
   embeddings?: number[][];
   /** The task was hard-preempted and resumed before it completed. */
   preempted?: boolean;

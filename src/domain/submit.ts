@@ -1,10 +1,11 @@
+import type { GenerationFields } from './sampling.js';
 import type { Determinism, Engine, Priority, Workload } from './types.js';
 
 /**
  * A task submission after schema validation, in domain terms. The HTTP layer maps the OpenAPI
  * `TaskRequest` body onto this; tenancy comes from the credential, never from the body.
  */
-export interface SubmitInput {
+export interface SubmitInput extends GenerationFields {
   readonly taskId: string;
   readonly sessionId: string;
   readonly workload: Workload;
@@ -18,6 +19,11 @@ export interface SubmitInput {
   readonly prompt: string | undefined;
   readonly inputs: readonly string[] | undefined;
   readonly maxTokens: number;
+  /**
+   * The request set no limit (OpenAI's `max_tokens` absent): generate up to the context left
+   * after the prompt, as the engines do. `maxTokens` is then the least the prompt must leave.
+   */
+  readonly maxTokensFromCtx?: boolean | undefined;
   readonly deadlineMs: number;
   readonly expectedTokens: number | undefined;
   readonly kvHint: 'reuse' | 'cold' | undefined;

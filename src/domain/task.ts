@@ -1,7 +1,8 @@
+import type { GenerationFields } from './sampling.js';
 import type { Determinism, Engine, Priority, Workload } from './types.js';
 
 /** A task as accepted by admission: validated, tenant-bound, with defaults applied. */
-export interface TaskSpec {
+export interface TaskSpec extends GenerationFields {
   readonly taskId: string;
   readonly sessionId: string;
   readonly tenant: string;

@@ -1,3 +1,11 @@
+import type {
+  ChatMessage,
+  ResponseFormat,
+  SamplingOptions,
+  ToolCall,
+  ToolChoice,
+  ToolDefinition,
+} from '../domain/sampling.js';
 import type { Determinism, Engine } from '../domain/types.js';
 
 /** Liveness/readiness of one engine process. */
@@ -40,8 +48,16 @@ export interface EmbedResult {
   readonly tokensIn: number;
 }
 
-export interface GenerateRequest {
+/** What the engine turns into the prompt: text, or chat turns through its own chat template. */
+export interface PromptInput {
   readonly prompt: string;
+  /** When present, the prompt is these turns templated by the engine (`prompt` is then empty). */
+  readonly messages?: readonly ChatMessage[] | undefined;
+  /** Function tools offered with `messages` (they are part of the templated prompt). */
+  readonly tools?: readonly ToolDefinition[] | undefined;
+}
+
+export interface GenerateRequest extends PromptInput {
   readonly maxTokens: number;
   readonly seed: number;
   readonly determinism: Determinism;
@@ -50,6 +66,15 @@ export interface GenerateRequest {
   readonly cachePrompt: boolean;
   /** Generate exactly maxTokens, ignoring end-of-sequence (benchmarks, tests). */
   readonly ignoreEos?: boolean;
+  /**
+   * Sampling fields the task set; absent ones take the profile's values (`samplingOf`). A field
+   * that is present must be honoured or refused (`checkRequest`), never dropped.
+   */
+  readonly sampling?: SamplingOptions | undefined;
+  /** Stop strings: generation ends before the first one, which is not part of the text. */
+  readonly stop?: readonly string[] | undefined;
+  readonly responseFormat?: ResponseFormat | undefined;
+  readonly toolChoice?: ToolChoice | undefined;
 }
 
 /**
@@ -74,7 +99,9 @@ export type EngineEvent =
        */
       readonly tokensInUncached?: number;
       readonly tokensOut: number;
-      readonly stopReason: 'eos' | 'length' | 'stop' | 'unknown';
+      readonly stopReason: 'eos' | 'length' | 'stop' | 'tool_calls' | 'unknown';
+      /** The tool calls the model made (requests with `tools`), assembled from the stream. */
+      readonly toolCalls?: readonly ToolCall[];
       /** The engine slot that served the request, when the engine reports it (see `eraseKv`). */
       readonly slotId?: number;
     };
@@ -91,6 +118,17 @@ export interface EngineAdapter {
   properties(signal: AbortSignal): Promise<EngineProps>;
   /** Number of tokens the engine's own tokenizer makes of `text` (with BOS where the model adds it). */
   countTokens(text: string, signal: AbortSignal): Promise<number>;
+  /**
+   * Prompt tokens of chat turns after the engine's own chat template (with the generation
+   * prompt and any tools). Engines without chat support lack it: `messages` is refused there.
+   */
+  countChatTokens?(input: PromptInput, signal: AbortSignal): Promise<number>;
+  /**
+   * Throws `INVALID_PARAMS` naming the field and the engine when this engine cannot honour a
+   * field of `req` (a sampling field it has no parameter for, a response format, tools, chat).
+   * Pure and local: admission calls it before any engine round trip.
+   */
+  checkRequest(req: GenerateRequest): void;
   generate(req: GenerateRequest, signal: AbortSignal): AsyncIterable<EngineEvent>;
   scrapeMetrics(signal: AbortSignal): Promise<string>;
   /** Embeddings, on engines that have them (`features.embeddings`). */

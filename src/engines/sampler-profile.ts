@@ -1,3 +1,4 @@
+import type { Sampling, SamplingOptions } from '../domain/sampling.js';
 import type { Engine } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 
@@ -30,3 +31,16 @@ export const SAMPLER_V1 = {
   minP: 0,
   repetitionPenalty: 1,
 } as const;
+
+/** The values an engine request carries: the task's sampling fields over profile v1's. */
+export function samplingOf(opts: SamplingOptions | undefined): Sampling {
+  return {
+    temperature: opts?.temperature ?? SAMPLER_V1.temperature,
+    topP: opts?.topP ?? SAMPLER_V1.topP,
+    topK: opts?.topK ?? SAMPLER_V1.topK,
+    minP: opts?.minP ?? SAMPLER_V1.minP,
+    repeatPenalty: opts?.repeatPenalty ?? SAMPLER_V1.repetitionPenalty,
+    presencePenalty: opts?.presencePenalty ?? 0,
+    frequencyPenalty: opts?.frequencyPenalty ?? 0,
+  };
+}

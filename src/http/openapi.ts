@@ -16,6 +16,8 @@ export type TaskRequest = components['schemas']['TaskRequest'];
 export interface OpenApiDocs {
   readonly data: OpenApiDocument;
   readonly control: OpenApiDocument;
+  /** The OpenAI-compatible surface (SPEC §2.7). */
+  readonly openai: OpenApiDocument;
 }
 
 export interface OpenApiDocument {
@@ -46,6 +48,7 @@ export function loadOpenApi(): OpenApiDocs {
   cached ??= {
     data: parse(readFileSync(join(dir, 'data.yaml'), 'utf8')) as OpenApiDocument,
     control: parse(readFileSync(join(dir, 'control.yaml'), 'utf8')) as OpenApiDocument,
+    openai: parse(readFileSync(join(dir, 'openai.yaml'), 'utf8')) as OpenApiDocument,
   };
   return cached;
 }

@@ -8,6 +8,7 @@ import type { Authenticator } from './auth.js';
 import type { Logger } from '../util/logger.js';
 import type { TaskRequest, TaskRequestValidator } from './openapi.js';
 import { relay, resumeAfter } from './sse.js';
+import { generationFieldsOf } from './generation-fields.js';
 
 export interface DataRoutesOptions {
   readonly orchestrator: Orchestrator;
@@ -33,6 +34,7 @@ export function toSubmitInput(body: TaskRequest): SubmitInput {
     samplerProfileVersion: body.sampler_profile_version ?? 'v1',
     prompt: body.prompt,
     inputs: body.inputs,
+    ...generationFieldsOf(body),
     maxTokens: body.max_tokens,
     deadlineMs: body.deadline_ms,
     expectedTokens: body.expected_tokens,

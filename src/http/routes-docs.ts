@@ -1,6 +1,6 @@
 /**
  * The API reference, served by the orchestrator itself: the OpenAPI documents as written
- * (`/openapi/data.yaml`, `/openapi/control.yaml`) and a browsable page rendering both with
+ * (`/openapi/data.yaml`, `/openapi/control.yaml`, `/openapi/openai.yaml`) and a browsable page rendering them with
  * Swagger UI (`/docs`), whose assets come from the `swagger-ui-dist` package (no CDN, works
  * offline). Public like `/metrics`: the documents hold no secrets.
  */
@@ -17,6 +17,8 @@ const ASSETS: Readonly<Record<string, string>> = {
   'swagger-ui-standalone-preset.js': 'text/javascript; charset=utf-8',
   'favicon-32x32.png': 'image/png',
 };
+
+const DOCUMENTS: ReadonlySet<string> = new Set(['data.yaml', 'control.yaml', 'openai.yaml']);
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -36,6 +38,7 @@ const PAGE = `<!doctype html>
       urls: [
         { url: '/openapi/data.yaml', name: 'Data plane (OrchQueue v1)' },
         { url: '/openapi/control.yaml', name: 'Control plane' },
+        { url: '/openapi/openai.yaml', name: 'OpenAI-compatible' },
       ],
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: 'StandaloneLayout',
@@ -57,8 +60,8 @@ export function registerDocsRoutes(app: FastifyInstance): void {
 
   app.get<{ Params: { plane: string } }>('/openapi/:plane', async (req, reply) => {
     const { plane } = req.params;
-    if (plane !== 'data.yaml' && plane !== 'control.yaml')
-      throw new OrchError('NOT_FOUND', `no OpenAPI document '${plane}' (data.yaml, control.yaml)`);
+    if (!DOCUMENTS.has(plane))
+      throw new OrchError('NOT_FOUND', `no OpenAPI document '${plane}' (${[...DOCUMENTS].join(', ')})`);
     return reply.type('application/yaml; charset=utf-8').send(await read(join(contractsDir(), plane)));
   });
 

@@ -23,6 +23,7 @@ import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
 import { registerProviderStates } from './routes-provider-states.js';
 import { registerDocsRoutes } from './routes-docs.js';
+import { openAiRoutes } from './routes-openai.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -130,6 +131,16 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     orchestrator: opts.orchestrator,
     auth,
     validate: createControlValidator(docs),
+  });
+
+  // OpenAI's error shape is scoped to its own routes: the plugin's encapsulated context.
+  await app.register(openAiRoutes, {
+    orchestrator: opts.orchestrator,
+    auth,
+    catalog: opts.catalog,
+    defaults: config.openai,
+    logger,
+    redactor,
   });
 
   registerDocsRoutes(app);

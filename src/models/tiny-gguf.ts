@@ -9,6 +9,31 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+/**
+ * ChatML with tool calls in the Hermes style (`<tools>` in the system turn, `<tool_call>` JSON in
+ * the reply), the shape many instruction-tuned GGUFs carry as `tokenizer.chat_template`. Written
+ * for Jinja, llama-server's default template engine, which reads from it that the model takes
+ * tools (`chat_template_caps` in `/props`) and parses its tool calls.
+ */
+export const TINY_CHAT_TEMPLATE = [
+  "{%- if tools %}{{- '<|im_start|>system\\n' }}",
+  "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\\n\\n' }}{%- endif %}",
+  "{{- '<tools>' }}{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}",
+  '{{- \'\\n</tools>\\nCall: <tool_call>{"name": ..., "arguments": {...}}</tool_call><|im_end|>\\n\' }}',
+  "{%- elif messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- endif %}",
+  '{%- for message in messages %}',
+  "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) or (message.role == 'assistant' and not message.tool_calls) %}",
+  "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}",
+  "{%- elif message.role == 'assistant' %}{{- '<|im_start|>assistant' }}",
+  "{%- if message.content %}{{- '\\n' + message.content }}{%- endif %}",
+  '{%- for tool_call in message.tool_calls %}{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}',
+  '{{- \'\\n<tool_call>\\n{"name": "\' + tool_call.name + \'", "arguments": \' + (tool_call.arguments | tojson) + \'}\\n</tool_call>\' }}',
+  "{%- endfor %}{{- '<|im_end|>\\n' }}",
+  "{%- elif message.role == 'tool' %}{{- '<|im_start|>user\\n<tool_response>\\n' + message.content + '\\n</tool_response><|im_end|>\\n' }}",
+  '{%- endif %}{%- endfor %}',
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}",
+].join('');
+
 export const TINY_MODEL_ID = 'tiny';
 
 export interface TinyGgufOptions {
@@ -201,6 +226,8 @@ export function tinyGgufBytes(opts: TinyGgufOptions = {}): Buffer {
     ['tokenizer.ggml.eos_token_id', { t: T.UINT32, v: EOS }],
     ['tokenizer.ggml.add_bos_token', { t: T.BOOL, v: true }],
     ['tokenizer.ggml.add_eos_token', { t: T.BOOL, v: false }],
+    // A chat template, so chat requests take the model's own template path as real models do.
+    ['tokenizer.chat_template', { t: T.STRING, v: TINY_CHAT_TEMPLATE }],
   ];
 
   const w = new Writer();

@@ -10,6 +10,8 @@ import { OrchError } from '../errors/orch-error.js';
 import type { OfferResult } from '../scheduler/pool-queue.js';
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
 import { admitsWork, sameReplicaSet } from './replica-set.js';
+import type { EngineAdapter } from '../engines/adapter.js';
+import { generateRequestOf } from './generate-request.js';
 
 /**
  * Step 3: the member of the replica set serving `model_ref` with `engine` that takes the task,
@@ -47,6 +49,8 @@ export function resolvePool(
     throw new OrchError('POOL_UNAVAILABLE', `pool '${pool.id}' is drained`, {
       engine: pool.config.engine,
       poolId: pool.id,
+      // An operator's drain ends when they resume the pool: a hint, not a promise.
+      retryAfterMs: 5_000,
     });
   if (pool.reloading)
     throw new OrchError('POOL_UNREADY', `pool '${pool.id}' is reloading its model`, {
@@ -109,8 +113,12 @@ export function checkWorkload(pool: PoolRuntime, input: SubmitInput): void {
   const opts = { engine: pool.config.engine, poolId: pool.id };
   switch (input.workload) {
     case 'completion':
-      if (input.prompt === undefined)
-        throw new OrchError('INVALID_PARAMS', `prompt: required for workload 'completion'`, opts);
+      if (input.prompt === undefined && input.messages === undefined)
+        throw new OrchError(
+          'INVALID_PARAMS',
+          `prompt: 'prompt' or 'messages' is required for workload 'completion'`,
+          opts,
+        );
       if (!pool.servesCompletions())
         throw new OrchError(
           'INVALID_PARAMS',
@@ -119,6 +127,8 @@ export function checkWorkload(pool: PoolRuntime, input: SubmitInput): void {
         );
       return;
     case 'embedding':
+      if (input.messages !== undefined)
+        throw new OrchError('INVALID_PARAMS', `messages: workload 'embedding' takes 'inputs'`, opts);
       if (input.inputs === undefined || input.inputs.length === 0)
         throw new OrchError('INVALID_PARAMS', `inputs: workload 'embedding' needs at least one input`, opts);
       if (!pool.servesEmbeddings())
@@ -167,8 +177,10 @@ export async function countPromptTokens(
     try {
       const signal = AbortSignal.timeout(timeoutMs);
       const counts: number[] = [];
-      for (const text of input.workload === 'embedding' ? (input.inputs ?? []) : [input.prompt ?? ''])
-        counts.push(await replica.adapter.countTokens(text, signal));
+      if (input.messages !== undefined) counts.push(await countChat(replica.adapter, input, signal));
+      else
+        for (const text of input.workload === 'embedding' ? (input.inputs ?? []) : [input.prompt ?? ''])
+          counts.push(await replica.adapter.countTokens(text, signal));
       pool.tokenizerAnswered(replica.id);
       return checkPromptTokens(input, counts, opts);
     } catch (err) {
@@ -184,6 +196,55 @@ export async function countPromptTokens(
     { ...opts, retryAfterMs: Math.max(1_000, timeoutMs) },
   );
 }
+
+async function countChat(adapter: EngineAdapter, input: SubmitInput, signal: AbortSignal): Promise<number> {
+  const count = adapter.countChatTokens?.bind(adapter);
+  if (!count)
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `messages: engine '${adapter.engine}' has no chat template support`,
+      {
+        engine: adapter.engine,
+      },
+    );
+  return count({ prompt: '', messages: input.messages, tools: input.tools }, signal);
+}
+
+/**
+ * Step 4: every chat and sampling field is one the pool's engine honours (SPEC §17): a field it
+ * cannot honour is refused naming the field and the engine, before any engine round trip. The
+ * check is the adapter's, since what an engine honours can depend on what it declared (Triton's
+ * ensemble inputs, vLLM's tool parser).
+ */
+export function checkEngineFields(pool: PoolRuntime, input: SubmitInput): void {
+  if (input.workload !== 'completion') {
+    const set = GENERATION_ONLY.find((f) => input[f] !== undefined);
+    if (set !== undefined)
+      throw new OrchError('INVALID_PARAMS', `${WIRE_NAMES[set]}: only completion tasks take it`, {
+        engine: pool.config.engine,
+        poolId: pool.id,
+      });
+    return;
+  }
+  const adapter = pool.tokenizerReplicas()[0]?.adapter;
+  if (!adapter) return; // No ready replica: counting the prompt's tokens refuses the task.
+  try {
+    adapter.checkRequest(generateRequestOf({ ...input, seed: input.seed ?? 0 }));
+  } catch (err) {
+    if (err instanceof OrchError && err.code === 'INVALID_PARAMS')
+      throw new OrchError(err.code, err.message, { engine: pool.config.engine, poolId: pool.id });
+    throw err;
+  }
+}
+
+const GENERATION_ONLY = ['sampling', 'stop', 'responseFormat', 'tools', 'toolChoice'] as const;
+const WIRE_NAMES: Record<(typeof GENERATION_ONLY)[number], string> = {
+  sampling: 'sampling fields',
+  stop: 'stop',
+  responseFormat: 'response_format',
+  tools: 'tools',
+  toolChoice: 'tool_choice',
+};
 
 function checkPromptTokens(
   input: SubmitInput,

@@ -5,7 +5,7 @@
  *   2 normalize   defaults and clamps (`expected_tokens` ≤ `max_tokens`), duplicate ids
  *   3 resolve     model → replica set → member pool, engine, workload, readiness; canary
  *                 routing; lifecycle
- *   4 guardrails  ctx; SLO shedding (batch work of a pool whose SLO breaker is open, ORCH-3040);
+ *   4 guardrails  ctx; chat and sampling fields the engine honours; SLO shedding (batch work of a pool whose SLO breaker is open, ORCH-3040);
  *                 session budget (cheap checks first), then the engine's tokenizer:
  *                 prompt tokens + `max_tokens` ≤ ctx, and the budget reserved
  *   5 quotas      the tenant's rate bucket and `max_concurrent`
@@ -33,6 +33,7 @@ import {
   backpressureError,
   checkBudget,
   checkCtx,
+  checkEngineFields,
   countPromptTokens,
   predictFor,
   quotaError,
@@ -98,6 +99,8 @@ class Charges {
 /** What the guardrail step learned about the task. */
 interface Guarded {
   readonly promptTokens: number;
+  /** `max_tokens`, or the context left after the prompt when the request left it open. */
+  readonly maxTokens: number;
   readonly cost: number;
   readonly uncached: number;
   readonly committed: SessionUsage;
@@ -115,14 +118,16 @@ export class Admission {
     const charges = new Charges();
     let pool: PoolRuntime | undefined;
     try {
-      const input = this.normalize(raw);
+      let input = this.normalize(raw);
       this.refuseUsedId(input);
       refuseUntrusted(this.#o.pools(), input, this.#o.untrusted);
       pool = this.resolve(principal, input);
       this.checkLifecycle(principal, input, pool);
       checkCtx(pool, input);
+      checkEngineFields(pool, input);
       checkSloBreaker(pool, input.priority, this.#o.metrics, this.#o.clock.now());
       const g = await this.guardrails(principal, input, pool);
+      if (g.maxTokens !== input.maxTokens) input = { ...input, maxTokens: g.maxTokens };
       this.reserveBudget(charges, principal, input, pool, g);
       this.chargeQuotas(charges, principal, pool);
       const victims = this.planDeadline(pool, input, g);
@@ -168,7 +173,11 @@ export class Admission {
     const state = this.#o.modelState?.(pool.config.model.id);
     const where = { engine: pool.config.engine, poolId: pool.id };
     if (state === 'Retired')
-      throw new OrchError('POOL_UNAVAILABLE', `model '${pool.config.model.id}' is retired`, where);
+      // Waiting does not bring a retired model back.
+      throw new OrchError('POOL_UNAVAILABLE', `model '${pool.config.model.id}' is retired`, {
+        ...where,
+        retriable: false,
+      });
     if (state !== 'Deprecated') return;
     const hasSession = this.#o.sessions.get(principal.tenant, input.sessionId) !== undefined;
     const mayOverride =
@@ -199,10 +208,13 @@ export class Admission {
     const cached =
       own?.lastReplicaId !== undefined && input.kvHint !== 'cold' ? Math.min(own.kvTokens, promptTokens) : 0;
     const uncached = promptTokens - cached;
+    const maxTokens =
+      input.maxTokensFromCtx === true ? Math.max(1, input.ctx - promptTokens) : input.maxTokens;
     return {
       promptTokens,
+      maxTokens,
       uncached,
-      cost: uncached + (input.workload === 'completion' ? (input.expectedTokens ?? input.maxTokens) : 0),
+      cost: uncached + (input.workload === 'completion' ? (input.expectedTokens ?? maxTokens) : 0),
       committed: own ? { ...own.usage } : durable,
     };
   }

@@ -16,6 +16,7 @@ import type { SessionStore } from '../sessions/session-store.js';
 import type { Logger } from '../util/logger.js';
 import type { ErrorData } from '../domain/events.js';
 import type { ReplicaLoad } from '../scheduler/placement.js';
+import { finishReasonOf, generateRequestOf, resumable } from './generate-request.js';
 import { failureOf, replicaExhausted, type Failed } from './failure.js';
 import type { PoolRuntime } from './pool-runtime.js';
 import type { AbortCause, TaskRecord } from './task-record.js';
@@ -196,7 +197,8 @@ export class Dispatcher {
     // A strict-determinism task is never hard-preempted: its resumed stream would differ (SPEC §17).
     const candidates = [...pool.running.values()].map((r) => ({
       ...r,
-      determinism: this.#o.table.get(r.taskId)?.spec.determinism ?? 'strict',
+      // Chat, constrained output and tool calls cannot resume either: they count as strict.
+      determinism: resumableDeterminism(this.#o.table.get(r.taskId)?.spec),
       interruptible: pool.replica(r.replicaId)?.props?.features.interruptibleDecode === true,
     }));
     const victim = this.#victims.choose(candidates, urgent.spec.priority);
@@ -270,14 +272,7 @@ export class Dispatcher {
       }
       // A resumed task continues from its prompt plus what it generated before preemption.
       const stream = replica.adapter.generate(
-        {
-          prompt: (task.spec.prompt ?? '') + task.text,
-          maxTokens: task.spec.maxTokens - task.tokensOut,
-          seed: task.spec.seed,
-          determinism: task.spec.determinism,
-          samplerProfileVersion: task.spec.samplerProfileVersion,
-          cachePrompt: task.spec.kvHint !== 'cold',
-        },
+        generateRequestOf(task.spec, { text: task.text, tokensOut: task.tokensOut }),
         task.abort.signal,
       );
       for await (const ev of stream) {
@@ -315,7 +310,11 @@ export class Dispatcher {
             tokens_out: task.tokensOut,
             decode_ms: decodeMs,
             tokens_in: task.tokensIn,
-            stop_reason: ev.stopReason,
+            stop_reason: ev.stopReason === 'tool_calls' ? 'stop' : ev.stopReason,
+            finish_reason: finishReasonOf(ev.stopReason),
+            ...(ev.toolCalls === undefined || ev.toolCalls.length === 0
+              ? {}
+              : { tool_calls: [...ev.toolCalls] }),
             ...(task.preemptions > 0 ? { preempted: true } : {}),
           },
         });
@@ -410,6 +409,10 @@ export class Dispatcher {
       },
     });
   }
+}
+
+function resumableDeterminism(spec: TaskRecord['spec'] | undefined): 'strict' | 'best_effort' {
+  return spec === undefined || !resumable(spec) ? 'strict' : spec.determinism;
 }
 
 /** Failures that are the replica's, not the request's: worth another replica, and counted. */

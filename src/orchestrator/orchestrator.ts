@@ -366,6 +366,7 @@ export class Orchestrator {
         tokens_out: task.tokensOut,
         decode_ms: task.firstTokenAtMs === undefined ? 0 : this.#o.clock.now() - task.firstTokenAtMs,
         canceled: true,
+        finish_reason: 'canceled',
       },
     });
     if (!queued) this.#dispatcher.abort(task, 'client-cancel');

@@ -37,6 +37,12 @@ export interface SimEngineOptions {
   readonly servedTask?: 'generate' | 'embed' | undefined;
   /** vLLM: automatic prefix caching (`--enable-prefix-caching`); undefined: the release's default. */
   readonly prefixCaching?: boolean | undefined;
+  /**
+   * vLLM: tool calling as its flags set it (`--enable-auto-tool-choice`, `--tool-call-parser`);
+   * undefined: neither flag.
+   */
+  readonly toolCalling?:
+    { readonly autoToolChoice: boolean; readonly parser?: string | undefined } | undefined;
 }
 
 export const SIM_DEFAULTS: Omit<SimEngineOptions, 'modelId' | 'engineVersion'> = {

@@ -28,6 +28,7 @@ ${TRITON_SIM_USAGE}  --model ID             model id the engine reports         
   --task generate|embed  vllm: the task the model serves (vLLM's --task; also --runner
                          generate|pooling)                                   default generate
   --no-enable-prefix-caching  vllm: prefix caching off (vLLM's flag; on by default)
+  --enable-auto-tool-choice, --tool-call-parser NAME  vllm: tool calling (vLLM's flags)
   --embeddings           llamacpp: serve /embedding and /v1/embeddings (llama-server's flag)
   --pooling none|mean|cls|last  llamacpp: pooling of embeddings     default none (the model's)
   --stream-error-field   llamacpp: mid-stream errors as an \`error:\` SSE field (older builds)
@@ -117,6 +118,8 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
       runner: { type: 'string' },
       'enable-prefix-caching': { type: 'boolean' },
       'no-enable-prefix-caching': { type: 'boolean' },
+      'enable-auto-tool-choice': { type: 'boolean' },
+      'tool-call-parser': { type: 'string' },
       embeddings: { type: 'boolean' },
       pooling: { type: 'string' },
       'stream-error-field': { type: 'boolean' },
@@ -176,6 +179,10 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
         : values['enable-prefix-caching'] === true
           ? true
           : undefined,
+    toolCalling:
+      values['enable-auto-tool-choice'] === true || values['tool-call-parser'] !== undefined
+        ? { autoToolChoice: values['enable-auto-tool-choice'] === true, parser: values['tool-call-parser'] }
+        : undefined,
   });
   const faults: SimFaults = {};
   if (values['fault-crash'] !== undefined) faults.crash = number('fault-crash', values['fault-crash'], 1);

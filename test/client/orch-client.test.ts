@@ -209,7 +209,7 @@ describe('OrchClient against a live orchestrator', () => {
 
   it('every control-plane read works through the client', async () => {
     const ops = new OrchClient({ baseUrl: h.url, apiKey: KEYS.ops });
-    expect((await ops.capabilities()).api_version).toBe('1.0.0');
+    expect((await ops.capabilities()).api_version).toBe('1.1.0');
     expect((await ops.poolHealth('fast')).ready).toBe(true);
     expect((await ops.listCatalogModels()).models).toBeInstanceOf(Array);
     const ref = await ops.createArtifact({ kind: 'plan', content: { steps: [1, 2] } });

@@ -553,7 +553,7 @@ function controlPlaneInteractions(): Interaction[] {
       description: 'a read of the capabilities',
       request: get('/v1/capabilities', O),
       response: ok(200, {
-        api_version: '1.0.0',
+        api_version: '1.1.0',
         engines: M.eachLike({
           engine: M.string('vllm'),
           ctx_max: M.integer(2048),
@@ -562,7 +562,7 @@ function controlPlaneInteractions(): Interaction[] {
           features: M.like({}),
         }),
       }),
-      run: async (c) => expect((await c.ops.capabilities()).api_version).toBe('1.0.0'),
+      run: async (c) => expect((await c.ops.capabilities()).api_version).toBe('1.1.0'),
     },
     {
       description: 'a read of the capabilities without credentials',

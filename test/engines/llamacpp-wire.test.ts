@@ -116,7 +116,9 @@ describe('llama-server streams (recorded from the pinned build)', () => {
 
 describe('what the command line decides', () => {
   it('continuous batching and a unified KV cache: the last flag wins, llama.cpp defaults otherwise', () => {
-    expect(launchFlags([])).toEqual({ continuousBatching: true, kvUnified: false });
+    expect(launchFlags([])).toEqual({ continuousBatching: true, kvUnified: false, jinja: true });
+    expect(launchFlags(['--no-jinja'])).toMatchObject({ jinja: false });
+    expect(launchFlags(['--no-jinja', '--jinja'])).toMatchObject({ jinja: true });
     expect(launchFlags(['--no-cont-batching'])).toMatchObject({ continuousBatching: false });
     expect(launchFlags(['--no-cont-batching', '-cb'])).toMatchObject({ continuousBatching: true });
     expect(launchFlags(['-kvu'])).toMatchObject({ kvUnified: true });

@@ -10,7 +10,8 @@ import type { EngineEvent, GenerateRequest } from '../../src/engines/adapter.js'
 import { engineDirOf, parseEngineConfig, readEngineFacts } from '../../src/engines/triton/engine-facts.js';
 import { ensembleInterface } from '../../src/engines/triton/ensemble-interface.js';
 import { mapTritonError } from '../../src/engines/triton/map-error.js';
-import { toTritonRequest } from '../../src/engines/triton/map-request.js';
+import { guideOf, toTritonRequest, tritonSupport } from '../../src/engines/triton/map-request.js';
+import { checkSupport } from '../../src/engines/request-support.js';
 import { TritonStreamParser } from '../../src/engines/triton/parse-stream.js';
 import type { ModelConfig } from '../../src/engines/triton/wire-types.js';
 import { OrchError } from '../../src/errors/orch-error.js';
@@ -192,13 +193,23 @@ describe('engine facts', () => {
       return fixture('engine-config.json');
     });
     expect(read).toEqual(['/engines/llama-3.1-8b/fp16/1-gpu/config.json']);
-    expect(facts).toEqual({ version: '0.17.0', maxSeqLen: 4096, inflightBatching: true });
+    expect(facts).toEqual({
+      version: '0.17.0',
+      maxSeqLen: 4096,
+      inflightBatching: true,
+      guidedDecoding: false,
+    });
   });
 
   it('nothing declared, nothing invented: an unreadable engine or an unfilled placeholder stays unknown', async () => {
     const trt = config('tensorrt_llm-config.json');
     const gone = await readEngineFacts(trt, () => Promise.reject(new Error('ENOENT')));
-    expect(gone).toEqual({ version: undefined, maxSeqLen: undefined, inflightBatching: true });
+    expect(gone).toEqual({
+      version: undefined,
+      maxSeqLen: undefined,
+      inflightBatching: true,
+      guidedDecoding: false,
+    });
     const unfilled: ModelConfig = {
       ...trt,
       parameters: { ...trt.parameters, gpt_model_path: { string_value: '${engine_dir}' } },
@@ -224,5 +235,188 @@ describe('errors and metrics', () => {
 
   it('reads active requests from the TRT-LLM metrics', () => {
     expect(gauge(fixture('metrics.txt'), 'nv_trt_llm_request_metrics', 'request_type="active"')).toBe(7);
+  });
+});
+
+describe('sampling fields, stop words and guided decoding map to declared inputs', () => {
+  const CURRENT_SUPPORT = tritonSupport(CURRENT, { guidedDecoding: true, chat: true });
+  // The oldest stock ensemble (tensorrtllm_backend 039e5b4, 2023-09-20): `runtime_top_k` /
+  // `runtime_top_p`, no `frequency_penalty`, no `stop_words`, no guided decoding.
+  const OLDEST = ensembleInterface({
+    name: 'ensemble',
+    input: [
+      'text_input',
+      'max_tokens',
+      'stream',
+      'runtime_top_k',
+      'runtime_top_p',
+      'temperature',
+      'repetition_penalty',
+      'presence_penalty',
+      'random_seed',
+    ].map((name) => ({ name, data_type: 'TYPE_FP32', dims: [1] })),
+  });
+
+  it('absent fields: the same bytes as before sampling fields existed', () => {
+    expect(JSON.stringify(toTritonRequest(req, CURRENT))).toBe(
+      JSON.stringify({
+        text_input: 'p',
+        max_tokens: 8,
+        stream: true,
+        seed: 2 ** 40 + 5,
+        top_k: 40,
+        top_p: 0.95,
+        temperature: 0.8,
+        repetition_penalty: 1,
+        exclude_input_in_output: true,
+        return_num_input_tokens: true,
+        return_num_output_tokens: true,
+      }),
+    );
+  });
+
+  it('each sampling field the task sets reaches its input', () => {
+    const body = toTritonRequest(
+      {
+        ...req,
+        sampling: {
+          temperature: 0.2,
+          topK: 5,
+          topP: 0.5,
+          repeatPenalty: 1.1,
+          presencePenalty: 0.3,
+          frequencyPenalty: 0.4,
+        },
+      },
+      CURRENT,
+    );
+    expect(body).toMatchObject({
+      temperature: 0.2,
+      top_k: 5,
+      top_p: 0.5,
+      repetition_penalty: 1.1,
+      presence_penalty: 0.3,
+      frequency_penalty: 0.4,
+    });
+    expect(body).not.toHaveProperty('min_p');
+  });
+
+  it('the oldest ensemble: top_k and top_p travel in runtime_top_k / runtime_top_p', () => {
+    const body = toTritonRequest({ ...req, sampling: { topK: 3 } }, OLDEST);
+    expect(body).toMatchObject({ runtime_top_k: 3, runtime_top_p: 0.95, random_seed: 2 ** 40 + 5 });
+    expect(body).not.toHaveProperty('top_k');
+  });
+
+  it('stop → stop_words as a BYTES list; response_format → the guide inputs', () => {
+    expect(toTritonRequest({ ...req, stop: ['\n\n', 'END'] }, CURRENT)['stop_words']).toEqual([
+      '\n\n',
+      'END',
+    ]);
+    expect(toTritonRequest({ ...req, stop: [] }, CURRENT)).not.toHaveProperty('stop_words');
+    const json = toTritonRequest({ ...req, responseFormat: { type: 'json_object' } }, CURRENT);
+    expect(json['guided_decoding_guide_type']).toBe('json');
+    expect(json).not.toHaveProperty('guided_decoding_guide');
+    const schema = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] };
+    const js = toTritonRequest(
+      { ...req, responseFormat: { type: 'json_schema', json_schema: { name: 's', schema } } },
+      CURRENT,
+    );
+    expect(js).toMatchObject({
+      guided_decoding_guide_type: 'json_schema',
+      guided_decoding_guide: JSON.stringify(schema),
+    });
+    expect(toTritonRequest({ ...req, responseFormat: { type: 'text' } }, CURRENT)).toEqual(
+      toTritonRequest(req, CURRENT),
+    );
+  });
+
+  it('checkRequest refuses, naming the field and triton, every field whose input is not declared', () => {
+    const refused = (r: Partial<GenerateRequest>, support = CURRENT_SUPPORT) =>
+      failure(() => checkSupport('triton', { ...req, ...r }, support));
+    // No stock ensemble declares min_p.
+    expect(refused({ sampling: { minP: 0.1 } }).message).toMatch(/^min_p: .*'triton'/);
+    const oldest = tritonSupport(OLDEST, { guidedDecoding: true, chat: true });
+    expect(refused({ sampling: { frequencyPenalty: 0.5 } }, oldest).message).toMatch(
+      /^frequency_penalty: .*'triton'/,
+    );
+    expect(refused({ stop: ['x'] }, oldest).message).toMatch(/^stop: .*'triton'.*'stop_words'/);
+    const legacy = tritonSupport(LEGACY, { guidedDecoding: true, chat: true });
+    expect(refused({ responseFormat: { type: 'json_object' } }, legacy).message).toMatch(
+      /^response_format: .*'triton'.*guided_decoding_guide_type/,
+    );
+    // Declared, but the tensorrt_llm model has no guided decoder configured.
+    const unconfigured = tritonSupport(CURRENT, { guidedDecoding: false, chat: true });
+    expect(refused({ responseFormat: { type: 'json_object' } }, unconfigured).message).toMatch(
+      /guided_decoding_backend/,
+    );
+    expect(
+      refused(
+        { messages: [{ role: 'user', content: 'hi' }] },
+        tritonSupport(CURRENT, { guidedDecoding: true, chat: 'no tokenizer_dir' }),
+      ).message,
+    ).toMatch(/^messages: .*'triton'.*no tokenizer_dir/);
+    const tool = { type: 'function' as const, function: { name: 'f' } };
+    expect(refused({ tools: [tool] }).message).toMatch(/^tools: .*'triton'.*tool-call parser/);
+    // What is declared passes.
+    expect(() =>
+      checkSupport(
+        'triton',
+        {
+          ...req,
+          sampling: {
+            temperature: 0,
+            topK: 1,
+            topP: 1,
+            repeatPenalty: 1,
+            presencePenalty: 0,
+            frequencyPenalty: 0,
+          },
+          stop: ['x'],
+          responseFormat: { type: 'json_object' },
+        },
+        CURRENT_SUPPORT,
+      ),
+    ).not.toThrow();
+  });
+
+  it('the mapping refuses the same undeclared inputs on its own (before any request)', () => {
+    expect(failure(() => toTritonRequest({ ...req, sampling: { minP: 0.1 } }, CURRENT)).message).toMatch(
+      /^min_p: ensemble 'ensemble' declares no input 'min_p'/,
+    );
+    expect(failure(() => toTritonRequest({ ...req, stop: ['x'] }, OLDEST)).message).toMatch(/^stop: /);
+    expect(
+      failure(() => toTritonRequest({ ...req, responseFormat: { type: 'json_object' } }, LEGACY)).message,
+    ).toMatch(/^response_format: /);
+  });
+
+  it('guideOf: json_object → json; json_schema → json_schema with the schema text', () => {
+    expect(guideOf(req)).toBeUndefined();
+    expect(guideOf({ ...req, responseFormat: { type: 'json_object' } })).toEqual({ type: 'json' });
+    expect(guideOf({ ...req, responseFormat: { type: 'json_schema', json_schema: {} } })).toEqual({
+      type: 'json',
+    });
+  });
+});
+
+describe('stop strings in the stream', () => {
+  it('the text ends before the stop word, even when it arrives over several responses; stop reason stop', () => {
+    const p = new TritonStreamParser([' is a']);
+    const evs = parse(fixture('generate-stream-stop.sse'), p);
+    expect(p.stopped).toBe(true);
+    const done = p.finish(6, 16);
+    expect([...tokens(evs), ...tokens(done)].map((t) => t.text).join('')).toBe(' Machine learning');
+    expect(done.at(-1)).toMatchObject({ kind: 'done', tokensOut: 4, stopReason: 'stop' });
+  });
+
+  it('text held back as a possible stop prefix is released when the stream ends without one', () => {
+    const p = new TritonStreamParser([' is x']);
+    const evs = parse(fixture('generate-stream-stop.sse'), p);
+    const done = p.finish(6, 16);
+    expect([...tokens(evs), ...tokens(done)].map((t) => t.text).join('')).toBe(' Machine learning is a');
+    expect(done.at(-1)).toMatchObject({ stopReason: 'eos' });
+    const q = new TritonStreamParser([' a']);
+    const held = parse(fixture('generate-stream-stop.sse'), q);
+    expect(tokens(held).map((t) => t.text)).toEqual([' Machine', ' learning', ' is', '']);
+    expect(q.finish(6, 4).at(-1)).toMatchObject({ stopReason: 'stop' });
   });
 });

@@ -10,6 +10,7 @@ import type {
   GenerateRequest,
 } from '../../src/engines/adapter.js';
 import { OrchError } from '../../src/errors/orch-error.js';
+import { ALL_SAMPLING, checkSupport, type RequestSupport } from '../../src/engines/request-support.js';
 import type { PoolSupervisor, ReplicaState, ReplicaView } from '../../src/pool/replica.js';
 
 export class StepAdapter implements EngineAdapter {
@@ -41,6 +42,24 @@ export class StepAdapter implements EngineAdapter {
   async countTokens(text: string, _signal?: AbortSignal): Promise<number> {
     this.tokenizations++;
     return text.length;
+  }
+  /** What this fake engine honours (tests narrow it to see refusals). */
+  support: RequestSupport = {
+    sampling: ALL_SAMPLING,
+    stop: true,
+    responseFormat: new Set(['json_object', 'json_schema']),
+    messages: true,
+    tools: 'the fake engine has no tool parser',
+  };
+  checkRequest(req: GenerateRequest): void {
+    checkSupport(this.engine, req, this.support);
+  }
+  /** Chat turns count as their text plus one token a turn (a stand-in template). */
+  async countChatTokens(input: {
+    messages?: readonly { content: string | null }[] | undefined;
+  }): Promise<number> {
+    this.tokenizations++;
+    return (input.messages ?? []).reduce((n, m) => n + 1 + (m.content ?? '').length, 0);
   }
   async eraseKv(slotId: number): Promise<void> {
     this.erased.push(slotId);

@@ -38,7 +38,7 @@ function findOperation(
   path: string,
 ): { doc: OpenApiDocument; template: string; op: Record<string, unknown> } {
   const concrete = path.split('?')[0] ?? path;
-  for (const doc of [docs.data, docs.control]) {
+  for (const doc of [docs.data, docs.control, docs.openai]) {
     for (const [template, item] of Object.entries(doc.paths)) {
       const re = new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`);
       if (template !== concrete && !re.test(concrete)) continue;

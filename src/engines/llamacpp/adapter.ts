@@ -6,15 +6,19 @@ import type {
   EngineHealth,
   EngineProps,
   GenerateRequest,
+  PromptInput,
 } from '../adapter.js';
 import { EngineHttp } from '../engine-http.js';
 import { OrchError } from '../../errors/orch-error.js';
 import { probeHealth } from '../probe-health.js';
 import { streamClosedEarly } from '../transport-error.js';
-import { mapHttpError } from './map-error.js';
-import { toCompletionRequest } from './map-request.js';
+import { mapEngineFailure, mapHttpError } from './map-error.js';
+import { OpenAiChatStreamParser } from '../openai-chat-stream.js';
+import { checkLlamaRequest, toChatRequest, toCompletionRequest } from './map-request.js';
 import { CompletionStreamParser } from './parse-stream.js';
 import type {
+  ApplyTemplateRequest,
+  ApplyTemplateResponse,
   EmbeddingsRequest,
   EmbeddingsResponse,
   PropsResponse,
@@ -37,6 +41,8 @@ export interface LlamaCppAdapterOptions {
    */
   readonly continuousBatching?: boolean | undefined;
   readonly kvUnified?: boolean | undefined;
+  /** `--jinja` (the default) or `--no-jinja`: tool calls need the Jinja template engine. */
+  readonly jinja?: boolean | undefined;
 }
 
 /**
@@ -61,6 +67,9 @@ export class LlamaCppAdapter implements EngineAdapter {
   #slotsTotal: number | undefined;
   readonly #continuousBatching: boolean;
   readonly #kvUnified: boolean;
+  readonly #jinja: boolean;
+  /** `chat_template_caps.supports_tool_calls` from the last `/props` (undefined before it). */
+  #toolCalls: boolean | undefined;
   /** The embeddings probe's answer; a process keeps its command line, so one answer holds. */
   #embeddings: boolean | undefined;
 
@@ -69,6 +78,7 @@ export class LlamaCppAdapter implements EngineAdapter {
     this.#modelDigest = opts.modelDigest;
     this.#continuousBatching = opts.continuousBatching ?? true;
     this.#kvUnified = opts.kvUnified ?? false;
+    this.#jinja = opts.jinja ?? true;
     this.#http = new EngineHttp({
       engine: 'llamacpp',
       baseUrl: opts.baseUrl,
@@ -98,6 +108,7 @@ export class LlamaCppAdapter implements EngineAdapter {
       // /slots can be disabled (--no-slots); slot state is then unknown.
     }
     this.#slotsTotal = props.total_slots;
+    this.#toolCalls = props.chat_template_caps?.['supports_tool_calls'] === true;
     return {
       slotsTotal: props.total_slots,
       slotsFree,
@@ -175,6 +186,26 @@ export class LlamaCppAdapter implements EngineAdapter {
     return r.tokens.length;
   }
 
+  /** The chat turns through the model's own template, then the same tokenizer as prompts. */
+  async countChatTokens(input: PromptInput, signal: AbortSignal): Promise<number> {
+    return this.countTokens(await this.#applyTemplate(input, signal), signal);
+  }
+
+  checkRequest(req: GenerateRequest): void {
+    checkLlamaRequest(req, this.#jinja, this.#toolCalls);
+  }
+
+  /**
+   * `POST /apply-template`: the prompt llama-server's own chat endpoint would build from these
+   * turns (the model's template, the generation prompt, tools), without inference.
+   */
+  async #applyTemplate(input: PromptInput, signal: AbortSignal): Promise<string> {
+    const body: ApplyTemplateRequest = { messages: input.messages ?? [] };
+    if (input.tools !== undefined) body.tools = input.tools;
+    const r = await this.#http.json<ApplyTemplateResponse>('POST', '/apply-template', signal, body);
+    return r.prompt;
+  }
+
   scrapeMetrics(signal: AbortSignal): Promise<string> {
     return this.#http.text('GET', '/metrics', signal);
   }
@@ -184,10 +215,32 @@ export class LlamaCppAdapter implements EngineAdapter {
    * closed connection and frees the slot. Never yields after the abort.
    */
   async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    if (req.tools !== undefined && req.tools.length > 0) {
+      yield* this.#chat(req, signal);
+      return;
+    }
     const frames = new CompletionStreamParser();
-    for await (const rec of this.#http.sse('/completion', toCompletionRequest(req), signal)) {
+    // Chat turns become the prompt llama-server's chat endpoint would build: the same `/completion`
+    // path then streams them, token ids, slot and timings included.
+    const prompt = req.messages === undefined ? req.prompt : await this.#applyTemplate(req, signal);
+    for await (const rec of this.#http.sse('/completion', toCompletionRequest(req, prompt), signal)) {
       if (rec.event === 'error') frames.pushErrorField(rec.data);
       for (const ev of frames.push(rec.data)) {
+        yield ev;
+        if (ev.kind === 'done') return;
+      }
+    }
+    throw streamClosedEarly('llamacpp');
+  }
+
+  /** Tool calls: llama-server's chat endpoint, whose parser assembles them (`toChatRequest`). */
+  async *#chat(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    const chunks = new OpenAiChatStreamParser({
+      engine: 'llamacpp',
+      streamError: (body) => mapEngineFailure(JSON.stringify(body).slice(0, 300)),
+    });
+    for await (const rec of this.#http.sse('/v1/chat/completions', toChatRequest(req), signal)) {
+      for (const ev of chunks.push(rec.data)) {
         yield ev;
         if (ev.kind === 'done') return;
       }

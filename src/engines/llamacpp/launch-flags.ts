@@ -14,6 +14,11 @@ export interface LlamaLaunchFlags {
    * and llama-orch always gives it): each slot owns `-c / -np` cells.
    */
   readonly kvUnified: boolean;
+  /**
+   * `--jinja` vs `--no-jinja` (the server's default: on, `use_jinja = true` in `common/common.h`):
+   * the model's Jinja chat template, which tool calls need.
+   */
+  readonly jinja: boolean;
 }
 
 const last = (
@@ -33,5 +38,6 @@ export function launchFlags(args: readonly string[]): LlamaLaunchFlags {
   return {
     continuousBatching: last(args, ['-cb', '--cont-batching'], ['-nocb', '--no-cont-batching']) ?? true,
     kvUnified: last(args, ['-kvu', '--kv-unified'], ['-no-kvu', '--no-kv-unified']) ?? false,
+    jinja: last(args, ['--jinja'], ['--no-jinja']) ?? true,
   };
 }

@@ -25,6 +25,38 @@ export interface CompletionRequest {
   id_slot: number;
   /** Stop strings: generation ends when the text reaches one; it is not sent (`stop_type: word`). */
   stop?: string[];
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  /** Constrains output to JSON matching the schema (`json_schema_to_grammar`, `server-schema.cpp`). */
+  json_schema?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * `POST /apply-template` (`post_apply_template`, `server-context.cpp`): the chat request as
+ * `/v1/chat/completions` takes it, templated without inference.
+ */
+export interface ApplyTemplateRequest {
+  messages: readonly unknown[];
+  tools?: readonly unknown[];
+  tool_choice?: unknown;
+}
+
+/** `POST /v1/chat/completions` (`oaicompat_chat_params_parse`, `server-common.cpp`), streamed. */
+export interface ChatCompletionRequest extends Omit<
+  CompletionRequest,
+  'prompt' | 'n_predict' | 'stream' | 'return_tokens' | 'json_schema'
+> {
+  messages: readonly unknown[];
+  tools?: readonly unknown[];
+  tool_choice?: unknown;
+  response_format?: unknown;
+  max_tokens: number;
+  stream: true;
+  stream_options: { include_usage: true };
+}
+
+export interface ApplyTemplateResponse {
+  prompt: string;
 }
 
 /** One `data:` frame of the `/completion` stream. */
@@ -95,6 +127,12 @@ export interface PropsResponse {
   is_sleeping?: boolean;
   /** Whether `/slots` is served (`--slots`, on by default; `--no-slots` turns it off). */
   endpoint_slots?: boolean;
+  /**
+   * What the model's chat template can render (`common_chat_templates_get_caps`, `common/chat.cpp`):
+   * `supports_tool_calls` when its template takes tools and writes tool calls. Absent before
+   * builds that report it.
+   */
+  chat_template_caps?: Record<string, boolean>;
 }
 
 /** `POST /v1/embeddings` body: the OpenAI shape; `input` may be one string or several. */

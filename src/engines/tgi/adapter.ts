@@ -1,15 +1,31 @@
 /** Hugging Face text-generation-inference adapter (SPEC §7), for TGI v1.4.0 to v3.x. */
-import type { EngineAdapter, EngineEvent, EngineHealth, EngineProps, GenerateRequest } from '../adapter.js';
+import type {
+  EngineAdapter,
+  EngineEvent,
+  EngineHealth,
+  EngineProps,
+  GenerateRequest,
+  PromptInput,
+} from '../adapter.js';
 import { EngineHttp } from '../engine-http.js';
+import { OpenAiChatStreamParser } from '../openai-chat-stream.js';
 import { probeHealth } from '../probe-health.js';
 import { streamClosedEarly } from '../transport-error.js';
 import { OrchError } from '../../errors/orch-error.js';
 import { gauge } from '../../util/prom-text.js';
 import { releasedBefore } from '../../util/release-version.js';
-import { mapTgiError } from './map-error.js';
-import { toTgiRequest } from './map-request.js';
+import { mapTgiError, tgiFailure } from './map-error.js';
+import { toTgiChatRequest, toTgiRequest } from './map-request.js';
 import { TgiStreamParser } from './parse-stream.js';
-import type { Info, TokenizeResponse } from './wire-types.js';
+import { StopTrim } from './stop-trim.js';
+import { CURRENT_TGI, checkTgiRequest, tgiCapabilities, type TgiCapabilities } from './support.js';
+import type {
+  ChatRequest,
+  ChatTokenizeResponse,
+  ErrorResponse,
+  Info,
+  TokenizeResponse,
+} from './wire-types.js';
 
 export interface TgiAdapterOptions {
   readonly baseUrl: string;
@@ -24,6 +40,7 @@ interface TgiRelease {
   readonly info: Info;
   /** Stream `details` carry `input_length` (v2.3.0 and later). */
   readonly streamsInputLength: boolean;
+  readonly caps: TgiCapabilities;
 }
 
 export class TgiAdapter implements EngineAdapter {
@@ -33,6 +50,8 @@ export class TgiAdapter implements EngineAdapter {
   readonly #http: EngineHttp;
   /** `/info` of this engine process, asked once: it describes the launch, which does not change. */
   #release: Promise<TgiRelease> | undefined;
+  /** What the release honours, once `/info` answered (`checkRequest` is synchronous). */
+  #caps: TgiCapabilities | undefined;
 
   constructor(opts: TgiAdapterOptions) {
     this.#o = opts;
@@ -67,7 +86,8 @@ export class TgiAdapter implements EngineAdapter {
           `TGI ${info.version} is older than v1.4.0, the first release with /tokenize; llama-orch needs v1.4.0 or later`,
           { engine: 'tgi' },
         );
-      return { info, streamsInputLength: !releasedBefore(info.version, [2, 3, 0]) };
+      this.#caps = tgiCapabilities(info);
+      return { info, streamsInputLength: !releasedBefore(info.version, [2, 3, 0]), caps: this.#caps };
     });
     this.#release.catch(() => (this.#release = undefined));
     return this.#release;
@@ -102,21 +122,78 @@ export class TgiAdapter implements EngineAdapter {
   }
 
   /**
-   * Streams `/generate_stream`; closing the connection makes TGI's router cancel the request.
-   * Releases before v2.3.0 do not say how many prompt tokens they read: `/tokenize` (the same
-   * encoding TGI's validation counts) runs alongside the stream and gives them.
+   * What this TGI honours of a request (`support.ts`). Until `/info` has answered, the current
+   * release's set is assumed; `generate` checks again against the release itself, so an older
+   * TGI is never sent a field it lacks.
+   */
+  checkRequest(req: GenerateRequest): void {
+    checkTgiRequest(req, this.#caps ?? CURRENT_TGI);
+  }
+
+  /**
+   * `POST /chat_tokenize` (v2.3.0 and later): TGI templates the turns (and tools) exactly as its
+   * Messages API does and answers the tokens; the prompt is those tokens.
+   */
+  async countChatTokens(input: PromptInput, signal: AbortSignal): Promise<number> {
+    const { caps } = await this.#releaseOf(signal);
+    checkTgiRequest({ ...chatProbe, messages: input.messages ?? [] }, caps);
+    const body: Pick<ChatRequest, 'model' | 'messages' | 'tools'> = {
+      model: 'tgi',
+      messages: input.messages ?? [],
+      ...(input.tools === undefined || input.tools.length === 0 ? {} : { tools: input.tools }),
+    };
+    const res = await this.#http.json<ChatTokenizeResponse>('POST', '/chat_tokenize', signal, body);
+    return res.tokenize_response.length;
+  }
+
+  /**
+   * Plain prompts stream `/generate_stream`; closing the connection makes TGI's router cancel the
+   * request. Releases before v2.3.0 do not say how many prompt tokens they read: `/tokenize` (the
+   * same encoding TGI's validation counts) runs alongside the stream and gives them. Chat turns
+   * stream the Messages API (`#generateChat`).
    */
   async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const release = await this.#releaseOf(signal);
+    checkTgiRequest(req, release.caps);
+    if (req.messages !== undefined) {
+      yield* this.#generateChat(req, signal);
+      return;
+    }
     const counted = release.streamsInputLength ? undefined : this.countTokens(req.prompt, signal);
     // Not awaited until the end; a failure then surfaces there, not as an unhandled rejection.
     counted?.catch(() => undefined);
     const parser = new TgiStreamParser();
+    const trim = new StopTrim(req.stop);
     for await (const rec of this.#http.sse('/generate_stream', toTgiRequest(req), signal)) {
       for (const ev of parser.push(rec.data)) {
-        if (ev.kind === 'done' && !parser.inputLengthReported)
-          yield { ...ev, tokensIn: await (counted ?? this.countTokens(req.prompt, signal)) };
-        else yield ev;
+        const full =
+          ev.kind === 'done' && !parser.inputLengthReported
+            ? { ...ev, tokensIn: await (counted ?? this.countTokens(req.prompt, signal)) }
+            : ev;
+        yield* trim.push(full);
+      }
+      if (parser.done) return;
+    }
+    throw streamClosedEarly('tgi');
+  }
+
+  /**
+   * The Messages API stream: OpenAI chunks, TGI's `finish_reason`s (`stop`, `length`,
+   * `stop_sequence`) and a usage chunk (asked for with `stream_options`). A tool call streams as
+   * `tool_calls` deltas and TGI's grammar then ends it with end-of-sequence, whose token is
+   * swallowed with the call's closing brace (`router/src/chat.rs` `ChatState::push`), so such a
+   * stream can end with no `finish_reason`: assembled tool calls make it `tool_calls`.
+   */
+  async *#generateChat(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    const parser = new OpenAiChatStreamParser({ engine: 'tgi', streamError: chatStreamError });
+    const trim = new StopTrim(req.stop);
+    for await (const rec of this.#http.sse('/v1/chat/completions', toTgiChatRequest(req), signal)) {
+      for (const ev of parser.push(rec.data)) {
+        const full =
+          ev.kind === 'done' && ev.toolCalls !== undefined && ev.toolCalls.length > 0
+            ? { ...ev, stopReason: 'tool_calls' as const }
+            : ev;
+        yield* trim.push(full);
       }
       if (parser.done) return;
     }
@@ -126,4 +203,33 @@ export class TgiAdapter implements EngineAdapter {
   close(): Promise<void> {
     return this.#http.close();
   }
+}
+
+/** A chat request with nothing but turns: what `countChatTokens` needs the release to take. */
+const chatProbe: GenerateRequest = {
+  prompt: '',
+  maxTokens: 1,
+  seed: 0,
+  determinism: 'best_effort',
+  samplerProfileVersion: 'v1',
+  cachePrompt: true,
+};
+
+/**
+ * A Messages API error event: `{"error": "...", "error_type": "..."}` before v3.0.0,
+ * `{"error": {"message", "http_status_code"}}` since (`InferError::into_openai_event`).
+ */
+function chatStreamError(body: unknown): OrchError {
+  const b = (body ?? {}) as { error?: unknown; error_type?: unknown };
+  if (typeof b.error === 'string')
+    return tgiFailure({
+      error: b.error,
+      ...(typeof b.error_type === 'string' ? { error_type: b.error_type } : {}),
+    });
+  const inner = (b.error ?? {}) as { message?: unknown; http_status_code?: unknown };
+  const status = typeof inner.http_status_code === 'number' ? inner.http_status_code : undefined;
+  const failure: Partial<ErrorResponse> = {
+    error: typeof inner.message === 'string' ? inner.message : 'unknown error',
+  };
+  return tgiFailure(failure, status === 422 ? undefined : status);
 }

@@ -1,13 +1,23 @@
 /** Triton Inference Server + TensorRT-LLM adapter (SPEC §7), over the KServe v2 REST API. */
-import type { EngineAdapter, EngineEvent, EngineHealth, EngineProps, GenerateRequest } from '../adapter.js';
+import type {
+  EngineAdapter,
+  EngineEvent,
+  EngineHealth,
+  EngineProps,
+  GenerateRequest,
+  PromptInput,
+} from '../adapter.js';
 import type { ResolvedTritonModels } from '../../config/resolved-config.js';
 import { EngineHttp } from '../engine-http.js';
+import { OrchError } from '../../errors/orch-error.js';
+import { ALL_SAMPLING, checkSupport, type RequestSupport } from '../request-support.js';
 import { probeHealth } from '../probe-health.js';
 import { gauge } from '../../util/prom-text.js';
 import { readEngineFacts } from './engine-facts.js';
 import { ensembleInterface, type EnsembleInterface } from './ensemble-interface.js';
 import { mapTritonError } from './map-error.js';
-import { toTritonRequest } from './map-request.js';
+import { readChatTemplate, renderChat, type ChatTemplateLookup } from './chat-template.js';
+import { NO_TOOLS, toTritonRequest, tritonSupport } from './map-request.js';
 import { TRITON_MODEL_DEFAULTS } from './model-names.js';
 import { TritonStreamParser } from './parse-stream.js';
 import type { InferResponse, ModelConfig, ServerMetadata } from './wire-types.js';
@@ -29,6 +39,18 @@ export interface TritonAdapterOptions {
   readonly apiKey?: string | undefined;
 }
 
+/**
+ * Before the instance showed anything of itself only tools, which never depend on it, are
+ * refused here; the rest is decided by `generate` from the ensemble it reads.
+ */
+const UNREAD_SUPPORT: RequestSupport = {
+  sampling: ALL_SAMPLING,
+  stop: true,
+  responseFormat: new Set(['json_object', 'json_schema']),
+  messages: true,
+  tools: NO_TOOLS,
+};
+
 /** `trtllm_version` when nothing in the repository states it: reported, never invented. */
 export const TRTLLM_VERSION_UNKNOWN = 'unknown';
 
@@ -42,6 +64,10 @@ export class TritonAdapter implements EngineAdapter {
   readonly #models: ResolvedTritonModels;
   /** The ensemble's declared interface, read once per engine process (kept only when read). */
   #ensemble: Promise<EnsembleInterface> | undefined;
+  /** What `checkRequest` decides from: the last interface, guided decoding and template seen. */
+  #known: EnsembleInterface | undefined;
+  #guided: boolean | undefined;
+  #chat: ChatTemplateLookup | undefined;
 
   constructor(opts: TritonAdapterOptions) {
     this.#o = opts;
@@ -68,7 +94,11 @@ export class TritonAdapter implements EngineAdapter {
    */
   ensemble(signal: AbortSignal): Promise<EnsembleInterface> {
     if (this.#ensemble === undefined) {
-      const read = this.#config(this.#models.ensemble, signal).then(ensembleInterface);
+      const read = this.#config(this.#models.ensemble, signal).then((c) => {
+        const e = ensembleInterface(c);
+        this.#known = e;
+        return e;
+      });
       read.catch(() => {
         if (this.#ensemble === read) this.#ensemble = undefined;
       });
@@ -97,7 +127,15 @@ export class TritonAdapter implements EngineAdapter {
       this.ensemble(signal),
       this.#config(this.#models.tensorrtLlm, signal).then((c) => readEngineFacts(c)),
       this.scrapeMetrics(signal).catch(() => ''),
+      // Chat is optional: a preprocessing model that cannot be read leaves chat refused, nothing else.
+      this.chatTemplate(signal).catch((err: unknown) => {
+        this.#chat = {
+          found: false,
+          why: `the '${this.#models.preprocessing}' model's configuration cannot be read (${err instanceof Error ? err.message : String(err)})`,
+        };
+      }),
     ]);
+    this.#guided = trtllm.guidedDecoding;
     const slots = ensemble.maxBatchSize ?? 1;
     const active = gauge(metrics, 'nv_trt_llm_request_metrics', 'request_type="active"');
     const version = trtllm.version;
@@ -116,6 +154,34 @@ export class TritonAdapter implements EngineAdapter {
       },
       trtllmVersion: version ?? TRTLLM_VERSION_UNKNOWN,
     };
+  }
+
+  /**
+   * The chat template of the tokenizer the preprocessing model loads (`chat-template.ts`), read
+   * again on each call so that a replaced tokenizer is seen; the last answer is what
+   * `checkRequest` decides from.
+   */
+  async chatTemplate(signal: AbortSignal): Promise<ChatTemplateLookup> {
+    const config = await this.#config(this.#models.preprocessing, signal);
+    const found = await readChatTemplate(config);
+    this.#chat = found;
+    return found;
+  }
+
+  /** The prompt text for `input`: the turns through the model's template, else the prompt. */
+  async #prompt(input: PromptInput, signal: AbortSignal): Promise<string> {
+    if (input.messages === undefined) return input.prompt;
+    const found = this.#chat?.found === true ? this.#chat : await this.chatTemplate(signal);
+    if (!found.found)
+      throw new OrchError('INVALID_PARAMS', `messages: engine 'triton' cannot honour it (${found.why})`, {
+        engine: 'triton',
+      });
+    return renderChat(found.chat, input.messages);
+  }
+
+  /** Prompt tokens after the model's chat template: rendered here, counted by the tokenizer model. */
+  async countChatTokens(input: PromptInput, signal: AbortSignal): Promise<number> {
+    return this.countTokens(await this.#prompt(input, signal), signal);
   }
 
   /** Through the tokenizer model's `infer` (KServe v2), which returns the token ids. */
@@ -140,15 +206,39 @@ export class TritonAdapter implements EngineAdapter {
   }
 
   /**
+   * What this instance honours, from what it last showed of itself (`properties()` reads the
+   * ensemble's inputs, the guided decoding setup and the chat template): a field whose input the
+   * ensemble does not declare is refused, never dropped. Before anything was read there is
+   * nothing to decide from; `generate` then refuses the same fields from the ensemble it reads.
+   */
+  checkRequest(req: GenerateRequest): void {
+    const known = this.#known;
+    const chat = this.#chat;
+    checkSupport(
+      'triton',
+      req,
+      known === undefined
+        ? UNREAD_SUPPORT
+        : tritonSupport(known, {
+            guidedDecoding: this.#guided ?? false,
+            // Not read yet (no `properties()`): `countChatTokens` reads it, and refuses there.
+            chat: chat === undefined || chat.found ? true : `no chat template: ${chat.why}`,
+          }),
+    );
+  }
+
+  /**
    * Streams `generate_stream`; closing the connection cancels the request in Triton. Token
    * counts come from the ensemble's `num_input_tokens` / `num_output_tokens` where it declares
-   * them; otherwise the prompt is counted by the tokenizer model alongside the stream.
+   * them; otherwise the prompt is counted by the tokenizer model alongside the stream. With
+   * `messages`, the prompt is the turns rendered by the model's own chat template.
    */
   async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const ensemble = await this.ensemble(signal);
-    const body = toTritonRequest(req, ensemble);
-    const parser = new TritonStreamParser();
-    const counted = ensemble.countsInput ? undefined : this.countTokens(req.prompt, signal);
+    const prompt = await this.#prompt(req, signal);
+    const body = toTritonRequest(req, ensemble, prompt);
+    const parser = new TritonStreamParser(req.stop);
+    const counted = ensemble.countsInput ? undefined : this.countTokens(prompt, signal);
     counted?.catch(() => undefined);
     for await (const rec of this.#http.sse(
       `/v2/models/${this.#models.ensemble}/generate_stream`,
@@ -156,8 +246,10 @@ export class TritonAdapter implements EngineAdapter {
       signal,
     )) {
       yield* parser.push(rec.data);
+      // Past a stop string nothing is wanted: leaving the loop closes the stream (Triton cancels).
+      if (parser.stopped) break;
     }
-    const tokensIn = parser.tokensIn ?? (await (counted ?? this.countTokens(req.prompt, signal)));
+    const tokensIn = parser.tokensIn ?? (await (counted ?? this.countTokens(prompt, signal)));
     yield* parser.finish(tokensIn, req.maxTokens);
   }
 

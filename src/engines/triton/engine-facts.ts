@@ -22,6 +22,13 @@ export interface TrtllmFacts {
    * `inflight_fused_batching`; `V1` is static batching (backend `getBatchingTypeFromParams`).
    */
   readonly inflightBatching: boolean;
+  /**
+   * Guided decoding is configured: `guided_decoding_backend` (`xgrammar`) and
+   * `xgrammar_tokenizer_info_path` are both filled in. Without them the backend builds no guided
+   * decoder (tensorrtllm_backend `inflight_batcher_llm/src/model_instance_state.cc`
+   * `getGuidedDecodingConfigFromParams` at c2e65b88d85255be30cf50440a91662abeb497dd).
+   */
+  readonly guidedDecoding: boolean;
 }
 
 /** A parameter's value, unless it is an unfilled `${…}` placeholder of the stock template. */
@@ -60,5 +67,8 @@ export async function readEngineFacts(
   const dir = engineDirOf(config);
   const text = dir === undefined ? undefined : await read(join(dir, 'config.json')).catch(() => undefined);
   const facts = text === undefined ? {} : parseEngineConfig(text);
-  return { version: facts.version, maxSeqLen: facts.maxSeqLen, inflightBatching };
+  const guidedDecoding =
+    parameter(config, 'guided_decoding_backend') === 'xgrammar' &&
+    parameter(config, 'xgrammar_tokenizer_info_path') !== undefined;
+  return { version: facts.version, maxSeqLen: facts.maxSeqLen, inflightBatching, guidedDecoding };
 }

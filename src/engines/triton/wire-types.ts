@@ -11,8 +11,12 @@
  *   every output tensor, one-element tensors as plain values.
  */
 
-/** A generate request body: `text_input` and one value per declared input the adapter sets. */
-export type GenerateRequest = Readonly<Record<string, string | number | boolean>>;
+/**
+ * A generate request body: `text_input` and one value per declared input the adapter sets. A
+ * JSON array is a one-dimensional tensor (`ExactMappingInput`): how `stop_words` (dims `[-1]`)
+ * travels.
+ */
+export type GenerateRequest = Readonly<Record<string, string | number | boolean | readonly string[]>>;
 
 /**
  * One generate response (one SSE `data:` event per response on `generate_stream`). With the

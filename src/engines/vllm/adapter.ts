@@ -6,15 +6,19 @@ import type {
   EngineHealth,
   EngineProps,
   GenerateRequest,
+  PromptInput,
 } from '../adapter.js';
 import { gauge } from '../../util/prom-text.js';
 import { EngineHttp } from '../engine-http.js';
+import { OpenAiChatStreamParser } from '../openai-chat-stream.js';
+import { ALL_SAMPLING, checkSupport } from '../request-support.js';
 import { probeHealth } from '../probe-health.js';
 import { streamClosedEarly } from '../transport-error.js';
-import { mapVllmError } from './map-error.js';
-import { toVllmRequest } from './map-request.js';
+import type { VllmToolCalling } from './launch-args.js';
+import { mapVllmError, vllmStreamFailure } from './map-error.js';
+import { toVllmChatRequest, toVllmRequest } from './map-request.js';
 import { VllmStreamParser } from './parse-stream.js';
-import type { EmbeddingResponse, ModelList, TokenizeResponse } from './wire-types.js';
+import type { EmbeddingResponse, ModelList, TokenizeChatRequest, TokenizeResponse } from './wire-types.js';
 
 /**
  * vLLM's info gauge of its cache configuration (`vllm:cache_config_info`, every `CacheConfig`
@@ -42,6 +46,31 @@ export interface VllmAdapterOptions {
   readonly slots: number;
   readonly modelDigest?: string | undefined;
   readonly connections?: number | undefined;
+  /** Tool calling as the engine's command line enables it (`vllmToolCalling`); absent: none. */
+  readonly toolCalling?: VllmToolCalling | undefined;
+  /** The command line makes this a pooling (embedding-only) process (`vllmPoolingByArgs`). */
+  readonly pooling?: boolean | undefined;
+}
+
+/**
+ * Why vLLM would refuse `tools` with this `tool_choice`, or undefined when it serves them
+ * (`chat_completion/serving.py`, IBM/vllm `3302dc7f9c09`): any choice but "none" needs a
+ * `--tool-call-parser`, and "auto" (the default once `tools` are given) also
+ * `--enable-auto-tool-choice`.
+ */
+function toolsRefusal(
+  choice: GenerateRequest['toolChoice'],
+  tc: VllmToolCalling | undefined,
+): string | undefined {
+  if (choice === 'none') return undefined;
+  const auto = choice === undefined || choice === 'auto';
+  const missing = [
+    ...(auto && tc?.autoToolChoice !== true ? ['--enable-auto-tool-choice'] : []),
+    ...(tc?.parser === undefined ? ['--tool-call-parser'] : []),
+  ];
+  if (missing.length === 0) return undefined;
+  const what = auto ? 'tool_choice "auto"' : 'a required or named tool_choice';
+  return `${what} needs vLLM started with ${missing.join(' and ')} (launch.extra_args)`;
 }
 
 export class VllmAdapter implements EngineAdapter {
@@ -51,6 +80,8 @@ export class VllmAdapter implements EngineAdapter {
   readonly #http: EngineHttp;
   /** Whether this engine process serves embeddings: asked once, the task is fixed at launch. */
   #embeds: Promise<boolean> | undefined;
+  /** The answer of `#embeds` once known (`checkRequest` is synchronous). */
+  #embedsKnown: boolean | undefined;
 
   constructor(opts: VllmAdapterOptions) {
     this.#o = opts;
@@ -87,7 +118,7 @@ export class VllmAdapter implements EngineAdapter {
         input: ['ok'],
         encoding_format: 'float',
       })
-      .then((r) => isEmbeddingList(r.status, r.text));
+      .then((r) => (this.#embedsKnown = isEmbeddingList(r.status, r.text)));
     // A transport failure is no answer: ask again next time.
     this.#embeds.catch(() => (this.#embeds = undefined));
     return this.#embeds;
@@ -131,6 +162,18 @@ export class VllmAdapter implements EngineAdapter {
     return r.count;
   }
 
+  /** `/tokenize` with the turns (`TokenizeChatRequest`): the prompt the chat route will template. */
+  async countChatTokens(input: PromptInput, signal: AbortSignal): Promise<number> {
+    const body: TokenizeChatRequest = {
+      model: this.#o.model,
+      messages: input.messages ?? [],
+      add_generation_prompt: true,
+    };
+    if (input.tools !== undefined && input.tools.length > 0) body.tools = input.tools;
+    const r = await this.#http.json<TokenizeResponse>('POST', '/tokenize', signal, body);
+    return r.count;
+  }
+
   scrapeMetrics(signal: AbortSignal): Promise<string> {
     return this.#http.text('GET', '/metrics', signal);
   }
@@ -145,10 +188,46 @@ export class VllmAdapter implements EngineAdapter {
     return { vectors, tokensIn: r.usage.prompt_tokens };
   }
 
-  /** Streams `/v1/completions`; aborting closes the connection and vLLM aborts the request. */
+  /**
+   * Every sampling field, stop strings and both JSON response formats (structured outputs) on
+   * any generating vLLM; chat turns unless the process only embeds; tools as its command line
+   * allows them (`toolsRefusal`).
+   */
+  checkRequest(req: GenerateRequest): void {
+    const pooling = this.#o.pooling === true || this.#embedsKnown === true;
+    checkSupport('vllm', req, {
+      sampling: ALL_SAMPLING,
+      stop: true,
+      responseFormat: new Set(['json_object', 'json_schema'] as const),
+      messages: pooling ? 'this vLLM serves a pooling (embedding) model, which has no chat' : true,
+      tools: toolsRefusal(req.toolChoice, this.#o.toolCalling) ?? true,
+    });
+  }
+
+  /**
+   * Streams `/v1/completions`, or `/v1/chat/completions` for chat turns; aborting closes the
+   * connection and vLLM aborts the request.
+   */
   async *generate(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    if (req.messages !== undefined) {
+      yield* this.#chat(req, signal);
+      return;
+    }
     const parser = new VllmStreamParser();
     for await (const rec of this.#http.sse('/v1/completions', toVllmRequest(req, this.#o.model), signal)) {
+      yield* parser.push(rec.data);
+      if (parser.done) return;
+    }
+    throw streamClosedEarly('vllm');
+  }
+
+  async *#chat(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
+    const parser = new OpenAiChatStreamParser({ engine: 'vllm', streamError: vllmStreamFailure });
+    for await (const rec of this.#http.sse(
+      '/v1/chat/completions',
+      toVllmChatRequest(req, this.#o.model),
+      signal,
+    )) {
       yield* parser.push(rec.data);
       if (parser.done) return;
     }

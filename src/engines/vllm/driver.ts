@@ -8,7 +8,7 @@ import {
   type EngineDriver,
 } from '../engine-driver.js';
 import { VllmAdapter } from './adapter.js';
-import { vllmArgs } from './launch-args.js';
+import { vllmArgs, vllmPoolingByArgs, vllmToolCalling } from './launch-args.js';
 
 // vLLM renamed its KV gauge from `gpu_cache_usage_perc` to `kv_cache_usage_perc` (both 0..1).
 const KV_USAGE = /^vllm:(?:gpu_cache_usage_perc|kv_cache_usage_perc)(?:\{[^}]*\})?\s+(\S+)/m;
@@ -43,6 +43,9 @@ export const vllmDriver: EngineDriver<'vllm'> = {
       slots: pool.launch.parallel,
       modelDigest,
       connections: adapterConnections(pool),
+      // What the engine's own flags allow; the simulator takes the same flags (engine-launcher).
+      toolCalling: vllmToolCalling(pool.launch.extraArgs),
+      pooling: vllmPoolingByArgs(pool.launch.extraArgs),
     }),
   metrics: { family: /^vllm:/, kvUsage: (scrape) => gaugeValue(KV_USAGE, scrape) },
   provision: configuredBinary('vllm'),

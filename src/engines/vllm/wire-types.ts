@@ -1,3 +1,5 @@
+import type { ChatMessage, ToolChoice, ToolDefinition } from '../../domain/sampling.js';
+
 /**
  * vLLM OpenAI-compatible server wire types (docs.vllm.ai, "OpenAI-Compatible Server"; source
  * `vllm/entrypoints/openai/protocol.py`). Only the fields llama-orch reads or sends.
@@ -18,6 +20,42 @@ export interface CompletionRequest {
   presence_penalty: number;
   frequency_penalty: number;
   ignore_eos: boolean;
+  /** Sent only when the task set them, so default requests stay as they always were. */
+  stop?: readonly string[];
+  /**
+   * OpenAI's field; vLLM maps it to structured outputs (`to_sampling_params`, json_object →
+   * `json_object`, json_schema → `json` of `json_schema.schema`). `json_schema.name` is required.
+   */
+  response_format?: VllmResponseFormat;
+}
+
+export type VllmResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | {
+      type: 'json_schema';
+      json_schema: { name: string; schema?: Readonly<Record<string, unknown>>; strict?: boolean };
+    };
+
+/**
+ * `/v1/chat/completions` (`chat_completion/protocol.py` `ChatCompletionRequest`): the completion
+ * request's sampling with `messages` for `prompt`, and the tools the chat template renders.
+ */
+export interface ChatCompletionRequest extends Omit<CompletionRequest, 'prompt'> {
+  messages: readonly ChatMessage[];
+  tools?: readonly ToolDefinition[];
+  tool_choice?: ToolChoice;
+}
+
+/**
+ * `/tokenize` with chat turns (`serve/tokenize/protocol.py` `TokenizeChatRequest`): the prompt
+ * after the chat template, `add_generation_prompt` true as the chat route renders it.
+ */
+export interface TokenizeChatRequest {
+  model: string;
+  messages: readonly ChatMessage[];
+  add_generation_prompt: true;
+  tools?: readonly ToolDefinition[];
 }
 
 export interface Usage {

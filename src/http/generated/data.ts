@@ -149,6 +149,19 @@ export interface components {
             queue_position: number;
             task_id: string;
         };
+        ChatMessage: {
+            /** @description Text, or text parts (joined); `null` only on an assistant turn with tool calls. */
+            content?: string | null | {
+                text: string;
+                /** @constant */
+                type: "text";
+            }[];
+            name?: string;
+            /** @enum {string} */
+            role: "system" | "developer" | "user" | "assistant" | "tool";
+            tool_call_id?: string;
+            tool_calls?: components["schemas"]["ToolCall"][];
+        };
         /** @enum {string} */
         Engine: "llamacpp" | "vllm" | "tgi" | "triton";
         /** @enum {string} */
@@ -178,6 +191,20 @@ export interface components {
         PolicyLabel: "reject" | "drop-lru" | "shed-low-priority";
         /** @enum {string} */
         Priority: "interactive" | "batch";
+        /** @description Free text, any JSON object, or JSON matching a schema (engine grammar/structured outputs). */
+        ResponseFormat: {
+            /** @enum {string} */
+            type: "text" | "json_object";
+        } | {
+            json_schema: {
+                description?: string;
+                name?: string;
+                schema?: Record<string, never>;
+                strict?: boolean | null;
+            };
+            /** @constant */
+            type: "json_schema";
+        };
         /**
          * @example {
          *       "session_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
@@ -223,6 +250,12 @@ export interface components {
             embeddings?: number[][];
             /** @description Engine version of that replica (streams are reproducible within one version, SPEC §14). */
             engine_version?: string;
+            /**
+             * @description Why generation ended, as OpenAI names it: `stop` (end of sequence or a stop string),
+             *     `length` (`max_tokens`), `canceled`, `tool_calls` (the model called tools).
+             * @enum {string}
+             */
+            finish_reason?: "stop" | "length" | "canceled" | "tool_calls";
             /** @description The task was stopped by hard preemption and resumed before it completed (SPEC §3.5). */
             preempted?: boolean;
             /** @description Time spent queued before dispatch. */
@@ -234,6 +267,8 @@ export interface components {
             stop_reason?: "eos" | "length" | "stop" | "unknown";
             tokens_in?: number;
             tokens_out: number;
+            /** @description The tool calls the model made (tasks with `tools`). */
+            tool_calls?: components["schemas"]["ToolCall"][];
         };
         /** @description `error` — exactly once on failure, last. */
         SseError: {
@@ -284,8 +319,10 @@ export interface components {
             t: string;
         };
         /**
-         * @description A task (SPEC §2.1). Exactly one of `prompt` (completion) or `inputs` (embedding, rerank).
-         *     Tenancy comes from the API key, never from the body.
+         * @description A task (SPEC §2.1, §17). Exactly one of `prompt` or `messages` (completion) or `inputs`
+         *     (embedding, rerank). Sampling fields that are absent take sampler profile `v1`'s values; a
+         *     field the pool's engine cannot honour is refused with `INVALID_PARAMS` naming the field and
+         *     the engine. Tenancy comes from the API key, never from the body.
          * @example {
          *       "task_id": "3f1b7c5e-8a2d-4e6f-9b1a-2c3d4e5f6a7b",
          *       "session_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
@@ -312,6 +349,8 @@ export interface components {
             engine: components["schemas"]["Engine"];
             /** @description Expected output length, a hint for prediction and placement. */
             expected_tokens?: number;
+            /** @description Profile v1: 0. */
+            frequency_penalty?: number;
             /** @description Embedding inputs, or rerank query followed by documents. */
             inputs?: string[];
             /**
@@ -321,13 +360,25 @@ export interface components {
             kv_hint?: "reuse" | "cold";
             /** @description Most tokens to generate; prompt tokens + max_tokens must fit ctx (ORCH-3015). */
             max_tokens: number;
+            /**
+             * @description Chat turns (OpenAI's chat shape), turned into the prompt by the engine's own chat
+             *     template; prompt tokens are counted after templating.
+             */
+            messages?: components["schemas"]["ChatMessage"][];
+            /** @description Profile v1: 0. */
+            min_p?: number;
             /** @description Catalog id, `sha256:<digest>`, or a source ref such as `hf:org/repo/file.gguf`. */
             model_ref: string;
             /** @description Run on a Deprecated model when the tenant may (MODEL_DEPRECATED otherwise). */
             override?: boolean;
+            /** @description Profile v1: 0. */
+            presence_penalty?: number;
             priority: components["schemas"]["Priority"];
             /** @description Completion prompt. */
             prompt?: string;
+            /** @description Profile v1: 1 (off). */
+            repeat_penalty?: number;
+            response_format?: components["schemas"]["ResponseFormat"];
             /** @default v1 */
             sampler_profile_version?: string;
             /** @description Sampling seed; absent → a stable hash of `task_id` (determinism by default). */
@@ -337,14 +388,52 @@ export interface components {
              * @description Session for affinity, turns and budgets.
              */
             session_id: string;
+            /** @description Stop strings; generation ends before the first one and does not include it. */
+            stop?: string[];
             /**
              * Format: uuid
              * @description Client-chosen unique id (ORCH-3024); a duplicate is rejected.
              */
             task_id: string;
+            /** @description Profile v1: 0.8. */
+            temperature?: number;
+            tool_choice?: components["schemas"]["ToolChoice"];
+            /** @description Function tools (with `messages`), on engines whose chat endpoint parses tool calls. */
+            tools?: components["schemas"]["ToolDefinition"][];
+            /** @description Profile v1: 40 (0: no limit). */
+            top_k?: number;
+            /** @description Profile v1: 0.95. */
+            top_p?: number;
             /** @enum {string} */
             workload: "completion" | "embedding" | "rerank";
-        } & (unknown | unknown);
+        } & (unknown | unknown | unknown);
+        ToolCall: {
+            function: {
+                /** @description JSON text the model wrote. */
+                arguments: string;
+                name: string;
+            };
+            id: string;
+            /** @constant */
+            type: "function";
+        };
+        ToolChoice: ("none" | "auto" | "required") | {
+            function: {
+                name: string;
+            };
+            /** @constant */
+            type: "function";
+        };
+        ToolDefinition: {
+            function: {
+                description?: string;
+                name: string;
+                parameters?: Record<string, never>;
+                strict?: boolean | null;
+            };
+            /** @constant */
+            type: "function";
+        };
     };
     responses: {
         /** @description `INVALID_PARAMS`: schema, ctx, token budget, unknown model or engine, duplicate task_id, malformed JSON. */

@@ -5,8 +5,10 @@
  * error bodies and embeddings) and checked against transcripts of the real server
  * (test/fixtures/llamacpp/, test/sim/llamacpp-dialect.test.ts).
  */
+import { randomInt } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { SimError, type SimEngine, type SimFinish } from '../sim-engine.js';
+import { outputForSchema } from '../schema-output.js';
+import { SimError, type SimEngine, type SimFinish, type SimToken } from '../sim-engine.js';
 import {
   clientGone,
   num,
@@ -19,6 +21,7 @@ import {
   startSse,
   str,
 } from '../http-util.js';
+import { applyChatTemplate, TemplateError, toolChoiceOf } from './llamacpp-template.js';
 
 const err = (res: ServerResponse, code: number, message: string, type: string) =>
   sendJson(res, code, { error: { code, message, type } });
@@ -63,6 +66,11 @@ export interface LlamacppSimOptions {
    * `data: {"error": {code, message, type}}`.
    */
   readonly streamErrorField?: boolean | undefined;
+  /**
+   * `--jinja` (default on in the pinned build, `use_jinja = true` in `common/common.h`): off,
+   * `tools` and a `tool_choice` other than `auto` are refused on the chat routes.
+   */
+  readonly jinja?: boolean | undefined;
 }
 
 const NO_EMBEDDINGS = 'This server does not support embeddings. Start it with `--embeddings`';
@@ -85,6 +93,32 @@ function stopScan(unsent: string, stops: readonly string[]): { full: number } | 
     return false;
   });
   return { partial };
+}
+
+/** Sampling fields of `/completion` (`params_from_json_cmpl`) that enter the determinism key. */
+const SAMPLING_NAMES = ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty'] as const;
+/** Keyed only when sent, so requests without them keep the streams they always had. */
+const PENALTY_NAMES = ['presence_penalty', 'frequency_penalty'] as const;
+
+function samplerProfileOf(b: Record<string, unknown>): string {
+  return samplingKey(b, [...SAMPLING_NAMES, ...PENALTY_NAMES.filter((n) => b[n] !== undefined)]);
+}
+
+/** A request's `stop` list (the native endpoint takes an array; the chat one also a string). */
+function stopList(v: unknown): string[] {
+  if (typeof v === 'string') return v === '' ? [] : [v];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x !== '') : [];
+}
+
+/**
+ * A request's `json_schema` as llama-server reads it (a grammar the sampler must follow): the
+ * simulator emits the schema's deterministic instance instead of sampled text, one character
+ * per token. An empty schema means any JSON object, as in `oaicompat_chat_params_parse`.
+ */
+function schemaOf(v: unknown): Record<string, unknown> | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const schema = v as Record<string, unknown>;
+  return Object.keys(schema).length === 0 ? { type: 'object' } : schema;
 }
 
 const STOP_TYPE: Readonly<Record<SimFinish['finish'], string>> = {
@@ -167,6 +201,8 @@ export async function llamacppRoutes(
       endpoint_metrics: true,
       build_info: e.opts.engineVersion,
       is_sleeping: false,
+      // The simulator's ChatML template renders tools and tool calls (with Jinja on).
+      chat_template_caps: { supports_tools: o.jinja !== false, supports_tool_calls: o.jinja !== false },
     });
     return true;
   }
@@ -252,7 +288,200 @@ export async function llamacppRoutes(
     await completion(req, res, e, o);
     return true;
   }
+  if (req.method === 'POST' && url === '/apply-template') {
+    // `post_apply_template`: the chat parameters' prompt, nothing else of them.
+    const b = obj(await readJson(req));
+    try {
+      sendJson(res, 200, { prompt: applyChatTemplate(b, o.jinja !== false) });
+    } catch (e2) {
+      templateError(res, e2);
+    }
+    return true;
+  }
+  if (req.method === 'POST' && (url === '/v1/chat/completions' || url === '/chat/completions')) {
+    await chatCompletions(req, res, e, o);
+    return true;
+  }
   return false;
+}
+
+function templateError(res: ServerResponse, e2: unknown): void {
+  if (!(e2 instanceof TemplateError)) throw e2;
+  if (e2.status === 400) err(res, 400, e2.message, 'invalid_request_error');
+  else err(res, 500, e2.message, 'server_error');
+}
+
+/** The HTTP status and type of a simulated failure (`format_error_response`, `server-common.cpp`). */
+function failure(e2: unknown): { code: number; message: string; type: string } {
+  const se = e2 instanceof SimError ? e2 : new SimError('invalid', String(e2));
+  const code =
+    se.kind === 'ctx' || se.kind === 'invalid'
+      ? 400
+      : se.kind === 'loading' || se.kind === 'refused'
+        ? 503
+        : 500;
+  const type = code === 400 ? 'invalid_request_error' : code === 503 ? 'unavailable_error' : 'server_error';
+  return { code, message: se.message, type };
+}
+
+/** `random_string()` of `server-common.cpp`: 32 alphanumerics, the tool call ids. */
+function randomString(): string {
+  const chars = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  let out = '';
+  for (let i = 0; i < 32; i++) out += chars[randomInt(chars.length)] ?? '0';
+  return out;
+}
+
+/**
+ * `POST /v1/chat/completions` with llama-server's `--jinja` chat handling: the prompt is the
+ * chat template's ({@link applyChatTemplate}); with `tools` (and `tool_choice` not `none`) the
+ * model calls the first tool, its arguments the deterministic instance of the tool's parameter
+ * schema, and the choice ends with `finish_reason: "tool_calls"`. Chunks follow
+ * `server_task_result_cmpl_partial::to_json_oaicompat_chat` and `…_final::to_json_oaicompat_chat_stream`
+ * (`server-task.cpp`): a first delta `{role: "assistant", content: null}`, one delta per token
+ * (`server_chat_msg_diff_to_json_oaicompat`, `server-chat.cpp`), a finishing chunk with an empty
+ * delta, the usage chunk with empty `choices` when asked for, then `data: [DONE]`.
+ */
+async function chatCompletions(
+  req: IncomingMessage,
+  res: ServerResponse,
+  e: SimEngine,
+  o: LlamacppSimOptions,
+) {
+  const b = obj(await readJson(req));
+  let prompt: string;
+  let choice: 'auto' | 'none' | 'required';
+  try {
+    prompt = applyChatTemplate(b, o.jinja !== false);
+    choice = toolChoiceOf(b);
+  } catch (e2) {
+    return templateError(res, e2);
+  }
+  const seed = num(b['seed']) ?? 0;
+  const tools = Array.isArray(b['tools']) ? (b['tools'] as unknown[]) : [];
+  const tool = choice === 'none' ? undefined : obj(obj(tools[0])['function']);
+  const format = obj(b['response_format']);
+  const schema =
+    format['type'] === 'json_schema'
+      ? schemaOf(obj(format['json_schema'])['schema'] ?? {})
+      : format['type'] === 'json_object'
+        ? schemaOf(format['schema'] ?? {})
+        : schemaOf(b['json_schema']);
+  const call =
+    tool === undefined || tools.length === 0
+      ? undefined
+      : { id: randomString(), name: str(tool['name']) ?? '', schema: schemaOf(tool['parameters'] ?? {}) };
+  const forcedText =
+    call !== undefined ? outputForSchema(call.schema, seed) : schema && outputForSchema(schema, seed);
+  const forced = forcedText === undefined ? undefined : [...forcedText];
+  const nPredict = num(b['n_predict']) ?? num(b['max_tokens']) ?? 16;
+  const stops = forced === undefined ? stopList(b['stop']) : [];
+  const stream = b['stream'] === true;
+  const includeUsage = obj(b['stream_options'])['include_usage'] === true;
+  const signal = clientGone(req, res);
+  let cached = 0;
+  const gen = e.generate(
+    prompt,
+    {
+      maxTokens: forced === undefined ? nPredict : Math.min(nPredict, forced.length),
+      seed,
+      cachePrompt: b['cache_prompt'] !== false,
+      ignoreEos: forced !== undefined || b['ignore_eos'] === true,
+      stop: stops,
+      samplerProfile: samplerProfileOf(b),
+      onPrefill: (n) => (cached = n),
+    },
+    signal,
+  );
+  const promptN = e.tokenize(prompt).length;
+  const id = `chatcmpl-${randomString()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const head = { created, id, model: e.opts.modelId, system_fingerprint: e.opts.engineVersion };
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({
+    choices: [{ finish_reason: finish, index: 0, delta }],
+    ...head,
+    object: 'chat.completion.chunk',
+  });
+  const send = (body: unknown) =>
+    res.write(`data: ${JSON.stringify(body)}
+
+`);
+  let text = '';
+  let sent = 0;
+  let predicted = 0;
+  try {
+    let next = await gen.next();
+    if (stream) startSse(res);
+    while (next.done !== true) {
+      predicted++;
+      const piece = forced?.[predicted - 1];
+      const tok: SimToken = piece === undefined ? next.value : { id: 0, text: piece };
+      if (tok.special !== true) text += tok.text;
+      const scan = stopScan(text.slice(sent), stops);
+      let delta = '';
+      if ('full' in scan) {
+        text = text.slice(0, sent + scan.full);
+        delta = text.slice(sent);
+      } else if (!scan.partial) delta = text.slice(sent);
+      sent += delta.length;
+      if (stream) {
+        if (predicted === 1) send(chunk({ role: 'assistant', content: null }));
+        if (call !== undefined && predicted === 1)
+          send(
+            chunk({
+              tool_calls: [
+                { index: 0, id: call.id, type: 'function', function: { name: call.name, arguments: delta } },
+              ],
+            }),
+          );
+        else if (call !== undefined && delta !== '')
+          send(chunk({ tool_calls: [{ index: 0, function: { arguments: delta } }] }));
+        else if (delta !== '') send(chunk({ content: delta }));
+      }
+      next = await gen.next();
+    }
+    const end = next.value;
+    const complete = forced !== undefined && predicted >= forced.length;
+    const finish =
+      end.finish === 'length' && !complete ? 'length' : call !== undefined ? 'tool_calls' : 'stop';
+    const cacheN = Math.min(cached, Math.max(0, promptN - 1));
+    const timings = { cache_n: cacheN, prompt_n: promptN - cacheN, predicted_n: predicted };
+    const usage = {
+      completion_tokens: predicted,
+      prompt_tokens: promptN,
+      total_tokens: predicted + promptN,
+      prompt_tokens_details: { cached_tokens: cacheN },
+    };
+    if (!stream) {
+      const message = {
+        role: 'assistant',
+        content: call === undefined ? text : '',
+        ...(call === undefined
+          ? {}
+          : {
+              tool_calls: [{ type: 'function', function: { name: call.name, arguments: text }, id: call.id }],
+            }),
+      };
+      return sendJson(res, 200, {
+        choices: [{ finish_reason: finish, index: 0, message }],
+        ...head,
+        object: 'chat.completion',
+        usage,
+        timings,
+      });
+    }
+    const last = includeUsage
+      ? [chunk({}, finish), { choices: [], ...head, object: 'chat.completion.chunk', usage, timings }]
+      : [{ ...chunk({}, finish), timings }];
+    for (const c of last) send(c);
+    res.end('data: [DONE]\n\n');
+  } catch (e2) {
+    if (signal.aborted) return;
+    const detail = failure(e2);
+    if (!res.headersSent) err(res, detail.code, detail.message, detail.type);
+    else if (o.streamErrorField === true) res.end(`error: ${JSON.stringify(detail)}\n\n`);
+    else res.end(`data: ${JSON.stringify({ error: detail })}\n\n`);
+  }
 }
 
 /**
@@ -266,9 +495,11 @@ async function completion(req: IncomingMessage, res: ServerResponse, e: SimEngin
   const prompt = str(b['prompt']);
   const nPredict = num(b['n_predict']) ?? 16;
   if (prompt === undefined) return err(res, 400, "Field 'prompt' is required", 'invalid_request_error');
-  const stops = (Array.isArray(b['stop']) ? (b['stop'] as unknown[]) : []).filter(
-    (x): x is string => typeof x === 'string' && x !== '',
-  );
+  const seed = num(b['seed']) ?? 0;
+  const schema = schemaOf(b['json_schema']);
+  // Constrained output ends when the grammar is complete: at its last character, or at n_predict.
+  const forced = schema === undefined ? undefined : [...outputForSchema(schema, seed)];
+  const stops = forced === undefined ? stopList(b['stop']) : [];
   const signal = clientGone(req, res);
   const stream = b['stream'] === true;
   let slot = -1;
@@ -276,12 +507,12 @@ async function completion(req: IncomingMessage, res: ServerResponse, e: SimEngin
   const gen = e.generate(
     prompt,
     {
-      maxTokens: nPredict,
-      seed: num(b['seed']) ?? 0,
+      maxTokens: forced === undefined ? nPredict : Math.min(nPredict, forced.length),
+      seed,
       cachePrompt: b['cache_prompt'] !== false,
-      ignoreEos: b['ignore_eos'] === true,
+      ignoreEos: forced !== undefined || b['ignore_eos'] === true,
       stop: stops,
-      samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repeat_penalty']),
+      samplerProfile: samplerProfileOf(b),
       onSlot: (i) => (slot = i),
       onPrefill: (n) => (cached = n),
     },
@@ -302,7 +533,9 @@ async function completion(req: IncomingMessage, res: ServerResponse, e: SimEngin
     if (stream) startSse(res);
     while (next.done !== true) {
       predicted++;
-      const tok = next.value;
+      const piece = forced?.[predicted - 1];
+      const tok: SimToken =
+        piece === undefined ? next.value : { id: e.tokenize(piece, false)[0] ?? 0, text: piece };
       if (tok.special !== true) text += tok.text;
       const scan = stopScan(text.slice(sent), stops);
       let content = '';
@@ -339,7 +572,8 @@ async function completion(req: IncomingMessage, res: ServerResponse, e: SimEngin
       tokens_evaluated: promptN,
       prompt,
       truncated: false,
-      stop_type: STOP_TYPE[next.value.finish],
+      stop_type:
+        forced !== undefined && predicted >= forced.length ? STOP_TYPE.eos : STOP_TYPE[next.value.finish],
       stopping_word: stoppingWord,
       tokens_cached: promptN + Math.max(0, predicted - 1),
       timings: timings(predicted),
@@ -348,16 +582,8 @@ async function completion(req: IncomingMessage, res: ServerResponse, e: SimEngin
     else sendJson(res, 200, final);
   } catch (e2) {
     if (signal.aborted) return;
-    const se = e2 instanceof SimError ? e2 : new SimError('invalid', String(e2));
-    const code =
-      se.kind === 'ctx' || se.kind === 'invalid'
-        ? 400
-        : se.kind === 'loading' || se.kind === 'refused'
-          ? 503
-          : 500;
-    const type = code === 400 ? 'invalid_request_error' : code === 503 ? 'unavailable_error' : 'server_error';
-    const detail = { code, message: se.message, type };
-    if (!res.headersSent) err(res, code, se.message, type);
+    const detail = failure(e2);
+    if (!res.headersSent) err(res, detail.code, detail.message, detail.type);
     else if (o.streamErrorField === true) res.end(`error: ${JSON.stringify(detail)}\n\n`);
     else res.end(`data: ${JSON.stringify({ error: detail })}\n\n`);
   }

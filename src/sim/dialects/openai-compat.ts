@@ -55,9 +55,48 @@ export interface OpenAiRouteOptions {
   /** vLLM refuses unknown model names; TGI serves one model whatever the name. */
   readonly modelCheck: boolean;
   readonly errors: OpenAiErrors;
+  /**
+   * Output the engine forces instead of sampled text (constrained decoding, a tool call), or the
+   * failure the engine answers for the request; undefined: sampled text.
+   */
+  readonly forced?: (body: Record<string, unknown>, seed: number) => ForcedOutput | EngineFailure | undefined;
 }
 
-const finishReason = (f: SimFinish): 'length' | 'stop' => (f.finish === 'length' ? 'length' : 'stop');
+/**
+ * Text the engine emits whatever the sampler would have drawn: one character per generated
+ * token (the simulator's byte-level vocabulary), cut at `max_tokens` ("length") like sampled text.
+ * Stop strings do not apply to it.
+ */
+export interface ForcedOutput {
+  readonly text: string;
+  /** The text is the arguments of this tool call, streamed as `delta.tool_calls` fragments. */
+  readonly toolCall?: { readonly id: string; readonly name: string };
+  /** `finish_reason` once the text is complete (default "stop"). */
+  readonly finish?: 'stop' | 'tool_calls';
+}
+
+/** Sampling fields of the OpenAI-compatible requests that enter the determinism key. */
+const SAMPLING_NAMES = ['temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty'] as const;
+/** Keyed only when sent, so requests without them keep the streams they always had. */
+const PENALTY_NAMES = ['presence_penalty', 'frequency_penalty'] as const;
+
+function samplerProfileOf(b: Record<string, unknown>): string {
+  const extra = PENALTY_NAMES.filter((n) => b[n] !== undefined);
+  return samplingKey(b, [...SAMPLING_NAMES, ...extra]);
+}
+
+/** The prompt of a chat request as the simulator's chat template writes it: turns, then any tools. */
+export function chatTemplate(messages: unknown, tools: unknown): string | undefined {
+  const turns = chatPrompt(messages);
+  if (turns === undefined || !Array.isArray(tools) || tools.length === 0) return turns;
+  return `${turns}\ntools: ${JSON.stringify(tools)}`;
+}
+
+/** How a generation ended; `toolCalls`: forced tool-call text that completed. */
+type Finish = SimFinish & { readonly toolCalls?: boolean };
+
+const finishReason = (f: Finish): 'length' | 'stop' | 'tool_calls' =>
+  f.finish === 'length' ? 'length' : f.finish === 'eos' && f.toolCalls === true ? 'tool_calls' : 'stop';
 
 export async function openAiCompletions(
   req: IncomingMessage,
@@ -69,7 +108,7 @@ export async function openAiCompletions(
   const fail = (status: number, type: string, message: string) =>
     o.errors.http(res, { status, type, message });
   const b = obj(await readJson(req));
-  const prompt = chat ? chatPrompt(b['messages']) : str(b['prompt']);
+  const prompt = chat ? chatTemplate(b['messages'], b['tools']) : str(b['prompt']);
   if (prompt === undefined)
     return fail(400, 'BadRequestError', chat ? 'messages is required' : 'prompt is required');
   if (o.modelCheck && str(b['model']) !== e.opts.modelId)
@@ -78,7 +117,13 @@ export async function openAiCompletions(
   const promptTokens = e.tokenize(prompt).length;
   if (promptTokens + maxTokens > e.opts.ctx)
     return o.errors.http(res, o.errors.ctx(promptTokens, maxTokens, e.opts.ctx));
-  const stop = stopStrings(b['stop']);
+  const seed = num(b['seed']) ?? 0;
+  const forcedOrFailure = o.forced?.(b, seed);
+  if (forcedOrFailure !== undefined && 'status' in forcedOrFailure)
+    return o.errors.http(res, forcedOrFailure);
+  const forced = forcedOrFailure;
+  const pieces = forced === undefined ? [] : [...forced.text];
+  const stop = forced === undefined ? stopStrings(b['stop']) : [];
   const holdBack = Math.max(0, ...stop.map((s) => s.length - 1));
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomUUID().replace(/-/g, '')}`;
   const created = Math.floor(Date.now() / 1000);
@@ -95,19 +140,38 @@ export async function openAiCompletions(
   const gen = e.generate(
     prompt,
     {
-      maxTokens,
-      seed: num(b['seed']) ?? 0,
-      ignoreEos: b['ignore_eos'] === true,
+      maxTokens: forced === undefined ? maxTokens : Math.min(maxTokens, pieces.length),
+      seed,
+      ignoreEos: forced !== undefined || b['ignore_eos'] === true,
       stop,
-      samplerProfile: samplingKey(b, ['temperature', 'top_k', 'top_p', 'min_p', 'repetition_penalty']),
+      samplerProfile: samplerProfileOf(b),
     },
     signal,
   );
-  const choice = (text: string, finish: string | null, stopReason: string | null) =>
+  // Forced text is complete once every piece went out; cut short by max_tokens it is "length".
+  const forcedEnd = (f: SimFinish): Finish =>
+    forced === undefined
+      ? f
+      : f.completionTokens >= pieces.length
+        ? { ...f, finish: 'eos', toolCalls: forced.finish === 'tool_calls' }
+        : { ...f, finish: 'length' };
+  let toolCallOpened = false;
+  const toolDelta = (text: string) => {
+    const call = forced?.toolCall;
+    if (call === undefined) return undefined;
+    if (toolCallOpened) return { tool_calls: [{ index: 0, function: { arguments: text } }] };
+    toolCallOpened = true;
+    return {
+      tool_calls: [
+        { id: call.id, type: 'function', index: 0, function: { name: call.name, arguments: text } },
+      ],
+    };
+  };
+  const choice = (text: string, finish: string | null, stopReason: string | null, first = false) =>
     chat
       ? {
           index: 0,
-          delta: text === '' && finish === null ? { role: 'assistant', content: '' } : { content: text },
+          delta: first ? { role: 'assistant', content: '' } : (toolDelta(text) ?? { content: text }),
           logprobs: null,
           finish_reason: finish,
           stop_reason: stopReason,
@@ -121,13 +185,14 @@ export async function openAiCompletions(
   try {
     let next = await gen.next();
     if (stream) startSse(res);
-    if (stream && chat) res.write(chunk([choice('', null, null)], continuousUsage ? usageOf(0) : null));
+    if (stream && chat) res.write(chunk([choice('', null, null, true)], continuousUsage ? usageOf(0) : null));
     while (next.done !== true) {
       const tok = next.value;
       next = await gen.next();
       produced++;
-      if (tok.special !== true) text += tok.text;
-      const end = next.done === true ? next.value : undefined;
+      if (forced !== undefined) text += pieces[produced - 1] ?? '';
+      else if (tok.special !== true) text += tok.text;
+      const end = next.done === true ? forcedEnd(next.value) : undefined;
       if (end?.stopString !== undefined) text = text.slice(0, text.length - end.stopString.length);
       const upTo = end !== undefined ? text.length : Math.max(sent, text.length - holdBack);
       const delta = text.slice(sent, upTo);
@@ -140,7 +205,7 @@ export async function openAiCompletions(
           ),
         );
     }
-    const end = next.value;
+    const end = forcedEnd(next.value);
     if (stream) {
       if (includeUsage) res.write(chunk([], usageOf(produced)));
       res.end('data: [DONE]\n\n');
@@ -156,7 +221,20 @@ export async function openAiCompletions(
         chat
           ? {
               index: 0,
-              message: { role: 'assistant', content: text },
+              message:
+                forced?.toolCall === undefined
+                  ? { role: 'assistant', content: text }
+                  : {
+                      role: 'assistant',
+                      content: null,
+                      tool_calls: [
+                        {
+                          id: forced.toolCall.id,
+                          type: 'function',
+                          function: { name: forced.toolCall.name, arguments: text },
+                        },
+                      ],
+                    },
               logprobs: null,
               finish_reason: finish,
               stop_reason: end.stopString ?? null,

@@ -9,6 +9,8 @@ export const TRITON_SIM_USAGE = `  --triton-ensemble legacy|current  Triton: the
                          Triton: the repository's model names   default ensemble, preprocessing, tensorrt_llm
   --triton-tokens-per-response N  Triton: tokens per streamed response (above 1: speculative
                          decoding)                                           default 1
+  --triton-tokenizer-dir DIR  Triton: the preprocessing model's tokenizer_dir (its
+                         tokenizer_config.json holds the chat template)      default unfilled
 `;
 
 /** `parseArgs` options of these flags. */
@@ -18,6 +20,7 @@ export const TRITON_SIM_FLAGS = {
   'triton-preprocessing-model': { type: 'string' },
   'triton-tensorrt-llm-model': { type: 'string' },
   'triton-tokens-per-response': { type: 'string' },
+  'triton-tokenizer-dir': { type: 'string' },
 } as const;
 
 type FlagValues = { readonly [K in keyof typeof TRITON_SIM_FLAGS]?: string | undefined };
@@ -47,5 +50,6 @@ export function tritonSimOptions(dialect: string, v: FlagValues): TritonSimOptio
       tensorrtLlm: v['triton-tensorrt-llm-model'] ?? d.tensorrtLlm,
     },
     tokensPerResponse: perResponse,
+    tokenizerDir: v['triton-tokenizer-dir'],
   };
 }

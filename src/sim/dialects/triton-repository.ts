@@ -9,8 +9,13 @@
  *   count outputs.
  * - `current`: NVIDIA/TensorRT-LLM `triton_backend/all_models/inflight_batcher_llm/` at
  *   2a9abd9536aa62ad3e4b9314be9286b1b1be523b: `seed` (renamed in tensorrtllm_backend
- *   c2e65b88, 2025-05-13), `exclude_input_in_output`, and the `return_num_input_tokens` /
- *   `return_num_output_tokens` inputs with their `num_input_tokens` / `num_output_tokens` outputs.
+ *   c2e65b88, 2025-05-13), `exclude_input_in_output`, the guided decoding inputs
+ *   `guided_decoding_guide_type` / `guided_decoding_guide` (tensorrtllm_backend c1b90df,
+ *   2025-02-06), and the `return_num_input_tokens` / `return_num_output_tokens` inputs with their
+ *   `num_input_tokens` / `num_output_tokens` outputs.
+ *
+ * Both declare `stop_words`, `presence_penalty` and `frequency_penalty`, as every stock ensemble
+ * since early 2024 does; neither declares `min_p`, which no stock ensemble has.
  *
  * `test/fixtures/triton/ensemble-config-*.json` are the same declarations rendered from those
  * `config.pbtxt` files; a test holds this file to them.

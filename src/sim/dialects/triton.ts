@@ -31,12 +31,27 @@
  * `num_output_tokens` (that response's tokens) when the request set `return_num_input_tokens` /
  * `return_num_output_tokens`; one-element outputs as plain JSON values (`ExactMappingOutput`).
  * The end-of-sequence token ends the stream and is neither sent nor counted.
+ *
+ * Sampling and constraints, as the backend takes them: every declared sampling input the request
+ * gives (`temperature`, `top_k`, `top_p`, `repetition_penalty`, and `presence_penalty`,
+ * `frequency_penalty`, `min_p` when given) is part of what the stream depends on; `stop_words`
+ * end the sequence on a stop word, whose text stays in the output as TensorRT-LLM leaves it
+ * (the executor keeps the stop tokens; NVIDIA/TensorRT-LLM `tensorrt_llm/executor/result.py`
+ * trims them only in its own API); `guided_decoding_guide_type` `json` / `json_schema` with
+ * `guided_decoding_guide` (tensorrtllm_backend `inflight_batcher_llm/src/utils.cc`
+ * `getGuidedDecodingParamsFromTensors` at c2e65b88) make the text exactly
+ * `outputForSchema(schema, seed)`, where the `tensorrt_llm` model has guided decoding configured
+ * (`guided_decoding_backend` xgrammar and `xgrammar_tokenizer_info_path`, as the current
+ * repository here does). The preprocessing model's `tokenizer_dir` parameter names
+ * `--triton-tokenizer-dir` when given (unfilled otherwise), the directory whose
+ * `tokenizer_config.json` holds the model's chat template.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { outputForSchema } from '../schema-output.js';
 import { SimError, type SimEngine, type SimToken } from '../sim-engine.js';
 import {
   clientGone,
@@ -73,6 +88,8 @@ export interface TritonSimOptions {
   };
   /** Tokens per streamed response (1; more stands for speculative decoding). */
   readonly tokensPerResponse: number;
+  /** The tokenizer directory the preprocessing model names (`tokenizer_dir`); unfilled when absent. */
+  readonly tokenizerDir?: string | undefined;
 }
 
 export const TRITON_SIM_DEFAULTS: TritonSimOptions = {
@@ -136,6 +153,8 @@ export class TritonDialect {
   /** Keys of generate requests that named no declared input (Triton made them parameters). */
   readonly #ignored = new Map<string, number>();
   readonly #infers = new Map<string, number>();
+  /** The `tensorrt_llm` model has guided decoding configured. */
+  readonly #guided: boolean;
 
   constructor(e: SimEngine, o: TritonSimOptions = TRITON_SIM_DEFAULTS) {
     this.#e = e;
@@ -144,6 +163,7 @@ export class TritonDialect {
     const m = o.models;
     const batch = e.opts.slots;
     const ens = ENSEMBLES[o.ensemble];
+    this.#guided = ens.inputs.some((d) => d[0] === 'guided_decoding_guide_type');
     const trtInputs: readonly TensorDecl[] = [
       ['input_ids', 'TYPE_INT32', [-1], true],
       ['input_lengths', 'TYPE_INT32', [1]],
@@ -196,7 +216,10 @@ export class TritonDialect {
             ...base(m.preprocessing, '', 'python'),
             input: PREPROCESSING.inputs.map(configInput),
             output: PREPROCESSING.outputs.map(configOutput),
-            parameters: {},
+            parameters: {
+              tokenizer_dir: param(o.tokenizerDir ?? '${tokenizer_dir}'),
+              add_special_tokens: param('${add_special_tokens}'),
+            },
           },
         },
       ],
@@ -223,6 +246,13 @@ export class TritonDialect {
               kv_cache_free_gpu_mem_fraction: param('0.9'),
               exclude_input_in_output: param('true'),
               enable_kv_cache_reuse: param('true'),
+              // Guided decoding exists from the current repository on (tensorrtllm_backend c1b90df).
+              ...(this.#guided
+                ? {
+                    guided_decoding_backend: param('xgrammar'),
+                    xgrammar_tokenizer_info_path: param(join(this.engineDir, 'xgrammar_tokenizer_info.json')),
+                  }
+                : {}),
             },
           },
         },
@@ -387,6 +417,27 @@ export class TritonDialect {
     );
   }
 
+  /**
+   * The text pieces a guide forces (one per token), or undefined without a guide. A type the
+   * backend does not know leaves the request unguided, as `getGuidedDecodingParamsFromTensors`
+   * finds no mapping for it.
+   */
+  #guide(tensors: ReadonlyMap<string, unknown>, seed: number): string[] | undefined {
+    const type = str(tensors.get('guided_decoding_guide_type'));
+    if (!this.#guided || (type !== 'json' && type !== 'json_schema')) return undefined;
+    let schema: Record<string, unknown> | undefined;
+    if (type === 'json_schema') {
+      const guide = str(tensors.get('guided_decoding_guide'));
+      if (guide === undefined) throw new Error("guided decoding type 'json_schema' needs a guide");
+      const parsed = JSON.parse(guide) as unknown;
+      schema = obj(parsed);
+    }
+    const text = outputForSchema(schema, seed);
+    const pieces: string[] = [];
+    for (let i = 0; i < text.length; i += 3) pieces.push(text.slice(i, i + 3));
+    return pieces;
+  }
+
   async #infer(req: IncomingMessage, res: ServerResponse, name: string, model: SimModel): Promise<void> {
     if (model.decoupled) {
       sendJson(res, 501, {
@@ -461,15 +512,38 @@ export class TritonDialect {
     // excluded (the request's input, else the `tensorrt_llm` model's parameter, "true" here).
     const echo = !streaming && tensors.get('exclude_input_in_output') === false;
     const sampled = Object.fromEntries(tensors);
+    // The optional penalties join the key only when given, so requests without them sample as before.
+    const optional = ['presence_penalty', 'frequency_penalty', 'min_p'].filter((k) => tensors.has(k));
+    const seed = num(tensors.get(ENSEMBLES[this.#o.ensemble].seedInput)) ?? 0;
+    const stop = Array.isArray(tensors.get('stop_words'))
+      ? (tensors.get('stop_words') as unknown[]).filter((w): w is string => typeof w === 'string')
+      : typeof tensors.get('stop_words') === 'string'
+        ? [tensors.get('stop_words') as string]
+        : [];
+    let guided: string[] | undefined;
+    try {
+      guided = this.#guide(tensors, seed);
+    } catch (err) {
+      sendJson(res, 400, { error: `${logRequest(id)}${String(err instanceof Error ? err.message : err)}` });
+      return;
+    }
     const signal = clientGone(req, res);
     const gen = this.#e.generate(
       text,
       {
         maxTokens: num(tensors.get('max_tokens')) ?? 16,
         // An undeclared seed never arrives: the backend samples without one (0 here).
-        seed: num(tensors.get(ENSEMBLES[this.#o.ensemble].seedInput)) ?? 0,
-        samplerProfile: samplingKey(sampled, ['temperature', 'top_k', 'top_p', 'repetition_penalty']),
-        ignoreEos: num(tensors.get('end_id')) === -1,
+        seed,
+        samplerProfile: samplingKey(sampled, [
+          'temperature',
+          'top_k',
+          'top_p',
+          'repetition_penalty',
+          ...optional,
+        ]),
+        // Under a guide the grammar decides the text and its end.
+        ignoreEos: num(tensors.get('end_id')) === -1 || guided !== undefined,
+        ...(stop.length > 0 && guided === undefined ? { stop } : {}),
       },
       signal,
     );
@@ -495,9 +569,18 @@ export class TritonDialect {
     try {
       let next = await gen.next();
       if (streaming) startSse(res);
+      let piece = 0;
       while (next.done !== true) {
-        // End of sequence: the generation ends with it (the next step reports done).
-        if (next.value.special !== true) {
+        if (guided !== undefined) {
+          const t = guided[piece++];
+          if (t === undefined) {
+            await gen.return(undefined as never);
+            break;
+          }
+          group.push({ id: next.value.id, text: t });
+          if (group.length >= this.#o.tokensPerResponse) flush();
+        } else if (next.value.special !== true) {
+          // End of sequence: the generation ends with it (the next step reports done).
           group.push(next.value);
           if (group.length >= this.#o.tokensPerResponse) flush();
         }

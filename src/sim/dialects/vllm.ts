@@ -19,12 +19,19 @@
  *   by #29330); `vllm:cache_config_info` with `enable_prefix_caching` (on by default since v0.8.0).
  * vLLM does not listen until the model is loaded (`LISTENS_WHILE_LOADING`).
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { releasedBefore } from '../../util/release-version.js';
 import type { SimEngine, SimError } from '../sim-engine.js';
 import { obj, readJson, sendJson, sendText, str } from '../http-util.js';
-import { openAiCompletions, type EngineFailure, type OpenAiErrors } from './openai-compat.js';
+import { outputForSchema } from '../schema-output.js';
+import {
+  chatTemplate,
+  openAiCompletions,
+  type EngineFailure,
+  type ForcedOutput,
+  type OpenAiErrors,
+} from './openai-compat.js';
 
 /** The wire differences between vLLM releases that the simulator models. */
 export interface VllmWire {
@@ -151,7 +158,13 @@ export async function vllmRoutes(req: IncomingMessage, res: ServerResponse, e: S
   }
   if (req.method === 'POST' && url === '/tokenize') {
     const b = obj(await readJson(req));
-    const tokens = e.tokenize(str(b['prompt']) ?? '', b['add_special_tokens'] !== false);
+    // `TokenizeChatRequest` (messages, add_generation_prompt, tools): the templated prompt, counted
+    // as the chat route counts it; the simulated template has no generation-prompt suffix.
+    const chat = chatTemplate(b['messages'], b['tools']);
+    const tokens =
+      chat === undefined
+        ? e.tokenize(str(b['prompt']) ?? '', b['add_special_tokens'] !== false)
+        : e.tokenize(chat);
     sendJson(res, 200, { count: tokens.length, max_model_len: e.opts.ctx, tokens });
     return true;
   }
@@ -192,7 +205,13 @@ export async function vllmRoutes(req: IncomingMessage, res: ServerResponse, e: S
       });
       return true;
     }
-    await openAiCompletions(req, res, e, { url, modelCheck: true, errors });
+    await openAiCompletions(req, res, e, {
+      url,
+      modelCheck: true,
+      errors,
+      forced: (b, seed) =>
+        (url === '/v1/chat/completions' ? toolCallOf(e, b, seed) : undefined) ?? formatted(b, seed),
+    });
     return true;
   }
   return false;
@@ -239,4 +258,86 @@ function vllmMetrics(e: SimEngine, w: VllmWire): string {
     `vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching="${prefix}",engine="0",gpu_memory_utilization="0.9"} 1.0`,
   );
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * `response_format` under structured outputs (`ChatCompletionRequest.to_sampling_params` and its
+ * completions twin map it to `StructuredOutputsParams`): json_object any JSON object, json_schema
+ * JSON matching `json_schema.schema`.
+ */
+function formatted(b: Record<string, unknown>, seed: number): ForcedOutput | undefined {
+  const rf = obj(b['response_format']);
+  if (rf['type'] === 'json_object') return { text: outputForSchema(undefined, seed) };
+  if (rf['type'] === 'json_schema')
+    return { text: outputForSchema(obj(obj(rf['json_schema'])['schema']), seed) };
+  return undefined;
+}
+
+const BAD_REQUEST = { status: 400, type: 'BadRequestError' } as const;
+
+/**
+ * A tool call, as vLLM's chat route makes one (`chat_completion/serving.py`, IBM/vllm
+ * `3302dc7f9c09`): without a tool parser any `tool_choice` but "none" is refused with its
+ * message; with one, a named function or "required" always calls (finish "stop" for a named
+ * function, "tool_calls" otherwise, as OpenAI does), and "auto" (the default with `tools`) calls
+ * the first tool the last user turn names, else answers in text. Arguments match the tool's
+ * `parameters` schema (constrained like `response_format`); the call id is derived from the seed
+ * so replicas agree (vLLM's own are random, `chatcmpl-tool-…`).
+ */
+function toolCallOf(
+  e: SimEngine,
+  b: Record<string, unknown>,
+  seed: number,
+): ForcedOutput | EngineFailure | undefined {
+  const tools = Array.isArray(b['tools']) ? b['tools'].map((t) => obj(obj(t)['function'])) : [];
+  const choice = b['tool_choice'] ?? 'auto';
+  if (tools.length === 0 || choice === 'none') return undefined;
+  const tc = e.opts.toolCalling;
+  if (tc?.parser === undefined) {
+    if (choice === 'auto') {
+      if (tc?.autoToolChoice === true) return undefined;
+      return {
+        ...BAD_REQUEST,
+        message: '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+      };
+    }
+    // Python formats the named choice with its pydantic repr.
+    const shown =
+      typeof choice === 'string'
+        ? choice
+        : `type='function' function=ChatCompletionNamedFunction(name='${str(obj(obj(choice)['function'])['name']) ?? ''}')`;
+    return { ...BAD_REQUEST, message: `tool_choice="${shown}" requires --tool-call-parser to be set` };
+  }
+  if (choice === 'auto' && !tc.autoToolChoice)
+    return {
+      ...BAD_REQUEST,
+      message: '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+    };
+  const named = typeof choice === 'object' ? str(obj(obj(choice)['function'])['name']) : undefined;
+  let tool: Record<string, unknown> | undefined;
+  if (named !== undefined) {
+    tool = tools.find((t) => t['name'] === named);
+    if (tool === undefined)
+      return {
+        ...BAD_REQUEST,
+        message: 'The tool specified in `tool_choice` does not match any of the specified `tools`',
+      };
+  } else if (choice === 'required') tool = tools[0];
+  else {
+    const turns = Array.isArray(b['messages']) ? b['messages'].map(obj) : [];
+    const lastUser = str(turns.filter((m) => m['role'] === 'user').at(-1)?.['content']) ?? '';
+    tool = tools.find((t) => {
+      const name = str(t['name']);
+      return name !== undefined && lastUser.includes(name);
+    });
+  }
+  const name = str(tool?.['name']);
+  if (tool === undefined || name === undefined) return undefined;
+  const schema = obj(tool['parameters']);
+  const id = `chatcmpl-tool-${createHash('sha256').update(`${seed}\0${name}`).digest('hex').slice(0, 32)}`;
+  return {
+    text: outputForSchema(schema, seed),
+    toolCall: { id, name },
+    finish: named === undefined ? 'tool_calls' : 'stop',
+  };
 }
