@@ -22,7 +22,7 @@ export function checkSamplerProfile(engine: Engine, version: string): void {
  * Sampler profile `v1`: seeded nucleus sampling. The same `{prompt, seed}` gives the same stream
  * on every replica of a replica set (same engine build, model and single-slot mode), and
  * different seeds give different streams. Each engine's `map-request.ts` maps these values to
- * its own parameter names; docs/sampler-profiles.md has the table.
+ * its own parameter names; docs/engines.md ("Sampler profile v1") has the table.
  */
 export const SAMPLER_V1 = {
   temperature: 0.8,
