@@ -24,10 +24,11 @@ const KEY = 'dev-openai-key';
 let dev: ChildProcess;
 let url = '';
 let output = '';
+let dataDir = '';
 
 beforeAll(async () => {
   await requireLlamaServer();
-  const dataDir = await mkdtemp(join(tmpdir(), 'llorch-dev-openai-'));
+  dataDir = await mkdtemp(join(tmpdir(), 'llorch-dev-openai-'));
   dev = spawn(
     process.execPath,
     [CLI, 'dev', '--port', '0', '--replicas', '1', '--api-key', KEY, '--data-dir', dataDir],
@@ -208,6 +209,30 @@ describe('openai (official client) ↔ llorch dev', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
     expect((err as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('NOT_FOUND');
+  });
+
+  it('model may name a catalog tag: an entry of the served file carrying it resolves to its pool', async () => {
+    // A second catalog entry for the generated file (its signature sidecar verifies it), tagged.
+    const added = await fetch(`${url}/v1/catalog/models`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'tiny-chat', source: join(dataDir, 'models', 'tiny.gguf'), tags: ['chat'] }),
+    });
+    expect(added.status, await added.clone().text()).toBe(201);
+    const c = await openai().chat.completions.create({
+      model: 'chat',
+      messages: MESSAGES,
+      max_tokens: 4,
+      seed: 1,
+    });
+    // Answered by the pool serving those bytes, under the name the client used.
+    expect(c.model).toBe('chat');
+    expect(c.usage?.completion_tokens).toBeGreaterThan(0);
+    const unknown = await openai()
+      .chat.completions.create({ model: 'no-such-tag', messages: MESSAGES, max_tokens: 4 })
+      .catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((unknown as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('model');
   });
 
   it('aborting a stream cancels the task: its stream ends canceled, before max_tokens', async () => {
