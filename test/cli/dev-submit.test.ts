@@ -1,47 +1,26 @@
 /** `llorch dev` and `llorch submit` as a user runs them: real processes, real ports, real engines. */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireLlamaServer } from '../support/harness.js';
+import { LLORCH_CLI, startLlorchDev, type LlorchDev } from '../support/llorch-dev.js';
 
 const run = promisify(execFile);
-const CLI = 'dist/src/cli/llorch.js';
+const CLI = LLORCH_CLI;
 const KEY = 'dev-secret-key';
-let dev: ChildProcess;
+let dev: LlorchDev;
 let url = '';
 let output = '';
 
 beforeAll(async () => {
   await requireLlamaServer();
-  const dataDir = await mkdtemp(join(tmpdir(), 'llorch-dev-'));
-  dev = spawn(
-    process.execPath,
-    [CLI, 'dev', '--port', '0', '--replicas', '1', '--api-key', KEY, '--data-dir', dataDir],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`llorch dev did not become ready:\n${output}`)), 60_000);
-    const onData = (b: Buffer) => {
-      output += b.toString('utf8');
-      url ||= /listening on (http:\/\/[\d.:]+)/.exec(output)?.[1] ?? '';
-      if (url && output.includes('"event":"pools.started"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    dev.stdout?.on('data', onData);
-    dev.stderr?.on('data', onData);
-    dev.on('exit', (code) => reject(new Error(`llorch dev exited with ${code}:\n${output}`)));
-  });
+  dev = await startLlorchDev(['--replicas', '1', '--api-key', KEY], 60_000);
+  url = dev.url;
+  output = dev.output();
 });
 
-afterAll(() => {
-  if (dev.exitCode === null) dev.kill('SIGKILL');
+afterAll(async () => {
+  await dev?.stop();
 });
 
 describe('llorch dev + llorch submit', () => {
@@ -99,9 +78,7 @@ describe('llorch dev + llorch submit', () => {
   });
 
   it('shuts down cleanly on SIGTERM', async () => {
-    const exited = new Promise<number | null>((r) => dev.on('exit', (code) => r(code)));
-    dev.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(output).toContain('orchestratord stopped');
+    expect(await dev.stop()).toBe(0);
+    expect(dev.output()).toContain('orchestratord stopped');
   });
 });

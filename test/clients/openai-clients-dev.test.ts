@@ -5,79 +5,52 @@
  * Each shows chat, a stop sequence, a seed giving the same text twice, and a JSON-schema
  * response that parses. Responses and chunks are checked against contracts/openapi/openai.yaml.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText, Output, streamText } from 'ai';
-import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { requireLlamaServer } from '../support/harness.js';
+import { requireLlamaServer, until } from '../support/harness.js';
+import { startLlorchDev, type LlorchDev } from '../support/llorch-dev.js';
+import { MESSAGES, SCHEMA, stopFrom, validSchema } from './client-fixtures.js';
 import { openAiSseChunks, validateOpenAi } from '../support/openai-schema.js';
 
-const CLI = 'dist/src/cli/llorch.js';
 const KEY = 'dev-openai-key';
-let dev: ChildProcess;
+let dev: LlorchDev;
 let url = '';
-let output = '';
-let dataDir = '';
 
 beforeAll(async () => {
   await requireLlamaServer();
-  dataDir = await mkdtemp(join(tmpdir(), 'llorch-dev-openai-'));
-  dev = spawn(
-    process.execPath,
-    [CLI, 'dev', '--port', '0', '--replicas', '1', '--api-key', KEY, '--data-dir', dataDir],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`llorch dev did not become ready:\n${output}`)), 90_000);
-    const onData = (b: Buffer) => {
-      output += b.toString('utf8');
-      url ||= /listening on (http:\/\/[\d.:]+)/.exec(output)?.[1] ?? '';
-      if (url && output.includes('"event":"pools.started"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    dev.stdout?.on('data', onData);
-    dev.stderr?.on('data', onData);
-    dev.on('exit', (code) => reject(new Error(`llorch dev exited with ${code}:\n${output}`)));
-  });
+  // A context of 2048 leaves room for long answers (the abort test stops one mid-way).
+  dev = await startLlorchDev(['--replicas', '1', '--api-key', KEY, '--ctx', '2048']);
+  url = dev.url;
 }, 120_000);
 
 afterAll(async () => {
-  if (dev.exitCode !== null) return;
-  const exited = new Promise((r) => dev.once('exit', r));
-  dev.kill('SIGTERM');
-  await exited;
+  await dev?.stop();
 });
 
 const openai = () => new OpenAI({ apiKey: KEY, baseURL: `${url}/v1`, maxRetries: 0 });
-const MESSAGES = [
-  { role: 'system' as const, content: 'You are terse.' },
-  { role: 'user' as const, content: 'Say hello.' },
-];
-/** The JSON schema every client asks for; the engine's grammar makes the tiny model follow it. */
-const SCHEMA = {
-  type: 'object',
-  properties: { n: { type: 'integer' }, ok: { type: 'boolean' } },
-  required: ['n', 'ok'],
-  additionalProperties: false,
-} as const;
-const validSchema = new Ajv().compile(SCHEMA);
 
-/** A stop string from `text`: its first ASCII letter or digit after the start. */
-function stopFrom(text: string): string {
-  const i = text.slice(1).search(/[A-Za-z0-9]/);
-  if (i < 0) throw new Error(`no ASCII character to stop at in ${JSON.stringify(text)}`);
-  return text.charAt(i + 1);
+/** The llama-server processes serving a dev instance's model, with their ports. */
+function llamaServers(dataDir: string): { pid: number; port: number }[] {
+  const out: { pid: number; port: number }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    const exe = argv[0] ?? '';
+    if (!exe.endsWith('llama-server') || !argv.some((a) => a.startsWith(dataDir))) continue;
+    out.push({ pid: Number(entry), port: Number(argv[argv.indexOf('--port') + 1]) });
+  }
+  return out;
 }
 
 async function task(id: string): Promise<Record<string, unknown>[]> {
@@ -216,7 +189,11 @@ describe('openai (official client) ↔ llorch dev', () => {
     const added = await fetch(`${url}/v1/catalog/models`, {
       method: 'POST',
       headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ id: 'tiny-chat', source: join(dataDir, 'models', 'tiny.gguf'), tags: ['chat'] }),
+      body: JSON.stringify({
+        id: 'tiny-chat',
+        source: join(dev.dataDir, 'models', 'tiny.gguf'),
+        tags: ['chat'],
+      }),
     });
     expect(added.status, await added.clone().text()).toBe(201);
     const c = await openai().chat.completions.create({
@@ -235,24 +212,63 @@ describe('openai (official client) ↔ llorch dev', () => {
     expect((unknown as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('model');
   });
 
-  it('aborting a stream cancels the task: its stream ends canceled, before max_tokens', async () => {
+  it("tools reach llama-server's chat route: its template renders them into the prompt", async () => {
+    const tools = [
+      {
+        type: 'function' as const,
+        function: {
+          name: 'get_weather',
+          parameters: { type: 'object', properties: { city: { type: 'string' } } },
+        },
+      },
+    ];
+    const plain = await openai().chat.completions.create({
+      model: 'tiny',
+      messages: MESSAGES,
+      max_tokens: 2,
+      seed: 1,
+    });
+    const withTools = await openai().chat.completions.create({
+      model: 'tiny',
+      messages: MESSAGES,
+      max_tokens: 2,
+      seed: 1,
+      tools,
+    });
+    // The byte-level tiny model: the tool's JSON alone is more tokens than this.
+    expect(withTools.usage?.prompt_tokens ?? 0).toBeGreaterThan((plain.usage?.prompt_tokens ?? 0) + 60);
+  });
+
+  it('aborting a stream cancels the task and frees the engine slot', async () => {
     const ctl = new AbortController();
-    // The response head arrives once the task is admitted; aborting then leaves the engine
-    // hundreds of tokens short, however fast it is.
     const { data: stream, response } = await openai()
       .chat.completions.create(
-        { model: 'tiny', messages: MESSAGES, max_tokens: 400, stream: true },
+        { model: 'tiny', messages: MESSAGES, max_tokens: 1800, stream: true },
         { signal: ctl.signal },
       )
       .withResponse();
-    ctl.abort();
-    const id = response.headers.get('x-llorch-task-id') ?? '';
-    // The client ends its iteration quietly on abort; the server sees the connection close.
-    for await (const _ of stream) void _;
-    const events = await task(id);
-    const end = events.at(-1);
-    expect(end).toMatchObject({ event: 'end', canceled: true, finish_reason: 'canceled' });
-    expect(Number(end?.['tokens_out'])).toBeLessThan(400);
+    // Hold the engine still so the task cannot end on its own, however fast or loaded the
+    // machine: only the client's disconnect can end it now.
+    const engines = llamaServers(dev.dataDir);
+    expect(engines.length).toBe(1);
+    for (const e of engines) process.kill(e.pid, 'SIGSTOP');
+    try {
+      ctl.abort();
+      // The client ends its iteration quietly on abort; the server sees the connection close.
+      for await (const _ of stream) void _;
+      const events = await task(response.headers.get('x-llorch-task-id') ?? '');
+      expect(events.at(-1)).toMatchObject({ event: 'end', canceled: true, finish_reason: 'canceled' });
+    } finally {
+      for (const e of engines) process.kill(e.pid, 'SIGCONT');
+    }
+    // The engine request was aborted with the task: llama-server's slot goes idle.
+    const port = engines[0]?.port ?? 0;
+    await until(async () => {
+      const slots = (await (await fetch(`http://127.0.0.1:${port}/slots`)).json()) as {
+        is_processing: boolean;
+      }[];
+      return slots.every((sl) => !sl.is_processing);
+    }, 30_000);
   });
 
   it('refuses what it cannot do, naming the parameter, in OpenAI error shape', async () => {

@@ -6,11 +6,11 @@
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText, Output } from 'ai';
-import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { KEYS, TEST_KEYS, simPool, startHarness, type Harness } from '../support/harness.js';
+import { MESSAGES, SCHEMA, stopFrom, validSchema } from './client-fixtures.js';
 import { validateOpenAi } from '../support/openai-schema.js';
 
 let h: Harness;
@@ -38,17 +38,6 @@ afterAll(async () => {
 });
 
 const openai = () => new OpenAI({ apiKey: KEYS.alice, baseURL: `${h.url}/v1`, maxRetries: 0 });
-const MESSAGES = [
-  { role: 'system' as const, content: 'You are terse.' },
-  { role: 'user' as const, content: 'Say hello.' },
-];
-const SCHEMA = {
-  type: 'object',
-  properties: { n: { type: 'integer' }, ok: { type: 'boolean' } },
-  required: ['n', 'ok'],
-  additionalProperties: false,
-} as const;
-const validSchema = new Ajv().compile(SCHEMA);
 const WEATHER = {
   type: 'function' as const,
   function: {
@@ -57,12 +46,6 @@ const WEATHER = {
     parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
   },
 };
-
-function stopFrom(text: string): string {
-  const i = text.slice(1).search(/[A-Za-z0-9]/);
-  if (i < 0) throw new Error(`no ASCII character to stop at in ${JSON.stringify(text)}`);
-  return text.charAt(i + 1);
-}
 
 describe.each(['chat-vllm', 'chat-tgi'])('openai client ↔ %s', (model) => {
   it('chat, the same seed twice, another seed another text, usage after templating', async () => {
@@ -173,8 +156,15 @@ describe('other clients ↔ simulated vLLM', () => {
     const a = await chat.invoke([['human', 'Say hello.']], seeded);
     const b = await chat.invoke([['human', 'Say hello.']], seeded);
     expect(a.text).toBe(b.text);
-    const withTools = chat.bindTools([WEATHER], { tool_choice: 'required' });
-    const r = await withTools.invoke([['human', 'Weather in Paris?']]);
+    // Room for the whole call: a call cut at max_tokens is no call.
+    const withTools = new ChatOpenAI({
+      model: 'chat-vllm',
+      apiKey: KEYS.alice,
+      configuration: { baseURL: `${h.url}/v1` },
+      maxRetries: 0,
+      maxTokens: 200,
+    }).bindTools([WEATHER], { tool_choice: 'required' });
+    const r = await withTools.invoke([['human', 'Weather in Paris?']], seeded);
     expect(r.tool_calls?.[0]?.name).toBe('get_weather');
   });
 

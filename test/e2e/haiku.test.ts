@@ -7,12 +7,9 @@
  * (optionally `LLORCH_E2E_CTX`, default 4096). Without it the test is skipped with that message.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLlorchDev, type LlorchDev } from '../support/llorch-dev.js';
 
 const MODEL = process.env['LLORCH_E2E_GGUF'];
 const KEY = 'haiku-key';
@@ -74,56 +71,19 @@ describe.runIf(MODEL === undefined)('haiku (real model)', () => {
 });
 
 describe.runIf(MODEL !== undefined)('haiku (real model, SPEC §16)', () => {
-  let dev: ChildProcess;
+  let dev: LlorchDev | undefined;
   let url = '';
-  let output = '';
 
   beforeAll(async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'llorch-haiku-'));
-    dev = spawn(
-      process.execPath,
-      [
-        'dist/src/cli/llorch.js',
-        'dev',
-        '--port',
-        '0',
-        '--replicas',
-        '1',
-        '--api-key',
-        KEY,
-        '--data-dir',
-        dataDir,
-        '--model',
-        MODEL ?? '',
-        '--ctx',
-        String(CTX),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    dev = await startLlorchDev(
+      ['--replicas', '1', '--api-key', KEY, '--model', MODEL ?? '', '--ctx', String(CTX)],
+      600_000,
     );
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`llorch dev did not become ready:\n${output}`)),
-        600_000,
-      );
-      const onData = (b: Buffer) => {
-        output += b.toString('utf8');
-        url ||= /listening on (http:\/\/[\d.:]+)/.exec(output)?.[1] ?? '';
-        if (url && output.includes('"event":"pools.started"')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      dev.stdout?.on('data', onData);
-      dev.stderr?.on('data', onData);
-      dev.on('exit', (code) => reject(new Error(`llorch dev exited with ${code}:\n${output}`)));
-    });
+    url = dev.url;
   }, 660_000);
 
   afterAll(async () => {
-    if (!dev || dev.exitCode !== null) return;
-    const exited = new Promise((r) => dev.once('exit', r));
-    dev.kill('SIGTERM');
-    await exited;
+    await dev?.stop();
   });
 
   // `llorch dev --model` serves the file under the dev pool's model id.
