@@ -9,12 +9,16 @@ import { schedulingBench } from './scheduling.js';
 import { overheadBench } from './overhead.js';
 import { realEngineBench } from './real-engine.js';
 import { scaleBench } from './scale.js';
+import { journalBench } from './journal.js';
+import { soakBench } from './soak.js';
 
 const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>> = {
   scheduling: schedulingBench,
   overhead: overheadBench,
   'real-engine': realEngineBench,
   scale: scaleBench,
+  journal: journalBench,
+  soak: soakBench,
 };
 
 async function main(): Promise<void> {

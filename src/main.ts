@@ -15,6 +15,7 @@ import { ModelPreparation } from './catalog/model-preparation.js';
 import { resolveReloadTarget } from './catalog/reload-target.js';
 import { NodeRegistry } from './nodes/node-registry.js';
 import { openStore } from './persistence/open-store.js';
+import { TaskJournal } from './persistence/task-journal.js';
 import { RemotePoolSupervisor } from './nodes/remote-supervisor.js';
 import { keyBeyondLoopback } from './nodes/engine-credentials.js';
 import { createSupervisor, type PoolFactoryOptions } from './pool/pool-factory.js';
@@ -22,8 +23,9 @@ import { reapOrphanEngines, runDirOf } from './pool/run-files.js';
 import { systemClock, type Clock } from './domain/types.js';
 import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
-import { Orchestrator } from './orchestrator/orchestrator.js';
+import { Orchestrator, SEEN_IDS } from './orchestrator/orchestrator.js';
 import type { PoolSupervisor } from './pool/replica.js';
+import { configSecrets } from './util/redact.js';
 import { createLogger, type Logger } from './util/logger.js';
 
 export interface StartOptions {
@@ -37,6 +39,11 @@ export interface StartOptions {
   readonly processMetrics?: boolean;
   /** Where task spans go; default: OTLP/HTTP when `tracing.otlp_endpoint` is set, else none. */
   readonly tracerProvider?: TracerProvider;
+  /**
+   * Journal accepted tasks in the store (SPEC §17.1), default true. False only to measure what
+   * the journal costs (bench `journal`): without it no task survives a restart.
+   */
+  readonly taskJournal?: boolean;
 }
 
 export interface RunningOrchestrator {
@@ -68,7 +75,11 @@ export async function startOrchestrator(
 ): Promise<RunningOrchestrator> {
   const logger =
     opts.logger ??
-    createLogger({ level: config.logging.level, redactPatterns: config.logging.redactPatterns });
+    createLogger({
+      level: config.logging.level,
+      redactPatterns: config.logging.redactPatterns,
+      secrets: configSecrets(config),
+    });
   const onProgress = opts.onProgress ?? ((line: string) => logger.info({ event: 'engine.build' }, line));
   if (config.profile === 'dev') {
     const cpuPools = config.pools.filter((p) => p.devices === 'cpu').map((p) => p.id);
@@ -126,8 +137,15 @@ export async function startOrchestrator(
       ? otlpTracerProvider(config.tracing)
       : undefined;
   const tracerProvider = opts.tracerProvider ?? otlp;
+  const journaling = opts.taskJournal ?? true;
+  const journal = new TaskJournal({
+    store,
+    onError: (err, ops) =>
+      logger.error({ err, event: 'journal.write_failed', ops }, 'task journal write failed'),
+  });
   const orchestrator = new Orchestrator({
     config,
+    ...(journaling ? { journal } : {}),
     ...(tracerProvider === undefined ? {} : { tracer: new TaskTracer(tracerProvider) }),
     supervisors,
     metrics,
@@ -172,12 +190,21 @@ export async function startOrchestrator(
         void orchestrator.unloadWhenDrained(p.id);
       }
   };
+  // A predecessor on this store may have stopped with tasks in flight (kill -9 included).
+  const recovered = orchestrator.recover(journaling ? await store.loadTaskJournal(SEEN_IDS) : []);
+  if (recovered.requeued + recovered.reset + recovered.expired > 0)
+    logger.info(
+      { event: 'journal.recovered', ...recovered },
+      `tasks taken back from the journal: ${recovered.requeued} queued again, ${recovered.reset} ended WORKER_RESET, ${recovered.expired} past their deadline`,
+    );
+  await store.pruneTaskJournal(SEEN_IDS);
   gpu.start(metrics, () => gpuConsumers(orchestrator.pools));
   const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts, catalog });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {
     await orchestrator.close(0);
+    await journal.close();
     throw err;
   }
   const address = http.server.address();
@@ -202,6 +229,7 @@ export async function startOrchestrator(
         nodes.close();
         await orchestrator.close(drainMs);
         await http.close();
+        await journal.close();
         await store.close();
         await otlp?.shutdown(); // flushes the last spans
         // A reload may have replaced a pool's supervisor: stop the current ones.

@@ -13,6 +13,8 @@ process.once('message', (raw: RawConfig) => {
     const { config } = validateConfig(raw);
     const running = await startOrchestrator(config, {
       logger: createLogger({ level: config.logging.level, redactPatterns: config.logging.redactPatterns }),
+      // The `journal` bench measures admission without the task journal too.
+      taskJournal: process.env['BENCH_TASK_JOURNAL'] !== 'off',
     });
     await running.ready;
     const replicas: Record<string, string[]> = {};

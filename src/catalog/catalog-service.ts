@@ -62,6 +62,21 @@ export function sourceKind(source: string): 'path' | 'file' | 'https' | 'hf' {
   return 'path';
 }
 
+/**
+ * A `file:` source as a local path. A URL naming another host, or not a file URL at all, is the
+ * client's mistake (400 naming `source`), never a 500 from `fileURLToPath`.
+ */
+function localFilePath(source: string): string {
+  try {
+    return fileURLToPath(source);
+  } catch (err) {
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `source: '${source}' is not a local file URL (use file:///absolute/path): ${(err as Error).message}`,
+    );
+  }
+}
+
 export class CatalogService {
   readonly #store: Store;
   readonly #config: ResolvedConfig;
@@ -148,7 +163,7 @@ export class CatalogService {
         `source: '${kind}' sources are not allowed by the trust policy (allowed: ${this.#config.catalog.allowedSources.join(', ')})`,
       );
     if (kind === 'path' || kind === 'file')
-      return { path: kind === 'file' ? fileURLToPath(source) : resolve(source), signature: undefined };
+      return { path: kind === 'file' ? localFilePath(source) : resolve(source), signature: undefined };
     const url = kind === 'hf' ? hfUrl(source, this.#config.catalog.hfEndpoint) : source;
     const name = basename(new URL(url).pathname) || 'model';
     const dest = join(this.#config.catalog.cacheDir, id.replace(/[^A-Za-z0-9._-]/g, '_'), name);

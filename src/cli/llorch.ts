@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `llorch`: run the orchestrator, submit tasks, validate configs. */
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load-config.js';
 import { ConfigError } from '../config/resolve-config.js';
@@ -7,6 +8,7 @@ import type { ResolvedConfig } from '../config/resolved-config.js';
 import { startOrchestrator } from '../main.js';
 import { writeTinyGguf } from '../models/tiny-gguf.js';
 import { createLogger } from '../util/logger.js';
+import { configSecrets } from '../util/redact.js';
 import { DEV_DEFAULTS, devConfig, isFullPolicy, tinyModelPath } from './dev-config.js';
 import { submitCommand } from './submit.js';
 import { simCommand } from '../sim/sim-main.js';
@@ -30,7 +32,9 @@ const USAGE = `usage: llorch <command> [options]
 
 commands:
   dev                     orchestrator on the dev default (127.0.0.1:8080, CPU llama.cpp replicas)
-      --port N  --host H  --replicas N  --api-key KEY  --queue-capacity N
+      --port N  --host H  --replicas N  --queue-capacity N
+      --api-key-file FILE | $LLORCH_API_KEY   require this API key (\`--api-key KEY\` also works,
+                          but any local user can read it in \`ps\`)
       --full-policy reject|drop-lru|shed-low-priority  --model PATH  --ctx N  --data-dir DIR
       --engine llamacpp|sim   sim: simulated replicas, no real inference
       --sim-dialect llamacpp|vllm|tgi|triton  --sim-tokens-per-s N  --sim-slots N
@@ -52,6 +56,30 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/**
+ * The key `llorch dev` requires: from a file or `$LLORCH_API_KEY` (which `llorch submit` reads
+ * too), so it need not be on the command line, where every local user can read it (`ps`).
+ */
+async function devApiKey(flag: string | undefined, file: string | undefined): Promise<string | undefined> {
+  if (flag !== undefined && file !== undefined) fail('give one of --api-key and --api-key-file');
+  if (flag !== undefined) {
+    process.stderr.write(
+      'llorch: warning: --api-key is visible to every local user (ps); prefer --api-key-file or $LLORCH_API_KEY\n',
+    );
+    return flag;
+  }
+  if (file !== undefined) {
+    const text = await readFile(file, 'utf8').catch((err: unknown) =>
+      fail(`--api-key-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`),
+    );
+    const key = text.trim();
+    if (key === '') fail(`--api-key-file: ${file} is empty`);
+    return key;
+  }
+  const env = process.env['LLORCH_API_KEY']?.trim();
+  return env === undefined || env === '' ? undefined : env;
+}
+
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v)) fail(`--${name} must be a non-negative integer, got '${v}'`);
@@ -63,7 +91,11 @@ async function run(
   warnings: readonly string[],
   bootstrapCatalog?: readonly CatalogAddRequest[],
 ): Promise<void> {
-  const logger = createLogger({ level: config.logging.level, redactPatterns: config.logging.redactPatterns });
+  const logger = createLogger({
+    level: config.logging.level,
+    redactPatterns: config.logging.redactPatterns,
+    secrets: configSecrets(config),
+  });
   for (const w of warnings) logger.warn({ event: 'config.unknown_field' }, w);
   const started = startOrchestrator(config, {
     logger,
@@ -96,6 +128,7 @@ async function main(argv: string[]): Promise<void> {
           host: { type: 'string' },
           replicas: { type: 'string' },
           'api-key': { type: 'string' },
+          'api-key-file': { type: 'string' },
           'queue-capacity': { type: 'string' },
           'full-policy': { type: 'string' },
           model: { type: 'string' },
@@ -120,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
         port: int('port', values.port, DEV_DEFAULTS.port),
         host: values.host ?? DEV_DEFAULTS.host,
         replicas: int('replicas', values.replicas, DEV_DEFAULTS.replicas),
-        apiKey: values['api-key'],
+        apiKey: await devApiKey(values['api-key'], values['api-key-file']),
         queueCapacity: int('queue-capacity', values['queue-capacity'], DEV_DEFAULTS.queueCapacity),
         fullPolicy: policy,
         modelPath: values.model,
@@ -140,6 +173,8 @@ async function main(argv: string[]): Promise<void> {
       // The generated model is signed with the local dev key and registered in the catalog.
       await ensureDevSigning(opts.dataDir, generated ? tinyModelPath(opts.dataDir) : undefined);
       const { config, warnings } = devConfig(opts);
+      // The configuration holds only its hash; its plaintext is known here, so it is scrubbed as such.
+      if (opts.apiKey !== undefined) configSecrets(config).addLiteral(opts.apiKey);
       return run(
         config,
         warnings,
@@ -169,6 +204,7 @@ async function main(argv: string[]): Promise<void> {
       const logger = createLogger({
         level: config.logging.level,
         redactPatterns: config.logging.redactPatterns,
+        secrets: configSecrets(config),
       });
       const starting = startPoolManagerd(config, logger);
       handleShutdownSignals({

@@ -65,6 +65,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     tenant: k.tenant,
     sha256: k.sha256,
     scopes: [...k.scopes],
+    pools: k.pools === undefined ? undefined : [...k.pools],
   }));
   checkUnique(
     keys.map((k) => k.id),
@@ -108,6 +109,19 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     (i, first) => `pools[${i}].id: duplicate pool id '${raw.pools[i]?.id ?? ''}' (also pools[${first}])`,
     problems,
   );
+  // A pool limit names configured pools and only limits control operations (SPEC §17 §11).
+  const poolIds = new Set(raw.pools.map((p) => p.id));
+  (raw.auth?.keys ?? []).forEach((k, i) => {
+    if (k.pools === undefined) return;
+    if (!k.scopes.includes('control'))
+      problems.push(`auth.keys[${i}].pools: only limits control operations; the key has no 'control' scope`);
+    for (const id of k.pools)
+      if (!poolIds.has(id)) problems.push(`auth.keys[${i}].pools: no pool '${id}' is configured`);
+  });
+  if (raw.metrics?.require_key === true && !keys.some((k) => k.scopes.includes('metrics')))
+    problems.push(
+      "metrics.require_key: no auth.keys entry has the 'metrics' scope, so /metrics could never be read",
+    );
   const keyContext = { env, toPath, isNode: raw.node !== undefined, isLoopback: isLoopbackHost };
   const engineKey = (p: RawPool, at: string) => resolveEngineKey(p, at, keyContext, problems);
   const pools = raw.pools.map((p, i) =>
@@ -164,6 +178,10 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     logging: {
       level: raw.logging?.level ?? DEFAULTS.logLevel,
       redactPatterns: raw.logging?.redact_patterns ?? DEFAULT_SECRET_PATTERNS,
+    },
+    metrics: {
+      requireKey: raw.metrics?.require_key ?? false,
+      engineRefreshMs: raw.metrics?.engine_refresh_ms ?? 5_000,
     },
     engines: {
       llamaServerPath: toBinary(raw.engines?.llama_server_path),

@@ -51,6 +51,12 @@ export interface ResolvedConfig {
     /** Secret patterns scrubbed from logs and error bodies. */
     readonly redactPatterns: readonly string[];
   };
+  readonly metrics: {
+    /** `GET /metrics` requires a key with the `metrics` scope. */
+    readonly requireKey: boolean;
+    /** Period of the background scrape of engine metrics that `/metrics` serves. */
+    readonly engineRefreshMs: number;
+  };
   readonly engines: {
     /** Explicit llama-server binary; when absent: PATH, then the build cache. */
     readonly llamaServerPath: string | undefined;
@@ -121,6 +127,8 @@ export interface ResolvedApiKey {
   /** Lower-case hex sha256 of the key; keys are never stored in clear. */
   readonly sha256: string;
   readonly scopes: readonly Scope[];
+  /** Pools a control key may drain and reload; undefined: every pool. */
+  readonly pools: readonly string[] | undefined;
 }
 
 /** A GPU as nvidia-smi names it: its index (PCI bus order) or its UUID (`GPU-…`). */

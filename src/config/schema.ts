@@ -26,7 +26,7 @@ function closed<T extends Record<string, TSchema>>(description: string, properti
 export const PROFILES = ['prod', 'dev'] as const;
 export const CONFIG_MODES = ['strict', 'compat'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const SCOPES = ['data', 'control'] as const;
+export const SCOPES = ['data', 'control', 'metrics'] as const;
 
 /** Default values, shared by the schema annotations and `resolveConfig()`. */
 /**
@@ -183,8 +183,17 @@ export const ApiKeySchema = closed('An API key, stored hashed (SPEC §11).', {
   scopes: Type.Array(StringEnum(SCOPES, { description: 'A plane the key may use.' }), {
     minItems: 1,
     uniqueItems: true,
-    description: '`data` for the data plane (tasks, sessions), `control` for the control plane.',
+    description:
+      '`data` for the data plane (tasks, sessions), `control` for the control plane, `metrics` for `GET /metrics` when `metrics.require_key` is set.',
   }),
+  pools: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, description: 'A configured pool id.' }), {
+      minItems: 1,
+      uniqueItems: true,
+      description:
+        'Control keys only: the pools this key may drain and reload (others answer 403 `FORBIDDEN`). Read-only views (pool health, replica sets, capabilities) still show every pool. Without it the key controls every pool.',
+    }),
+  ),
 });
 
 export const AuthSchema = closed('Authentication (SPEC §11).', {
@@ -386,6 +395,22 @@ export const OpenAiSchema = closed(
     ),
   },
 );
+
+export const MetricsSchema = closed('The Prometheus endpoint `GET /metrics` (SPEC §12, §17 §11).', {
+  require_key: Type.Optional(
+    Type.Boolean({
+      description:
+        'Require an API key with the `metrics` scope (401 without one, 403 for a key without the scope). Off by default: `/metrics` is then open and its labels include tenant ids (`tenant` on `admission_share`), so bind it behind a network boundary or turn this on.',
+      default: false,
+    }),
+  ),
+  engine_refresh_ms: Type.Optional(
+    PositiveInt(
+      'How often engine metrics are scraped in the background; `/metrics` serves the latest scrape, so a scrape of `/metrics` never reaches the engines itself. In milliseconds.',
+      5_000,
+    ),
+  ),
+});
 
 export const LoggingSchema = closed('Structured JSON logs (SPEC §12).', {
   level: Type.Optional(
@@ -919,6 +944,7 @@ export const ConfigSchema = Type.Object(
     openai: Type.Optional(OpenAiSchema),
     shutdown: Type.Optional(ShutdownSchema),
     logging: Type.Optional(LoggingSchema),
+    metrics: Type.Optional(MetricsSchema),
     engines: Type.Optional(EnginesSchema),
     testing: Type.Optional(TestingSchema),
     tracing: Type.Optional(TracingSchema),

@@ -47,4 +47,9 @@ export interface Accepted {
   readonly backoffMs: number;
   /** What is left of the session's budgets (only those configured), before this task runs. */
   readonly budget: { readonly tokens?: number; readonly wallMs?: number; readonly cost?: number };
+  /**
+   * Set on the replay of an earlier acceptance (an identical resubmission of a used `task_id`,
+   * SPEC §17 §2.1): true once that task ended (`200`), false while it has not (`202`).
+   */
+  readonly ended?: boolean;
 }

@@ -14,7 +14,7 @@ export const FULL_POLICIES = ['reject', 'drop-lru', 'shed-low-priority'] as cons
 export type FullPolicy = (typeof FULL_POLICIES)[number];
 
 export type Determinism = 'strict' | 'best_effort';
-export type Scope = 'data' | 'control';
+export type Scope = 'data' | 'control' | 'metrics';
 export type Profile = 'dev' | 'prod';
 
 /** Injected wherever time matters, so the scheduler and tests can run on a fake clock. */

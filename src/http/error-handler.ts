@@ -48,9 +48,31 @@ export function errorHeaders(err: OrchError): Record<string, string> {
   return headers;
 }
 
+/** Engine faults that are a task's terminal error on its stream, but never an admission answer. */
+const STREAM_FAULTS: ReadonlySet<string> = new Set(['WORKER_RESET', 'DECODE_TIMEOUT']);
+
+/**
+ * Admission refuses with 4xx or a retriable 503 (SPEC §2.5): an engine that died while the task
+ * was being admitted (its tokenizer, its placement) means "no replica now", not a 502/504 the
+ * client would read as a failed task.
+ */
+export function admissionAnswer(
+  err: OrchError,
+  req: Pick<FastifyRequest, 'method' | 'routeOptions'>,
+): OrchError {
+  if (req.method !== 'POST' || req.routeOptions.url !== '/v1/tasks' || !STREAM_FAULTS.has(err.code))
+    return err;
+  return new OrchError('POOL_UNAVAILABLE', `no replica could take the task now: ${err.message}`, {
+    ...(err.engine === undefined ? {} : { engine: err.engine }),
+    ...(err.poolId === undefined ? {} : { poolId: err.poolId }),
+    retryAfterMs: 1_000,
+    cause: err,
+  });
+}
+
 export function makeErrorHandler(logger: Logger, redactor: Redactor) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply): void => {
-    const orch = toOrchError(err);
+    const orch = admissionAnswer(toOrchError(err), req);
     if (orch.code === 'INTERNAL') {
       // Log the cause for operators; the client sees no stack or internals.
       logger.error({ err, correlation_id: req.correlationId, url: req.url }, 'internal error');

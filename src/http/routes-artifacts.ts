@@ -20,6 +20,16 @@ const ref = (a: ArtifactRecord) => ({
   tags: a.tags,
 });
 
+/** The most artifacts one listing returns (control.yaml: `limit` maximum). */
+export const MAX_LIST_LIMIT = 1000;
+
+/** A query parameter given at most once: a repeated one is a client error naming it. */
+function single(query: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = query[name];
+  if (Array.isArray(v)) throw new OrchError('INVALID_PARAMS', `${name}: must be given at most once`);
+  return v;
+}
+
 export function registerArtifactRoutes(app: FastifyInstance, o: ArtifactRoutesOptions): void {
   const who = (req: FastifyRequest): Principal => {
     try {
@@ -38,17 +48,17 @@ export function registerArtifactRoutes(app: FastifyInstance, o: ArtifactRoutesOp
     return reply.code(201).send(ref(record));
   });
 
-  app.get<{ Querystring: { tag?: string; parent?: string; limit?: string } }>(
-    '/v1/artifacts',
-    async (req) => {
-      const tenant = who(req).tenant;
-      const limit = req.query.limit === undefined ? undefined : Number(req.query.limit);
-      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1))
-        throw new OrchError('INVALID_PARAMS', 'limit: must be a positive integer');
-      const list = await o.registry.list(tenant, { tag: req.query.tag, parent: req.query.parent, limit });
-      return { artifacts: list.map(ref) };
-    },
-  );
+  app.get<{ Querystring: Record<string, string | string[] | undefined> }>('/v1/artifacts', async (req) => {
+    const tenant = who(req).tenant;
+    const tag = single(req.query, 'tag');
+    const parent = single(req.query, 'parent');
+    const given = single(req.query, 'limit');
+    const limit = given === undefined ? undefined : Number(given);
+    if (limit !== undefined && (!/^\d+$/.test(given ?? '') || limit < 1 || limit > MAX_LIST_LIMIT))
+      throw new OrchError('INVALID_PARAMS', `limit: must be an integer from 1 to ${MAX_LIST_LIMIT}`);
+    const list = await o.registry.list(tenant, { tag, parent, limit });
+    return { artifacts: list.map(ref) };
+  });
 
   app.get<{ Params: { id: string } }>('/v1/artifacts/:id', async (req) => {
     const a = await o.registry.get(who(req).tenant, req.params.id);

@@ -128,15 +128,19 @@ export function registerControlRoutes(app: FastifyInstance, o: ControlRoutesOpti
     return pool;
   };
 
+  // Operations that change a pool honour the key's pool limit; read-only views show every pool.
+  const controlPool = (req: FastifyRequest<{ Params: { id: string } }>) =>
+    o.auth.authenticate(req.headers.authorization, 'control', req.params.id);
+
   app.post<{ Params: { id: string }; Body: unknown }>('/v1/pools/:id/drain', async (req, reply) => {
-    control(req);
+    controlPool(req);
     const body = o.validate('DrainRequest', req.body) as { deadline_ms: number };
     const pool = o.orchestrator.drain(req.params.id, body.deadline_ms);
     return reply.code(202).send({ pool_id: pool.id, operation: 'drain', deadline_ms: body.deadline_ms });
   });
 
   app.post<{ Params: { id: string }; Body: unknown }>('/v1/pools/:id/reload', async (req, reply) => {
-    control(req);
+    controlPool(req);
     const body = o.validate('ReloadRequest', req.body) as {
       new_model_ref?: string;
       rollback?: true;

@@ -7,7 +7,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Authenticator } from './auth.js';
 import type { Logger } from '../util/logger.js';
 import type { TaskRequest, TaskRequestValidator } from './openapi.js';
-import { relay, resumeAfter } from './sse.js';
+import { parseLastEventId, relay, resumeAfter } from './sse.js';
 import { generationFieldsOf } from './generation-fields.js';
 
 export interface DataRoutesOptions {
@@ -70,7 +70,8 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
     if (b.tokens !== undefined) void reply.header('X-Budget-Tokens-Remaining', String(b.tokens));
     if (b.wallMs !== undefined) void reply.header('X-Budget-Time-Remaining-Ms', String(Math.floor(b.wallMs)));
     if (b.cost !== undefined) void reply.header('X-Budget-Cost-Remaining', String(b.cost));
-    return reply.code(202).send({
+    // An identical resubmission of a used id replays its acceptance: 200 once the task ended.
+    return reply.code(accepted.ended === true ? 200 : 202).send({
       task_id: accepted.taskId,
       queue_position: accepted.queuePosition,
       predicted_start_ms: accepted.predictedStartMs,
@@ -81,7 +82,11 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
   app.get<IdParams>('/v1/tasks/:id/stream', async (req, reply) => {
     const task = o.orchestrator.task(principal(req), req.params.id);
     // Refusals must come before the hijack: afterwards the error handler cannot answer.
-    const afterSeq = resumeAfter(task.log, req.headers['last-event-id'], task.spec.taskId);
+    // A task taken back after a restart has a new stream: ids from the old one replay it all.
+    const lastId = req.headers['last-event-id'];
+    const restarted =
+      o.orchestrator.restarted(task.spec.taskId) && parseLastEventId(lastId) > task.log.lastSeq;
+    const afterSeq = restarted ? 0 : resumeAfter(task.log, lastId, task.spec.taskId);
     reply.hijack();
     o.metrics.inc('sse_clients_connected', {});
     try {

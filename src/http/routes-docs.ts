@@ -11,12 +11,13 @@ import type { FastifyInstance } from 'fastify';
 import { OrchError } from '../errors/orch-error.js';
 import { contractsDir } from './openapi.js';
 
-const ASSETS: Readonly<Record<string, string>> = {
-  'swagger-ui.css': 'text/css; charset=utf-8',
-  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
-  'swagger-ui-standalone-preset.js': 'text/javascript; charset=utf-8',
-  'favicon-32x32.png': 'image/png',
-};
+// A Map, not an object literal: a name such as `constructor` must not find a prototype member.
+const ASSETS: ReadonlyMap<string, string> = new Map([
+  ['swagger-ui.css', 'text/css; charset=utf-8'],
+  ['swagger-ui-bundle.js', 'text/javascript; charset=utf-8'],
+  ['swagger-ui-standalone-preset.js', 'text/javascript; charset=utf-8'],
+  ['favicon-32x32.png', 'image/png'],
+]);
 
 const DOCUMENTS: ReadonlySet<string> = new Set(['data.yaml', 'control.yaml', 'openai.yaml']);
 
@@ -68,7 +69,7 @@ export function registerDocsRoutes(app: FastifyInstance): void {
   app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
 
   app.get<{ Params: { asset: string } }>('/docs/:asset', async (req, reply) => {
-    const type = ASSETS[req.params.asset];
+    const type = ASSETS.get(req.params.asset);
     if (type === undefined) throw new OrchError('NOT_FOUND', `no documentation asset '${req.params.asset}'`);
     return reply
       .type(type)

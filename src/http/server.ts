@@ -2,16 +2,17 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
-import { scrapeEngineMetrics } from '../orchestrator/engine-metrics.js';
+import { EngineMetricsCache, readyTopology, scrapeEngineMetrics } from '../orchestrator/engine-metrics.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Logger } from '../util/logger.js';
 import { Authenticator } from './auth.js';
-import { makeErrorHandler } from './error-handler.js';
-import { Redactor } from '../util/redact.js';
+import { makeErrorHandler, toOrchError } from './error-handler.js';
+import { registerJsonParser } from './json-body.js';
+import { configSecrets, Redactor } from '../util/redact.js';
 import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
 import { registerNodeRoutes } from './routes-nodes.js';
@@ -24,6 +25,7 @@ import { registerDataRoutes } from './routes-data.js';
 import { registerProviderStates } from './routes-provider-states.js';
 import { registerDocsRoutes } from './routes-docs.js';
 import { openAiRoutes } from './routes-openai.js';
+import { openAiErrorBody } from './openai/openai-error.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -46,16 +48,70 @@ export interface HttpServerOptions {
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/**
+ * Longest path parameter, as sent: the longest documented one (a 512-character model id) even
+ * fully %-encoded. Longer ones are refused with the envelope before routing.
+ */
+export const MAX_PARAM_LENGTH = 512 * 3;
+
+/** Paths of the OpenAI-compatible surface (its errors are OpenAI-shaped). */
+const OPENAI_PATH = /^\/v1\/(?:chat\/completions|completions|embeddings|models)(?:[/?]|$)/;
+
+/** The routes that submit tasks (their refusals are admission decisions). */
+const SUBMISSIONS: ReadonlySet<string> = new Set([
+  '/v1/tasks',
+  '/v1/chat/completions',
+  '/v1/completions',
+  '/v1/embeddings',
+]);
+
+/** Routes whose handlers authenticate an API key (node endpoints use node credentials). */
+const needsApiKey = (route: string | undefined): boolean =>
+  route !== undefined && route.startsWith('/v1/') && !route.startsWith('/v1/nodes/');
+
 export async function createHttpServer(opts: HttpServerOptions): Promise<FastifyInstance> {
   const { config, logger } = opts;
   const { limits } = config;
+  const secrets = configSecrets(config);
+  const redactor = new Redactor(config.logging.redactPatterns, secrets);
+  // A secret sent as the correlation id would be echoed in the header and every log line.
+  const correlationIdOf = (given: string | string[] | undefined): string =>
+    typeof given === 'string' && CORRELATION_ID.test(given) && redactor.scrub(given) === given
+      ? given
+      : randomUUID();
   const app = Fastify({
     bodyLimit: limits.bodyLimitBytes,
     disableRequestLogging: true,
     return503OnClosing: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Refusals before routing (bad %-encoding, an over-long path parameter) get the envelope and
+    // a correlation id like every other answer.
+    frameworkErrors: (err, req, reply) => {
+      const id = correlationIdOf(req.headers['x-correlation-id']);
+      const code = (err as { code?: string }).code;
+      const orch =
+        code === 'FST_ERR_BAD_URL'
+          ? new OrchError('INVALID_PARAMS', 'path: not a valid %-encoded URL path')
+          : code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? new OrchError('INVALID_PARAMS', `path: a path parameter exceeds ${MAX_PARAM_LENGTH} characters`)
+            : toOrchError(err);
+      // Refused before routing: the OpenAI surface's paths still get OpenAI's error shape.
+      void (reply as FastifyReply)
+        .code(orch.httpStatus)
+        .header('X-Correlation-Id', id)
+        .send(OPENAI_PATH.test(req.url) ? openAiErrorBody(orch) : orch.toEnvelope());
+    },
     serverFactory: (handler) => {
       const server: Server = createServer(
-        { maxHeaderSize: limits.maxHeaderBytes, requestTimeout: limits.requestTimeoutMs },
+        {
+          maxHeaderSize: limits.maxHeaderBytes,
+          requestTimeout: limits.requestTimeoutMs,
+          // Node checks the request timeout on this interval (30 s by default): a short
+          // configured timeout must be enforced near its value.
+          ...(limits.requestTimeoutMs > 0
+            ? { connectionsCheckingInterval: Math.min(30_000, Math.max(50, limits.requestTimeoutMs / 4)) }
+            : {}),
+        },
         (req: IncomingMessage, res: ServerResponse) => handler(req, res),
       );
       server.keepAliveTimeout = limits.idleTimeoutMs;
@@ -65,16 +121,26 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Oversized headers and malformed requests get an envelope too, never a bare reset.
       const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const status = tooLarge ? 431 : 400;
+      const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const status = tooLarge ? 431 : timedOut ? 408 : 400;
       const body = JSON.stringify(
-        new OrchError(
-          'INVALID_PARAMS',
-          tooLarge ? 'request headers too large' : 'malformed HTTP request',
+        (timedOut
+          ? new OrchError(
+              'INVALID_PARAMS',
+              `request not received within limits.request_timeout_ms (${limits.requestTimeoutMs} ms)`,
+              { retriable: true },
+            )
+          : new OrchError('INVALID_PARAMS', tooLarge ? 'request headers too large' : 'malformed HTTP request')
         ).toEnvelope(),
       );
+      const reason = tooLarge
+        ? 'Request Header Fields Too Large'
+        : timedOut
+          ? 'Request Timeout'
+          : 'Bad Request';
       if (socket.writable) {
         socket.end(
-          `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+          `HTTP/1.1 ${status} ${reason}\r\n` +
             `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
             `X-Correlation-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`,
         );
@@ -82,16 +148,30 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     },
   });
 
-  const redactor = new Redactor(config.logging.redactPatterns);
+  const auth = new Authenticator(config.auth.keys, secrets);
   app.decorateRequest('correlationId', '');
   app.addHook('onRequest', async (req, reply) => {
-    const given = req.headers['x-correlation-id'];
-    req.correlationId = typeof given === 'string' && CORRELATION_ID.test(given) ? given : randomUUID();
+    req.correlationId = correlationIdOf(req.headers['x-correlation-id']);
     void reply.header('X-Correlation-Id', req.correlationId);
     // Action endpoints (cancel, verify) take no body; an empty body labelled JSON is no body, not
     // a malformed one. Routes that need a body still refuse its absence with INVALID_PARAMS.
     if (req.headers['content-length'] === '0') delete req.headers['content-type'];
+    // The credential before the body: an unauthenticated client gets its 401 without any of its
+    // body read or parsed (SPEC §11). Scopes stay the handlers' check.
+    if (!needsApiKey(req.routeOptions.url)) return;
+    try {
+      auth.requireCredential(req.headers.authorization);
+    } catch (err) {
+      // A refused submission is an admission decision: one log line, as for every refusal (SPEC §12).
+      if (err instanceof OrchError && req.method === 'POST' && SUBMISSIONS.has(req.routeOptions.url ?? ''))
+        logger.info(
+          { event: 'admission.rejected', correlation_id: req.correlationId, code: err.code, stage: 'edge' },
+          redactor.scrub(err.message),
+        );
+      throw err;
+    }
   });
+  registerJsonParser(app);
   // Bodies other than JSON are refused, except an empty one (e.g. a chunked POST with no data).
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '') done(null, undefined);
@@ -105,7 +185,6 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     void reply.code(404).send(envelope);
   });
 
-  const auth = new Authenticator(config.auth.keys);
   const docs = loadOpenApi();
   const validator = createRequestValidator(docs);
   registerDataRoutes(app, {
@@ -151,11 +230,18 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
       artifacts: opts.artifacts,
     });
 
-  app.get('/metrics', async (_req, reply) => {
+  const engineMetrics = new EngineMetricsCache(
+    () => scrapeEngineMetrics(opts.orchestrator.pools, 2_000, opts.metrics),
+    () => readyTopology(opts.orchestrator.pools),
+    config.metrics.engineRefreshMs,
+  );
+  app.addHook('onClose', async () => engineMetrics.stop());
+  app.get('/metrics', async (req, reply) => {
+    if (config.metrics.requireKey) auth.authenticate(req.headers.authorization, 'metrics');
     void reply.header('Content-Type', opts.metrics.contentType);
     // Engine scrapes follow llama-orch's own metrics (distinct family names, one exposition).
     // Engines first: their scrape updates contract gauges (kv_cache_usage_ratio) rendered next.
-    const engines = await scrapeEngineMetrics(opts.orchestrator.pools, 2_000, opts.metrics);
+    const engines = await engineMetrics.current();
     const own = await opts.metrics.render();
     return own.endsWith('\n') || own === '' ? own + engines : `${own}\n${engines}`;
   });

@@ -10,10 +10,16 @@ import type { ResolvedPool } from '../config/resolved-config.js';
 import { isLoopbackHost } from '../config/resolve-config.js';
 import { KEYED_ENGINES } from '../config/resolve-engine-key.js';
 import { ENGINE_DRIVERS } from '../engines/registry.js';
+import { GENERATED_SECRETS } from '../util/redact.js';
 
-/** A fresh engine key: 256 random bits, URL-safe (it goes into an HTTP header). */
+/**
+ * A fresh engine key: 256 random bits, URL-safe (it goes into an HTTP header). It is known to
+ * every redactor of this process from then on (it is in no configuration to be found in).
+ */
 export function generateEngineKey(): string {
-  return randomBytes(32).toString('base64url');
+  const key = randomBytes(32).toString('base64url');
+  GENERATED_SECRETS.addLiteral(key);
+  return key;
 }
 
 /** What pool-managerd launches for a configured pool, and how the orchestrator must reach it. */

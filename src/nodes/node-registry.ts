@@ -70,6 +70,20 @@ export class NodeRegistry {
       throw new OrchError('UNAUTHORIZED', `node '${nodeId}' is not known with this credential`);
   }
 
+  /**
+   * Before a registration's body is read (its node id is in the body): the bearer must be the
+   * credential of some configured node; `authenticate` then checks it is the named node's.
+   */
+  authenticateAnyNode(authorization: string | undefined): void {
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+    const hash = token === undefined ? undefined : sha256Hex(token);
+    if (hash === undefined || ![...this.#o.credentials.values()].includes(hash))
+      throw new OrchError(
+        'UNAUTHORIZED',
+        'not a node credential: send `Authorization: Bearer <node credential>`',
+      );
+  }
+
   register(report: NodeReport): RegisterAnswer {
     const was = this.#nodes.get(report.node_id);
     this.#nodes.set(report.node_id, {

@@ -12,6 +12,7 @@ import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
 import { admitsWork, sameReplicaSet } from './replica-set.js';
 import type { EngineAdapter } from '../engines/adapter.js';
 import { generateRequestOf } from './generate-request.js';
+import { checkSamplerProfile } from '../engines/sampler-profile.js';
 
 /**
  * Step 3: the member of the replica set serving `model_ref` with `engine` that takes the task,
@@ -108,6 +109,34 @@ function chooseMember(
   return best;
 }
 
+/** Most embedding inputs one task may carry (data.yaml `inputs.maxItems`). */
+export const MAX_INPUTS = 256;
+/** Most UTF-8 bytes all of a task's inputs may hold together (data.yaml `inputs`). */
+export const MAX_INPUTS_BYTES = 1_048_576;
+
+/**
+ * Inputs are tokenized by the engine before admission (one round trip each where the engine's
+ * tokenizer takes one text): their number and size are bounded first, so a huge batch is a
+ * quick 400, not a long series of engine calls.
+ */
+function checkInputsBounds(
+  inputs: readonly string[],
+  opts: { engine: PoolRuntime['config']['engine']; poolId: string },
+): void {
+  if (inputs.length > MAX_INPUTS)
+    throw new OrchError(
+      'INVALID_PARAMS',
+      `inputs: at most ${MAX_INPUTS} inputs (got ${inputs.length})`,
+      opts,
+    );
+  let bytes = 0;
+  for (const text of inputs) {
+    bytes += Buffer.byteLength(text, 'utf8');
+    if (bytes > MAX_INPUTS_BYTES)
+      throw new OrchError('INVALID_PARAMS', `inputs: more than ${MAX_INPUTS_BYTES} bytes in all`, opts);
+  }
+}
+
 /** Step 3, part two: the pool's engine serves the workload, with the matching input field. */
 export function checkWorkload(pool: PoolRuntime, input: SubmitInput): void {
   const opts = { engine: pool.config.engine, poolId: pool.id };
@@ -131,6 +160,7 @@ export function checkWorkload(pool: PoolRuntime, input: SubmitInput): void {
         throw new OrchError('INVALID_PARAMS', `messages: workload 'embedding' takes 'inputs'`, opts);
       if (input.inputs === undefined || input.inputs.length === 0)
         throw new OrchError('INVALID_PARAMS', `inputs: workload 'embedding' needs at least one input`, opts);
+      checkInputsBounds(input.inputs, opts);
       if (!pool.servesEmbeddings())
         throw new OrchError(
           'INVALID_PARAMS',
@@ -217,6 +247,14 @@ async function countChat(adapter: EngineAdapter, input: SubmitInput, signal: Abo
  * ensemble inputs, vLLM's tool parser).
  */
 export function checkEngineFields(pool: PoolRuntime, input: SubmitInput): void {
+  // An unknown profile is the request's fault: refused here, not on the stream after acceptance.
+  try {
+    checkSamplerProfile(pool.config.engine, input.samplerProfileVersion);
+  } catch (err) {
+    if (err instanceof OrchError)
+      throw new OrchError(err.code, err.message, { engine: pool.config.engine, poolId: pool.id });
+    throw err;
+  }
   if (input.workload !== 'completion') {
     const set = GENERATION_ONLY.find((f) => input[f] !== undefined);
     if (set !== undefined)

@@ -2,7 +2,8 @@
  * Admission (SPEC §2.1, §17): one sequence, read top to bottom in `admit()`. Authentication and
  * schema validation ran at the HTTP edge; then
  *
- *   2 normalize   defaults and clamps (`expected_tokens` ≤ `max_tokens`), duplicate ids
+ *   2 normalize   defaults and clamps (`expected_tokens` ≤ `max_tokens`); a used id with the
+ *                 same request is answered with its original acceptance, with another is 409
  *   3 resolve     model → replica set → member pool, engine, workload, readiness; canary
  *                 routing; lifecycle
  *   4 guardrails  ctx; chat and sampling fields the engine honours; SLO shedding (batch work of a pool whose SLO breaker is open, ORCH-3040);
@@ -18,12 +19,14 @@
  * request changes nothing.
  */
 import { createHash } from 'node:crypto';
+import canonicalizeModule from 'canonicalize';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
 import type { TaskSpec } from '../domain/task.js';
 import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
+import type { TaskJournal } from '../persistence/task-journal.js';
 import type { TenantQuotas } from '../scheduler/tenant-quotas.js';
 import { costOf, emptyUsage, hasSessionBudget, remaining, type SessionUsage } from '../sessions/budget.js';
 import type { SessionLedger } from '../sessions/session-ledger.js';
@@ -49,6 +52,21 @@ import type { TaskTable } from './task-table.js';
 /** Default seed: a stable hash of the task id (SPEC §2.1), within llama.cpp's 32-bit seed range. */
 export function defaultSeed(taskId: string): number {
   return createHash('sha256').update(taskId).digest().readUInt32BE(0) % 0xffff_fffe;
+}
+
+// The package is CommonJS with an ESM-style declaration: under nodenext the function is `default`.
+type Canonicalize = (input: unknown) => string | undefined;
+const canonicalize: Canonicalize =
+  canonicalizeModule.default ?? (canonicalizeModule as unknown as Canonicalize);
+
+/**
+ * Digest of a validated request in canonical form (RFC 8785): key order and absent optional
+ * fields make no difference, so a client's retry of the same request matches (SPEC §17 §2.1).
+ */
+export function requestDigest(input: SubmitInput): string {
+  return createHash('sha256')
+    .update(canonicalize(input) ?? '', 'utf8')
+    .digest('base64url');
 }
 
 /** Told of every refused submission (logs, metrics, spans), with the pool when known. */
@@ -79,6 +97,8 @@ export interface AdmissionOptions {
   readonly tokenizeTimeoutMs?: number;
   /** Why a pool's model is untrusted under `strict` (step 3: 403 UNTRUSTED_ARTIFACT). */
   readonly untrusted?: UntrustedCause | undefined;
+  /** Where accepted tasks are journaled (SPEC §17.1); absent: nothing survives a restart. */
+  readonly journal?: TaskJournal | undefined;
 }
 
 /** Undo functions of the steps that charged something. */
@@ -118,8 +138,10 @@ export class Admission {
     const charges = new Charges();
     let pool: PoolRuntime | undefined;
     try {
+      const digest = requestDigest(raw);
+      const replay = this.replayUsedId(principal, raw, digest);
+      if (replay) return replay;
       let input = this.normalize(raw);
-      this.refuseUsedId(input);
       refuseUntrusted(this.#o.pools(), input, this.#o.untrusted);
       pool = this.resolve(principal, input);
       this.checkLifecycle(principal, input, pool);
@@ -127,12 +149,15 @@ export class Admission {
       checkEngineFields(pool, input);
       checkSloBreaker(pool, input.priority, this.#o.metrics, this.#o.clock.now());
       const g = await this.guardrails(principal, input, pool);
+      // The tokenizer round trip let an earlier submission of the same id be accepted meanwhile.
+      const raced = this.replayUsedId(principal, raw, digest);
+      if (raced) return raced;
       if (g.maxTokens !== input.maxTokens) input = { ...input, maxTokens: g.maxTokens };
       this.reserveBudget(charges, principal, input, pool, g);
       this.chargeQuotas(charges, principal, pool);
       const victims = this.planDeadline(pool, input, g);
       const plan = this.planQueue(principal, pool, input, g, victims);
-      return this.commit(charges, principal, input, correlationId, pool, g, victims, plan);
+      return this.commit(charges, principal, input, correlationId, pool, g, victims, plan, digest);
     } catch (err) {
       charges.undoAll();
       if (err instanceof OrchError)
@@ -148,10 +173,21 @@ export class Admission {
     return expected === input.expectedTokens ? input : { ...input, expectedTokens: expected };
   }
 
-  /** Step 2: a task id is used once (ORCH-3024), also while the tokenizer ran for an earlier use. */
-  refuseUsedId(input: SubmitInput): void {
-    if (this.#o.table.used(input.taskId))
-      throw new OrchError('INVALID_PARAMS', `task_id: '${input.taskId}' was already used (ORCH-3024)`);
+  /**
+   * Step 2: a task id is used once (ORCH-3024, SPEC §17 §2.1). The same tenant resubmitting the
+   * same request (canonical digest) gets the original acceptance back, marked `ended` once the
+   * task ended; any other use of the id is `409 CONFLICT`. Undefined: the id is new.
+   */
+  replayUsedId(principal: Principal, input: SubmitInput, digest: string): Accepted | undefined {
+    const used = this.#o.table.usedId(input.taskId);
+    if (!used) return undefined;
+    if (used.tenant === principal.tenant && used.bodyDigest === digest && used.acceptance)
+      return { ...used.acceptance, ended: used.ended };
+    throw new OrchError(
+      'CONFLICT',
+      `task_id: '${input.taskId}' was already used for a different request (ORCH-3024); ` +
+        'resubmit the identical request to read its acceptance, or use a new task_id',
+    );
   }
 
   /**
@@ -203,7 +239,6 @@ export class Admission {
       : emptyUsage();
     if (budgets) checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
     const promptTokens = await countPromptTokens(pool, input, this.#o.tokenizeTimeoutMs ?? 5_000);
-    this.refuseUsedId(input);
     const own = this.#ownSession(principal, input, pool);
     const cached =
       own?.lastReplicaId !== undefined && input.kvHint !== 'cold' ? Math.min(own.kvTokens, promptTokens) : 0;
@@ -323,6 +358,7 @@ export class Admission {
     g: Guarded,
     victims: { predictedStartMs: number; ids: ReadonlySet<string> },
     q: ReturnType<Admission['planQueue']>,
+    digest: string,
   ): Accepted {
     const spec: TaskSpec = {
       ...input,
@@ -344,13 +380,27 @@ export class Admission {
       kvWarm: session.lastReplicaId !== undefined && spec.kvHint !== 'cold',
     });
     this.#endVictims(pool, spec, victims.ids, offer.evicted);
-    return {
+    const accepted: Accepted = {
       taskId: spec.taskId,
       queuePosition: offer.position,
       predictedStartMs: Math.ceil(predictedStartMs),
       backoffMs: pool.queue.size > pool.freeSlots() ? pool.backoffMs() : 0,
       budget: remaining(this.#budgetUsage(principal, input, session.usage), pool.config.budgets),
     };
+    this.#o.table.remember(spec.taskId, { tenant: spec.tenant, bodyDigest: digest, acceptance: accepted });
+    this.#o.journal?.accepted({
+      taskId: spec.taskId,
+      tenant: spec.tenant,
+      poolId: pool.id,
+      bodyDigest: digest,
+      spec: { ...spec },
+      acceptance: { ...accepted },
+      cost: g.cost,
+      acceptedMs: spec.acceptedAtMs,
+      deadlineAtMs: q.entry.deadlineAtMs,
+      state: 'queued',
+    });
+    return accepted;
   }
 
   #endVictims(

@@ -93,3 +93,95 @@ export async function scrapeEngineMetrics(
   if (info.samples.length > 0) families.set('engine_replica_info', info);
   return renderFamilies(families);
 }
+
+/** Which replicas a scrape covers: a scrape made before a replica became Ready is out of date. */
+export function readyTopology(pools: readonly PoolRuntime[]): string {
+  return pools.flatMap((p) => p.readyReplicas().map((r) => `${p.id}/${r.id}`)).join(',');
+}
+
+/**
+ * Engine metrics served from a cache (SPEC §17 §11): refreshed every `intervalMs` in the
+ * background from the first read on, and at once when the set of Ready replicas changed, one
+ * refresh at a time. A scrape
+ * of `/metrics` reads the cache; it never fans out to the engines itself, so however often
+ * `/metrics` is scraped, each engine sees at most one scrape in flight from llama-orch.
+ */
+export class EngineMetricsCache {
+  readonly #refresh: () => Promise<string>;
+  readonly #topology: () => string;
+  readonly #intervalMs: number;
+  #text: string | undefined;
+  #coveredTopology: string | undefined;
+  #inFlight: { readonly topology: string; readonly done: Promise<string> } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshes = 0;
+
+  /**
+   * @param refresh one scrape of every Ready replica (`scrapeEngineMetrics`)
+   * @param topology the current Ready replicas (`readyTopology`)
+   */
+  constructor(refresh: () => Promise<string>, topology: () => string, intervalMs: number) {
+    this.#refresh = refresh;
+    this.#topology = topology;
+    this.#intervalMs = intervalMs;
+  }
+
+  /**
+   * Starts the periodic refresh (the timer never keeps the process alive). The first read starts
+   * it too: engines of an orchestrator nobody scrapes are not scraped either.
+   */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setInterval(() => void this.#start().catch(() => undefined), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** How many refreshes have started (each is one scrape of every Ready replica). */
+  get refreshes(): number {
+    return this.#refreshes;
+  }
+
+  /**
+   * The latest engine metrics. Waits only when the cache does not cover the Ready replicas of
+   * now (first scrape, a replica became Ready or left): then for the one refresh that does.
+   */
+  async current(): Promise<string> {
+    this.start();
+    const topology = this.#topology();
+    if (this.#text !== undefined && this.#coveredTopology === topology) return this.#text;
+    const pending = this.#inFlight;
+    if (pending !== undefined && pending.topology === topology) return pending.done;
+    if (pending !== undefined) await pending.done.catch(() => undefined);
+    // Another waiter may have started the refresh this one needs while it waited.
+    const again = this.#inFlight;
+    if (again !== undefined) return again.done;
+    if (this.#text !== undefined && this.#coveredTopology === this.#topology()) return this.#text;
+    return this.#start();
+  }
+
+  #start(): Promise<string> {
+    if (this.#inFlight !== undefined) return this.#inFlight.done;
+    const topology = this.#topology();
+    this.#refreshes++;
+    const done = this.#refresh().then(
+      (text) => {
+        this.#text = text;
+        this.#coveredTopology = topology;
+        return text;
+      },
+      // A failed refresh keeps the previous scrape; the next tick tries again.
+      () => this.#text ?? '',
+    );
+    const flight = { topology, done };
+    this.#inFlight = flight;
+    void done.finally(() => {
+      if (this.#inFlight === flight) this.#inFlight = undefined;
+    });
+    return done;
+  }
+}

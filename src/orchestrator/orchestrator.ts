@@ -10,6 +10,9 @@ import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
 import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
+import type { TaskJournalEntry } from '../persistence/store.js';
+import type { TaskJournal } from '../persistence/task-journal.js';
+import type { TaskSpec } from '../domain/task.js';
 import type { PoolSupervisor } from '../pool/replica.js';
 import { ShareTracker } from '../scheduler/share-tracker.js';
 import { TenantQuotas } from '../scheduler/tenant-quotas.js';
@@ -33,7 +36,7 @@ import {
   taskSpans,
 } from './task-accounting.js';
 import { SloBreakerWatch } from './slo-shedding.js';
-import { TaskLifecycle, type CancelReason } from './task-lifecycle.js';
+import { TaskLifecycle, type CancelReason, type TaskObserver } from './task-lifecycle.js';
 import type { TaskRecord, TaskView } from './task-record.js';
 import { TaskTable } from './task-table.js';
 import { queueDepthObserver, refusalTelemetry, taskTelemetry } from './task-telemetry.js';
@@ -75,6 +78,23 @@ export interface OrchestratorOptions {
   readonly tracer?: TaskTracer;
   /** Bound on one replica's tokenizer round trip at admission (default 5 s). */
   readonly tokenizeTimeoutMs?: number;
+  /**
+   * The task journal (SPEC §17.1): admissions, dispatches and endings are written to it, and an
+   * acceptance is answered once it is committed. Absent: tasks do not survive a restart.
+   */
+  readonly journal?: TaskJournal;
+}
+
+/** What {@link Orchestrator.recover} did with a predecessor's journal. */
+export interface Recovery {
+  /** Queued tasks queued again, with their deadlines. */
+  readonly requeued: number;
+  /** Tasks that were running: ended `WORKER_RESET`. */
+  readonly reset: number;
+  /** Queued tasks whose deadline passed meanwhile: ended `DEADLINE_UNMET`. */
+  readonly expired: number;
+  /** Used ids remembered again (ended tasks included). */
+  readonly remembered: number;
 }
 
 /** `GET /v1/sessions/{id}` in domain terms. */
@@ -91,8 +111,24 @@ export interface SessionView {
 
 const NO_BUDGETS = { sessionTokens: undefined, sessionWallMs: undefined, sessionCost: undefined };
 const SWEEP_INTERVAL_MS = 200;
-/** How many used task ids are remembered to refuse duplicates after their events expired. */
-const SEEN_IDS = 1_000_000;
+/**
+ * How many used task ids are remembered (in memory and, with a journal, across restarts) to
+ * answer resubmissions after their events expired.
+ */
+export const SEEN_IDS = 1_000_000;
+
+/** Journals a task's dispatch and its end (its acceptance is journaled by admission). */
+function journaling(journal: TaskJournal, clock: Clock): TaskObserver {
+  return {
+    dispatched: (task) => journal.running(task.spec.taskId),
+    finished: (task, _pool, t) =>
+      journal.ended(
+        task.spec.taskId,
+        t.kind === 'failed' || t.kind === 'evicted' ? { kind: t.kind, code: t.error.code } : { kind: t.kind },
+        clock.now(),
+      ),
+  };
+}
 
 export class Orchestrator {
   readonly #o: OrchestratorOptions;
@@ -113,6 +149,8 @@ export class Orchestrator {
   #closing = false;
   /** When the shutdown's drain deadline passes (clock ms): new work is told to retry after it. */
   #closingUntilMs = 0;
+  /** Tasks taken back from the journal: their streams restarted, so any `Last-Event-ID` replays. */
+  readonly #recovered = new Set<string>();
 
   constructor(opts: OrchestratorOptions) {
     this.#o = opts;
@@ -165,6 +203,7 @@ export class Orchestrator {
         fleetOutcomes(this.#gauges),
         sloBreakers(breakers),
         ...(opts.tracer ? [taskSpans(opts.tracer, clock)] : []),
+        ...(opts.journal ? [journaling(opts.journal, clock)] : []),
         this.#queueDepth,
         taskTelemetry(metrics, logger, config.fairness.weights),
       ],
@@ -182,6 +221,7 @@ export class Orchestrator {
       route: opts.route,
       modelState: opts.modelState,
       untrusted: opts.untrusted,
+      journal: opts.journal,
       ...(opts.tokenizeTimeoutMs === undefined ? {} : { tokenizeTimeoutMs: opts.tokenizeTimeoutMs }),
       onRefused: refusalTelemetry(metrics, logger, clock, opts.tracer),
     });
@@ -286,10 +326,87 @@ export class Orchestrator {
         retryAfterMs: Math.max(1_000, this.#closingUntilMs - this.#o.clock.now()),
       });
     const accepted = await this.#admission.admit(principal, input, correlationId);
+    if (accepted.ended !== undefined) {
+      // A replay: the original acceptance may still be on its way to the journal.
+      if (this.#o.journal) await this.#o.journal.committed();
+      return accepted;
+    }
     const pool = this.#table.get(accepted.taskId)?.poolId;
     const runtime = pool === undefined ? undefined : this.#poolById(pool);
     if (runtime) this.#dispatcher.pump(runtime);
+    // Answered once durable: a client that read 202 finds its task after a crash (group commit).
+    // Without a journal nothing is awaited: callers see the task as admission left it.
+    if (this.#o.journal) await this.#o.journal.committed();
     return accepted;
+  }
+
+  /**
+   * Takes back what a predecessor on the same store journaled (SPEC §17.1), before any new
+   * admission: used ids are remembered again; queued tasks are queued again with their ids and
+   * absolute deadlines (ended `DEADLINE_UNMET` when it passed); tasks that were running end with
+   * `WORKER_RESET`, readable from their restarted streams. Entries come oldest accepted first.
+   */
+  recover(entries: readonly TaskJournalEntry[]): Recovery {
+    const now = this.#o.clock.now();
+    let requeued = 0;
+    let reset = 0;
+    let expired = 0;
+    for (const e of entries) {
+      this.#table.remember(e.taskId, {
+        tenant: e.tenant,
+        bodyDigest: e.bodyDigest,
+        acceptance: e.acceptance as unknown as Accepted,
+      });
+      if (e.state === 'ended' || this.#table.get(e.taskId)) continue;
+      const spec = e.spec as unknown as TaskSpec;
+      const pool = this.#poolById(e.poolId);
+      if (!pool) {
+        this.#o.journal?.ended(e.taskId, { kind: 'failed', code: 'POOL_UNAVAILABLE' }, now);
+        continue;
+      }
+      const acceptance = { cost: e.cost, position: pool.queue.size, predictedStartMs: 0, kvWarm: false };
+      this.#recovered.add(e.taskId);
+      if (e.state === 'queued' && e.deadlineAtMs > now) {
+        pool.queue.adopt({
+          id: e.taskId,
+          priority: spec.priority,
+          tenant: spec.tenant,
+          cost: e.cost,
+          deadlineAtMs: e.deadlineAtMs,
+        });
+        this.#lifecycle.accept(spec, pool, acceptance);
+        requeued++;
+        continue;
+      }
+      const task = this.#lifecycle.accept(spec, pool, acceptance);
+      const running = e.state === 'running';
+      if (running) reset++;
+      else expired++;
+      this.#lifecycle.finish(task, pool, {
+        kind: 'failed',
+        error: running
+          ? {
+              code: 'WORKER_RESET',
+              message:
+                'the orchestrator restarted while the task ran: it did not finish (submit it again under a new task_id)',
+              engine: pool.config.engine,
+              retriable: true,
+            }
+          : {
+              code: 'DEADLINE_UNMET',
+              message: `the deadline of ${spec.deadlineMs} ms passed while the orchestrator restarted`,
+              engine: pool.config.engine,
+              retriable: false,
+            },
+      });
+    }
+    for (const pool of this.#pools) this.#dispatcher.pump(pool);
+    return { requeued, reset, expired, remembered: entries.length };
+  }
+
+  /** True for a task taken back from the journal: its stream started again at seq 1. */
+  restarted(id: string): boolean {
+    return this.#recovered.has(id);
   }
 
   /** `POST /v1/pools/{id}/drain`. */

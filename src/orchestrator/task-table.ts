@@ -1,10 +1,21 @@
 /**
  * The tasks this orchestrator knows: live and recently ended records (readable streams), and the
- * ids already used, remembered with their tenant after the records are gone — so a duplicate id
- * is refused and a cancel of an ended task stays `204` for as long as the id is remembered
- * (ORCH-3024, SPEC §17 §2.3).
+ * ids already used, remembered with their tenant, request digest and original acceptance after
+ * the records are gone — so a resubmission is answered idempotently or refused as a conflict, and
+ * a cancel of an ended task stays `204`, for as long as the id is remembered (ORCH-3024, SPEC §17
+ * §2.1 §2.3). The task journal fills it again after a restart.
  */
+import type { Accepted } from '../domain/submit.js';
 import type { TaskRecord } from './task-record.js';
+
+/** What is remembered of a used task id. */
+export interface UsedId {
+  readonly tenant: string;
+  /** Digest of the canonical validated request; absent for ids used without one. */
+  readonly bodyDigest?: string | undefined;
+  /** The answer the id's acceptance got. */
+  readonly acceptance?: Accepted | undefined;
+}
 
 export interface TaskTableOptions {
   /** How many used ids are remembered after their records were dropped (oldest forgotten first). */
@@ -14,8 +25,8 @@ export interface TaskTableOptions {
 export class TaskTable {
   readonly #o: TaskTableOptions;
   readonly #tasks = new Map<string, TaskRecord>();
-  /** Used task id → tenant, in insertion order (a Map iterates oldest first). */
-  readonly #used = new Map<string, string>();
+  /** Used task id → what is remembered of it, in insertion order (a Map iterates oldest first). */
+  readonly #used = new Map<string, UsedId>();
 
   constructor(opts: TaskTableOptions) {
     this.#o = opts;
@@ -32,12 +43,27 @@ export class TaskTable {
 
   /** The tenant that used `id`, while it is remembered. */
   usedBy(id: string): string | undefined {
-    return this.#tasks.get(id)?.spec.tenant ?? this.#used.get(id);
+    return this.#tasks.get(id)?.spec.tenant ?? this.#used.get(id)?.tenant;
+  }
+
+  /** What is remembered of a used id, and whether its task has ended (no live record). */
+  usedId(id: string): (UsedId & { readonly ended: boolean }) | undefined {
+    const used = this.#used.get(id);
+    const task = this.#tasks.get(id);
+    if (!used && !task) return undefined;
+    return { ...(used ?? { tenant: task?.spec.tenant ?? '' }), ended: task === undefined || task.terminal };
   }
 
   add(task: TaskRecord): void {
     this.#tasks.set(task.spec.taskId, task);
-    this.#used.set(task.spec.taskId, task.spec.tenant);
+    const known = this.#used.get(task.spec.taskId);
+    this.remember(task.spec.taskId, known ?? { tenant: task.spec.tenant });
+  }
+
+  /** Remembers a used id (its acceptance, or an ended task read back from the journal). */
+  remember(id: string, used: UsedId): void {
+    this.#used.delete(id);
+    this.#used.set(id, used);
     if (this.#used.size > this.#o.rememberedIds) {
       const oldest = this.#used.keys().next();
       if (!oldest.done) this.#used.delete(oldest.value);

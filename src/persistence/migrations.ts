@@ -80,6 +80,30 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 4,
+    name: 'task journal',
+    statements: [
+      // One row per accepted task (SPEC §17.1): enough to queue it again after a restart, and to
+      // answer a resubmission of its id idempotently (SPEC §17 §2.1) while the id is remembered.
+      `CREATE TABLE task_journal (
+        task_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        pool_id TEXT NOT NULL,
+        body_digest TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        acceptance TEXT NOT NULL,
+        cost DOUBLE PRECISION NOT NULL,
+        accepted_ms BIGINT NOT NULL,
+        deadline_at_ms BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        ended_ms BIGINT
+      )`,
+      `CREATE INDEX task_journal_by_state ON task_journal (state, accepted_ms)`,
+      `CREATE INDEX task_journal_by_accepted ON task_journal (accepted_ms)`,
+    ],
+  },
 ];
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -2,13 +2,19 @@
 import pg from 'pg';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
 import {
+  JOURNAL_ENDED,
+  JOURNAL_OPEN,
+  byAccepted,
   catalogParams,
+  journalParams,
+  toJournalEntry,
   toCatalogRecord,
   toRecord,
   toStateChange,
   type ArtifactRow,
   type CatalogRow,
   type HistoryRow,
+  type TaskJournalRow,
 } from './rows.js';
 import type {
   ArtifactQuery,
@@ -17,6 +23,8 @@ import type {
   LifecycleState,
   StateChange,
   Store,
+  TaskJournalEntry,
+  TaskJournalOp,
 } from './store.js';
 
 /** Serializes migrations across instances starting at once. */
@@ -249,6 +257,43 @@ export class PostgresStore implements Store {
     );
     const row = r.rows[0];
     return row && { tokens: Number(row.tokens), wallMs: Number(row.wall_ms), cost: Number(row.cost) };
+  }
+
+  async writeTaskJournal(ops: readonly TaskJournalOp[]): Promise<void> {
+    await this.#tx(async (c) => {
+      for (const o of ops) {
+        if (o.op === 'accepted')
+          await c.query(
+            `INSERT INTO task_journal (task_id, tenant, pool_id, body_digest, spec, acceptance, cost, accepted_ms, deadline_at_ms, state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (task_id) DO NOTHING`,
+            journalParams(o.entry),
+          );
+        else if (o.op === 'running')
+          await c.query("UPDATE task_journal SET state = 'running' WHERE task_id = $1 AND state = 'queued'", [
+            o.taskId,
+          ]);
+        else
+          await c.query(
+            "UPDATE task_journal SET state = 'ended', outcome = $1, ended_ms = $2 WHERE task_id = $3 AND state <> 'ended'",
+            [JSON.stringify(o.outcome), Math.round(o.atMs), o.taskId],
+          );
+      }
+    });
+  }
+
+  async loadTaskJournal(endedLimit: number): Promise<TaskJournalEntry[]> {
+    const open = await this.#pool.query<TaskJournalRow>(JOURNAL_OPEN);
+    const ended = await this.#pool.query<TaskJournalRow>(`${JOURNAL_ENDED} LIMIT $1`, [endedLimit]);
+    return [...open.rows, ...ended.rows].map(toJournalEntry).sort(byAccepted);
+  }
+
+  async pruneTaskJournal(keep: number): Promise<number> {
+    const r = await this.#pool.query(
+      `DELETE FROM task_journal WHERE state = 'ended' AND task_id NOT IN
+         (SELECT task_id FROM task_journal WHERE state = 'ended' ORDER BY accepted_ms DESC, task_id DESC LIMIT $1)`,
+      [keep],
+    );
+    return r.rowCount ?? 0;
   }
 
   async #tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {

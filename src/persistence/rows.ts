@@ -1,4 +1,11 @@
-import type { ArtifactRecord, CatalogRecord, LifecycleState, StateChange } from './store.js';
+import type {
+  ArtifactRecord,
+  CatalogRecord,
+  LifecycleState,
+  StateChange,
+  TaskJournalEntry,
+  TaskJournalState,
+} from './store.js';
 
 /** A row of `artifacts` as both drivers return it (BIGINT may arrive as string or bigint). */
 export interface ArtifactRow {
@@ -94,3 +101,55 @@ export const toStateChange = (r: HistoryRow): StateChange => ({
   to: r.to_state as LifecycleState,
   reason: r.reason ?? undefined,
 });
+
+/** A row of `task_journal` as both drivers return it. */
+export interface TaskJournalRow {
+  task_id: string;
+  tenant: string;
+  pool_id: string;
+  body_digest: string;
+  spec: string;
+  acceptance: string;
+  cost: number | string;
+  accepted_ms: number | string | bigint;
+  deadline_at_ms: number | string | bigint;
+  state: string;
+  outcome: string | null;
+  ended_ms: number | string | bigint | null;
+}
+
+export const toJournalEntry = (r: TaskJournalRow): TaskJournalEntry => ({
+  taskId: r.task_id,
+  tenant: r.tenant,
+  poolId: r.pool_id,
+  bodyDigest: r.body_digest,
+  spec: JSON.parse(r.spec) as Record<string, unknown>,
+  acceptance: JSON.parse(r.acceptance) as Record<string, unknown>,
+  cost: Number(r.cost),
+  acceptedMs: Number(r.accepted_ms),
+  deadlineAtMs: Number(r.deadline_at_ms),
+  state: r.state as TaskJournalState,
+  ...(r.outcome === null ? {} : { outcome: JSON.parse(r.outcome) as Record<string, unknown> }),
+  ...(r.ended_ms === null ? {} : { endedMs: Number(r.ended_ms) }),
+});
+
+export function journalParams(e: TaskJournalEntry): unknown[] {
+  return [
+    e.taskId,
+    e.tenant,
+    e.poolId,
+    e.bodyDigest,
+    JSON.stringify(e.spec),
+    JSON.stringify(e.acceptance),
+    e.cost,
+    Math.round(e.acceptedMs),
+    Math.round(e.deadlineAtMs),
+    e.state,
+  ];
+}
+
+/** Not-ended tasks first, then the newest ended ones (SQL shared by both stores, `?`/`$n` apart). */
+export const JOURNAL_OPEN = `SELECT * FROM task_journal WHERE state <> 'ended'`;
+export const JOURNAL_ENDED = `SELECT * FROM task_journal WHERE state = 'ended' ORDER BY accepted_ms DESC, task_id DESC`;
+export const byAccepted = (a: TaskJournalEntry, b: TaskJournalEntry): number =>
+  a.acceptedMs - b.acceptedMs || (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0);

@@ -4,13 +4,19 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS, MIGRATIONS_TABLE } from './migrations.js';
 import {
+  JOURNAL_ENDED,
+  JOURNAL_OPEN,
+  byAccepted,
   catalogParams,
+  journalParams,
+  toJournalEntry,
   toCatalogRecord,
   toRecord,
   toStateChange,
   type ArtifactRow,
   type CatalogRow,
   type HistoryRow,
+  type TaskJournalRow,
 } from './rows.js';
 import type {
   ArtifactQuery,
@@ -19,6 +25,8 @@ import type {
   LifecycleState,
   StateChange,
   Store,
+  TaskJournalEntry,
+  TaskJournalOp,
 } from './store.js';
 
 export class SqliteStore implements Store {
@@ -235,6 +243,46 @@ export class SqliteStore implements Store {
     return Promise.resolve(
       r && { tokens: Number(r.tokens), wallMs: Number(r.wall_ms), cost: Number(r.cost) },
     );
+  }
+
+  writeTaskJournal(ops: readonly TaskJournalOp[]): Promise<void> {
+    const insert = this.#prepare(
+      `INSERT INTO task_journal (task_id, tenant, pool_id, body_digest, spec, acceptance, cost, accepted_ms, deadline_at_ms, state)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id) DO NOTHING`,
+    );
+    const running = this.#prepare(
+      "UPDATE task_journal SET state = 'running' WHERE task_id = ? AND state = 'queued'",
+    );
+    const ended = this.#prepare(
+      "UPDATE task_journal SET state = 'ended', outcome = ?, ended_ms = ? WHERE task_id = ? AND state <> 'ended'",
+    );
+    try {
+      this.#db.transaction(() => {
+        for (const o of ops) {
+          if (o.op === 'accepted') insert.run(...journalParams(o.entry));
+          else if (o.op === 'running') running.run(o.taskId);
+          else ended.run(JSON.stringify(o.outcome), Math.round(o.atMs), o.taskId);
+        }
+      })();
+      return Promise.resolve();
+    } catch (err) {
+      // A rejection like the PostgreSQL store's, not a throw: callers treat both stores alike.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  loadTaskJournal(endedLimit: number): Promise<TaskJournalEntry[]> {
+    const open = this.#prepare(JOURNAL_OPEN).all() as TaskJournalRow[];
+    const ended = this.#prepare(`${JOURNAL_ENDED} LIMIT ?`).all(endedLimit) as TaskJournalRow[];
+    return Promise.resolve([...open, ...ended].map(toJournalEntry).sort(byAccepted));
+  }
+
+  pruneTaskJournal(keep: number): Promise<number> {
+    const r = this.#prepare(
+      `DELETE FROM task_journal WHERE state = 'ended' AND task_id NOT IN
+         (SELECT task_id FROM task_journal WHERE state = 'ended' ORDER BY accepted_ms DESC, task_id DESC LIMIT ?)`,
+    ).run(keep);
+    return Promise.resolve(r.changes);
   }
 
   close(): Promise<void> {

@@ -54,6 +54,41 @@ export interface StateChange {
   readonly reason: string | undefined;
 }
 
+/** Where a journaled task stands: `running` once it was handed to an engine. */
+export type TaskJournalState = 'queued' | 'running' | 'ended';
+
+/** One accepted task in the journal (SPEC §17.1). */
+export interface TaskJournalEntry {
+  readonly taskId: string;
+  readonly tenant: string;
+  readonly poolId: string;
+  /** Hash of the canonical form of the validated request: resubmissions are compared with it. */
+  readonly bodyDigest: string;
+  /** The accepted `TaskSpec`, as JSON-compatible data. */
+  readonly spec: Readonly<Record<string, unknown>>;
+  /** The original acceptance answer (replayed to an identical resubmission). */
+  readonly acceptance: Readonly<Record<string, unknown>>;
+  readonly cost: number;
+  readonly acceptedMs: number;
+  /** Absolute deadline (clock ms). */
+  readonly deadlineAtMs: number;
+  readonly state: TaskJournalState;
+  /** How it ended (`{kind, code?}`), once ended. */
+  readonly outcome?: Readonly<Record<string, unknown>> | undefined;
+  readonly endedMs?: number | undefined;
+}
+
+/** One write of the journal; a batch of them commits in one transaction. */
+export type TaskJournalOp =
+  | { readonly op: 'accepted'; readonly entry: TaskJournalEntry }
+  | { readonly op: 'running'; readonly taskId: string }
+  | {
+      readonly op: 'ended';
+      readonly taskId: string;
+      readonly outcome: Readonly<Record<string, unknown>>;
+      readonly atMs: number;
+    };
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /**
@@ -97,6 +132,15 @@ export interface Store {
     tenant: string,
     sessionId: string,
   ): Promise<{ tokens: number; wallMs: number; cost: number } | undefined>;
+  /** Applies the journal writes in order, in one transaction (group commit). */
+  writeTaskJournal(ops: readonly TaskJournalOp[]): Promise<void>;
+  /**
+   * The journal as a restart needs it: every task not ended, and the `endedLimit` most recently
+   * accepted ended ones (their ids stay remembered), oldest accepted first.
+   */
+  loadTaskJournal(endedLimit: number): Promise<TaskJournalEntry[]>;
+  /** Deletes ended entries beyond the `keep` most recently accepted; returns how many. */
+  pruneTaskJournal(keep: number): Promise<number>;
   /** Applied schema version (migrations are versioned in `migrations.ts`). */
   schemaVersion(): Promise<number>;
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
-import { DEFAULT_SECRET_PATTERNS, Redactor } from './redact.js';
+import { DEFAULT_SECRET_PATTERNS, Redactor, type SecretSet } from './redact.js';
 
 export type { Logger };
 
@@ -21,11 +21,13 @@ export interface LoggerFactoryOptions {
   destination?: NodeJS.WritableStream;
   /** Secret patterns scrubbed from every message and field (default: bearer tokens, API keys). */
   redactPatterns?: readonly string[];
+  /** The configuration's secrets (`configSecrets(config)`), scrubbed as well wherever they appear. */
+  secrets?: SecretSet;
 }
 
 /** Structured JSON logs (SPEC §12): one object per line, secrets redacted. */
 export function createLogger(opts: LoggerFactoryOptions): Logger {
-  const redactor = new Redactor(opts.redactPatterns ?? DEFAULT_SECRET_PATTERNS);
+  const redactor = new Redactor(opts.redactPatterns ?? DEFAULT_SECRET_PATTERNS, opts.secrets);
   const options: LoggerOptions = {
     level: opts.level ?? 'info',
     base: { service: 'orchestratord' },

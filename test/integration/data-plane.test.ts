@@ -305,12 +305,18 @@ describe('admission errors (SPEC §2.1, §2.5)', () => {
     });
   }
 
-  it('400 for a duplicate task_id (ORCH-3024)', async () => {
+  it('a used task_id: the identical request gets its acceptance again, another body 409 (ORCH-3024, SPEC §17)', async () => {
     const body = task('tiny', { max_tokens: 2 });
-    expect((await enqueue(body)).status).toBe(202);
+    const first = await enqueue(body);
+    expect(first.status).toBe(202);
     const dup = await enqueue(body);
-    expect(dup.status).toBe(400);
-    expect((dup.json as { message: string }).message).toMatch(/task_id/);
+    expect([200, 202]).toContain(dup.status);
+    expect(dup.json).toEqual(first.json);
+    const other = await enqueue({ ...body, max_tokens: 3 });
+    expect(other.status).toBe(409);
+    expect(other.json).toMatchObject({ code: 'CONFLICT', retriable: false });
+    expect((other.json as { message: string }).message).toMatch(/task_id/);
+    expectContract('POST', '/v1/tasks', other);
   });
 
   it('400 for malformed JSON and 413 for oversized bodies, and the daemon keeps serving', async () => {

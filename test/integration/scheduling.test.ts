@@ -37,8 +37,10 @@ beforeAll(async () => {
         queue: { capacity: 512 },
       }),
       simPool('quota', 'tgi', { launch: { worker: 'sim', parallel: 4, sim: { tokens_per_s: 50 } } }),
+      // Slow enough that half a batch task (the soft-preemption test's margin) is seconds long,
+      // far above what a loaded machine adds per task.
       simPool('soft', 'tgi', {
-        launch: { worker: 'sim', parallel: 1, sim: { tokens_per_s: 1_000 } },
+        launch: { worker: 'sim', parallel: 1, sim: { tokens_per_s: 100 } },
         queue: { capacity: 64 },
       }),
       // vLLM declares interruptible decode: hard preemption applies.
@@ -137,12 +139,15 @@ describe('deadlines and soft preemption (SPEC §3.4, §3.5)', () => {
   });
 
   it('soft: the batch work fairness would serve first is evicted (preempted: true) so an urgent task meets its deadline', async () => {
-    const blocker = task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 1_900 }); // holds the slot while the queue is set up
+    // Deadlines far beyond the queued work (minutes at this pool's speed): only the urgent task's
+    // deadline is under test.
+    const far = { engine: 'tgi', deadline_ms: 600_000 };
+    const blocker = task('soft', { ...far, priority: 'batch', max_tokens: 1_900 }); // holds the slot while the queue is set up
     expect((await submit(blocker, KEYS.bob)).status).toBe(202);
     const batch = Array.from({ length: 12 }, () =>
-      task('soft', { engine: 'tgi', priority: 'batch', max_tokens: 1_200 }),
+      task('soft', { ...far, priority: 'batch', max_tokens: 1_200 }),
     );
-    const inter = Array.from({ length: 8 }, () => task('soft', { engine: 'tgi', max_tokens: 20 }));
+    const inter = Array.from({ length: 8 }, () => task('soft', { ...far, max_tokens: 20 }));
     for (const t of [...batch, ...inter]) expect((await submit(t, KEYS.bob)).status).toBe(202);
     // Fairness interleaves one 1200-token batch task before a 9th interactive one. Pick a deadline
     // the urgent task misses with it and makes without it, from this machine's measured speed.
@@ -163,9 +168,15 @@ describe('deadlines and soft preemption (SPEC §3.4, §3.5)', () => {
     });
     const r = await submit(urgent);
     expect(r.status).toBe(202);
+    // The eviction was decided at admission. Freeing the slot now takes the blocker's real
+    // remaining time (which a loaded machine stretches) out of the urgent task's path, so the
+    // deadline is met by the margin the prediction left, not by how fast this machine decodes.
+    expect((await call(h.url, 'POST', `/v1/tasks/${blocker.task_id}/cancel`, { key: KEYS.bob })).status).toBe(
+      204,
+    );
     const end = (await readStream(h.url, urgent.task_id, { key: KEYS.alice })).events.at(-1);
     expect(end?.event, JSON.stringify(end)).toBe('end');
-    for (const t of [blocker, ...batch.slice(1), ...inter])
+    for (const t of [...batch.slice(1), ...inter])
       await call(h.url, 'POST', `/v1/tasks/${t.task_id}/cancel`, { key: KEYS.bob });
     const fates = await Promise.all(batch.map((t) => readStream(h.url, t.task_id, { key: KEYS.bob })));
     const preempted = fates.filter((f) => f.events.at(-1)?.data['preempted'] === true);

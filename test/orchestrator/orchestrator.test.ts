@@ -64,11 +64,31 @@ describe('Orchestrator', () => {
     expect(types(orch, after.taskId).at(-1)).toBe('end');
   });
 
-  it('refuses duplicate ids, ctx above the model and over-long requests with INVALID_PARAMS', async () => {
+  it('a used id: the same request replays its acceptance, another is CONFLICT (SPEC §17 §2.1)', async () => {
     const { orch } = setup();
     const t = input();
-    await orch.submit(LOCAL_PRINCIPAL, t, 'c');
-    await expect(orch.submit(LOCAL_PRINCIPAL, t, 'c')).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+    const first = await orch.submit(LOCAL_PRINCIPAL, t, 'c');
+    // Key order and absent optional fields do not make a request different.
+    const again = await orch.submit(
+      LOCAL_PRINCIPAL,
+      Object.fromEntries(Object.entries(t).reverse()) as typeof t,
+      'c2',
+    );
+    expect(again).toEqual({ ...first, ended: false });
+    await expect(
+      orch.submit(LOCAL_PRINCIPAL, { ...t, maxTokens: t.maxTokens - 1 }, 'c'),
+    ).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    await expect(orch.submit({ ...LOCAL_PRINCIPAL, tenant: 'other' }, t, 'c')).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
+    // Nothing was enqueued for the replay or the refusals.
+    expect(orch.accounting().liveTasks).toBe(1);
+  });
+
+  it('refuses ctx above the model and over-long requests with INVALID_PARAMS', async () => {
+    const { orch } = setup();
     await expect(orch.submit(LOCAL_PRINCIPAL, input({ ctx: 4096 }), 'c')).rejects.toMatchObject({
       code: 'INVALID_PARAMS',
     });

@@ -10,7 +10,10 @@ export interface paths {
         };
         /**
          * Prometheus metrics (SPEC §12)
-         * @description Prometheus text exposition format. Not authenticated, so scrapers need no key.
+         * @description Prometheus text exposition format. Not authenticated by default, so scrapers need no key
+         *     (its labels then include tenant ids: `tenant` on `admission_share`); with
+         *     `metrics.require_key: true` it requires a key with the `metrics` scope. Engine metrics come
+         *     from a cache refreshed every `metrics.engine_refresh_ms`: a scrape never reaches the engines.
          */
         get: operations["getMetrics"];
         put?: never;
@@ -62,7 +65,10 @@ export interface paths {
          * Enqueue a task (ORCH-2001)
          * @description Admission runs before enqueue, in this order: auth (401/403), schema (400), model and pool
          *     resolution (400/409/403/503), guardrails (ctx and prompt + max_tokens, 400), rate limits
-         *     (429), deadline feasibility (422), queue capacity and full-queue policy (429).
+         *     (429), deadline feasibility (422), queue capacity and full-queue policy (429). A used
+         *     `task_id` is answered before resolution: the identical request (compared in canonical form)
+         *     gets its original acceptance again (202, or 200 once the task ended), any other 409
+         *     `CONFLICT` — so a client may retry a POST whose answer it lost.
          */
         post: operations["enqueueTask"];
         delete?: never;
@@ -351,7 +357,11 @@ export interface components {
             expected_tokens?: number;
             /** @description Profile v1: 0. */
             frequency_penalty?: number;
-            /** @description Embedding inputs, or rerank query followed by documents. */
+            /**
+             * @description Embedding inputs, or rerank query followed by documents. At most 256 inputs of at most
+             *     1 MiB (1,048,576 bytes of UTF-8) together; beyond either bound the task is refused with
+             *     400 `INVALID_PARAMS` naming `inputs`.
+             */
             inputs?: string[];
             /**
              * @description `cold` skips session affinity and prompt caching.
@@ -379,8 +389,12 @@ export interface components {
             /** @description Profile v1: 1 (off). */
             repeat_penalty?: number;
             response_format?: components["schemas"]["ResponseFormat"];
-            /** @default v1 */
-            sampler_profile_version?: string;
+            /**
+             * @description The sampler profile (docs/engines.md); a version this build lacks is refused.
+             * @default v1
+             * @enum {string}
+             */
+            sampler_profile_version?: "v1";
             /** @description Sampling seed; absent → a stable hash of `task_id` (determinism by default). */
             seed?: number;
             /**
@@ -392,7 +406,7 @@ export interface components {
             stop?: string[];
             /**
              * Format: uuid
-             * @description Client-chosen unique id (ORCH-3024); a duplicate is rejected.
+             * @description Client-chosen unique id (ORCH-3024). Resubmitting it with the identical request returns the original acceptance (202, or 200 once the task ended); with a different request it is 409 `CONFLICT`.
              */
             task_id: string;
             /** @description Profile v1: 0.8. */
@@ -436,7 +450,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description `INVALID_PARAMS`: schema, ctx, token budget, unknown model or engine, duplicate task_id, malformed JSON. */
+        /** @description `INVALID_PARAMS`: schema, ctx, token budget, unknown model or engine, malformed JSON. */
         BadRequest: {
             headers: {
                 "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
@@ -446,7 +460,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description `MODEL_DEPRECATED`: the model is Deprecated and the request has no allowed override. */
+        /** @description `MODEL_DEPRECATED`: the model is Deprecated and the request has no allowed override; `CONFLICT`: the `task_id` was already used for a different request (or by another tenant). */
         Conflict: {
             headers: {
                 "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
@@ -614,6 +628,8 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
         };
     };
     getSession: {
@@ -689,6 +705,20 @@ export interface operations {
             };
         };
         responses: {
+            /**
+             * @description An identical resubmission of a used `task_id` whose task already ended: the original
+             *     acceptance, unchanged (SPEC §17). While the task has not ended the answer is `202`
+             *     with the original body. Used ids are remembered across restarts.
+             */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
             /** @description Accepted into the pool's queue. */
             202: {
                 headers: {

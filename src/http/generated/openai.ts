@@ -407,6 +407,10 @@ export interface components {
              * @enum {string}
              */
             encoding_format?: "float" | "base64";
+            /**
+             * @description At most 256 inputs of at most 1 MiB (1,048,576 bytes of UTF-8) together; beyond either
+             *     bound the request is refused with 400 naming `input`.
+             */
             input: string | string[];
             model: string;
             user?: string;

@@ -121,6 +121,9 @@ function refuseUnsupported(op: OpenAiOperation, b: Body): void {
   if (set('service_tier') && b['service_tier'] !== 'auto' && b['service_tier'] !== 'default')
     throw unsupported('service_tier', 'use the X-LLorch-Priority header for priority classes');
   if (set('dimensions')) throw unsupported('dimensions', 'the model decides the embedding size');
+  // Recorded in logs only, but still OpenAI's type: a non-string is a malformed request, not ignored.
+  if (set('user') && typeof b['user'] !== 'string')
+    throw new OrchError('INVALID_PARAMS', 'user: must be a string');
   if (set('tool_choice') && !set('tools')) throw unsupported('tool_choice', 'needs tools');
 }
 
