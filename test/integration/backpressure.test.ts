@@ -12,6 +12,7 @@ import { expectValidResponse, expectValidSseEvent } from '../support/openapi-res
 import {
   call,
   readStream,
+  simPool,
   startHarness,
   task,
   tinyModelPath,
@@ -72,8 +73,16 @@ beforeAll(async () => {
     {
       pools: [
         tinyPool('reject', model, { queue: { capacity: 1, full_policy: 'reject' } }),
-        tinyPool('droplru', model, { queue: { capacity: 1, full_policy: 'drop-lru' } }),
-        tinyPool('shed', model, { queue: { capacity: 1, full_policy: 'shed-low-priority' } }),
+        // Queue policies, not inference: simulated llama.cpp replicas slow enough that the blocker
+        // outlasts the test however loaded the machine (it is cancelled at the end).
+        simPool('droplru', 'llamacpp', {
+          launch: { worker: 'sim', parallel: 1, sim: { tokens_per_s: 20 } },
+          queue: { capacity: 1, full_policy: 'drop-lru' },
+        }),
+        simPool('shed', 'llamacpp', {
+          launch: { worker: 'sim', parallel: 1, sim: { tokens_per_s: 20 } },
+          queue: { capacity: 1, full_policy: 'shed-low-priority' },
+        }),
         tinyPool('watchdog', model, { timeouts: { wall_ms: 40, idle_ms: 5_000 } }),
         tinyPool('broken', broken, {
           launch: {
