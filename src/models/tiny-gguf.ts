@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { mulberry32 } from '../util/mulberry32.js';
 
 /**
  * ChatML with tool calls in the Hermes style (`<tools>` in the system turn, `<tool_call>` JSON in
@@ -69,17 +70,7 @@ type Value =
   | { t: T.ARRAY; of: T.STRING; v: readonly string[] }
   | { t: T.ARRAY; of: T.FLOAT32 | T.INT32; v: readonly number[] };
 
-/** mulberry32: small, fast, identical on every platform. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 class Writer {
   readonly #chunks: Buffer[] = [];

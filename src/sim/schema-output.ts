@@ -9,22 +9,13 @@
  * `null`, `array` (`items`, `minItems`/`maxItems`), `enum`, `const`, `type` lists, `anyOf`/`oneOf`
  * (first branch) and nesting. Keywords outside the subset are ignored.
  */
+import { mulberry32 } from '../util/mulberry32.js';
 
 type Schema = Readonly<Record<string, unknown>>;
 
 const WORDS = ['alpha', 'bravo', 'delta', 'echo', 'kilo', 'lima', 'oscar', 'sierra', 'tango', 'zulu'];
 
-/** A small seeded generator (mulberry32): the same seed gives the same sequence everywhere. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const isSchema = (v: unknown): v is Schema => v !== null && typeof v === 'object' && !Array.isArray(v);
 const finite = (v: unknown): number | undefined =>

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { sha256Hex } from '../../src/http/auth.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
 
 const CLI = 'dist/src/cli/llorch.js';
 const TENANT_KEYS = { alice: 'alice-data-key', bob: 'bob-data-key' } as const;
@@ -51,17 +52,7 @@ export interface ChaosReport {
   readonly violations: string[];
 }
 
-/** mulberry32: small, seedable, good enough for a schedule. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
