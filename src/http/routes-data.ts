@@ -9,6 +9,7 @@ import type { Logger } from '../util/logger.js';
 import type { TaskRequest, TaskRequestValidator } from './openapi.js';
 import { parseLastEventId, relay, resumeAfter } from './sse.js';
 import { generationFieldsOf } from './generation-fields.js';
+import { budgetHeaders } from './budget-headers.js';
 
 export interface DataRoutesOptions {
   readonly orchestrator: Orchestrator;
@@ -66,10 +67,7 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
       throw err;
     }
     const accepted = await o.orchestrator.submit(who, toSubmitInput(checked.value), req.correlationId);
-    const b = accepted.budget;
-    if (b.tokens !== undefined) void reply.header('X-Budget-Tokens-Remaining', String(b.tokens));
-    if (b.wallMs !== undefined) void reply.header('X-Budget-Time-Remaining-Ms', String(Math.floor(b.wallMs)));
-    if (b.cost !== undefined) void reply.header('X-Budget-Cost-Remaining', String(b.cost));
+    void reply.headers(budgetHeaders(accepted.budget));
     // An identical resubmission of a used id replays its acceptance: 200 once the task ended.
     return reply.code(accepted.ended === true ? 200 : 202).send({
       task_id: accepted.taskId,

@@ -13,10 +13,11 @@ import { OrchError } from '../errors/orch-error.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PoolRuntime } from '../orchestrator/pool-runtime.js';
 import { admitsWork } from '../orchestrator/replica-set.js';
-import type { EventLogReader, LoggedEvent } from '../tasks/event-log.js';
+import type { EventLogReader } from '../tasks/event-log.js';
 import type { Logger } from '../util/logger.js';
 import type { Redactor } from '../util/redact.js';
 import type { Authenticator } from './auth.js';
+import { budgetHeaders } from './budget-headers.js';
 import { errorHeaders, toOrchError } from './error-handler.js';
 import { openAiErrorBody } from './openai/openai-error.js';
 import {
@@ -45,16 +46,9 @@ export interface OpenAiRoutesOptions {
   readonly redactor: Redactor;
 }
 
-/** Replays a task's events from the start, then follows it live; returns the unsubscribe. */
+/** A task's events from the start, then live (`EventLog.follow`); returns the unsubscribe. */
 function follow(log: EventLogReader, on: (e: TaskEvent) => void): () => void {
-  let last = 0;
-  const handle = (e: LoggedEvent): void => {
-    if (e.seq <= last) return;
-    last = e.seq;
-    on(e.event);
-  };
-  for (const e of log.since(0)) handle(e);
-  return log.subscribe(handle);
+  return log.follow(0, (e) => on(e.event));
 }
 
 /** The pools serving `model`: a served model id or digest, a catalog id, or a catalog tag. */
@@ -123,11 +117,7 @@ export const openAiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app:
       model: t.model,
       systemFingerprint: systemFingerprint(pool?.engineVersion() ?? 'unknown', pool?.modelDigest()),
     };
-    const b = accepted.budget;
-    const headers: Record<string, string> = { 'X-LLorch-Task-Id': accepted.taskId };
-    if (b.tokens !== undefined) headers['X-Budget-Tokens-Remaining'] = String(b.tokens);
-    if (b.wallMs !== undefined) headers['X-Budget-Time-Remaining-Ms'] = String(Math.floor(b.wallMs));
-    if (b.cost !== undefined) headers['X-Budget-Cost-Remaining'] = String(b.cost);
+    const headers = { 'X-LLorch-Task-Id': accepted.taskId, ...budgetHeaders(accepted.budget) };
     // A client that goes away cancels its task, as OpenAI clients expect: the engine slot is freed.
     const cancel = (): void => {
       if (!o.orchestrator.task(who, accepted.taskId).terminal) o.orchestrator.cancel(who, accepted.taskId);

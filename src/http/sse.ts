@@ -85,11 +85,9 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
 
     // A client past the terminal event still gets it: a stream always ends with one.
     const from = opts.log.closed ? Math.min(opts.afterSeq, opts.log.lastSeq - 1) : opts.afterSeq;
-    let last = from;
     let corked = false;
     const write = (e: LoggedEvent): void => {
-      if (e.seq <= last) return;
-      last = e.seq;
+      if (done) return;
       // Events of one tick (an engine chunk often carries several tokens) leave in one write.
       if (!corked) {
         corked = true;
@@ -102,10 +100,7 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
       res.write(formatSse(e));
       if (e.event.type === 'end' || e.event.type === 'error') finish(true);
     };
-    for (const e of opts.log.since(from)) {
-      write(e);
-      if (done) return;
-    }
-    unsubscribe = opts.log.subscribe(write);
+    unsubscribe = opts.log.follow(from, write);
+    if (done) unsubscribe();
   });
 }

@@ -108,6 +108,27 @@ export class EventLog {
     return out;
   }
 
+  /**
+   * The retained events after `afterSeq`, then each new one as it is appended, each once and in
+   * order. Returns the unsubscribe function; after it, the listener is not called again (also
+   * for the rest of a replay in progress).
+   */
+  follow(afterSeq: number, listener: EventListener): () => void {
+    let last = afterSeq;
+    let off = false;
+    const handle = (e: LoggedEvent): void => {
+      if (off || e.seq <= last) return;
+      last = e.seq;
+      listener(e);
+    };
+    for (const e of this.since(afterSeq)) handle(e);
+    const unsubscribe = this.subscribe(handle);
+    return () => {
+      off = true;
+      unsubscribe();
+    };
+  }
+
   /** Listen for new events; returns an unsubscribe function. No-op once closed. */
   subscribe(listener: EventListener): () => void {
     if (this.#closed) return () => undefined;
