@@ -23,7 +23,7 @@ import { reapOrphanEngines, runDirOf } from './pool/run-files.js';
 import { systemClock, type Clock } from './domain/types.js';
 import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
-import { Orchestrator, SEEN_IDS } from './orchestrator/orchestrator.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
 import type { PoolSupervisor } from './pool/replica.js';
 import { configSecrets } from './util/redact.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -191,13 +191,17 @@ export async function startOrchestrator(
       }
   };
   // A predecessor on this store may have stopped with tasks in flight (kill -9 included).
-  const recovered = orchestrator.recover(journaling ? await store.loadTaskJournal(SEEN_IDS) : []);
+  const recovered = orchestrator.recover(
+    journaling ? await store.loadTaskJournal(config.storage.rememberedTaskIds) : [],
+  );
   if (recovered.requeued + recovered.reset + recovered.expired > 0)
     logger.info(
       { event: 'journal.recovered', ...recovered },
       `tasks taken back from the journal: ${recovered.requeued} queued again, ${recovered.reset} ended WORKER_RESET, ${recovered.expired} past their deadline`,
     );
-  await store.pruneTaskJournal(SEEN_IDS);
+  // The restart counts must be durable before any stream hands out this run's event ids.
+  await journal.committed();
+  await store.pruneTaskJournal(config.storage.rememberedTaskIds);
   gpu.start(metrics, () => gpuConsumers(orchestrator.pools));
   const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts, catalog });
   try {

@@ -174,7 +174,10 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
         batch: raw.openai?.deadline_ms?.batch ?? 3_600_000,
       },
     },
-    shutdown: { drainMs: raw.shutdown?.drain_ms ?? DEFAULTS.shutdownDrainMs },
+    shutdown: {
+      drainMs: raw.shutdown?.drain_ms ?? DEFAULTS.shutdownDrainMs,
+      keepQueued: raw.shutdown?.keep_queued ?? true,
+    },
     logging: {
       level: raw.logging?.level ?? DEFAULTS.logLevel,
       redactPatterns: raw.logging?.redact_patterns ?? DEFAULT_SECRET_PATTERNS,
@@ -206,6 +209,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       sqlitePath: toPath(raw.storage?.sqlite_path ?? join(raw.data_dir ?? DEFAULTS.dataDir, 'llorch.db')),
       postgresUrlEnv: raw.storage?.postgres_url_env ?? 'LLORCH_POSTGRES_URL',
       maxArtifactBytes: raw.storage?.max_artifact_bytes ?? 1_048_576,
+      rememberedTaskIds: raw.storage?.remembered_task_ids ?? 1_000_000,
     },
     catalog: {
       // Strict unless set, except in the dev profile, where unsigned local models load with a warning.

@@ -45,6 +45,8 @@ export interface ResolvedConfig {
   readonly shutdown: {
     /** In-flight tasks may run this long after SIGTERM/SIGINT; the daemon exits a bounded time later. */
     readonly drainMs: number;
+    /** Queued OrchQueue tasks stay journaled for the next start instead of ending. */
+    readonly keepQueued: boolean;
   };
   readonly logging: {
     readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -83,6 +85,8 @@ export interface ResolvedConfig {
     readonly sqlitePath: string;
     readonly postgresUrlEnv: string;
     readonly maxArtifactBytes: number;
+    /** Used task ids remembered (memory and journal). */
+    readonly rememberedTaskIds: number;
   };
   readonly catalog: {
     readonly trustPolicy: 'strict' | 'permissive';

@@ -272,6 +272,12 @@ export const StorageSchema = closed('Durable state: artifacts (and later catalog
     }),
   ),
   max_artifact_bytes: Type.Optional(PositiveInt('Largest artifact (canonical JSON bytes).', 1_048_576)),
+  remembered_task_ids: Type.Optional(
+    PositiveInt(
+      'Used task ids remembered, in memory (about 350 bytes each) and in the task journal across restarts: a resubmission of one gets its original acceptance or 409 `CONFLICT`, a cancel 204. Beyond it the oldest ended ids are forgotten (and pruned from the journal at startup).',
+      1_000_000,
+    ),
+  ),
 });
 
 export const CatalogSchema = closed('The model catalog and its trust policy (SPEC §8).', {
@@ -347,6 +353,13 @@ export const ShutdownSchema = closed(
         'How long in-flight tasks may run on after the signal; new tasks are refused with 503 `POOL_UNAVAILABLE` (and `Retry-After`) from the signal on, and tasks still running at the deadline end with `POOL_UNAVAILABLE` on their stream. In milliseconds.',
         DEFAULTS.shutdownDrainMs,
       ),
+    ),
+    keep_queued: Type.Optional(
+      Type.Boolean({
+        description:
+          'Keep queued OrchQueue tasks in the task journal across a graceful shutdown: they are queued again, with their ids and deadlines, at the next start on the same store, and their stream clients resume with `Last-Event-ID`. `false`: they end with `POOL_UNAVAILABLE` (retriable) at the signal. Tasks of the OpenAI-compatible surface always end (their answer is the open HTTP response).',
+        default: true,
+      }),
     ),
   },
 );

@@ -27,6 +27,12 @@ export interface SubmitInput extends GenerationFields {
   readonly deadlineMs: number;
   readonly expectedTokens: number | undefined;
   readonly kvHint: 'reuse' | 'cold' | undefined;
+  /**
+   * The task's only reader is the HTTP request that submitted it (the OpenAI surface): a graceful
+   * shutdown ends it (its client gets a typed error) instead of keeping it queued for the next
+   * start, and a restart does not run it again for a response nobody reads.
+   */
+  readonly boundToRequest?: boolean | undefined;
   /** Run on a Deprecated model (only tenants the catalog policy permits). */
   readonly override?: boolean | undefined;
 }

@@ -24,6 +24,8 @@ export interface TaskSpec extends GenerationFields {
   readonly promptTokens: number;
   readonly correlationId: string;
   readonly acceptedAtMs: number;
+  /** Read only by the HTTP request that submitted it (see `SubmitInput.boundToRequest`). */
+  readonly boundToRequest?: boolean | undefined;
 }
 
 export type TaskState =

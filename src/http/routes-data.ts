@@ -1,4 +1,5 @@
 /** OrchQueue v1 data plane (SPEC §2): thin handlers over the orchestrator. */
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SubmitInput } from '../domain/submit.js';
 import { OrchError } from '../errors/orch-error.js';
@@ -7,7 +8,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { Authenticator } from './auth.js';
 import type { Logger } from '../util/logger.js';
 import type { TaskRequest, TaskRequestValidator } from './openapi.js';
-import { parseLastEventId, relay, resumeAfter } from './sse.js';
+import { relay, resumeAfter } from './sse.js';
 import { generationFieldsOf } from './generation-fields.js';
 import { budgetHeaders } from './budget-headers.js';
 
@@ -48,6 +49,14 @@ type IdParams = { Params: { id: string } };
 
 export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): void {
   const principal = (req: FastifyRequest) => o.auth.authenticate(req.headers.authorization, 'data');
+  // The orchestrator has drained by the time the server closes: a stream still open belongs to
+  // a task kept queued for the next start, and ends without a terminal event.
+  const stopping = new AbortController();
+  setMaxListeners(0, stopping.signal); // one listener per open stream
+  app.addHook('preClose', (done) => {
+    stopping.abort();
+    done();
+  });
 
   app.post('/v1/tasks', async (req, reply) => {
     let who: ReturnType<typeof principal>;
@@ -80,11 +89,7 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
   app.get<IdParams>('/v1/tasks/:id/stream', async (req, reply) => {
     const task = o.orchestrator.task(principal(req), req.params.id);
     // Refusals must come before the hijack: afterwards the error handler cannot answer.
-    // A task taken back after a restart has a new stream: ids from the old one replay it all.
-    const lastId = req.headers['last-event-id'];
-    const restarted =
-      o.orchestrator.restarted(task.spec.taskId) && parseLastEventId(lastId) > task.log.lastSeq;
-    const afterSeq = restarted ? 0 : resumeAfter(task.log, lastId, task.spec.taskId);
+    const afterSeq = resumeAfter(task.log, req.headers['last-event-id'], task.spec.taskId);
     reply.hijack();
     o.metrics.inc('sse_clients_connected', {});
     try {
@@ -94,9 +99,16 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
         // The stream belongs to the task: its events join the enqueue's logs and traces.
         headers: { 'X-Correlation-Id': task.spec.correlationId },
         heartbeatMs: o.heartbeatMs,
+        signal: stopping.signal,
         onDisconnect: () => {
           // The relay has left the log by now: other listeners are other readers still watching.
-          if (o.cancelOnDisconnect && !task.terminal && task.log.listenerCount === 0)
+          // A shutdown's closed sockets are not a client leaving.
+          if (
+            o.cancelOnDisconnect &&
+            !o.orchestrator.closing &&
+            !task.terminal &&
+            task.log.listenerCount === 0
+          )
             o.orchestrator.cancel(principal(req), task.spec.taskId);
         },
       });

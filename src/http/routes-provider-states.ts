@@ -14,11 +14,18 @@ import type { Engine, Priority } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import { writeTinyGguf } from '../models/tiny-gguf.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { NodeRegistry } from '../nodes/node-registry.js';
+import type { TaskRequestValidator } from './openapi.js';
+import { toSubmitInput } from './routes-data.js';
 
 export interface ProviderStatesOptions {
   readonly orchestrator: Orchestrator;
   readonly catalog?: CatalogService | undefined;
   readonly artifacts?: ArtifactRegistry | undefined;
+  /** pool-managerd registrations, for the node states. */
+  readonly nodes?: NodeRegistry | undefined;
+  /** The data plane's request validator: a state's task is submitted exactly as a client's would be. */
+  readonly validateTaskRequest?: TaskRequestValidator | undefined;
 }
 
 type Params = Record<string, unknown>;
@@ -130,6 +137,28 @@ export function registerProviderStates(app: FastifyInstance, o: ProviderStatesOp
       if (o.catalog?.stateOf(id) !== 'Deprecated')
         await o.catalog?.setState(id, 'Deprecated', 'provider state');
     },
+    'an identical enqueue of the task has ended': async (p) => {
+      // The task is admitted from the very body the interaction sends (validated and converted as
+      // `POST /v1/tasks` does), so its resubmission matches the used id's digest.
+      if (!o.validateTaskRequest) throw new OrchError('INTERNAL', 'provider state: no request validator');
+      const checked = o.validateTaskRequest(structuredClone(p['request']));
+      if (!checked.ok) throw new OrchError('INVALID_PARAMS', `${checked.field}: ${checked.message}`);
+      const input = toSubmitInput(checked.value);
+      const who = principal(str(p, 'tenant', 'alice'));
+      await orch.submit(who, input, `provider-state-${input.taskId}`);
+      await until(() => orch.task(who, input.taskId).terminal, `task ${input.taskId} to end`);
+    },
+    'the node is registered': async (p) => {
+      if (!o.nodes) throw new OrchError('NOT_FOUND', 'provider state: no node endpoints');
+      o.nodes.register({ node_id: str(p, 'node_id'), pools: [] });
+    },
+    'the node is registered and a command waits for it': async (p) => {
+      if (!o.nodes) throw new OrchError('NOT_FOUND', 'provider state: no node endpoints');
+      const node = str(p, 'node_id');
+      o.nodes.register({ node_id: node, pools: [] });
+      // The command a drain of a remote pool queues; the node's next heartbeat answer carries it.
+      void o.nodes.command(node, { op: 'stop', pool_id: str(p, 'pool_id') }, 60_000);
+    },
     'the next request fails with an internal error': async () => {
       faultArmed = true;
     },
@@ -150,6 +179,23 @@ export function registerProviderStates(app: FastifyInstance, o: ProviderStatesOp
         kind: str(p, 'kind') as 'plan',
         content: p['content'],
       });
+    },
+    'the engine of a pool has faults': async (p) => {
+      // The simulator's own fault injection (`POST /__sim/faults`): the engine really fails, and
+      // the orchestrator meets the failure as it would a real engine's.
+      const pool = orch.pools.find((x) => x.id === str(p, 'pool_id'));
+      if (!pool?.simulated) throw new OrchError('NOT_FOUND', 'provider state: no such simulated pool');
+      await until(() => pool.readyReplicas().length > 0, `pool ${pool.id} to be ready`);
+      const key = pool.config.launch.apiKey;
+      for (const r of pool.readyReplicas()) {
+        const res = await fetch(`${r.adapter.baseUrl}/__sim/faults`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+          body: JSON.stringify(p['faults'] ?? {}),
+        });
+        if (!res.ok)
+          throw new OrchError('INTERNAL', `provider state: the simulator refused the faults (${res.status})`);
+      }
     },
   };
 

@@ -228,6 +228,8 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
       orchestrator: opts.orchestrator,
       catalog: opts.catalog,
       artifacts: opts.artifacts,
+      nodes: opts.nodes,
+      validateTaskRequest: validator.validateTaskRequest,
     });
 
   const engineMetrics = new EngineMetricsCache(

@@ -31,7 +31,10 @@ export function resumeAfter(
   lastEventId: string | string[] | undefined,
   taskId: string,
 ): number {
-  const afterSeq = parseLastEventId(lastEventId);
+  const parsed = parseLastEventId(lastEventId);
+  // An id below the log's first seq comes from an earlier run of a task taken back after a
+  // restart (SPEC §17.1): none of this run's events has been seen, so all of them are replayed.
+  const afterSeq = parsed < log.firstSeq ? log.firstSeq - 1 : parsed;
   if (afterSeq > log.lastSeq)
     throw new OrchError(
       'INVALID_PARAMS',
@@ -55,9 +58,14 @@ export interface SseRelayOptions {
   /** Called once when the client goes away before the stream ended, after it left the log. */
   readonly onDisconnect: () => void;
   readonly heartbeatMs: number;
+  /**
+   * Aborted when the server stops while the task lives on in the journal: the stream ends
+   * without a terminal event (the client resumes it with `Last-Event-ID` after the restart).
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
-/** Streams `log` into `res` until its terminal event or the client disconnects. */
+/** Streams `log` into `res` until its terminal event, the client disconnects or `signal` aborts. */
 export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void> {
   res.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
@@ -74,6 +82,7 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
       done = true;
       unsubscribe();
       clearInterval(heartbeat);
+      opts.signal?.removeEventListener('abort', stop);
       if (ended) res.end();
       else opts.onDisconnect();
       resolve();
@@ -82,6 +91,16 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), opts.heartbeatMs);
     heartbeat.unref();
     res.on('close', () => finish(false));
+    const stop = (): void => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      clearInterval(heartbeat);
+      res.end(': the orchestrator is stopping; this task stays queued: reconnect with Last-Event-ID\n\n');
+      resolve();
+    };
+    if (opts.signal?.aborted === true) stop();
+    else opts.signal?.addEventListener('abort', stop, { once: true });
 
     // A client past the terminal event still gets it: a stream always ends with one.
     const from = opts.log.closed ? Math.min(opts.afterSeq, opts.log.lastSeq - 1) : opts.afterSeq;

@@ -27,6 +27,7 @@ import { OrchHttpError } from '../client/orch-http-error.js';
 import type { NodeReport as WireNodeReport } from '../client/types.js';
 import type { ResolvedNode } from '../config/resolved-config.js';
 import { readFile } from 'node:fs/promises';
+import type { Dispatcher } from 'undici';
 import { EngineAccess } from './engine-access.js';
 import { securePool, type SecuredPool } from './engine-credentials.js';
 
@@ -41,6 +42,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface PoolManagerdOptions {
   /** Where the node counts (its verifications among them); a registry of its own by default. */
   readonly metrics?: OrchMetrics;
+}
+
+/**
+ * The client pool-managerd registers and heartbeats with (`registerNode`, `nodeHeartbeat`): the
+ * node credential as bearer, one attempt per call, since the register and heartbeat loops pace
+ * their own retries. Its answers are the node contract (`contracts/pacts/pool-managerd-llama-orch.json`).
+ */
+export function orchestratorClient(url: string, credential: string, dispatcher?: Dispatcher): OrchClient {
+  return new OrchClient({
+    baseUrl: url,
+    apiKey: credential,
+    timeoutMs: 5_000,
+    retry: { maxAttempts: 1 },
+    ...(dispatcher === undefined ? {} : { dispatcher }),
+  });
 }
 
 export async function startPoolManagerd(
@@ -109,13 +125,7 @@ export async function startPoolManagerd(
     ...nodeGpuReport(gpu.snapshot()),
     ...(results.length === 0 ? {} : { results: results.splice(0) }),
   });
-  // One attempt per call: the register and heartbeat loops below pace their own retries.
-  const client = new OrchClient({
-    baseUrl: node.orchestratorUrl,
-    apiKey: credential,
-    timeoutMs: 5_000,
-    retry: { maxAttempts: 1 },
-  });
+  const client = orchestratorClient(node.orchestratorUrl, credential);
   const wire = async (): Promise<WireNodeReport> => {
     await access.prepare(pools.values());
     return report() as unknown as WireNodeReport;

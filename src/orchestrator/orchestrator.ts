@@ -42,6 +42,7 @@ import { TaskTable } from './task-table.js';
 import { queueDepthObserver, refusalTelemetry, taskTelemetry } from './task-telemetry.js';
 import { PeriodicWork } from './periodic-work.js';
 import { admitsWork, sameReplicaSet, siblingsOf } from './replica-set.js';
+import { SEQ_EPOCH } from '../tasks/event-log.js';
 
 export { defaultSeed } from './admit.js';
 export { runMs } from './task-record.js';
@@ -111,12 +112,6 @@ export interface SessionView {
 
 const NO_BUDGETS = { sessionTokens: undefined, sessionWallMs: undefined, sessionCost: undefined };
 const SWEEP_INTERVAL_MS = 200;
-/**
- * How many used task ids are remembered (in memory and, with a journal, across restarts) to
- * answer resubmissions after their events expired.
- */
-export const SEEN_IDS = 1_000_000;
-
 /** Journals a task's dispatch and its end (its acceptance is journaled by admission). */
 function journaling(journal: TaskJournal, clock: Clock): TaskObserver {
   return {
@@ -133,7 +128,7 @@ function journaling(journal: TaskJournal, clock: Clock): TaskObserver {
 export class Orchestrator {
   readonly #o: OrchestratorOptions;
   readonly #pools: PoolRuntime[];
-  readonly #table = new TaskTable({ rememberedIds: SEEN_IDS });
+  readonly #table: TaskTable;
   readonly #sessions: SessionStore;
   readonly #ledger: SessionLedger;
   readonly #quotas: TenantQuotas;
@@ -150,10 +145,10 @@ export class Orchestrator {
   /** When the shutdown's drain deadline passes (clock ms): new work is told to retry after it. */
   #closingUntilMs = 0;
   /** Tasks taken back from the journal: their streams restarted, so any `Last-Event-ID` replays. */
-  readonly #recovered = new Set<string>();
 
   constructor(opts: OrchestratorOptions) {
     this.#o = opts;
+    this.#table = new TaskTable({ rememberedIds: opts.config.storage.rememberedTaskIds });
     const { config, metrics, logger, clock } = opts;
     this.#gauges = new FleetGauges(metrics);
     this.#pools = config.pools.map((p) => {
@@ -365,8 +360,12 @@ export class Orchestrator {
         continue;
       }
       const acceptance = { cost: e.cost, position: pool.queue.size, predictedStartMs: 0, kvWarm: false };
-      this.#recovered.add(e.taskId);
-      if (e.state === 'queued' && e.deadlineAtMs > now) {
+      // Journaled before the server listens (the caller waits for the commit), so a second crash
+      // cannot hand out this run's event ids again.
+      const restarts = (e.restarts ?? 0) + 1;
+      this.#o.journal?.restarted(e.taskId, restarts);
+      const firstSeq = restarts * SEQ_EPOCH + 1;
+      if (e.state === 'queued' && e.deadlineAtMs > now && spec.boundToRequest !== true) {
         pool.queue.adopt({
           id: e.taskId,
           priority: spec.priority,
@@ -374,39 +373,37 @@ export class Orchestrator {
           cost: e.cost,
           deadlineAtMs: e.deadlineAtMs,
         });
-        this.#lifecycle.accept(spec, pool, acceptance);
+        this.#lifecycle.accept(spec, pool, acceptance, firstSeq);
         requeued++;
         continue;
       }
-      const task = this.#lifecycle.accept(spec, pool, acceptance);
-      const running = e.state === 'running';
-      if (running) reset++;
-      else expired++;
+      const task = this.#lifecycle.accept(spec, pool, acceptance, firstSeq);
+      const expiredHere = e.state === 'queued' && e.deadlineAtMs <= now;
+      if (expiredHere) expired++;
+      else reset++;
+      const engine = pool.config.engine;
       this.#lifecycle.finish(task, pool, {
         kind: 'failed',
-        error: running
+        error: expiredHere
           ? {
-              code: 'WORKER_RESET',
-              message:
-                'the orchestrator restarted while the task ran: it did not finish (submit it again under a new task_id)',
-              engine: pool.config.engine,
-              retriable: true,
-            }
-          : {
               code: 'DEADLINE_UNMET',
               message: `the deadline of ${spec.deadlineMs} ms passed while the orchestrator restarted`,
-              engine: pool.config.engine,
+              engine,
               retriable: false,
+            }
+          : {
+              code: 'WORKER_RESET',
+              message:
+                e.state === 'running'
+                  ? 'the orchestrator restarted while the task ran: it did not finish (submit it again under a new task_id)'
+                  : 'the orchestrator restarted: the HTTP request waiting for this task ended with it (submit it again)',
+              engine,
+              retriable: true,
             },
       });
     }
     for (const pool of this.#pools) this.#dispatcher.pump(pool);
     return { requeued, reset, expired, remembered: entries.length };
-  }
-
-  /** True for a task taken back from the journal: its stream started again at seq 1. */
-  restarted(id: string): boolean {
-    return this.#recovered.has(id);
   }
 
   /** `POST /v1/pools/{id}/drain`. */
@@ -557,15 +554,30 @@ export class Orchestrator {
     return s.lastReplicaId === undefined ? 0 : s.kvTokens * 2 * 4 * 64 * 2;
   }
 
-  /** Stop admitting, end queued tasks, let running ones finish within `drainMs`, then abort them. */
+  /** True from the start of {@link close} on. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Stop admitting; keep queued tasks journaled for the next start (`shutdown.keep_queued`, with
+   * a journal) or end them; let running ones finish within `drainMs`, then abort them.
+   */
   async close(drainMs = 5_000): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
     this.#closingUntilMs = this.#o.clock.now() + drainMs;
     for (const t of this.#timers) clearInterval(t);
     for (const u of this.#poolListeners.values()) u();
+    const keep = this.#o.journal !== undefined && this.#o.config.shutdown.keepQueued;
     for (const task of [...this.#table.live()]) {
       if (task.state.kind !== 'queued') continue;
+      if (keep && task.spec.boundToRequest !== true) {
+        // Out of the queue, so the drain does not start it; nothing is journaled, so the next
+        // start on this store queues it again (SPEC §17.1).
+        this.#poolOf(task).queue.remove(task.spec.taskId);
+        continue;
+      }
       this.#lifecycle.finish(task, this.#poolOf(task), {
         kind: 'failed',
         error: { code: 'POOL_UNAVAILABLE', message: 'the orchestrator is shutting down', retriable: true },
@@ -574,7 +586,8 @@ export class Orchestrator {
     const drained = this.#dispatcher.idle();
     const timeout = new Promise<void>((r) => setTimeout(r, drainMs).unref());
     await Promise.race([drained, timeout]);
-    for (const task of this.#table.live()) this.#dispatcher.abort(task, 'shutdown');
+    for (const task of this.#table.live())
+      if (task.state.kind !== 'queued') this.#dispatcher.abort(task, 'shutdown');
     await this.#dispatcher.idle();
   }
 

@@ -80,9 +80,12 @@ export class TaskLifecycle {
     this.#observers = [...opts.observers];
   }
 
-  /** Accepted → queued: the record exists, its stream starts with `started`. */
-  accept(spec: TaskSpec, pool: PoolRuntime, a: Acceptance): TaskRecord {
-    const task = new TaskRecord(spec, pool.id, this.#o.maxEventsPerTask, a.cost);
+  /**
+   * Accepted → queued: the record exists, its stream starts with `started` (at `firstSeq`, above
+   * every id of the task's earlier runs when it is taken back after a restart).
+   */
+  accept(spec: TaskSpec, pool: PoolRuntime, a: Acceptance, firstSeq = 1): TaskRecord {
+    const task = new TaskRecord(spec, pool.id, this.#o.maxEventsPerTask, a.cost, firstSeq);
     task.kvWarm = a.kvWarm;
     this.#o.table.add(task);
     task.log.append({

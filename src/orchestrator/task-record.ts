@@ -74,11 +74,11 @@ export class TaskRecord implements TaskView {
   /** The replica a re-dispatched task failed on: placed elsewhere while another is ready. */
   avoidReplicaId: string | undefined;
 
-  constructor(spec: TaskSpec, poolId: string, maxEvents: number, cost: number) {
+  constructor(spec: TaskSpec, poolId: string, maxEvents: number, cost: number, firstSeq = 1) {
     this.spec = spec;
     this.poolId = poolId;
     this.cost = cost;
-    this.log = new EventLog(maxEvents);
+    this.log = new EventLog(maxEvents, firstSeq);
   }
 
   get terminal(): boolean {

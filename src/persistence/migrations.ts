@@ -104,6 +104,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX task_journal_by_accepted ON task_journal (accepted_ms)`,
     ],
   },
+  {
+    version: 5,
+    name: 'task journal restarts',
+    statements: [
+      // How many times a task was taken back after a restart: its next run's event ids start
+      // above every id an earlier run handed out (a `Last-Event-ID` never skips new events).
+      `ALTER TABLE task_journal ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0`,
+    ],
+  },
 ];
 
 export const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations (

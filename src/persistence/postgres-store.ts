@@ -272,6 +272,8 @@ export class PostgresStore implements Store {
           await c.query("UPDATE task_journal SET state = 'running' WHERE task_id = $1 AND state = 'queued'", [
             o.taskId,
           ]);
+        else if (o.op === 'restarted')
+          await c.query('UPDATE task_journal SET restarts = $1 WHERE task_id = $2', [o.restarts, o.taskId]);
         else
           await c.query(
             "UPDATE task_journal SET state = 'ended', outcome = $1, ended_ms = $2 WHERE task_id = $3 AND state <> 'ended'",

@@ -114,6 +114,7 @@ export interface TaskJournalRow {
   accepted_ms: number | string | bigint;
   deadline_at_ms: number | string | bigint;
   state: string;
+  restarts: number | string;
   outcome: string | null;
   ended_ms: number | string | bigint | null;
 }
@@ -129,6 +130,7 @@ export const toJournalEntry = (r: TaskJournalRow): TaskJournalEntry => ({
   acceptedMs: Number(r.accepted_ms),
   deadlineAtMs: Number(r.deadline_at_ms),
   state: r.state as TaskJournalState,
+  restarts: Number(r.restarts),
   ...(r.outcome === null ? {} : { outcome: JSON.parse(r.outcome) as Record<string, unknown> }),
   ...(r.ended_ms === null ? {} : { endedMs: Number(r.ended_ms) }),
 });

@@ -256,11 +256,13 @@ export class SqliteStore implements Store {
     const ended = this.#prepare(
       "UPDATE task_journal SET state = 'ended', outcome = ?, ended_ms = ? WHERE task_id = ? AND state <> 'ended'",
     );
+    const restarted = this.#prepare('UPDATE task_journal SET restarts = ? WHERE task_id = ?');
     try {
       this.#db.transaction(() => {
         for (const o of ops) {
           if (o.op === 'accepted') insert.run(...journalParams(o.entry));
           else if (o.op === 'running') running.run(o.taskId);
+          else if (o.op === 'restarted') restarted.run(o.restarts, o.taskId);
           else ended.run(JSON.stringify(o.outcome), Math.round(o.atMs), o.taskId);
         }
       })();

@@ -73,6 +73,8 @@ export interface TaskJournalEntry {
   /** Absolute deadline (clock ms). */
   readonly deadlineAtMs: number;
   readonly state: TaskJournalState;
+  /** Times the task was taken back after a restart (0 until then). */
+  readonly restarts?: number | undefined;
   /** How it ended (`{kind, code?}`), once ended. */
   readonly outcome?: Readonly<Record<string, unknown>> | undefined;
   readonly endedMs?: number | undefined;
@@ -82,6 +84,7 @@ export interface TaskJournalEntry {
 export type TaskJournalOp =
   | { readonly op: 'accepted'; readonly entry: TaskJournalEntry }
   | { readonly op: 'running'; readonly taskId: string }
+  | { readonly op: 'restarted'; readonly taskId: string; readonly restarts: number }
   | {
       readonly op: 'ended';
       readonly taskId: string;

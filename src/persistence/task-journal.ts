@@ -51,6 +51,11 @@ export class TaskJournal {
     this.#push({ op: 'running', taskId });
   }
 
+  /** The task was taken back after a restart for the `restarts`-th time. */
+  restarted(taskId: string, restarts: number): void {
+    this.#push({ op: 'restarted', taskId, restarts });
+  }
+
   ended(taskId: string, outcome: Readonly<Record<string, unknown>>, atMs: number): void {
     this.#push({ op: 'ended', taskId, outcome, atMs });
   }

@@ -1,12 +1,22 @@
 import type { TaskEvent } from '../domain/events.js';
 
 export interface LoggedEvent {
-  /** Per-task sequence number, the SSE `id:`; starts at 1. */
+  /**
+   * Per-task sequence number, the SSE `id:`; starts at the log's `firstSeq` (1, or higher for a
+   * task taken back after a restart, so ids never repeat across the task's runs).
+   */
   readonly seq: number;
   readonly event: TaskEvent;
 }
 
 export type EventListener = (e: LoggedEvent) => void;
+
+/**
+ * Sequence numbers a task's log starts at after its `n`-th restart: `n · SEQ_EPOCH + 1`. One run
+ * of a task never gets near 2^32 events, so a `Last-Event-ID` below a log's first seq is always
+ * one from an earlier run; ids stay exact integers for 2^21 restarts.
+ */
+export const SEQ_EPOCH = 2 ** 32;
 
 /** Inclusive range of sequence numbers. */
 export interface SeqRange {
@@ -31,15 +41,23 @@ export class EventLog {
   readonly #tail: LoggedEvent[] = [];
   readonly #tailCapacity: number;
   #oldest = 0;
-  /** Events after the head that fell out of the ring: seqs 2 .. dropped + 1. */
+  /** Events after the head that fell out of the ring: seqs first + 1 .. first + dropped. */
   #dropped = 0;
   readonly #listeners = new Set<EventListener>();
-  #nextSeq = 1;
+  readonly #firstSeq: number;
+  #nextSeq: number;
   #closed = false;
 
-  constructor(maxEvents: number) {
+  constructor(maxEvents: number, firstSeq = 1) {
     // Room for `started` and the terminal event at least.
     this.#tailCapacity = Math.max(2, maxEvents) - 1;
+    this.#firstSeq = firstSeq;
+    this.#nextSeq = firstSeq;
+  }
+
+  /** The seq of the first event (`started`). */
+  get firstSeq(): number {
+    return this.#firstSeq;
   }
 
   get closed(): boolean {
@@ -86,12 +104,12 @@ export class EventLog {
 
   /**
    * The seqs a reader that has seen everything up to `afterSeq` would need but the log no longer
-   * holds; undefined when `since(afterSeq)` is complete. A reader from the start (0) gets the
-   * head, so it misses whatever fell out after it.
+   * holds; undefined when `since(afterSeq)` is complete. A reader from the start (any seq below
+   * the first) gets the head, so it misses whatever fell out after it.
    */
   unretained(afterSeq: number): SeqRange | undefined {
-    const from = Math.max(afterSeq, 1) + 1;
-    const to = this.#dropped + 1;
+    const from = Math.max(afterSeq, this.#firstSeq) + 1;
+    const to = this.#firstSeq + this.#dropped;
     return from <= to ? { from, to } : undefined;
   }
 
@@ -100,8 +118,8 @@ export class EventLog {
     const out: LoggedEvent[] = [];
     if (this.#head !== undefined && this.#head.seq > afterSeq) out.push(this.#head);
     const n = this.#tail.length;
-    const firstSeq = this.#dropped + 2;
-    for (let k = Math.max(0, afterSeq + 1 - firstSeq); k < n; k++) {
+    const firstTailSeq = this.#firstSeq + this.#dropped + 1;
+    for (let k = Math.max(0, afterSeq + 1 - firstTailSeq); k < n; k++) {
       const e = this.#tail[(this.#oldest + k) % n];
       if (e !== undefined) out.push(e);
     }

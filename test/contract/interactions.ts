@@ -8,9 +8,20 @@ import { MatchersV3 as M, type V3Request, type V3Response } from '@pact-foundati
 import { expect } from 'vitest';
 import { canonicalJson } from '../../src/artifacts/artifact-registry.js';
 import { OrchHttpError, type OrchClient, type TaskEvent, type TaskRequest } from '../../src/index.js';
+import type { PactInteraction } from './pact-runner.js';
 import { SUCCESS_STREAM, errorStream, transcript } from './sse-transcripts.js';
 
-export const PACT_KEYS = { alice: 'alice-data-key', ops: 'ops-control-key', limited: 'limited-tenant-key' };
+export const PACT_KEYS = {
+  alice: 'alice-data-key',
+  ops: 'ops-control-key',
+  limited: 'limited-tenant-key',
+  /** Only the `metrics` scope (`metrics.require_key` is on in the provider). */
+  scraper: 'scraper-metrics-key',
+  /** A control key limited to the pool `pact-drain` (`auth.keys[].pools`). */
+  poolOps: 'pool-ops-control-key',
+};
+/** A key the provider does not know. */
+export const UNKNOWN_KEY = 'not-a-configured-key';
 export const PACT_DIR = '/tmp/llorch-pact';
 
 export interface Clients {
@@ -18,18 +29,13 @@ export interface Clients {
   readonly ops: OrchClient;
   readonly limited: OrchClient;
   readonly anonymous: OrchClient;
+  readonly scraper: OrchClient;
+  readonly poolOps: OrchClient;
+  /** Sends `UNKNOWN_KEY`. */
+  readonly unknown: OrchClient;
 }
 
-export interface Interaction {
-  readonly state?: string;
-  readonly params?: Record<string, unknown>;
-  readonly description: string;
-  readonly request: V3Request;
-  readonly response: V3Response;
-  /** For text bodies (SSE, Prometheus): the regular expression the provider's body must match. */
-  readonly bodyRegex?: string;
-  readonly run: (c: Clients) => Promise<void>;
-}
+export type Interaction = PactInteraction<Clients>;
 
 const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
 const CID = {
@@ -399,18 +405,29 @@ const dataPlane: Interaction[] = [
   {
     state: 'pools are ready',
     description: 'a scrape of the metrics',
-    request: get('/metrics'),
+    request: get('/metrics', PACT_KEYS.scraper),
     response: {
       status: 200,
       headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
       body: '# TYPE tasks_enqueued_total counter\n',
     },
     bodyRegex: '^[\\s\\S]*# TYPE tasks_enqueued_total counter[\\s\\S]*$',
-    run: async (c) => expect(await c.anonymous.metrics()).toContain('tasks_enqueued_total'),
+    run: async (c) => expect(await c.scraper.metrics()).toContain('tasks_enqueued_total'),
+  },
+  {
+    state: 'an identical enqueue of the task has ended',
+    params: { request: task(24) },
+    description: 'an identical resubmission of an ended task',
+    request: post('/v1/tasks', task(24), A),
+    response: ok(200, {
+      task_id: uuid(24),
+      queue_position: M.integer(0),
+      predicted_start_ms: M.integer(0),
+      backoff_ms: M.integer(0),
+    }),
+    run: async (c) => expect((await c.alice.enqueue(task(24))).task_id).toBe(uuid(24)),
   },
 ];
-
-export const INTERACTIONS: Interaction[] = [...dataPlane, ...controlPlaneInteractions()];
 
 function controlPlaneInteractions(): Interaction[] {
   const model = (id: string, extra: Record<string, unknown> = {}) => ({
@@ -748,3 +765,283 @@ function controlPlaneInteractions(): Interaction[] {
     },
   ];
 }
+
+/** An operation as the refusal interactions send it: with a given key, through the typed client. */
+interface Operation {
+  /** Names the interaction, e.g. `a cancel of a task`. */
+  readonly name: string;
+  readonly request: (key: string | undefined) => V3Request;
+  readonly call: (client: OrchClient) => Promise<unknown>;
+  /** A key of the operation's scope (for the internal fault). */
+  readonly client: keyof Clients;
+  /** 401: which credential is missing or wrong. */
+  readonly unauthorized?: 'anonymous' | 'unknown';
+  /** 403: a client whose key lacks the scope, and how the interaction names it. */
+  readonly forbidden?: readonly [keyof Clients, string];
+  /** 500: the next request meets an internal fault (`INTERNAL`). */
+  readonly internal?: true;
+}
+
+const KEY_OF: Record<keyof Clients, string | undefined> = {
+  alice: PACT_KEYS.alice,
+  ops: PACT_KEYS.ops,
+  limited: PACT_KEYS.limited,
+  scraper: PACT_KEYS.scraper,
+  poolOps: PACT_KEYS.poolOps,
+  unknown: UNKNOWN_KEY,
+  anonymous: undefined,
+};
+
+/** 401, 403 and 500 of every operation whose refusals the interactions above do not already show. */
+function refusals(): Interaction[] {
+  const action = (method: string, path: string) => (key: string | undefined) => ({
+    method,
+    path,
+    headers: key === undefined ? {} : bearer(key),
+  });
+  const stream = uuid(30);
+  const session = uuid(1031);
+  const summary = { kind: 'summary' as const, content: { text: 'refused' } };
+  const refusedModel = { id: 'pact-refused', source: `${PACT_DIR}/pact-refused.gguf` };
+  const ops: Operation[] = [
+    {
+      name: 'a stream of a task',
+      request: (k) => get(`/v1/tasks/${stream}/stream`, k, { Accept: 'text/event-stream' }),
+      call: (c) => c.streamTask(stream).next(),
+      client: 'alice',
+      forbidden: ['ops', 'a control-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a cancel of a task',
+      request: action('POST', `/v1/tasks/${stream}/cancel`),
+      call: (c) => c.cancel(stream),
+      client: 'alice',
+      unauthorized: 'anonymous',
+      forbidden: ['ops', 'a control-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a read of a session',
+      request: (k) => get(`/v1/sessions/${session}`, k),
+      call: (c) => c.getSession(session),
+      client: 'alice',
+      unauthorized: 'anonymous',
+      forbidden: ['ops', 'a control-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a delete of a session',
+      request: action('DELETE', `/v1/sessions/${session}`),
+      call: (c) => c.deleteSession(session),
+      client: 'alice',
+      unauthorized: 'unknown',
+      forbidden: ['ops', 'a control-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a scrape of the metrics',
+      request: (k) => get('/metrics', k),
+      call: (c) => c.metrics(),
+      client: 'scraper',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a key without the metrics scope'],
+    },
+    {
+      name: 'a drain of a pool',
+      request: (k) => post('/v1/pools/pact-drain/drain', { deadline_ms: 5000 }, k),
+      call: (c) => c.drainPool('pact-drain', 5000),
+      client: 'ops',
+      internal: true,
+    },
+    {
+      name: 'a rollback of a pool',
+      request: (k) => post('/v1/pools/pact-reload/reload', { rollback: true }, k),
+      call: (c) => c.reloadPool('pact-reload', { rollback: true }),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['poolOps', 'a control key limited to other pools (auth.keys[].pools)'],
+      internal: true,
+    },
+    {
+      name: 'a health read of a pool',
+      request: (k) => get('/v1/pools/pact-sim/health', k),
+      call: (c) => c.poolHealth('pact-sim'),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a list of replica sets',
+      request: (k) => get('/v1/replicasets', k),
+      call: (c) => c.replicaSets(),
+      client: 'ops',
+      unauthorized: 'unknown',
+    },
+    {
+      name: 'a read of the capabilities',
+      request: (k) => get('/v1/capabilities', k),
+      call: (c) => c.capabilities(),
+      client: 'ops',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a list of catalog models',
+      request: (k) => get('/v1/catalog/models', k),
+      call: (c) => c.listCatalogModels(),
+      client: 'ops',
+      unauthorized: 'unknown',
+      internal: true,
+    },
+    {
+      name: 'a registration of a catalog model',
+      request: (k) => post('/v1/catalog/models', refusedModel, k),
+      call: (c) => c.createCatalogModel(refusedModel),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a read of a catalog model',
+      request: (k) => get('/v1/catalog/models/pact-known', k),
+      call: (c) => c.getCatalogModel('pact-known'),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a verification of a catalog model',
+      request: action('POST', '/v1/catalog/models/pact-known/verify'),
+      call: (c) => c.verifyCatalogModel('pact-known'),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a lifecycle change of a catalog model',
+      request: (k) => post('/v1/catalog/models/pact-known/state', { state: 'Active' }, k),
+      call: (c) => c.setCatalogModelState('pact-known', { state: 'Active' }),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a list of artifacts',
+      request: (k) => ({
+        method: 'GET',
+        path: '/v1/artifacts',
+        query: { limit: '10' },
+        headers: k === undefined ? {} : bearer(k),
+      }),
+      call: (c) => c.listArtifacts({ limit: 10 }),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['scraper', 'a metrics-only key'],
+      internal: true,
+    },
+    {
+      name: 'a store of an artifact',
+      request: (k) => post('/v1/artifacts', summary, k),
+      call: (c) => c.createArtifact(summary),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['scraper', 'a metrics-only key'],
+      internal: true,
+    },
+    {
+      name: 'a read of an artifact',
+      request: (k) => get(`/v1/artifacts/${artifactId}`, k),
+      call: (c) => c.getArtifact(artifactId),
+      client: 'ops',
+      unauthorized: 'unknown',
+      forbidden: ['scraper', 'a metrics-only key'],
+      internal: true,
+    },
+  ];
+  const out: Interaction[] = [];
+  for (const op of ops) {
+    if (op.unauthorized !== undefined) {
+      const who = op.unauthorized;
+      out.push({
+        description: `${op.name} ${who === 'anonymous' ? 'without credentials' : 'with an unknown key'}`,
+        request: op.request(KEY_OF[who]),
+        response: envelope(
+          401,
+          'UNAUTHORIZED',
+          false,
+          {},
+          {
+            // RFC 6750: a missing credential is a bare challenge, a wrong one says so.
+            'WWW-Authenticate':
+              who === 'anonymous'
+                ? M.regex('^Bearer$', 'Bearer')
+                : M.regex('^Bearer error="invalid_token"$', 'Bearer error="invalid_token"'),
+          },
+        ),
+        run: async (c) => void (await fails(op.call(c[who]), 401, 'UNAUTHORIZED')),
+      });
+    }
+    if (op.forbidden !== undefined) {
+      const [who, label] = op.forbidden;
+      out.push({
+        description: `${op.name} with ${label}`,
+        request: op.request(KEY_OF[who]),
+        response: envelope(403, 'FORBIDDEN', false),
+        run: async (c) => void (await fails(op.call(c[who]), 403, 'FORBIDDEN')),
+      });
+    }
+    if (op.internal === true)
+      out.push({
+        state: 'the next request fails with an internal error',
+        description: `${op.name} that meets an internal fault`,
+        request: op.request(KEY_OF[op.client]),
+        response: envelope(500, 'INTERNAL', false),
+        run: async (c) => void (await fails(op.call(c[op.client]), 500, 'INTERNAL')),
+      });
+  }
+  return [
+    ...out,
+    {
+      description: 'a drain of a pool outside the pools of its key',
+      request: post('/v1/pools/pact-sim/drain', { deadline_ms: 5000 }, PACT_KEYS.poolOps),
+      response: envelope(403, 'FORBIDDEN', false, {
+        message: M.regex(
+          "^API key '[^']+' may not control pool 'pact-sim'$",
+          "API key 'pool-ops' may not control pool 'pact-sim'",
+        ),
+      }),
+      run: async (c) => void (await fails(c.poolOps.drainPool('pact-sim', 5000), 403, 'FORBIDDEN')),
+    },
+    {
+      description: 'a lifecycle change to an unknown state',
+      request: post('/v1/catalog/models/pact-known/state', { state: 'Bogus' }, O),
+      response: envelope(400, 'INVALID_PARAMS', false),
+      run: async (c) =>
+        void (await fails(
+          c.ops.send({
+            method: 'POST',
+            path: '/v1/catalog/models/pact-known/state',
+            body: { state: 'Bogus' },
+            idempotent: false,
+          }),
+          400,
+          'INVALID_PARAMS',
+        )),
+    },
+    {
+      description: 'a list of artifacts with a limit below 1',
+      request: { method: 'GET', path: '/v1/artifacts', query: { limit: '0' }, headers: bearer(O) },
+      response: envelope(400, 'INVALID_PARAMS', false),
+      run: async (c) => void (await fails(c.ops.listArtifacts({ limit: 0 }), 400, 'INVALID_PARAMS')),
+    },
+  ];
+}
+
+/** Every interaction of the typed client, in the order the consumer suite runs them. */
+export const INTERACTIONS: Interaction[] = [...dataPlane, ...controlPlaneInteractions(), ...refusals()];

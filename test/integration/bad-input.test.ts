@@ -57,6 +57,20 @@ const raw = (path: string, body: string, key?: string, method = 'POST') =>
   call(h.url, method, path, { rawBody: body, undocumented: true, ...(key === undefined ? {} : { key }) });
 
 describe('bad input never gets a 5xx (issue 18)', () => {
+  it('a node report whose replica names no base_url is 400, not a 500 from building its adapter', async () => {
+    const report = {
+      node_id: 'n1',
+      pools: [{ pool_id: 'gen', simulated: true, replicas: [{ replica_id: 'r0', state: 'ready' }] }],
+    };
+    for (const path of ['/v1/nodes/register', '/v1/nodes/n1/heartbeat']) {
+      const r = await call(h.url, 'POST', path, {
+        body: report,
+        headers: { authorization: `Bearer ${NODE_CRED}` },
+      });
+      expectRefusal(r, 400, 'base_url');
+    }
+  });
+
   it('JSON nested 3,000 levels deep is 400 on tasks, artifacts, catalog and node heartbeat', async () => {
     const body = `{"prompt":${deep(3_000)}}`;
     expectRefusal(await raw('/v1/tasks', body, KEYS.alice), 400, 'nested');

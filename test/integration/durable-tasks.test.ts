@@ -72,7 +72,39 @@ async function firstToken(url: string, taskId: string): Promise<number> {
   }
 }
 
-async function config(dir: string, tokensPerS: number): Promise<string> {
+/** The raw text of a stream until the server ends it. */
+async function rawStream(url: string, taskId: string): Promise<string> {
+  const res = await fetch(`${url}/v1/tasks/${taskId}/stream`, {
+    headers: { authorization: `Bearer ${KEY}` },
+  });
+  return res.text();
+}
+
+/** Resolves once the stream includes `what`, with the stream's whole text (once it ends) in `rest`. */
+async function streamUntil(url: string, taskId: string, what: string): Promise<{ rest: Promise<string> }> {
+  const res = await fetch(`${url}/v1/tasks/${taskId}/stream`, {
+    headers: { authorization: `Bearer ${KEY}` },
+  });
+  const reader = res.body?.getReader();
+  if (!reader) throw new Error('no stream body');
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes(what)) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`stream of ${taskId} ended before ${what}:\n${text}`);
+    text += decoder.decode(value, { stream: true });
+  }
+  const rest = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  return { rest };
+}
+
+async function config(dir: string, tokensPerS: number, extra: Record<string, unknown> = {}): Promise<string> {
   const file = join(dir, 'config.yaml');
   const pool = simPool('d', 'llamacpp', { sim: { tokens_per_s: tokensPerS } });
   await writeFile(
@@ -84,6 +116,7 @@ async function config(dir: string, tokensPerS: number): Promise<string> {
       auth: { keys: [{ id: 'app', tenant: 'durable', sha256: sha256Hex(KEY), scopes: ['data'] }] },
       // One slot: one task runs, the others wait in the queue.
       pools: [{ ...pool, launch: { ...pool.launch, parallel: 1 } }],
+      ...extra,
     }),
   );
   return file;
@@ -117,12 +150,28 @@ describe('durable tasks across kill -9 (SPEC §17.1)', () => {
 
     const second = await serve(await config(dir, 2_000));
     try {
-      // Queued before the crash: queued again under the same ids, and they complete.
+      // Queued before the crash: queued again under the same ids, and they complete. Their new
+      // run's ids start above every id of the first run, so a client resuming with an id it read
+      // before the crash gets the whole new run, not a stream that skips its first tokens.
       for (const q of queued) {
         const s = await readStream(second.url, q.task_id, { key: KEY });
         expect(s.status).toBe(200);
         const kinds = s.events.map((e) => e.event).filter((e) => e !== 'metrics');
         expect(kinds).toEqual(['started', 'token', 'token', 'token', 'end']);
+        expect(s.events[0]?.id).toBe(2 ** 32 + 1);
+        const tokens = (r: typeof s) => r.events.filter((e) => e.event === 'token').map((e) => e.data['i']);
+        for (const oldId of [1, 3, 5]) {
+          const resumed = await readStream(second.url, q.task_id, { key: KEY, lastEventId: oldId });
+          expect(resumed.events.map((e) => e.event).filter((e) => e !== 'metrics')).toEqual(kinds);
+          expect(tokens(resumed)).toEqual([0, 1, 2]);
+        }
+        // An id of the new run resumes after it, as on any stream.
+        const firstToken = s.events.find((e) => e.event === 'token');
+        const after = await readStream(second.url, q.task_id, {
+          key: KEY,
+          lastEventId: Number(firstToken?.id),
+        });
+        expect(tokens(after)).toEqual([1, 2]);
       }
       // Running at the crash: a typed terminal error on its restarted stream, whatever
       // Last-Event-ID the client carries from the stream it read before.
@@ -133,15 +182,15 @@ describe('durable tasks across kill -9 (SPEC §17.1)', () => {
         });
         expect(s.status).toBe(200);
         const kinds = s.events.map((e) => e.event);
-        // The restarted stream is `started` (seq 1) and the error (seq 2): an old id within it
-        // resumes there (the terminal event is always sent), one beyond it replays it whole.
-        expect(kinds).toEqual(
-          lastEventId !== undefined && lastEventId <= 2 ? ['error'] : ['started', 'error'],
-        );
-        expect(s.events.at(-1)?.id).toBe(2);
+        // The restarted stream is `started` and the error, with ids after every id of the first
+        // run: whatever id the client read before, it gets both.
+        expect(kinds).toEqual(['started', 'error']);
+        expect(s.events.map((e) => e.id)).toEqual([2 ** 32 + 1, 2 ** 32 + 2]);
         expect(s.events.at(-1)?.data).toMatchObject({ code: 'WORKER_RESET', retriable: true });
         expect(String(s.events.at(-1)?.data['message'])).toMatch(/orchestrator restarted/);
       }
+      const resumed = await readStream(second.url, running.task_id, { key: KEY, lastEventId: 2 ** 32 + 1 });
+      expect(resumed.events.map((e) => e.event)).toEqual(['error']);
       // Resubmissions after the restart: the original acceptance, 200 once ended.
       for (const [body, original] of [
         [done, doneAccepted],
@@ -188,4 +237,64 @@ describe('durable tasks across kill -9 (SPEC §17.1)', () => {
       await exited(child);
     }
   }, 120_000);
+
+  it('a graceful shutdown keeps queued tasks for the next start; an OpenAI request queued behind ends 503', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'llorch-durable-sigterm-'));
+    // drain_ms 0: the running task ends at the signal, so only the queued ones are in question.
+    const first = await serve(await config(dir, 20, { shutdown: { drain_ms: 0 } }));
+    const post = (body: unknown) => call(first.url, 'POST', '/v1/tasks', { key: KEY, body });
+    const running = task('d', { max_tokens: 2_000, deadline_ms: 3_600_000 });
+    expect((await post(running)).status).toBe(202);
+    await firstToken(first.url, running.task_id);
+    const runningEnd = rawStream(first.url, running.task_id);
+    const queued = task('d', { max_tokens: 3, deadline_ms: 3_600_000 });
+    expect((await post(queued)).status).toBe(202);
+    const queuedRead = await streamUntil(first.url, queued.task_id, 'event: started');
+    // An OpenAI-compatible request queued behind: its answer is this open response.
+    const openai = fetch(`${first.url}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'd', prompt: 'hello', max_tokens: 3 }),
+    });
+    // Wait until it is queued: the pool's queue depth counts it.
+    for (;;) {
+      const m = await call(first.url, 'GET', '/metrics', { key: KEY });
+      const depth = [...String(m.text).matchAll(/^queue_depth\{[^}]*pool_id="d"[^}]*\} (\d+)$/gm)].reduce(
+        (n, x) => n + Number(x[1]),
+        0,
+      );
+      if (depth === 2) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    first.child.kill('SIGTERM');
+    await exited(first.child);
+    expect(await runningEnd).toMatch(/event: error\n[^]*"code":"POOL_UNAVAILABLE"/);
+    // The queued task's stream ends without a terminal event: the task lives on.
+    const before = await queuedRead.rest;
+    expect(before).not.toMatch(/event: (end|error)/);
+    expect(before).toMatch(/reconnect with Last-Event-ID/);
+    const lastId = Math.max(...[...before.matchAll(/\nid: (\d+)\n/g)].map((m) => Number(m[1])));
+    const answer = await openai;
+    expect(answer.status).toBe(503);
+    expect(((await answer.json()) as { error: { code: string } }).error.code).toBe('POOL_UNAVAILABLE');
+
+    const second = await serve(await config(dir, 2_000));
+    try {
+      const s = await readStream(second.url, queued.task_id, { key: KEY, lastEventId: lastId });
+      expect(s.status).toBe(200);
+      expect(s.events.map((e) => e.event).filter((e) => e !== 'metrics')).toEqual([
+        'started',
+        'token',
+        'token',
+        'token',
+        'end',
+      ]);
+      // Nothing else was taken back: the running task and the OpenAI request ended before.
+      expect((await readStream(second.url, running.task_id, { key: KEY })).status).toBe(404);
+    } finally {
+      second.child.kill('SIGTERM');
+      await exited(second.child);
+    }
+  }, 180_000);
 });

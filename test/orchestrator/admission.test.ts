@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { OrchError } from '../../src/errors/orch-error.js';
+import type { SubmitInput } from '../../src/domain/submit.js';
 import { predictFor } from '../../src/orchestrator/admission.js';
 import { closeCores, core, eventTypes, input, settle, tenant } from '../support/core.js';
 import { FrozenTokenizerAdapter, StepAdapter } from '../support/fake-pool.js';
@@ -251,6 +252,36 @@ describe('regressions (each failed before admission was one sequence)', () => {
     expect(() => orch.cancel(A, t.taskId)).not.toThrow();
     // Another tenant learns nothing about the id.
     expect(() => orch.cancel(B, t.taskId)).toThrow(/not found/);
+  });
+
+  it('storage.remembered_task_ids bounds the used-id window: the oldest ended ids are forgotten', async () => {
+    const { orch, adapter } = core({
+      top: { sse: { metrics_interval_ms: 60_000, retention_ms: 1 }, storage: { remembered_task_ids: 2 } },
+    });
+    const ts = [input({ maxTokens: 1 }), input({ maxTokens: 1 }), input({ maxTokens: 1 })];
+    for (const t of ts) {
+      await orch.submit(A, t, 'c');
+      adapter.release(1);
+      while (orch.accounting().liveTasks > 0) await settle();
+    }
+    // Event-driven: wait for the sweep to drop the ended records (their ids stay remembered).
+    const gone = (id: string) => {
+      try {
+        orch.task(A, id);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    while (!ts.every((t) => gone(t.taskId))) await new Promise((r) => setTimeout(r, 20));
+    const [first, second, third] = ts as [SubmitInput, SubmitInput, SubmitInput];
+    expect(() => orch.cancel(A, first.taskId)).toThrow(/not found/);
+    for (const t of [second, third]) expect(() => orch.cancel(A, t.taskId)).not.toThrow();
+    expect(await orch.submit(A, third, 'c')).toMatchObject({ taskId: third.taskId, ended: true });
+    // The forgotten id is new again.
+    const again = await orch.submit(A, first, 'c');
+    expect(again.ended).toBeUndefined();
+    adapter.release(1);
   });
 
   it('DELETE of a session cancels its queued and running tasks and erases its KV slot', async () => {

@@ -11,6 +11,7 @@ import { PostgresStore } from '../../src/persistence/postgres-store.js';
 import { SqliteStore } from '../../src/persistence/sqlite-store.js';
 import type { Store, TaskJournalEntry, TaskJournalOp } from '../../src/persistence/store.js';
 import { TaskJournal } from '../../src/persistence/task-journal.js';
+import { SEQ_EPOCH } from '../../src/tasks/event-log.js';
 import { closeCores, core, input, settle } from '../support/core.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
 
@@ -42,6 +43,7 @@ const entry = (prefix: string, o: Partial<TaskJournalEntry> = {}): TaskJournalEn
     cost: 12.5,
     acceptedMs: 1_700_000_000_000 + n,
     deadlineAtMs: 1_700_000_060_000 + n,
+    restarts: 0,
     state: 'queued',
     ...o,
   };
@@ -114,6 +116,18 @@ describe.each(backends)('task journal: %s', (name, open) => {
       [a.taskId, 'ended', { kind: 'failed', code: 'WORKER_RESET' }, 5],
       [b.taskId, 'running', undefined, undefined],
     ]);
+  });
+
+  it('counts the restarts of a task taken back', async () => {
+    const journal = new TaskJournal({ store, onError: (err) => expect.fail(String(err)) });
+    const prefix = `${name}-restarts`;
+    const a = entry(prefix);
+    journal.accepted(a);
+    journal.restarted(a.taskId, 1);
+    await journal.committed();
+    journal.restarted(a.taskId, 2);
+    await journal.close();
+    expect((await mine(prefix)).map((e) => [e.state, e.restarts])).toEqual([['queued', 2]]);
   });
 
   it('a batch is all or nothing: one bad write and none of its rows are there', async () => {
@@ -209,6 +223,37 @@ describe('recovery from the journal (SPEC §17.1), in process', () => {
     expect(['queued', 'running']).toContain(states.get(later.taskId));
     await closeCores();
     await journalB.close();
+    await store.close();
+  });
+
+  it('each restart numbers the events of a task taken back above every id of its earlier runs', async () => {
+    const store = new SqliteStore(join(dir, 'restarts.db'));
+    const clock = { now: () => 1_800_000_000_000 };
+    const queued = input({ deadlineMs: 3_600_000 });
+    const firstSeqs: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      let cut = false;
+      const journal = new TaskJournal({
+        store: { writeTaskJournal: (ops) => (cut ? Promise.resolve() : store.writeTaskJournal(ops)) },
+        onError: (err) => expect.fail(String(err)),
+      });
+      // Later runs have no ready replica, so the task stays queued through every restart.
+      const c = core({ clock, replicas: run === 0 ? 1 : 0, extra: { journal } });
+      if (run === 0) {
+        // One slot: the blocker runs, `queued` waits.
+        await c.orch.submit(LOCAL_PRINCIPAL, input({ maxTokens: 100, deadlineMs: 3_600_000 }), 'c');
+        await settle();
+        await c.orch.submit(LOCAL_PRINCIPAL, queued, 'c');
+      } else c.orch.recover(await store.loadTaskJournal(1_000));
+      expect(c.orch.task(LOCAL_PRINCIPAL, queued.taskId).state.kind).toBe('queued');
+      firstSeqs.push(c.orch.task(LOCAL_PRINCIPAL, queued.taskId).log.firstSeq);
+      // The run dies without ending the task: only what was committed survives.
+      await journal.close();
+      cut = true;
+      await closeCores();
+    }
+    expect(firstSeqs).toEqual([1, SEQ_EPOCH + 1, 2 * SEQ_EPOCH + 1]);
+    expect((await store.loadTaskJournal(1_000)).find((e) => e.taskId === queued.taskId)?.restarts).toBe(2);
     await store.close();
   });
 });

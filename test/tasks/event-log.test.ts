@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { TaskEvent } from '../../src/domain/events.js';
 import { OrchError } from '../../src/errors/orch-error.js';
 import { relay, resumeAfter, type SseRelayOptions } from '../../src/http/sse.js';
-import { EventLog, type LoggedEvent } from '../../src/tasks/event-log.js';
+import { EventLog, SEQ_EPOCH, type LoggedEvent } from '../../src/tasks/event-log.js';
 import { parseSse } from '../../src/util/sse-parser.js';
 
 const started: TaskEvent = { type: 'started', data: { queue_position: 0, predicted_start_ms: 0 } };
@@ -225,5 +225,31 @@ describe('relay', () => {
     b.destroy();
     await new Promise((r) => setTimeout(r, 100));
     expect(seen).toEqual([1, 0]);
+  });
+});
+
+describe('EventLog after a restart (firstSeq)', () => {
+  it('numbers from firstSeq and keeps the retention rules relative to it', () => {
+    const first = SEQ_EPOCH + 1;
+    const log = new EventLog(4, first);
+    log.append({ type: 'started', data: { queue_position: 0, predicted_start_ms: 0 } });
+    for (let i = 0; i < 5; i++) log.append({ type: 'token', data: { t: 'x', i } });
+    expect(log.firstSeq).toBe(first);
+    expect(log.lastSeq).toBe(first + 5);
+    // Head plus the newest three: seqs first+1 and first+2 fell out.
+    expect(log.since(0).map((e) => e.seq)).toEqual([first, first + 3, first + 4, first + 5]);
+    expect(log.unretained(0)).toEqual({ from: first + 1, to: first + 2 });
+    expect(log.unretained(first + 2)).toBeUndefined();
+    expect(log.since(first + 3).map((e) => e.seq)).toEqual([first + 4, first + 5]);
+  });
+
+  it('an id from an earlier run replays the whole new run; one beyond it is refused', () => {
+    const log = new EventLog(16, 2 * SEQ_EPOCH + 1);
+    log.append({ type: 'started', data: { queue_position: 0, predicted_start_ms: 0 } });
+    log.append({ type: 'token', data: { t: 'a', i: 0 } });
+    for (const old of ['1', '2', String(SEQ_EPOCH + 7)])
+      expect(resumeAfter(log, old, 't')).toBe(2 * SEQ_EPOCH);
+    expect(resumeAfter(log, String(2 * SEQ_EPOCH + 1), 't')).toBe(2 * SEQ_EPOCH + 1);
+    expect(() => resumeAfter(log, String(2 * SEQ_EPOCH + 3), 't')).toThrow(/beyond the stream/);
   });
 });

@@ -403,8 +403,8 @@ export interface components {
                      *     Sent only on this authenticated channel; never logged.
                      */
                     api_key?: string;
-                    /** @description Where the orchestrator reaches the engine. */
-                    base_url?: string;
+                    /** @description Where the orchestrator reaches the engine (known from the launch on, before the engine answers). */
+                    base_url: string;
                     cause?: string;
                     /** @description The replica's GPUs as configured on the node (index or UUID). */
                     devices?: (number | string)[];
@@ -641,9 +641,9 @@ export interface components {
             };
         };
         /**
-         * @description Error envelope. 401 `UNAUTHORIZED`; 403 `FORBIDDEN` (no `control` scope) or
-         *     `UNTRUSTED_ARTIFACT`; 404 `NOT_FOUND`; 409 `MODEL_DEPRECATED`, or `CONFLICT` for a conflict with current state: an existing id or a forbidden lifecycle move (not retriable), a reload in progress or a concurrent change (retriable);
-         *     501 `NOT_IMPLEMENTED`; 500 `INTERNAL`.
+         * @description Error envelope. 401 `UNAUTHORIZED`; 403 `FORBIDDEN` (no `control` scope, or a drain or reload
+         *     of a pool outside the key's `auth.keys[].pools`) or `UNTRUSTED_ARTIFACT`; 404 `NOT_FOUND`; 409 `MODEL_DEPRECATED`, or `CONFLICT` for a conflict with current state: an existing id or a forbidden lifecycle move (not retriable), a reload in progress or a concurrent change (retriable);
+         *     500 `INTERNAL`.
          */
         Error: {
             headers: {
@@ -695,6 +695,7 @@ export interface operations {
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             500: components["responses"]["Error"];
         };
     };
@@ -726,7 +727,6 @@ export interface operations {
             403: components["responses"]["Error"];
             413: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     getArtifact: {
@@ -754,7 +754,6 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     getCapabilities: {
@@ -835,7 +834,6 @@ export interface operations {
             403: components["responses"]["Error"];
             409: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     getCatalogModel: {
@@ -863,7 +861,6 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     setCatalogModelState: {
@@ -897,7 +894,6 @@ export interface operations {
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     verifyCatalogModel: {
@@ -925,7 +921,6 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     nodeHeartbeat: {
@@ -1008,7 +1003,6 @@ export interface operations {
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     getPoolHealth: {
@@ -1060,7 +1054,6 @@ export interface operations {
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
             500: components["responses"]["Error"];
-            501: components["responses"]["Error"];
         };
     };
     listReplicaSets: {

@@ -122,7 +122,10 @@ export interface paths {
          *     `sse.max_events_per_task` events: `started` and the newest ones. A read that would skip
          *     events no longer kept is refused with `410 EVENTS_EXPIRED` before the stream starts, never
          *     served with a gap; the message names the dropped ids and the `Last-Event-ID` to resume
-         *     after them knowingly. The stream's `X-Correlation-Id` is the task's (from its enqueue),
+         *     after them knowingly. Event ids are per task and increase; a task taken back after an
+         *     orchestrator restart (SPEC §17.1) numbers its new run from `n·2^32 + 1` after its `n`-th
+         *     restart, so an id a client read before the restart replays the whole new run (it never
+         *     skips the new run's first events). The stream's `X-Correlation-Id` is the task's (from its enqueue),
          *     so its events join that request's logs and traces; error responses carry this request's.
          */
         get: operations["streamTask"];

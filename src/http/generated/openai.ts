@@ -605,7 +605,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description `MODEL_DEPRECATED` (the model is Deprecated and the tenant has no allowed override) or `CONFLICT`. */
+        /** @description `MODEL_DEPRECATED`: the model is Deprecated and the tenant has no allowed override. */
         Conflict: {
             headers: {
                 "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
@@ -668,7 +668,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description `NOT_FOUND`: no served model has this id (or it belongs to another tenant). */
+        /** @description `NOT_FOUND`: no served model has this id (or it belongs to another tenant). A request body naming an unknown `model` is a 400 instead (SPEC §2.1). */
         NotFound: {
             headers: {
                 "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
@@ -678,10 +678,10 @@ export interface components {
                 /**
                  * @example {
                  *       "error": {
-                 *         "message": "the model 'gpt-4o' does not exist",
+                 *         "message": "model 'gpt-4o' not found",
                  *         "type": "not_found_error",
                  *         "code": "NOT_FOUND",
-                 *         "param": "model"
+                 *         "param": null
                  *       }
                  *     }
                  */
@@ -816,7 +816,6 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["DeadlineUnmet"];
@@ -867,7 +866,6 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["DeadlineUnmet"];
@@ -917,7 +915,6 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             422: components["responses"]["DeadlineUnmet"];

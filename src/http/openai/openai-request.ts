@@ -307,6 +307,8 @@ export function toOpenAiTask(
     deadlineMs,
     expectedTokens: undefined,
     kvHint: undefined,
+    // The answer is this HTTP response: no client can resume it after a restart.
+    boundToRequest: true,
   };
   if (op === 'embedding') {
     const enc = b['encoding_format'] ?? 'float';

@@ -183,6 +183,11 @@ export async function vllmRoutes(req: IncomingMessage, res: ServerResponse, e: S
     const inputs = typeof input === 'string' ? [input] : Array.isArray(input) ? input.map(String) : undefined;
     if (inputs === undefined)
       return (errors.http(res, { status: 400, type: 'BadRequestError', message: 'input is required' }), true);
+    // A pooling model runs on the same engine core as generation: a hung core stalls it, and an
+    // out-of-memory core dies of it, with the death reported as for generation.
+    while (e.faults.hang === true && !req.socket.destroyed) await new Promise((r) => setTimeout(r, 50));
+    if (e.faults.oomAfterTokens !== undefined)
+      return (errors.http(res, { status: 500, type: 'InternalServerError', message: ENGINE_DEAD }), true);
     const promptTokens = inputs.reduce((n, s) => n + e.tokenize(s).length, 0);
     sendJson(res, 200, {
       id: `embd-${randomUUID()}`,

@@ -1,0 +1,260 @@
+/**
+ * Consumer-driven contracts of the OpenAI-compatible surface (SPEC §16, §17 §2.7): the consumer
+ * suite drives the official `openai` Node client against Pact's mock for every interaction and
+ * writes `contracts/pacts/openai-node-llama-orch.json`; the provider suite replays that file
+ * against a real orchestrator on simulated engines, with each condition brought about by a
+ * provider state; the coverage check holds the file to every (operation, status) pair that
+ * contracts/openapi/openai.yaml documents.
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MatchersV3, PactV3, Verifier } from '@pact-foundation/pact';
+import OpenAI from 'openai';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RawPool } from '../../src/config/schema.js';
+import { sha256Hex } from '../../src/http/auth.js';
+import { loadOpenApi } from '../../src/http/openapi.js';
+import { simPool, startHarness, type Harness } from '../support/harness.js';
+import {
+  OPENAI_INTERACTIONS,
+  OPENAI_PACT_DIR,
+  OPENAI_PACT_KEYS,
+  POOLS,
+  type OpenAiClients,
+  type OpenAiInteraction,
+} from './openai-interactions.js';
+
+process.env['PACT_DO_NOT_TRACK'] = 'true';
+const PACTS = join(process.cwd(), 'contracts', 'pacts');
+const PACT_FILE = join(PACTS, 'openai-node-llama-orch.json');
+
+function clients(url: string, dispatcher: Agent): OpenAiClients {
+  // A fresh connection pool per mock server: a port reused by a later mock must not meet a
+  // kept-alive socket to an earlier one.
+  const viaAgent = ((input: string, init: Record<string, unknown>) =>
+    undiciFetch(input, { ...init, dispatcher })) as unknown as typeof fetch;
+  const make = (apiKey: string) =>
+    new OpenAI({ apiKey, baseURL: `${url}/v1`, maxRetries: 0, fetch: viaAgent });
+  return {
+    alice: make(OPENAI_PACT_KEYS.alice),
+    ops: make(OPENAI_PACT_KEYS.ops),
+    limited: make(OPENAI_PACT_KEYS.limited),
+    wrong: make(OPENAI_PACT_KEYS.wrong),
+  };
+}
+
+/** The (method, path template, status) triples openai.yaml documents. */
+function documentedPairs(): { method: string; template: string; status: string }[] {
+  const out: { method: string; template: string; status: string }[] = [];
+  for (const [template, item] of Object.entries(loadOpenApi().openai.paths))
+    for (const [method, op] of Object.entries(item as Record<string, { responses?: object }>))
+      for (const status of Object.keys(op.responses ?? {}))
+        out.push({ method: method.toUpperCase(), template, status });
+  return out;
+}
+
+/** A concrete path as the template of openai.yaml it instantiates. */
+function templateOf(path: string, templates: readonly string[]): string | undefined {
+  return templates.find((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path));
+}
+
+describe('consumer: the openai client against the Pact mock', () => {
+  beforeAll(async () => {
+    await mkdir(PACTS, { recursive: true });
+    await rm(PACT_FILE, { force: true });
+  });
+
+  /** One interaction against a fresh mock. */
+  async function verifyInteraction(i: OpenAiInteraction): Promise<void> {
+    const pact = new PactV3({
+      consumer: 'openai-node',
+      provider: 'llama-orch',
+      dir: PACTS,
+      logLevel: 'error',
+    });
+    if (i.state !== undefined) pact.given(i.state, i.params as Parameters<PactV3['given']>[1]);
+    pact.uponReceiving(i.description).withRequest(i.request).willRespondWith(i.response);
+    if (i.bodyRegex !== undefined)
+      pact.withResponseMatchingRules(i.request, {
+        body: { path: '$', rules: [MatchersV3.regex(i.bodyRegex, String(i.response.body))] },
+      });
+    const dispatcher = new Agent();
+    let clientError: unknown;
+    try {
+      await pact.executeTest(async (mock) => {
+        try {
+          await i.run(clients(mock.url, dispatcher));
+        } catch (err) {
+          clientError = err;
+          throw err;
+        }
+      });
+    } catch (err) {
+      const message = (err as Error).message;
+      // A connection that never reached the mock, or an answer the mock never gave (a port
+      // handed out again on a busy runner), says nothing about the contract.
+      const elsewhere = clientError === undefined && /expected but not received/.test(message);
+      throw Object.assign(new Error(`${message}\nclient: ${String(clientError)}`), {
+        connectionFailed: clientError instanceof OpenAI.APIConnectionError || elsewhere,
+      });
+    } finally {
+      await dispatcher.close();
+    }
+  }
+
+  for (const i of OPENAI_INTERACTIONS) {
+    it(i.description, async () => {
+      // The example the mock answers must itself satisfy what the provider is held to.
+      if (i.bodyRegex !== undefined) expect(String(i.response.body)).toMatch(new RegExp(i.bodyRegex));
+      try {
+        await verifyInteraction(i);
+      } catch (err) {
+        // A connection that never reached the mock (seen on a loaded 2-core runner): one more
+        // try on a fresh mock; any contract mismatch fails at once.
+        if ((err as { connectionFailed?: boolean }).connectionFailed !== true) throw err;
+        await verifyInteraction(i);
+      }
+    });
+  }
+
+  it('covers every (operation, status) pair openai.yaml documents, and no other', async () => {
+    const pact = JSON.parse(await readFile(PACT_FILE, 'utf8')) as {
+      interactions: { request: { method: string; path: string }; response: { status: number } }[];
+    };
+    const documented = documentedPairs();
+    const templates = [...new Set(documented.map((d) => d.template))];
+    const seen = new Set(
+      pact.interactions.map(
+        (x) =>
+          `${x.request.method} ${templateOf(x.request.path, templates) ?? x.request.path} ${x.response.status}`,
+      ),
+    );
+    const want = new Set(documented.map((d) => `${d.method} ${d.template} ${d.status}`));
+    expect(
+      [...want].filter((p) => !seen.has(p)),
+      'documented pairs without an interaction',
+    ).toEqual([]);
+    expect(
+      [...seen].filter((p) => !want.has(p)),
+      'interactions of undocumented pairs',
+    ).toEqual([]);
+  });
+});
+
+/** A simulated pool with `launch` merged over simPool's (not replacing it). */
+function pool(
+  id: string,
+  engine: RawPool['engine'],
+  launch: RawPool['launch'],
+  extra: Partial<RawPool> = {},
+) {
+  const base = simPool(id, engine, extra);
+  return { ...base, launch: { ...base.launch, ...launch } };
+}
+
+describe('provider: a real orchestrator honours every openai-node interaction', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    await mkdir(OPENAI_PACT_DIR, { recursive: true });
+    const key = (id: string, raw: string, scope: 'data' | 'control') => ({
+      id,
+      tenant: id,
+      sha256: sha256Hex(raw),
+      scopes: [scope],
+    });
+    // llama-server with --embeddings and mean pooling serves chat, completions and embeddings.
+    const both = { embeddings: { pooling: 'mean' as const } };
+    h = await startHarness({
+      testing: { provider_states: true },
+      auth: {
+        keys: [
+          key('alice', OPENAI_PACT_KEYS.alice, 'data'),
+          key('ops', OPENAI_PACT_KEYS.ops, 'control'),
+          key('limited', OPENAI_PACT_KEYS.limited, 'data'),
+        ],
+      },
+      limits: { body_limit_bytes: 16_384 },
+      // One submission, then a refill no interaction waits for.
+      fairness: { tenants: [{ id: 'limited', rps: 0.001, burst: 1 }] },
+      catalog: { trust_policy: 'permissive' },
+      pools: [
+        pool(POOLS.main, 'llamacpp', { ...both, parallel: 4 }),
+        pool(POOLS.slow, 'llamacpp', { ...both, parallel: 2, sim: { tokens_per_s: 5 } }),
+        pool(POOLS.down, 'llamacpp', both),
+        pool(POOLS.old, 'llamacpp', both),
+        pool(
+          POOLS.timeout,
+          'vllm',
+          { parallel: 1, sim: { tokens_per_s: 20 } },
+          { timeouts: { wall_ms: 300 } },
+        ),
+        pool(POOLS.fault, 'vllm', { parallel: 1 }),
+        pool(POOLS.embedFault, 'vllm', { parallel: 1, extra_args: ['--task', 'embed'] }),
+        pool(
+          POOLS.embedHang,
+          'vllm',
+          { parallel: 1, extra_args: ['--task', 'embed'] },
+          { timeouts: { wall_ms: 300 } },
+        ),
+      ],
+    });
+  }, 60_000);
+  afterAll(() => h?.close());
+
+  it('verifies the committed pact file', async () => {
+    await new Verifier({
+      provider: 'llama-orch',
+      providerBaseUrl: h.url,
+      pactUrls: [PACT_FILE],
+      providerStatesSetupUrl: `${h.url}/__test/provider-states`,
+      logLevel: 'warn',
+    }).verifyProvider();
+  }, 180_000);
+
+  it('holds live SSE streams to their regular expression (a stricter one fails)', async () => {
+    const pact = JSON.parse(await readFile(PACT_FILE, 'utf8')) as {
+      interactions: { description: string; response: { matchingRules?: unknown } }[];
+    };
+    const stream = pact.interactions.filter((x) => x.description.startsWith('a streamed chat completion'));
+    expect(stream).toHaveLength(1);
+    const dir = join(OPENAI_PACT_DIR, 'mutations');
+    await mkdir(dir, { recursive: true });
+    const verify = async (name: string, rewrite: (regex: string) => string): Promise<unknown> => {
+      const file = join(dir, `${name}.json`);
+      const interactions = stream.map((x) => ({
+        ...x,
+        response: {
+          ...x.response,
+          matchingRules: JSON.parse(
+            JSON.stringify(x.response.matchingRules, (k, v: unknown) =>
+              k === 'regex' && typeof v === 'string' && v.includes('DONE') ? rewrite(v) : v,
+            ),
+          ) as unknown,
+        },
+      }));
+      await writeFile(file, JSON.stringify({ ...pact, interactions }));
+      return new Verifier({
+        provider: 'llama-orch',
+        providerBaseUrl: h.url,
+        pactUrls: [file],
+        providerStatesSetupUrl: `${h.url}/__test/provider-states`,
+        logLevel: 'error',
+      })
+        .verifyProvider()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+    };
+    // Control: the file's own expression passes, so the failure below is the rewrite's alone.
+    expect(await verify('as-written', (r) => r)).toBeUndefined();
+    // A stream without the usage chunk it was asked for must not verify.
+    const withoutUsage = (r: string): string => {
+      const out = r.replace('"choices":\\[\\],"usage"', '"usage-less"');
+      expect(out).not.toBe(r);
+      return out;
+    };
+    expect(await verify('no-usage-chunk', withoutUsage)).toBeInstanceOf(Error);
+  }, 60_000);
+});
