@@ -115,9 +115,9 @@ export const MAX_INPUTS = 256;
 export const MAX_INPUTS_BYTES = 1_048_576;
 
 /**
- * Inputs are tokenized by the engine before admission (one round trip each where the engine's
- * tokenizer takes one text): their number and size are bounded first, so a huge batch is a
- * quick 400, not a long series of engine calls.
+ * Inputs are tokenized by the engine before admission (one round trip each, a few at once: see
+ * `TOKENIZE_CONCURRENCY`): their number and size are bounded first, so a huge batch is a quick
+ * 400, not a long series of engine calls.
  */
 function checkInputsBounds(
   inputs: readonly string[],
@@ -206,11 +206,14 @@ export async function countPromptTokens(
   for (const replica of replicas) {
     try {
       const signal = AbortSignal.timeout(timeoutMs);
-      const counts: number[] = [];
-      if (input.messages !== undefined) counts.push(await countChat(replica.adapter, input, signal));
-      else
-        for (const text of input.workload === 'embedding' ? (input.inputs ?? []) : [input.prompt ?? ''])
-          counts.push(await replica.adapter.countTokens(text, signal));
+      const counts =
+        input.messages !== undefined
+          ? [await countChat(replica.adapter, input, signal)]
+          : await countEach(
+              replica.adapter,
+              input.workload === 'embedding' ? (input.inputs ?? []) : [input.prompt ?? ''],
+              signal,
+            );
       pool.tokenizerAnswered(replica.id);
       return checkPromptTokens(input, counts, opts);
     } catch (err) {
@@ -225,6 +228,41 @@ export async function countPromptTokens(
     `no replica of pool '${pool.id}' could count the prompt's tokens within ${timeoutMs} ms (${replicas.length} tried; last: ${failure})`,
     { ...opts, retryAfterMs: Math.max(1_000, timeoutMs) },
   );
+}
+
+/**
+ * Round trips in flight at once while an embedding task's inputs are counted. No engine's
+ * tokenizer endpoint counts several texts apart in one call (llama.cpp's `/tokenize` flattens an
+ * array of `content` into one sequence; vLLM's `/tokenize` and TGI's take one string), so the
+ * inputs are counted over a few concurrent requests instead of one after another.
+ */
+export const TOKENIZE_CONCURRENCY = 8;
+
+/** Token counts of `texts`, in order; the first failure aborts the rest. */
+async function countEach(
+  adapter: EngineAdapter,
+  texts: readonly string[],
+  signal: AbortSignal,
+): Promise<number[]> {
+  if (texts.length === 1) return [await adapter.countTokens(texts[0] ?? '', signal)];
+  const failed = new AbortController();
+  const both = AbortSignal.any([signal, failed.signal]);
+  const counts = new Array<number>(texts.length).fill(0);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < texts.length && !both.aborted) {
+      const k = next++;
+      counts[k] = await adapter.countTokens(texts[k] ?? '', both);
+    }
+  };
+  const workers = Array.from({ length: Math.min(TOKENIZE_CONCURRENCY, texts.length) }, () =>
+    worker().catch((err: unknown) => {
+      failed.abort(err);
+      throw err;
+    }),
+  );
+  await Promise.all(workers);
+  return counts;
 }
 
 async function countChat(adapter: EngineAdapter, input: SubmitInput, signal: AbortSignal): Promise<number> {

@@ -5,7 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { OrchError } from '../../src/errors/orch-error.js';
 import type { SubmitInput } from '../../src/domain/submit.js';
-import { predictFor } from '../../src/orchestrator/admission.js';
+import type { EmbedResult } from '../../src/engines/adapter.js';
+import { TOKENIZE_CONCURRENCY, predictFor } from '../../src/orchestrator/admission.js';
 import { closeCores, core, eventTypes, input, settle, tenant } from '../support/core.js';
 import { FrozenTokenizerAdapter, StepAdapter } from '../support/fake-pool.js';
 
@@ -336,7 +337,40 @@ describe('regressions (each failed before admission was one sequence)', () => {
   });
 });
 
+/** Counts how many tokenizer round trips are in flight at once. */
+class ConcurrencyProbe extends StepAdapter {
+  inFlight = 0;
+  maxInFlight = 0;
+  async embed(inputs: readonly string[]): Promise<EmbedResult> {
+    return { vectors: inputs.map(() => [0]), tokensIn: inputs.length };
+  }
+  override async countTokens(text: string, signal?: AbortSignal): Promise<number> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await new Promise((r) => setImmediate(r));
+    this.inFlight--;
+    return super.countTokens(text, signal);
+  }
+}
+
 describe('the tokenizer round trip (SPEC §17 §5)', () => {
+  it('embedding inputs are counted over a few concurrent round trips, in order', async () => {
+    const probe = new ConcurrencyProbe();
+    const { orch } = core({ adapters: [probe], embeddings: true });
+    const inputs = Array.from({ length: 256 }, (_, k) => 'w '.repeat(1 + (k % 5)));
+    await orch.submit(A, input({ workload: 'embedding', prompt: undefined, inputs, maxTokens: 1 }), 'c');
+    expect(probe.maxInFlight).toBe(TOKENIZE_CONCURRENCY);
+    expect(probe.tokenizations).toBe(256);
+    // One input over the context is still found, whichever worker counts it.
+    const tooLong = [...inputs.slice(0, 100), 'w '.repeat(600), ...inputs.slice(100, 200)];
+    const err = await refusal(
+      orch.submit(A, input({ workload: 'embedding', prompt: undefined, inputs: tooLong, maxTokens: 1 }), 'c'),
+    );
+    expect(err).toMatchObject({ code: 'INVALID_PARAMS' });
+    expect(err.message).toMatch(/inputs\[100\]/);
+    probe.release(1_000);
+  });
+
   it('a frozen replica costs one short wait: admission falls over to another ready replica, then asks it last', async () => {
     const frozen = new FrozenTokenizerAdapter();
     const healthy = new StepAdapter();

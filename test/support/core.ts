@@ -17,6 +17,8 @@ export interface CoreOptions {
   readonly top?: Record<string, unknown>;
   readonly replicas?: number;
   readonly interruptible?: boolean;
+  /** The fake replicas declare an embedding model (and adapters with `embed` serve it). */
+  readonly embeddings?: boolean;
   readonly clock?: Clock;
   /** One adapter per replica (default: one shared StepAdapter). */
   readonly adapters?: readonly StepAdapter[];
@@ -52,7 +54,7 @@ export function core(o: CoreOptions = {}) {
   const sup = new FakeSupervisor(
     'p',
     o.adapters ? [...o.adapters] : Array.from({ length: o.replicas ?? 1 }, () => adapter),
-    { interruptible: o.interruptible ?? false },
+    { interruptible: o.interruptible ?? false, embeddings: o.embeddings ?? false },
   );
   const metrics = new OrchMetrics({ processMetrics: false });
   const orch = new Orchestrator({

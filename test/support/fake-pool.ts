@@ -150,7 +150,7 @@ export class FakeSupervisor implements PoolSupervisor {
   constructor(
     poolId: string,
     adapters: EngineAdapter[],
-    opts: { interruptible?: boolean; engineVersion?: string } = {},
+    opts: { interruptible?: boolean; engineVersion?: string; embeddings?: boolean } = {},
   ) {
     this.poolId = poolId;
     this.#replicas = adapters.map((adapter, i) => ({
@@ -167,7 +167,7 @@ export class FakeSupervisor implements PoolSupervisor {
         features: {
           continuousBatching: false,
           interruptibleDecode: opts.interruptible ?? false,
-          embeddings: false,
+          embeddings: opts.embeddings ?? false,
         },
       },
     }));
