@@ -119,6 +119,7 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
 
   app.post<IdParams>('/v1/tasks/:id/cancel', async (req, reply) => {
     o.orchestrator.cancel(principal(req), req.params.id);
+    await o.orchestrator.committed();
     return reply.code(204).send();
   });
 
@@ -142,6 +143,7 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
 
   app.delete<IdParams>('/v1/sessions/:id', async (req, reply) => {
     o.orchestrator.deleteSession(principal(req), req.params.id);
+    await o.orchestrator.committed();
     return reply.code(204).send();
   });
 }

@@ -459,6 +459,15 @@ export class Orchestrator {
   }
 
   /**
+   * Settles once every decision made so far (acceptances, cancels, endings) is in the task
+   * journal; at once without one. A cancel or a session delete answers only after it, so a
+   * `kill -9` right after a `204` cannot bring the task back (SPEC §17.1).
+   */
+  committed(): Promise<void> {
+    return this.#o.journal?.committed() ?? Promise.resolve();
+  }
+
+  /**
    * Cancel (SPEC §2.3): synchronous terminal event first, then the engine request is aborted.
    * An ended task stays cancelable (`204`, nothing changes) for as long as its id is remembered.
    */

@@ -256,4 +256,44 @@ describe('recovery from the journal (SPEC §17.1), in process', () => {
     expect((await store.loadTaskJournal(1_000)).find((e) => e.taskId === queued.taskId)?.restarts).toBe(2);
     await store.close();
   });
+
+  it('a cancel is durable once committed() settles: a restart does not bring the task back', async () => {
+    const store = new SqliteStore(join(dir, 'cancel.db'));
+    const clock = { now: () => 1_800_000_000_000 };
+    // A store whose writes wait at a gate: a slow disk, or a lock held by another connection.
+    let gate: Promise<void> = Promise.resolve();
+    let open: () => void = () => undefined;
+    let cut = false;
+    const journal = new TaskJournal({
+      store: {
+        writeTaskJournal: async (ops) => {
+          await gate;
+          if (!cut) await store.writeTaskJournal(ops);
+        },
+      },
+      onError: (err) => expect.fail(String(err)),
+    });
+    const a = core({ clock, extra: { journal } });
+    await a.orch.submit(LOCAL_PRINCIPAL, input({ maxTokens: 100, deadlineMs: 3_600_000 }), 'c');
+    await settle();
+    const queued = input({ deadlineMs: 3_600_000 });
+    await a.orch.submit(LOCAL_PRINCIPAL, queued, 'c');
+    gate = new Promise((r) => (open = r));
+    a.orch.cancel(LOCAL_PRINCIPAL, queued.taskId);
+    let durable = false;
+    const committed = a.orch.committed().then(() => (durable = true));
+    await settle();
+    expect(durable).toBe(false);
+    open();
+    await committed;
+    // The process dies now: what was committed is all a restart sees.
+    cut = true;
+    await closeCores();
+    const b = core({ clock, replicas: 0 });
+    b.orch.recover(await store.loadTaskJournal(1_000));
+    expect(() => b.orch.task(LOCAL_PRINCIPAL, queued.taskId)).toThrow(/not found/);
+    expect(await b.orch.submit(LOCAL_PRINCIPAL, queued, 'c')).toMatchObject({ ended: true });
+    await closeCores();
+    await store.close();
+  });
 });
