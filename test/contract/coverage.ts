@@ -1,14 +1,16 @@
 /**
  * Which (operation, status) pairs the OpenAPI documents declare, and which of them a pact file
- * holds an interaction for. Computed from `contracts/openapi/{data,control}.yaml`: a status
+ * holds an interaction for. Computed from `contracts/openapi/{data,control,openai}.yaml`: a status
  * added to a document needs an interaction, or the coverage tests fail.
  */
 import { readFile } from 'node:fs/promises';
 import { loadOpenApi } from '../../src/http/openapi.js';
 
 /** One documented answer of one operation. */
+export type ApiDocument = 'data' | 'control' | 'openai';
+
 export interface DocumentedPair {
-  readonly document: 'data' | 'control';
+  readonly document: ApiDocument;
   readonly method: string;
   /** The path template as documented, e.g. `/v1/tasks/{id}/stream`. */
   readonly path: string;
@@ -17,11 +19,11 @@ export interface DocumentedPair {
 
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options']);
 
-/** Every (operation, status) of the data and control plane documents. */
-export function documentedPairs(): DocumentedPair[] {
+/** Every (operation, status) of `documents` (default: the data and control planes). */
+export function documentedPairs(documents: readonly ApiDocument[] = ['data', 'control']): DocumentedPair[] {
   const docs = loadOpenApi();
   const out: DocumentedPair[] = [];
-  for (const document of ['data', 'control'] as const)
+  for (const document of documents)
     for (const [path, item] of Object.entries(docs[document].paths))
       for (const [method, op] of Object.entries(item)) {
         if (!METHODS.has(method)) continue;

@@ -8,6 +8,7 @@
 import { MatchersV3 as M, type V3Request, type V3Response } from '@pact-foundation/pact';
 import OpenAI from 'openai';
 import { expect } from 'vitest';
+import type { PactInteraction } from './pact-runner.js';
 
 /** Raw API keys of the tenants the provider configures (their hashes, with these scopes). */
 export const OPENAI_PACT_KEYS = {
@@ -27,16 +28,8 @@ export interface OpenAiClients {
   readonly wrong: OpenAI;
 }
 
-export interface OpenAiInteraction {
-  readonly state?: string;
-  readonly params?: Record<string, unknown>;
-  readonly description: string;
-  readonly request: V3Request;
-  readonly response: V3Response;
-  /** For SSE bodies: the regular expression the provider's live stream must match. */
-  readonly bodyRegex?: string;
-  readonly run: (c: OpenAiClients) => Promise<void>;
-}
+/** One Pact interaction of the openai client, plus what the client must make of the answer. */
+export type OpenAiInteraction = PactInteraction<OpenAiClients>;
 
 const CID = {
   'X-Correlation-Id': M.regex('^[A-Za-z0-9._:-]{1,128}$', '5d1e3c9a-7f0b-4d2e-8a61-0c9b2f4e7a13'),

@@ -8,13 +8,12 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MatchersV3, PactV3, Verifier } from '@pact-foundation/pact';
+import { Verifier } from '@pact-foundation/pact';
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawPool } from '../../src/config/schema.js';
 import { sha256Hex } from '../../src/http/auth.js';
-import { loadOpenApi } from '../../src/http/openapi.js';
 import { simPool, startHarness, type Harness } from '../support/harness.js';
 import {
   OPENAI_INTERACTIONS,
@@ -22,8 +21,9 @@ import {
   OPENAI_PACT_KEYS,
   POOLS,
   type OpenAiClients,
-  type OpenAiInteraction,
 } from './openai-interactions.js';
+import { documentedPairs, readPact, uncovered, undocumented } from './coverage.js';
+import { verifyInteraction } from './pact-runner.js';
 
 process.env['PACT_DO_NOT_TRACK'] = 'true';
 const PACTS = join(process.cwd(), 'contracts', 'pacts');
@@ -44,101 +44,31 @@ function clients(url: string, dispatcher: Agent): OpenAiClients {
   };
 }
 
-/** The (method, path template, status) triples openai.yaml documents. */
-function documentedPairs(): { method: string; template: string; status: string }[] {
-  const out: { method: string; template: string; status: string }[] = [];
-  for (const [template, item] of Object.entries(loadOpenApi().openai.paths))
-    for (const [method, op] of Object.entries(item as Record<string, { responses?: object }>))
-      for (const status of Object.keys(op.responses ?? {}))
-        out.push({ method: method.toUpperCase(), template, status });
-  return out;
-}
-
-/** A concrete path as the template of openai.yaml it instantiates. */
-function templateOf(path: string, templates: readonly string[]): string | undefined {
-  return templates.find((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path));
-}
-
 describe('consumer: the openai client against the Pact mock', () => {
   beforeAll(async () => {
     await mkdir(PACTS, { recursive: true });
     await rm(PACT_FILE, { force: true });
   });
 
-  /** One interaction against a fresh mock. */
-  async function verifyInteraction(i: OpenAiInteraction): Promise<void> {
-    const pact = new PactV3({
-      consumer: 'openai-node',
-      provider: 'llama-orch',
-      dir: PACTS,
-      logLevel: 'error',
-    });
-    if (i.state !== undefined) pact.given(i.state, i.params as Parameters<PactV3['given']>[1]);
-    pact.uponReceiving(i.description).withRequest(i.request).willRespondWith(i.response);
-    if (i.bodyRegex !== undefined)
-      pact.withResponseMatchingRules(i.request, {
-        body: { path: '$', rules: [MatchersV3.regex(i.bodyRegex, String(i.response.body))] },
-      });
-    const dispatcher = new Agent();
-    let clientError: unknown;
-    try {
-      await pact.executeTest(async (mock) => {
-        try {
-          await i.run(clients(mock.url, dispatcher));
-        } catch (err) {
-          clientError = err;
-          throw err;
-        }
-      });
-    } catch (err) {
-      const message = (err as Error).message;
-      // A connection that never reached the mock, or an answer the mock never gave (a port
-      // handed out again on a busy runner), says nothing about the contract.
-      const elsewhere = clientError === undefined && /expected but not received/.test(message);
-      throw Object.assign(new Error(`${message}\nclient: ${String(clientError)}`), {
-        connectionFailed: clientError instanceof OpenAI.APIConnectionError || elsewhere,
-      });
-    } finally {
-      await dispatcher.close();
-    }
-  }
-
   for (const i of OPENAI_INTERACTIONS) {
     it(i.description, async () => {
       // The example the mock answers must itself satisfy what the provider is held to.
       if (i.bodyRegex !== undefined) expect(String(i.response.body)).toMatch(new RegExp(i.bodyRegex));
-      try {
-        await verifyInteraction(i);
-      } catch (err) {
-        // A connection that never reached the mock (seen on a loaded 2-core runner): one more
-        // try on a fresh mock; any contract mismatch fails at once.
-        if ((err as { connectionFailed?: boolean }).connectionFailed !== true) throw err;
-        await verifyInteraction(i);
-      }
+      await verifyInteraction(
+        'openai-node',
+        PACTS,
+        i,
+        clients,
+        (err) => err instanceof OpenAI.APIConnectionError,
+      );
     });
   }
 
   it('covers every (operation, status) pair openai.yaml documents, and no other', async () => {
-    const pact = JSON.parse(await readFile(PACT_FILE, 'utf8')) as {
-      interactions: { request: { method: string; path: string }; response: { status: number } }[];
-    };
-    const documented = documentedPairs();
-    const templates = [...new Set(documented.map((d) => d.template))];
-    const seen = new Set(
-      pact.interactions.map(
-        (x) =>
-          `${x.request.method} ${templateOf(x.request.path, templates) ?? x.request.path} ${x.response.status}`,
-      ),
-    );
-    const want = new Set(documented.map((d) => `${d.method} ${d.template} ${d.status}`));
-    expect(
-      [...want].filter((p) => !seen.has(p)),
-      'documented pairs without an interaction',
-    ).toEqual([]);
-    expect(
-      [...seen].filter((p) => !want.has(p)),
-      'interactions of undocumented pairs',
-    ).toEqual([]);
+    const pact = await readPact(PACT_FILE);
+    const pairs = documentedPairs(['openai']);
+    expect(uncovered(pairs, pact), 'documented pairs without an interaction').toEqual([]);
+    expect(undocumented(pairs, pact), 'interactions of undocumented pairs').toEqual([]);
   });
 });
 

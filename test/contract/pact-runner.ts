@@ -21,11 +21,18 @@ export interface PactInteraction<C> {
 /** Builds the consumer's clients for one mock; `dispatcher` is that mock's own connection pool. */
 export type ClientsFor<C> = (url: string, dispatcher: Agent) => C;
 
+/** Whether what the client threw says its request never reached the mock. */
+export type ConnectionFailure = (clientError: unknown) => boolean;
+
+const causeHasCode: ConnectionFailure = (clientError) =>
+  (clientError as { cause?: { code?: string } } | undefined)?.cause?.code !== undefined;
+
 async function once<C>(
   consumer: string,
   dir: string,
   i: PactInteraction<C>,
   make: ClientsFor<C>,
+  connectionFailure: ConnectionFailure,
 ): Promise<void> {
   const pact = new PactV3({ consumer, provider: 'llama-orch', dir, logLevel: 'error' });
   if (i.state !== undefined) pact.given(i.state, i.params as Parameters<PactV3['given']>[1]);
@@ -56,7 +63,7 @@ async function once<C>(
     const elsewhere = clientError === undefined && /expected but not received/.test(message);
     throw Object.assign(
       new Error(`${message}\nclient: ${String(clientError)} ${cause?.code ?? ''} ${cause?.message ?? ''}`),
-      { connectionFailed: cause?.code !== undefined || elsewhere },
+      { connectionFailed: connectionFailure(clientError) || elsewhere },
     );
   } finally {
     await dispatcher.close();
@@ -73,11 +80,12 @@ export async function verifyInteraction<C>(
   dir: string,
   i: PactInteraction<C>,
   make: ClientsFor<C>,
+  connectionFailure: ConnectionFailure = causeHasCode,
 ): Promise<void> {
   try {
-    await once(consumer, dir, i, make);
+    await once(consumer, dir, i, make, connectionFailure);
   } catch (err) {
     if ((err as { connectionFailed?: boolean }).connectionFailed !== true) throw err;
-    await once(consumer, dir, i, make);
+    await once(consumer, dir, i, make, connectionFailure);
   }
 }
