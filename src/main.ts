@@ -24,6 +24,7 @@ import { systemClock, type Clock } from './domain/types.js';
 import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
+import { PluginHost } from './plugins/plugin-host.js';
 import type { PoolSupervisor } from './pool/replica.js';
 import { configSecrets } from './util/redact.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -92,6 +93,11 @@ export async function startOrchestrator(
     }
   }
   const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
+  // First: a refused plugin (digest, manifest, memory cap, params) stops the start with its reason.
+  const plugins =
+    config.plugins.length > 0
+      ? await PluginHost.load({ plugins: config.plugins, metrics, logger })
+      : undefined;
   const store = await openStore(config);
   const artifacts = new ArtifactRegistry(store, opts.clock ?? systemClock, config.storage.maxArtifactBytes);
   const catalog = await CatalogService.open(store, config, metrics, logger, opts.clock ?? systemClock);
@@ -146,6 +152,7 @@ export async function startOrchestrator(
   const orchestrator = new Orchestrator({
     config,
     ...(journaling ? { journal } : {}),
+    ...(plugins ? { policy: plugins } : {}),
     ...(tracerProvider === undefined ? {} : { tracer: new TaskTracer(tracerProvider) }),
     supervisors,
     metrics,
@@ -203,12 +210,22 @@ export async function startOrchestrator(
   await journal.committed();
   await store.pruneTaskJournal(config.storage.rememberedTaskIds);
   gpu.start(metrics, () => gpuConsumers(orchestrator.pools));
-  const http = await createHttpServer({ config, orchestrator, metrics, logger, nodes, artifacts, catalog });
+  const http = await createHttpServer({
+    config,
+    orchestrator,
+    metrics,
+    logger,
+    nodes,
+    artifacts,
+    catalog,
+    ...(plugins ? { plugins } : {}),
+  });
   try {
     await http.listen({ host: config.listen.host, port: config.listen.port });
   } catch (err) {
     await orchestrator.close(0);
     await journal.close();
+    await plugins?.close();
     throw err;
   }
   const address = http.server.address();
@@ -233,6 +250,7 @@ export async function startOrchestrator(
         nodes.close();
         await orchestrator.close(drainMs);
         await http.close();
+        await plugins?.close();
         await journal.close();
         await store.close();
         await otlp?.shutdown(); // flushes the last spans

@@ -14,6 +14,7 @@ import { submitCommand } from './submit.js';
 import { simCommand } from '../sim/sim-main.js';
 import { poolsCommand, statusCommand } from './status.js';
 import { artifactsCommand } from './artifacts.js';
+import { pluginsCommand } from './plugins.js';
 import { catalogCommand } from './catalog.js';
 import { ensureDevSigning } from './dev-signing.js';
 import type { CatalogAddRequest } from '../catalog/catalog-service.js';
@@ -47,6 +48,8 @@ commands:
   pools drain|reload|health ID   pool operations: --deadline-ms N, --model REF | --rollback
   catalog add|show|verify|state|ls|keygen|sign|manifest   the model catalog and its minisign signatures
   artifacts put|get|ls    the artifact registry (--kind, --file|--content, --tag, --parent)
+  plugins build DIR       compile an AssemblyScript policy plugin (--out FILE, --memory-max-bytes N)
+  plugins test MODULE --snapshots FILE   run a plugin over recorded snapshots (--budget-ms N)
   pool-managerd --config FILE   run this host's pools for a remote orchestrator (node credential in $LLORCH_NODE_CREDENTIAL)
   config validate FILE    validate a config file against the schema
 `;
@@ -195,6 +198,8 @@ async function main(argv: string[]): Promise<void> {
       return catalogCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'artifacts':
       return artifactsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
+    case 'plugins':
+      return pluginsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'pools':
       return poolsCommand(rest).catch((err: unknown) => fail(errorText(err), 1));
     case 'pool-managerd': {

@@ -190,6 +190,17 @@ export class OrchClient {
     return this.#empty({ method: 'DELETE', path: `/v1/sessions/${enc(sessionId)}`, idempotent: true }, call);
   }
 
+  /** `POST /v1/tools/fetch`: a GET or HEAD through the tool proxy, under the tenant's policy (SPEC §10). */
+  toolFetch(body: T.ToolFetchRequest, call?: CallOptions): Promise<T.ToolFetchResult> {
+    // GET and HEAD are safe: a lost answer may be asked for again.
+    return this.#json({ method: 'POST', path: '/v1/tools/fetch', body, idempotent: true }, call);
+  }
+
+  /** `POST /v1/tools/search`: a query through the configured search provider (SPEC §10). */
+  toolSearch(body: T.ToolSearchRequest, call?: CallOptions): Promise<T.ToolSearchResult> {
+    return this.#json({ method: 'POST', path: '/v1/tools/search', body, idempotent: true }, call);
+  }
+
   /** `GET /metrics`: the Prometheus exposition text. */
   async metrics(call?: CallOptions): Promise<string> {
     const { res } = await this.send({ method: 'GET', path: '/metrics', idempotent: true }, call);
@@ -236,6 +247,11 @@ export class OrchClient {
   /** `GET /v1/capabilities`. */
   capabilities(call?: CallOptions): Promise<T.Capabilities> {
     return this.#json({ method: 'GET', path: '/v1/capabilities', idempotent: true }, call);
+  }
+
+  /** `GET /v1/plugins`: the policy plugins with their state and counters (SPEC §10). */
+  listPlugins(call?: CallOptions): Promise<T.PluginList> {
+    return this.#json({ method: 'GET', path: '/v1/plugins', idempotent: true }, call);
   }
 
   /** `GET /v1/catalog/models`. */

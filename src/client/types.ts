@@ -28,6 +28,8 @@ export type CatalogModel = ControlSchemas['CatalogModel'];
 export type CatalogModelList =
   ControlOps['listCatalogModels']['responses'][200]['content']['application/json'];
 export type Verification = ControlSchemas['Verification'];
+export type Plugin = ControlSchemas['Plugin'];
+export type PluginList = ControlOps['listPlugins']['responses'][200]['content']['application/json'];
 export type StateRequest = ControlSchemas['StateRequest'];
 export type ArtifactRequest = ControlSchemas['ArtifactRequest'];
 export type ArtifactRef = ControlSchemas['ArtifactRef'];
@@ -35,6 +37,10 @@ export type Artifact = ControlSchemas['Artifact'];
 export type ArtifactList = ControlOps['listArtifacts']['responses'][200]['content']['application/json'];
 export type ArtifactQuery = NonNullable<ControlOps['listArtifacts']['parameters']['query']>;
 export type NodeReport = ControlSchemas['NodeReport'];
+export type ToolFetchRequest = DataSchemas['ToolFetchRequest'];
+export type ToolFetchResult = DataSchemas['ToolFetchResult'];
+export type ToolSearchRequest = DataSchemas['ToolSearchRequest'];
+export type ToolSearchResult = DataSchemas['ToolSearchResult'];
 export type RegisterAnswer = ControlSchemas['RegisterAnswer'];
 export type HeartbeatAnswer = ControlSchemas['HeartbeatAnswer'];
 

@@ -13,8 +13,10 @@ import { DEFAULTS, type RawConfig, type RawPool } from './schema.js';
 import { resolveEngineKey } from './resolve-engine-key.js';
 import { resolveTritonModels } from '../engines/triton/model-names.js';
 import { ConfigError } from './config-error.js';
+import { resolvePlugins } from '../plugins/plugin-config.js';
 import { ENGINE_DRIVERS } from '../engines/registry.js';
 import { validateEngineFields } from '../engines/validate-engine-fields.js';
+import { resolveToolsConfig } from '../tools/tools-config.js';
 
 /** Re-exported: callers have always taken it from here. */
 export { ConfigError };
@@ -135,6 +137,9 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
   if (llamaBuildEnv !== undefined && llamaBuildEnv !== '' && !['auto', 'cpu', 'cuda'].includes(llamaBuildEnv))
     problems.push(`LLORCH_LLAMA_BUILD: '${llamaBuildEnv}' is not a llama-server build (cpu, cuda or auto)`);
 
+  const tools = resolveToolsConfig(raw.tools, problems);
+  const plugins = resolvePlugins(raw.plugins, toPath, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   const config: ResolvedConfig = {
@@ -195,6 +200,8 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     },
     dataDir: toPath(raw.data_dir ?? DEFAULTS.dataDir),
     testing: { providerStates: raw.testing?.provider_states ?? false },
+    tools,
+    plugins,
     tracing:
       raw.tracing === undefined
         ? undefined

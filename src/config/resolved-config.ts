@@ -1,5 +1,7 @@
 import type { Engine, FullPolicy, Priority, Profile, Scope } from '../domain/types.js';
 import type { LLAMA_POOLINGS } from './schema.js';
+import type { ResolvedToolsConfig } from '../tools/tools-config.js';
+import type { ResolvedPlugin } from '../plugins/plugin-config.js';
 
 /**
  * The configuration every other module reads: defaults applied, units in names.
@@ -80,6 +82,10 @@ export interface ResolvedConfig {
     | undefined;
   /** Test-only hooks (dev profile only). */
   readonly testing: { readonly providerStates: boolean };
+  /** The mediated tool proxy (SPEC §10). */
+  readonly tools: ResolvedToolsConfig;
+  /** Policy plugins (SPEC §10), in call order. */
+  readonly plugins: readonly ResolvedPlugin[];
   readonly storage: {
     readonly kind: 'sqlite' | 'postgres';
     readonly sqlitePath: string;

@@ -10,6 +10,8 @@
  */
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { ENGINES, FULL_POLICIES } from '../domain/types.js';
+import { ToolsSchema } from '../tools/tools-config-schema.js';
+import { PluginsSchema } from '../plugins/plugin-config.js';
 
 /** A closed string enumeration rendered as `{type: string, enum: [...]}` (clear errors, clean schema). */
 function StringEnum<const T extends readonly string[]>(
@@ -961,6 +963,8 @@ export const ConfigSchema = Type.Object(
     engines: Type.Optional(EnginesSchema),
     testing: Type.Optional(TestingSchema),
     tracing: Type.Optional(TracingSchema),
+    tools: Type.Optional(ToolsSchema),
+    plugins: Type.Optional(PluginsSchema),
     data_dir: Type.Optional(
       Type.String({
         minLength: 1,

@@ -24,6 +24,10 @@ export const ERROR_CODES = {
   REPLICA_EXHAUSTED: { httpStatus: 503, retriable: true },
   DECODE_TIMEOUT: { httpStatus: 504, retriable: true },
   WORKER_RESET: { httpStatus: 502, retriable: true },
+  // The tool proxy's upstream (a fetched site, the search provider) failed or could not be reached.
+  UPSTREAM_FAILED: { httpStatus: 502, retriable: true },
+  // The tool proxy's call did not finish within its time bound (`tools.timeout_ms`).
+  UPSTREAM_TIMEOUT: { httpStatus: 504, retriable: true },
   NOT_IMPLEMENTED: { httpStatus: 501, retriable: false },
   INTERNAL: { httpStatus: 500, retriable: false },
 } as const satisfies Record<string, { httpStatus: number; retriable: boolean }>;

@@ -17,6 +17,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import type { TaskRequestValidator } from './openapi.js';
 import { toSubmitInput } from './routes-data.js';
+import type { ToolProxy } from '../tools/tool-proxy.js';
 
 export interface ProviderStatesOptions {
   readonly orchestrator: Orchestrator;
@@ -26,6 +27,8 @@ export interface ProviderStatesOptions {
   readonly nodes?: NodeRegistry | undefined;
   /** The data plane's request validator: a state's task is submitted exactly as a client's would be. */
   readonly validateTaskRequest?: TaskRequestValidator | undefined;
+  /** The tool proxy, for the tool states. */
+  readonly tools?: ToolProxy | undefined;
 }
 
 type Params = Record<string, unknown>;
@@ -92,7 +95,9 @@ export function registerProviderStates(app: FastifyInstance, o: ProviderStatesOp
     if (!(await o.catalog.find(id))) await o.catalog.add({ id, source: file });
   };
 
-  const states: Record<string, (p: Params) => Promise<void>> = {
+  // A state may answer values the verifier injects into the interaction's request
+  // (`fromProviderState`), e.g. this server's own address.
+  const states: Record<string, (p: Params, self: string) => Promise<void | Params>> = {
     'pools are ready': async () => {
       await until(() => orch.pools.every((p) => p.draining || p.readyReplicas().length > 0), 'ready pools');
     },
@@ -162,6 +167,12 @@ export function registerProviderStates(app: FastifyInstance, o: ProviderStatesOp
     'the next request fails with an internal error': async () => {
       faultArmed = true;
     },
+    // The tool proxy fetches this server's own test pages (`/__test/tool-upstream/*`).
+    'the tool proxy can reach a test upstream': async (_p, self) => ({ base: self }),
+    'the tool rate of the tenant is spent': async (p) => {
+      if (!o.tools) throw new OrchError('NOT_FOUND', 'provider state: no tool proxy');
+      o.tools.exhaust(str(p, 'tenant'));
+    },
     'catalog model exists': async (p) => catalogModel(str(p, 'id'), str(p, 'path')),
     'catalog model is Retired': async (p) => {
       const id = str(p, 'id');
@@ -223,7 +234,17 @@ export function registerProviderStates(app: FastifyInstance, o: ProviderStatesOp
     if (state === undefined || state === '') return reply.code(200).send({});
     const setup = states[state];
     if (!setup) throw new OrchError('INVALID_PARAMS', `unknown provider state '${state}'`);
-    await setup(params);
-    return reply.code(200).send({});
+    const values = await setup(params, `http://127.0.0.1:${req.socket.localPort}`);
+    return reply.code(200).send(values ?? {});
+  });
+
+  // Upstream pages for the tool proxy's interactions: a page, and one that never answers (its
+  // socket closes when the proxy gives up on it).
+  app.get('/__test/tool-upstream/page', async (_req, reply) =>
+    reply.type('text/plain; charset=utf-8').send('A page for the tool proxy, from ops@example.com.'),
+  );
+  app.get('/__test/tool-upstream/hang', async (req, reply) => {
+    reply.hijack();
+    req.raw.socket.once('close', () => reply.raw.destroy());
   });
 }

@@ -16,12 +16,16 @@ import { configSecrets, Redactor } from '../util/redact.js';
 import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
 import { registerNodeRoutes } from './routes-nodes.js';
+import { registerPluginRoutes } from './routes-plugins.js';
+import type { PluginHost } from '../plugins/plugin-host.js';
 import { registerArtifactRoutes } from './routes-artifacts.js';
 import { registerCatalogRoutes } from './routes-catalog.js';
 import type { CatalogService } from '../catalog/catalog-service.js';
 import type { ArtifactRegistry } from '../artifacts/artifact-registry.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
+import { registerToolRoutes } from './routes-tools.js';
+import { ToolProxy } from '../tools/tool-proxy.js';
 import { registerProviderStates } from './routes-provider-states.js';
 import { registerDocsRoutes } from './routes-docs.js';
 import { openAiRoutes } from './routes-openai.js';
@@ -43,6 +47,8 @@ export interface HttpServerOptions {
   readonly artifacts?: ArtifactRegistry;
   /** pool-managerd registrations (SPEC §5); absent: no node endpoints. */
   readonly nodes?: NodeRegistry;
+  /** Policy plugins (SPEC §10); absent: none configured. */
+  readonly plugins?: PluginHost;
   readonly logger: Logger;
 }
 
@@ -196,6 +202,8 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     heartbeatMs: 15_000,
     logger,
   });
+  const tools = new ToolProxy({ config, metrics: opts.metrics, logger });
+  registerToolRoutes(app, { tools, auth });
   if (opts.catalog)
     registerCatalogRoutes(app, {
       catalog: opts.catalog,
@@ -206,6 +214,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
   if (opts.artifacts)
     registerArtifactRoutes(app, { registry: opts.artifacts, auth, validate: createControlValidator(docs) });
   if (opts.nodes) registerNodeRoutes(app, { nodes: opts.nodes, validate: createControlValidator(docs) });
+  registerPluginRoutes(app, { auth, plugins: opts.plugins });
   registerControlRoutes(app, {
     orchestrator: opts.orchestrator,
     auth,
@@ -230,6 +239,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
       artifacts: opts.artifacts,
       nodes: opts.nodes,
       validateTaskRequest: validator.validateTaskRequest,
+      tools,
     });
 
   const engineMetrics = new EngineMetricsCache(

@@ -10,6 +10,8 @@
  *                 session budget (cheap checks first), then the engine's tokenizer:
  *                 prompt tokens + `max_tokens` ≤ ctx, and the budget reserved
  *   5 quotas      the tenant's rate bucket and `max_concurrent`
+ *   5b plugins    the admission policy plugins (SPEC §10): accept, refuse with a typed error, or
+ *                 adjust priority and weight within their configured bounds
  *   6 deadline    predicted finish within `deadline_ms`, planning soft preemption if it helps
  *   7 queue       the full-queue policy's plan
  *   → commit      only now are victims evicted and the task enqueued
@@ -46,6 +48,7 @@ import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
 import { sameReplicaSet } from './replica-set.js';
 import { checkSloBreaker } from './slo-shedding.js';
 import { refuseUntrusted, type UntrustedCause } from './trust-check.js';
+import type { AdmissionAdjustment, AdmissionPolicy } from '../plugins/plugin-host.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { TaskTable } from './task-table.js';
 
@@ -99,6 +102,8 @@ export interface AdmissionOptions {
   readonly untrusted?: UntrustedCause | undefined;
   /** Where accepted tasks are journaled (SPEC §17.1); absent: nothing survives a restart. */
   readonly journal?: TaskJournal | undefined;
+  /** Policy plugins consulted at step 5b (SPEC §10); absent: none. */
+  readonly policy?: AdmissionPolicy | undefined;
 }
 
 /** Undo functions of the steps that charged something. */
@@ -155,9 +160,24 @@ export class Admission {
       if (g.maxTokens !== input.maxTokens) input = { ...input, maxTokens: g.maxTokens };
       this.reserveBudget(charges, principal, input, pool, g);
       this.chargeQuotas(charges, principal, pool);
+      let queued = g;
+      if (this.#o.policy) {
+        const adj = await this.consultPlugins(this.#o.policy, principal, input, pool, g);
+        // The plugin call let an earlier submission of the same id be accepted meanwhile.
+        const replayed = this.replayUsedId(principal, raw, digest);
+        if (replayed) {
+          charges.undoAll();
+          return replayed;
+        }
+        if (adj.priority !== undefined && adj.priority !== input.priority)
+          input = { ...input, priority: adj.priority };
+        if (adj.weight !== undefined) queued = { ...g, cost: g.cost / adj.weight };
+      }
       const victims = this.planDeadline(pool, input, g);
-      const plan = this.planQueue(principal, pool, input, g, victims);
-      return this.commit(charges, principal, input, correlationId, pool, g, victims, plan, digest);
+      const plan = this.planQueue(principal, pool, input, queued, victims);
+      const accepted = this.commit(charges, principal, input, correlationId, pool, g, victims, plan, digest);
+      this.#o.policy?.admitted(principal.tenant, g.promptTokens + input.maxTokens, this.#o.clock.now());
+      return accepted;
     } catch (err) {
       charges.undoAll();
       if (err instanceof OrchError)
@@ -294,6 +314,41 @@ export class Admission {
       throw quotaError(pool, principal.tenant, refusal);
     }
     charges.add(() => this.#o.quotas.refund(principal.tenant));
+  }
+
+  /**
+   * Step 5b: one call of the admission plugins per submission. A refusal is their typed error;
+   * an overrunning or failing plugin costs at most its budget and the built-in policy decides.
+   */
+  consultPlugins(
+    policy: AdmissionPolicy,
+    principal: Principal,
+    input: SubmitInput,
+    pool: PoolRuntime,
+    g: Guarded,
+  ): Promise<AdmissionAdjustment> {
+    return policy.admission({
+      nowMs: this.#o.clock.now(),
+      tenant: principal.tenant,
+      task: {
+        taskId: input.taskId,
+        sessionId: input.sessionId,
+        workload: input.workload,
+        modelRef: input.modelRef,
+        engine: pool.config.engine,
+        priority: input.priority,
+        promptTokens: g.promptTokens,
+        maxTokens: g.maxTokens,
+        expectedTokens: input.expectedTokens,
+        deadlineMs: input.deadlineMs,
+      },
+      pool: {
+        id: pool.id,
+        engine: pool.config.engine,
+        queueDepth: pool.queue.size,
+        queueCapacity: pool.config.queue.capacity,
+      },
+    });
   }
 
   /**

@@ -43,6 +43,7 @@ import { queueDepthObserver, refusalTelemetry, taskTelemetry } from './task-tele
 import { PeriodicWork } from './periodic-work.js';
 import { admitsWork, sameReplicaSet, siblingsOf } from './replica-set.js';
 import { SEQ_EPOCH } from '../tasks/event-log.js';
+import type { AdmissionPolicy } from '../plugins/plugin-host.js';
 
 export { defaultSeed } from './admit.js';
 export { runMs } from './task-record.js';
@@ -84,6 +85,8 @@ export interface OrchestratorOptions {
    * acceptance is answered once it is committed. Absent: tasks do not survive a restart.
    */
   readonly journal?: TaskJournal;
+  /** Admission policy plugins (SPEC §10); absent: the built-in policy alone. */
+  readonly policy?: AdmissionPolicy;
 }
 
 /** What {@link Orchestrator.recover} did with a predecessor's journal. */
@@ -217,6 +220,7 @@ export class Orchestrator {
       modelState: opts.modelState,
       untrusted: opts.untrusted,
       journal: opts.journal,
+      policy: opts.policy,
       ...(opts.tokenizeTimeoutMs === undefined ? {} : { tokenizeTimeoutMs: opts.tokenizeTimeoutMs }),
       onRefused: refusalTelemetry(metrics, logger, clock, opts.tracer),
     });

@@ -10,6 +10,7 @@ import { canonicalJson } from '../../src/artifacts/artifact-registry.js';
 import { OrchHttpError, type OrchClient, type TaskEvent, type TaskRequest } from '../../src/index.js';
 import type { PactInteraction } from './pact-runner.js';
 import { SUCCESS_STREAM, errorStream, transcript } from './sse-transcripts.js';
+import { toolInteractions } from './tool-interactions.js';
 
 export const PACT_KEYS = {
   alice: 'alice-data-key',
@@ -588,6 +589,12 @@ function controlPlaneInteractions(): Interaction[] {
       run: async (c) => void (await fails(c.anonymous.capabilities(), 401, 'UNAUTHORIZED')),
     },
     {
+      description: 'a list of policy plugins',
+      request: get('/v1/plugins', O),
+      response: ok(200, { plugins: M.like([]) }),
+      run: async (c) => expect(Array.isArray((await c.ops.listPlugins()).plugins)).toBe(true),
+    },
+    {
       state: 'catalog model exists',
       params: { id: 'pact-known', ...file('pact-known.gguf') },
       description: 'a list of catalog models',
@@ -888,6 +895,15 @@ function refusals(): Interaction[] {
       internal: true,
     },
     {
+      name: 'a list of policy plugins',
+      request: (k) => get('/v1/plugins', k),
+      call: (c) => c.listPlugins(),
+      client: 'ops',
+      unauthorized: 'anonymous',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
+    },
+    {
       name: 'a list of catalog models',
       request: (k) => get('/v1/catalog/models', k),
       call: (c) => c.listCatalogModels(),
@@ -1044,4 +1060,9 @@ function refusals(): Interaction[] {
 }
 
 /** Every interaction of the typed client, in the order the consumer suite runs them. */
-export const INTERACTIONS: Interaction[] = [...dataPlane, ...controlPlaneInteractions(), ...refusals()];
+export const INTERACTIONS: Interaction[] = [
+  ...dataPlane,
+  ...toolInteractions(PACT_KEYS),
+  ...controlPlaneInteractions(),
+  ...refusals(),
+];

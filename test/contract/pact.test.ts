@@ -17,6 +17,7 @@ import { simPool, startHarness, type Harness } from '../support/harness.js';
 import { documentedPairs, isNodePath, readPact, uncovered, undocumented } from './coverage.js';
 import { INTERACTIONS, PACT_DIR, PACT_KEYS, UNKNOWN_KEY, type Clients } from './interactions.js';
 import { verifyInteraction } from './pact-runner.js';
+import { startUpstream, type Upstream } from '../tools/upstream.js';
 
 process.env['PACT_DO_NOT_TRACK'] = 'true';
 const PACTS = join(process.cwd(), 'contracts', 'pacts');
@@ -58,8 +59,10 @@ describe('consumer: the typed client against the Pact mock', () => {
 
 describe('provider: a real orchestrator honours every interaction', () => {
   let h: Harness;
+  let upstream: Upstream;
   beforeAll(async () => {
     await mkdir(PACT_DIR, { recursive: true });
+    upstream = await startUpstream();
     await writeFile(join(PACT_DIR, 'reload-a.bin'), 'a');
     const key = (id: string, raw: string, scope: 'data' | 'control' | 'metrics', pools?: string[]) => ({
       id,
@@ -88,6 +91,18 @@ describe('provider: a real orchestrator honours every interaction', () => {
       storage: { max_artifact_bytes: 4096 },
       fairness: { tenants: [{ id: 'limited', rps: 0.001, burst: 1 }] },
       catalog: { trust_policy: 'permissive' },
+      // The tool proxy fetches this provider's own test pages and searches a loopback stand-in.
+      tools: {
+        enabled: true,
+        allow_private: true,
+        allow_ip_literals: true,
+        deny_domains: ['denied.example'],
+        timeout_ms: 1_000,
+        rate_per_s: 100,
+        burst: 100,
+        search: { provider: 'template', url: `http://127.0.0.1:${upstream.port}/search?q={query}` },
+        tenants: [{ id: 'limited', rate_per_s: 0.001, burst: 1 }],
+      },
       pools: [
         simPool('pact-sim', 'vllm', { launch: { worker: 'sim', parallel: 4 } }),
         simPool('pact-slow', 'vllm', { launch: { worker: 'sim', parallel: 2, sim: { tokens_per_s: 5 } } }),
@@ -108,7 +123,10 @@ describe('provider: a real orchestrator honours every interaction', () => {
       ],
     });
   }, 60_000);
-  afterAll(() => h.close());
+  afterAll(async () => {
+    await h.close();
+    await upstream.close();
+  });
 
   it('verifies the committed pact file', async () => {
     await new Verifier({

@@ -165,6 +165,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plugins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The loaded policy plugins, their state and counters (SPEC §10) */
+        get: operations["listPlugins"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools/{id}/drain": {
         parameters: {
             query?: never;
@@ -347,7 +364,7 @@ export interface components {
             supported_workloads: ("completion" | "embedding" | "rerank")[];
         };
         /** @enum {string} */
-        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
+        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "UPSTREAM_FAILED" | "UPSTREAM_TIMEOUT" | "NOT_IMPLEMENTED" | "INTERNAL";
         /** @description Body of every non-2xx JSON response (ORCH-2006, OC-CTRL-2030/2031). */
         ErrorEnvelope: {
             code: components["schemas"]["ErrorCode"];
@@ -443,6 +460,34 @@ export interface components {
             /** @enum {string} */
             operation: "drain" | "reload";
             pool_id: string;
+        };
+        /** @description A loaded policy plugin (docs/plugins.md). */
+        Plugin: {
+            /** @description ABI major the module speaks. */
+            abi: number;
+            budget_ms: number;
+            counters: {
+                calls: number;
+                consecutive_failures: number;
+                fallbacks: number;
+                malformed: number;
+                ok: number;
+                skipped: number;
+                timeouts: number;
+                traps: number;
+            };
+            hooks: "admission"[];
+            id: string;
+            /** @description The module's declared memory maximum. */
+            memory_max_bytes: number;
+            sha256: string;
+            /**
+             * @description `quarantined`: skipped after `quarantine_after` consecutive failed calls, until reloaded; `failed`: no worker could be started.
+             * @enum {string}
+             */
+            state: "active" | "quarantined" | "failed";
+            /** @description The manifest's semver. */
+            version: string;
         };
         /** @enum {string} */
         PolicyLabel: "reject" | "drop-lru" | "shed-low-priority";
@@ -979,6 +1024,32 @@ export interface operations {
             };
             400: components["responses"]["Error"];
             401: components["responses"]["Error"];
+            500: components["responses"]["Error"];
+        };
+    };
+    listPlugins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every configured plugin, in call order (none configured is an empty list). */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        plugins: components["schemas"]["Plugin"][];
+                    };
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             500: components["responses"]["Error"];
         };
     };

@@ -137,6 +137,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tools/fetch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fetch a URL through the tool proxy (SPEC §10)
+         * @description One `GET` or `HEAD` under the tenant's `tools:` policy (data scope). Checked in this order:
+         *     the proxy is enabled for the tenant (403), the request (400: an http(s) URL without
+         *     credentials, a method, only headers on `tools.forward_headers`), the host (403: IP literals
+         *     unless `allow_ip_literals`, `deny_domains`, `allow_domains`), the rate bound (429), then the
+         *     host is resolved once and every address checked (403: private, loopback, link-local,
+         *     unique-local, CGNAT, multicast, unspecified or reserved, IPv4 or IPv6, mapped included,
+         *     unless `allow_private` or `allow_cidrs`) and the connection goes to the checked address.
+         *     Redirects are followed by the proxy, at most `max_redirects`, each target checked like the
+         *     first URL. The response's media type must be on `allowed_mime_types` (403); its body is
+         *     read up to `max_response_bytes` and cut there (`truncated: true`); the whole call runs
+         *     within `timeout_ms` (504). Text bodies come back as UTF-8, every other allowed type as
+         *     base64 (`encoding`). E-mail addresses, the `redact_patterns` and every configured secret
+         *     are replaced with `[redacted]` in the body, the headers and the URL returned. An upstream
+         *     status (404, 500, …) is a result (200 with `status`), not an error. Every call is one audit
+         *     log line and counts in `tool_calls_total`.
+         */
+        post: operations["toolFetch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tools/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search through the configured provider (SPEC §10)
+         * @description The query goes to `tools.search`: a SearxNG instance (`GET <url>/search?q=…&format=json`)
+         *     or a URL template answering the same JSON (`results[].title`, `.url`, `.content`). The
+         *     provider is the operator's endpoint: the tenant's domain and address rules do not apply to
+         *     it, its time and size bounds and the rate bound do. Results whose host the tenant's domain
+         *     lists refuse are left out; titles, URLs and snippets are redacted as fetched bodies are.
+         *     Without a configured provider the call is refused with 403.
+         */
+        post: operations["toolSearch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -174,7 +233,7 @@ export interface components {
         /** @enum {string} */
         Engine: "llamacpp" | "vllm" | "tgi" | "triton";
         /** @enum {string} */
-        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
+        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "UPSTREAM_FAILED" | "UPSTREAM_TIMEOUT" | "NOT_IMPLEMENTED" | "INTERNAL";
         /**
          * @description Body of every non-2xx JSON response (ORCH-2006, OC-CTRL-2030/2031).
          * @example {
@@ -451,6 +510,100 @@ export interface components {
             /** @constant */
             type: "function";
         };
+        /**
+         * @example {
+         *       "url": "https://docs.example.com/guide",
+         *       "method": "GET",
+         *       "headers": {
+         *         "accept": "text/html"
+         *       }
+         *     }
+         */
+        ToolFetchRequest: {
+            /** @description Request headers to send on; only names on `tools.forward_headers` (case-insensitive) are accepted. */
+            headers?: {
+                [key: string]: string;
+            };
+            /**
+             * @default GET
+             * @enum {string}
+             */
+            method?: "GET" | "HEAD";
+            /** @description An absolute http or https URL, without credentials. */
+            url: string;
+        };
+        /**
+         * @example {
+         *       "url": "https://docs.example.com/guide",
+         *       "status": 200,
+         *       "headers": {
+         *         "content-type": "text/html; charset=utf-8",
+         *         "etag": "\"v1\""
+         *       },
+         *       "content_type": "text/html",
+         *       "encoding": "utf8",
+         *       "body": "<p>Write to [redacted].</p>",
+         *       "bytes": 38,
+         *       "truncated": false,
+         *       "redirects": 0
+         *     }
+         */
+        ToolFetchResult: {
+            body: string;
+            /** @description Bytes read from the upstream body (at most `tools.max_response_bytes`). */
+            bytes: number;
+            /** @description The media type (`type/subtype`, lower case); empty when the upstream sent none. */
+            content_type: string;
+            /**
+             * @description `utf8` for text types (text/*, JSON, XML and their `+json`/`+xml` kinds), redacted; `base64` for any other allowed type, returned as is.
+             * @enum {string}
+             */
+            encoding: "utf8" | "base64";
+            /** @description The upstream headers on the proxy's allow-list (content-type, content-length, content-language, content-encoding, last-modified, etag, cache-control, expires), redacted. */
+            headers: {
+                [key: string]: string;
+            };
+            /** @description Redirects followed. */
+            redirects: number;
+            /** @description The upstream's HTTP status. */
+            status: number;
+            /** @description The body was cut at `tools.max_response_bytes`. */
+            truncated: boolean;
+            /** @description The URL that answered (after redirects), redacted. */
+            url: string;
+        };
+        /**
+         * @example {
+         *       "query": "llama.cpp server flags",
+         *       "max_results": 5
+         *     }
+         */
+        ToolSearchRequest: {
+            /** @default 10 */
+            max_results?: number;
+            query: string;
+        };
+        /**
+         * @example {
+         *       "query": "llama.cpp server flags",
+         *       "results": [
+         *         {
+         *           "title": "llama-server README",
+         *           "url": "https://docs.example.com/llama-server",
+         *           "snippet": "Flags of the HTTP server…"
+         *         }
+         *       ]
+         *     }
+         */
+        ToolSearchResult: {
+            query: string;
+            results: {
+                /** @description The provider's `content`, redacted. */
+                snippet: string;
+                title: string;
+                url: string;
+            }[];
+        };
     };
     responses: {
         /** @description `INVALID_PARAMS`: schema, ctx, token budget, unknown model or engine, malformed JSON. */
@@ -545,6 +698,23 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
+        /** @description `FORBIDDEN`: the key lacks the data scope, or the tool policy refuses the call; the message names the rule (`tools.enabled`, `tools.deny_domains` entry, `tools.allow_domains`, `tools.allow_ip_literals`, the address class and `tools.allow_private`/`tools.allow_cidrs`, `tools.allowed_mime_types`, `tools.search`). */
+        ToolForbidden: {
+            headers: {
+                "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": "FORBIDDEN",
+                 *       "message": "host 'intranet.example' resolves to 10.0.0.7, a private address; tools.allow_private or tools.allow_cidrs would allow it",
+                 *       "retriable": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
         /**
          * @description Backpressure (ORCH-2007): `ADMISSION_REJECT` (queue full under `reject` or
          *     `shed-low-priority`, or a rate limit / quota) or `QUEUE_FULL_DROP_LRU` (queue full under
@@ -586,6 +756,40 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description `UPSTREAM_FAILED`: the upstream could not be resolved or reached, broke off, redirected more than `tools.max_redirects` times, or (search) answered an error or no results JSON. Retriable. */
+        UpstreamFailed: {
+            headers: {
+                "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": "UPSTREAM_FAILED",
+                 *       "message": "the upstream request failed (ECONNREFUSED)",
+                 *       "retriable": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorEnvelope"];
+            };
+        };
+        /** @description `UPSTREAM_TIMEOUT`: the call (DNS, connects, redirects and body) did not finish within `tools.timeout_ms`. Retriable. */
+        UpstreamTimeout: {
+            headers: {
+                "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": "UPSTREAM_TIMEOUT",
+                 *       "message": "the tool call did not finish within tools.timeout_ms (10000 ms)",
+                 *       "retriable": true
+                 *     }
+                 */
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
@@ -828,6 +1032,76 @@ export interface operations {
             404: components["responses"]["NotFound"];
             410: components["responses"]["EventsExpired"];
             500: components["responses"]["Internal"];
+        };
+    };
+    toolFetch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Echoed on the response; generated when absent or malformed. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolFetchRequest"];
+            };
+        };
+        responses: {
+            /** @description The upstream's answer, redacted. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolFetchResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["ToolForbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["UpstreamFailed"];
+            504: components["responses"]["UpstreamTimeout"];
+        };
+    };
+    toolSearch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Echoed on the response; generated when absent or malformed. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolSearchRequest"];
+            };
+        };
+        responses: {
+            /** @description The provider's results, filtered and redacted. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolSearchResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["ToolForbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            502: components["responses"]["UpstreamFailed"];
+            504: components["responses"]["UpstreamTimeout"];
         };
     };
 }

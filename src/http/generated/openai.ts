@@ -419,7 +419,7 @@ export interface components {
          * @description The OrchQueue error codes (data.yaml `ErrorCode`; a test keeps the two equal).
          * @enum {string}
          */
-        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "NOT_IMPLEMENTED" | "INTERNAL";
+        ErrorCode: "INVALID_PARAMS" | "UNAUTHORIZED" | "FORBIDDEN" | "NOT_FOUND" | "EVENTS_EXPIRED" | "PAYLOAD_TOO_LARGE" | "ADMISSION_REJECT" | "QUEUE_FULL_DROP_LRU" | "DEADLINE_UNMET" | "MODEL_DEPRECATED" | "CONFLICT" | "UNTRUSTED_ARTIFACT" | "POOL_UNREADY" | "POOL_UNAVAILABLE" | "REPLICA_EXHAUSTED" | "DECODE_TIMEOUT" | "WORKER_RESET" | "UPSTREAM_FAILED" | "UPSTREAM_TIMEOUT" | "NOT_IMPLEMENTED" | "INTERNAL";
         /** @description OpenAI's error body (`ErrorResponse` of openai-openapi). */
         ErrorResponse: {
             error: {

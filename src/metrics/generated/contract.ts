@@ -37,8 +37,14 @@ export const METRICS = {
   queue_capacity: { type: "gauge", unit: "tasks", help: "Configured capacity of a pool queue (queue saturation = queue_depth / queue_capacity).", labels: ["engine","pool_id"] },
   replica_slots: { type: "gauge", unit: "slots", help: "Decode slots of a Ready replica.", labels: ["engine","pool_id","replica_id"] },
   replica_slots_busy: { type: "gauge", unit: "slots", help: "Decode slots of a replica running a task.", labels: ["engine","pool_id","replica_id"] },
+  tool_calls_total: { type: "counter", unit: "calls", help: "Tool proxy calls (fetch, search) by tenant and decision.", labels: ["tool","tenant","decision"] },
+  tool_latency_ms: { type: "histogram", unit: "milliseconds", help: "Time a tool proxy call took, refusals included, in milliseconds.", labels: ["tool","decision"], buckets: [1,5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000] },
+  plugin_calls_total: { type: "counter", unit: "calls", help: "Policy plugin calls, by plugin, hook and result.", labels: ["plugin","hook","result"] },
+  plugin_latency_ms: { type: "histogram", unit: "milliseconds", help: "Policy plugin call latency as the host sees it (worker round trip included), in milliseconds.", labels: ["plugin","hook"], buckets: [0.1,0.25,0.5,1,2,5,10,25,100,1000] },
+  plugin_fallbacks_total: { type: "counter", unit: "calls", help: "Policy plugin calls the built-in policy decided instead, by reason.", labels: ["plugin","reason"] },
+  plugin_quarantined: { type: "gauge", unit: "boolean", help: "1 while a policy plugin is quarantined (skipped after consecutive failures until reloaded), else 0.", labels: ["plugin"] },
 } as const;
 
-export const LABEL_BUDGETS: Readonly<Record<string, number>> = {"engine":4,"engine_version":64,"pool_id":256,"replica_id":1024,"priority":8,"reason":16,"tenant":256,"result":4,"state":8,"mode":4,"model_id":1024,"policy":4,"device":64,"outcome":4};
+export const LABEL_BUDGETS: Readonly<Record<string, number>> = {"engine":4,"engine_version":64,"pool_id":256,"replica_id":1024,"priority":8,"reason":16,"tenant":256,"result":4,"state":8,"mode":4,"model_id":1024,"policy":4,"device":64,"outcome":4,"tool":4,"decision":8,"plugin":64,"hook":4};
 
 export const PROCESS_METRICS_PREFIX = "orchestratord_";

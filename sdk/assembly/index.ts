@@ -1,0 +1,5 @@
+/** @llama-orch/plugin-sdk: write llama-orch policy plugins in AssemblyScript (ABI v1). */
+export * from './json';
+export * from './admission';
+export * from './time';
+export { registerAdmission, llorch_abi_version, llorch_alloc, llorch_decide, HOOK_ADMISSION } from './abi';

@@ -1,0 +1,157 @@
+/**
+ * The `plugins:` section of the configuration (SPEC §10, §13): its schema (part of the config's
+ * JSON Schema) and its resolution. A plugin's `params` are checked against its manifest when the
+ * module is loaded, not here: only the module knows its params schema.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { PRIORITIES, type Priority } from '../domain/types.js';
+
+/** Hooks a plugin may serve in ABI v1. */
+export const PLUGIN_HOOKS = ['admission'] as const;
+export type PluginHook = (typeof PLUGIN_HOOKS)[number];
+
+export const PLUGIN_DEFAULTS = {
+  budgetMs: 1,
+  memoryMaxBytes: 16 * 1_048_576,
+  quarantineAfter: 5,
+  weightMin: 0.5,
+  weightMax: 2,
+} as const;
+
+export const PluginSchema = Type.Object(
+  {
+    id: Type.String({
+      pattern: '^[a-z0-9][a-z0-9._-]{0,63}$',
+      description: "The plugin's id; must equal its manifest's `id`.",
+    }),
+    path: Type.String({ minLength: 1, description: 'The WebAssembly module, relative to this file.' }),
+    sha256: Type.Optional(
+      Type.String({
+        pattern: '^[0-9a-f]{64}$',
+        description: 'Pins the module: a module whose SHA-256 (hex) differs is refused at load.',
+      }),
+    ),
+    hooks: Type.Array(
+      Type.Unsafe<PluginHook>({ type: 'string', enum: [...PLUGIN_HOOKS], description: 'A hook.' }),
+      {
+        minItems: 1,
+        uniqueItems: true,
+        description: "Hooks this plugin is called for (each must be in its manifest's `hooks`).",
+      },
+    ),
+    params: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: "Passed in every snapshot; validated against the manifest's params schema at load.",
+        default: {},
+      }),
+    ),
+    budget_ms: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1_000,
+        description:
+          'Per-call budget; the call is ended (its worker terminated) after budget_ms plus the measured host allowance, and the built-in policy decides.',
+        default: PLUGIN_DEFAULTS.budgetMs,
+      }),
+    ),
+    memory_max_bytes: Type.Optional(
+      Type.Integer({
+        minimum: 65_536,
+        description:
+          'Cap on linear memory: a module declaring no memory maximum, or one above this, is refused at load.',
+        default: PLUGIN_DEFAULTS.memoryMaxBytes,
+      }),
+    ),
+    quarantine_after: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'Consecutive failed calls (timeout, trap, malformed decision) after which the plugin is quarantined.',
+        default: PLUGIN_DEFAULTS.quarantineAfter,
+      }),
+    ),
+    bounds: Type.Optional(
+      Type.Object(
+        {
+          priorities: Type.Optional(
+            Type.Array(
+              Type.Unsafe<Priority>({ type: 'string', enum: [...PRIORITIES], description: 'A priority.' }),
+              {
+                uniqueItems: true,
+                description: 'Priorities an admission adjustment may set. Default: all.',
+              },
+            ),
+          ),
+          weight_min: Type.Optional(
+            Type.Number({
+              exclusiveMinimum: 0,
+              description: 'Least weight an adjustment may set.',
+              default: PLUGIN_DEFAULTS.weightMin,
+            }),
+          ),
+          weight_max: Type.Optional(
+            Type.Number({
+              exclusiveMinimum: 0,
+              description: 'Largest weight an adjustment may set.',
+              default: PLUGIN_DEFAULTS.weightMax,
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'What an admission adjustment may change.' },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'A WebAssembly policy plugin (SPEC §10).' },
+);
+
+export const PluginsSchema = Type.Array(PluginSchema, {
+  description: 'Policy plugins (SPEC §10), called in this order at each hook.',
+  default: [],
+});
+
+export type RawPlugin = Static<typeof PluginSchema>;
+
+/** One configured plugin, defaults applied and its path absolute. */
+export interface ResolvedPlugin {
+  readonly id: string;
+  readonly path: string;
+  readonly sha256: string | undefined;
+  readonly hooks: readonly PluginHook[];
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly budgetMs: number;
+  readonly memoryMaxBytes: number;
+  readonly quarantineAfter: number;
+  readonly bounds: {
+    readonly priorities: readonly Priority[];
+    readonly weightMin: number;
+    readonly weightMax: number;
+  };
+}
+
+/** Resolves `plugins:`, pushing cross-field problems (with their path) onto `problems`. */
+export function resolvePlugins(
+  raw: readonly RawPlugin[] | undefined,
+  toPath: (p: string) => string,
+  problems: string[],
+): ResolvedPlugin[] {
+  const seen = new Set<string>();
+  return (raw ?? []).map((p, i) => {
+    if (seen.has(p.id)) problems.push(`plugins[${i}].id: '${p.id}' is configured twice`);
+    seen.add(p.id);
+    const weightMin = p.bounds?.weight_min ?? PLUGIN_DEFAULTS.weightMin;
+    const weightMax = p.bounds?.weight_max ?? PLUGIN_DEFAULTS.weightMax;
+    if (weightMin > weightMax)
+      problems.push(`plugins[${i}].bounds: weight_min ${weightMin} exceeds weight_max ${weightMax}`);
+    return {
+      id: p.id,
+      path: toPath(p.path),
+      sha256: p.sha256,
+      hooks: [...p.hooks],
+      params: { ...(p.params ?? {}) },
+      budgetMs: p.budget_ms ?? PLUGIN_DEFAULTS.budgetMs,
+      memoryMaxBytes: p.memory_max_bytes ?? PLUGIN_DEFAULTS.memoryMaxBytes,
+      quarantineAfter: p.quarantine_after ?? PLUGIN_DEFAULTS.quarantineAfter,
+      bounds: { priorities: [...(p.bounds?.priorities ?? PRIORITIES)], weightMin, weightMax },
+    };
+  });
+}

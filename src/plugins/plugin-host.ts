@@ -1,0 +1,341 @@
+/**
+ * The plugin host (SPEC §10): loads the configured plugins, builds each hook's snapshot, calls
+ * the plugins in configuration order and turns their decisions into the orchestrator's terms.
+ * Whatever goes wrong with a plugin — overrun, trap, malformed decision — the built-in policy
+ * decides that call (admission: accept unchanged), with one logged reason and a counted fallback.
+ */
+import { Ajv } from 'ajv';
+import type { Engine, Priority } from '../domain/types.js';
+import { OrchError } from '../errors/orch-error.js';
+import type { OrchMetrics } from '../metrics/metrics.js';
+import type { Logger } from '../util/logger.js';
+import type { ResolvedPlugin } from './plugin-config.js';
+import { ABI_VERSION, describeErrors, loadPlugin, pluginContract, PluginLoadError } from './plugin-loader.js';
+import { type FallbackReason, PluginRuntime, type PluginState } from './plugin-runtime.js';
+
+/** What admission asks the plugins about (step 5b of `admit()`). */
+export interface AdmissionQuery {
+  readonly nowMs: number;
+  readonly tenant: string;
+  readonly task: {
+    readonly taskId: string;
+    readonly sessionId: string;
+    readonly workload: string;
+    readonly modelRef: string;
+    readonly engine: string;
+    readonly priority: Priority;
+    readonly promptTokens: number;
+    readonly maxTokens: number;
+    readonly expectedTokens: number | undefined;
+    readonly deadlineMs: number;
+  };
+  readonly pool: {
+    readonly id: string;
+    readonly engine: Engine;
+    readonly queueDepth: number;
+    readonly queueCapacity: number;
+  };
+}
+
+/** What the plugins changed about an admitted submission (nothing: the built-in policy). */
+export interface AdmissionAdjustment {
+  readonly priority?: Priority;
+  /** Scales the task's share in its queue (its WFQ cost is divided by it). */
+  readonly weight?: number;
+}
+
+/** The admission step as the orchestrator sees it. */
+export interface AdmissionPolicy {
+  /** Resolves to the adjustment (possibly none) or rejects with the plugin's typed refusal. */
+  admission(q: AdmissionQuery): Promise<AdmissionAdjustment>;
+  /** A submission was admitted: its tokens count towards the tenant's recent usage. */
+  admitted(tenant: string, tokens: number, atMs: number): void;
+}
+
+/** One entry of `GET /v1/plugins`. */
+export interface PluginView {
+  readonly id: string;
+  readonly version: string;
+  readonly abi: number;
+  readonly hooks: readonly string[];
+  readonly state: PluginState;
+  readonly sha256: string;
+  readonly budget_ms: number;
+  readonly memory_max_bytes: number;
+  readonly counters: {
+    readonly calls: number;
+    readonly ok: number;
+    readonly fallbacks: number;
+    readonly skipped: number;
+    readonly timeouts: number;
+    readonly traps: number;
+    readonly malformed: number;
+    readonly consecutive_failures: number;
+  };
+}
+
+type Decision =
+  | { decision: 'accept' }
+  | {
+      decision: 'refuse';
+      code: 'ADMISSION_REJECT' | 'FORBIDDEN' | 'INVALID_PARAMS' | 'DEADLINE_UNMET' | 'POOL_UNAVAILABLE';
+      message: string;
+      retry_after_ms?: number;
+    }
+  | { decision: 'adjust'; priority?: Priority; weight?: number };
+
+const validateDecision = new Ajv({ allErrors: true, strict: false }).compile<Decision>(
+  pluginContract('admission-decision.schema.json'),
+);
+
+/** The window of a tenant's recent admissions passed in snapshots. */
+const WINDOW_MS = 60_000;
+
+class TenantWindow {
+  readonly #entries = new Map<string, { atMs: number; tokens: number }[]>();
+  add(tenant: string, tokens: number, atMs: number): void {
+    let list = this.#entries.get(tenant);
+    if (!list) this.#entries.set(tenant, (list = []));
+    list.push({ atMs, tokens });
+  }
+  usage(tenant: string, nowMs: number): { tokens: number; tasks: number } {
+    const list = this.#entries.get(tenant);
+    if (!list) return { tokens: 0, tasks: 0 };
+    let drop = 0;
+    while (drop < list.length && list[drop]!.atMs <= nowMs - WINDOW_MS) drop += 1;
+    if (drop > 0) list.splice(0, drop);
+    if (list.length === 0) this.#entries.delete(tenant);
+    let tokens = 0;
+    for (const e of list) if (e.atMs <= nowMs) tokens += e.tokens;
+    return { tokens, tasks: list.length };
+  }
+}
+
+export interface PluginHostOptions {
+  readonly plugins: readonly ResolvedPlugin[];
+  readonly metrics: OrchMetrics;
+  readonly logger: Logger;
+}
+
+export class PluginHost implements AdmissionPolicy {
+  readonly #o: PluginHostOptions;
+  readonly #runtimes: PluginRuntime[];
+  readonly #window = new TenantWindow();
+
+  private constructor(o: PluginHostOptions, runtimes: PluginRuntime[]) {
+    this.#o = o;
+    this.#runtimes = runtimes;
+    for (const r of runtimes) {
+      o.metrics.set('plugin_quarantined', { plugin: r.id }, 0);
+      r.onState = (state, why) => {
+        if (state === 'quarantined') o.metrics.set('plugin_quarantined', { plugin: r.id }, 1);
+        o.logger.error(
+          { event: `plugin.${state}`, plugin: r.id, plugin_version: r.version },
+          `plugin '${r.id}' ${state}: ${why}`,
+        );
+      };
+    }
+  }
+
+  /** Loads and starts every configured plugin; throws {@link PluginLoadError} naming the first refused one. */
+  static async load(o: PluginHostOptions): Promise<PluginHost> {
+    const runtimes: PluginRuntime[] = [];
+    try {
+      for (const [i, cfg] of o.plugins.entries()) {
+        const loaded = await loadPlugin(cfg, i);
+        const runtime = new PluginRuntime(loaded);
+        runtimes.push(runtime);
+        try {
+          await runtime.start();
+        } catch (err) {
+          throw new PluginLoadError(
+            `plugins[${i}] '${cfg.id}': the module does not start: ${(err as Error).message}`,
+          );
+        }
+        o.logger.info(
+          {
+            event: 'plugin.loaded',
+            plugin: cfg.id,
+            plugin_version: loaded.manifest.version,
+            sha256: loaded.sha256,
+            hooks: cfg.hooks,
+            budget_ms: cfg.budgetMs,
+            allowance_ms: await runtime.allowanceMs(),
+          },
+          `plugin '${cfg.id}' ${loaded.manifest.version} loaded`,
+        );
+      }
+    } catch (err) {
+      await Promise.all(runtimes.map((r) => r.close()));
+      throw err;
+    }
+    return new PluginHost(o, runtimes);
+  }
+
+  get size(): number {
+    return this.#runtimes.length;
+  }
+
+  list(): PluginView[] {
+    return this.#runtimes.map((r) => ({
+      id: r.id,
+      version: r.version,
+      abi: r.plugin.manifest.abi,
+      hooks: [...r.plugin.config.hooks],
+      state: r.state,
+      sha256: r.plugin.sha256,
+      budget_ms: r.plugin.config.budgetMs,
+      memory_max_bytes: r.plugin.memoryMaxBytes,
+      counters: {
+        calls: r.counters.calls,
+        ok: r.counters.ok,
+        fallbacks: r.counters.fallbacks,
+        skipped: r.counters.skipped,
+        timeouts: r.counters.timeouts,
+        traps: r.counters.traps,
+        malformed: r.counters.malformed,
+        consecutive_failures: r.counters.consecutiveFailures,
+      },
+    }));
+  }
+
+  admitted(tenant: string, tokens: number, atMs: number): void {
+    if (this.#runtimes.length > 0) this.#window.add(tenant, tokens, atMs);
+  }
+
+  async admission(q: AdmissionQuery): Promise<AdmissionAdjustment> {
+    let adjustment: AdmissionAdjustment = {};
+    for (const r of this.#runtimes) {
+      if (!r.plugin.config.hooks.includes('admission')) continue;
+      const priority = adjustment.priority ?? q.task.priority;
+      const decision = await this.#admissionCall(r, { ...q, task: { ...q.task, priority } });
+      if (decision === undefined || decision.decision === 'accept') continue;
+      if (decision.decision === 'refuse')
+        throw new OrchError(decision.code, `plugin '${r.id}': ${decision.message}`, {
+          engine: q.pool.engine,
+          poolId: q.pool.id,
+          ...(decision.retry_after_ms === undefined ? {} : { retryAfterMs: decision.retry_after_ms }),
+        });
+      adjustment = {
+        ...adjustment,
+        ...(decision.priority === undefined ? {} : { priority: decision.priority }),
+        ...(decision.weight === undefined ? {} : { weight: decision.weight }),
+      };
+    }
+    return adjustment;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#runtimes.map((r) => r.close()));
+  }
+
+  /** One call; undefined: the built-in policy decides (fallback or skipped). */
+  async #admissionCall(r: PluginRuntime, q: AdmissionQuery): Promise<Decision | undefined> {
+    const cfg = r.plugin.config;
+    const usage = this.#window.usage(q.tenant, q.nowMs);
+    const snapshot = {
+      abi: ABI_VERSION,
+      hook: 'admission',
+      now_ms: q.nowMs,
+      plugin: { id: r.id, version: r.version },
+      params: cfg.params,
+      task: {
+        task_id: q.task.taskId,
+        session_id: q.task.sessionId,
+        workload: q.task.workload,
+        model_ref: q.task.modelRef,
+        engine: q.task.engine,
+        priority: q.task.priority,
+        prompt_tokens: q.task.promptTokens,
+        max_tokens: q.task.maxTokens,
+        ...(q.task.expectedTokens === undefined ? {} : { expected_tokens: q.task.expectedTokens }),
+        deadline_ms: q.task.deadlineMs,
+      },
+      tenant: { id: q.tenant, tokens_last_minute: usage.tokens, tasks_last_minute: usage.tasks },
+      pool: {
+        id: q.pool.id,
+        engine: q.pool.engine,
+        queue_depth: q.pool.queueDepth,
+        queue_capacity: q.pool.queueCapacity,
+      },
+      bounds: {
+        priorities: cfg.bounds.priorities,
+        weight_min: cfg.bounds.weightMin,
+        weight_max: cfg.bounds.weightMax,
+      },
+    };
+    const labels = { plugin: r.id, hook: 'admission' };
+    const outcome = await r.call('admission', JSON.stringify(snapshot));
+    if (outcome.kind === 'skipped') {
+      this.#o.metrics.inc('plugin_calls_total', { ...labels, result: 'skipped' });
+      return undefined;
+    }
+    this.#o.metrics.observe('plugin_latency_ms', labels, outcome.latencyMs);
+    if (outcome.kind === 'fallback') return this.#fallback(r, q, outcome.reason, outcome.detail);
+    let decision: unknown;
+    try {
+      decision = JSON.parse(outcome.output);
+    } catch {
+      decision = undefined;
+    }
+    const problem = this.#problem(decision, cfg);
+    if (problem !== undefined) {
+      r.malformed();
+      return this.#fallback(r, q, 'malformed', problem);
+    }
+    r.succeeded();
+    const d = decision as Decision;
+    this.#o.metrics.inc('plugin_calls_total', { ...labels, result: 'ok' });
+    if (d.decision !== 'accept')
+      this.#o.logger.info(
+        {
+          event: 'plugin.decision',
+          plugin: r.id,
+          plugin_version: r.version,
+          hook: 'admission',
+          decision: d.decision,
+          ...(d.decision === 'refuse' ? { code: d.code } : {}),
+          ...(d.decision === 'adjust' ? { priority: d.priority, weight: d.weight } : {}),
+          latency_ms: Math.round(outcome.latencyMs * 1000) / 1000,
+          job_id: q.task.taskId,
+          tenant_id: q.tenant,
+        },
+        `plugin '${r.id}' ${d.decision === 'refuse' ? 'refused' : 'adjusted'} task ${q.task.taskId}`,
+      );
+    return d;
+  }
+
+  /** Why a decision cannot be used, or undefined. */
+  #problem(decision: unknown, cfg: ResolvedPlugin): string | undefined {
+    if (decision === undefined) return 'the decision is not JSON';
+    if (!validateDecision(decision))
+      return `the decision does not match its schema: ${describeErrors(validateDecision.errors, 'decision')}`;
+    if (decision.decision !== 'adjust') return undefined;
+    if (decision.priority !== undefined && !cfg.bounds.priorities.includes(decision.priority))
+      return `priority '${decision.priority}' is outside bounds.priorities [${cfg.bounds.priorities.join(', ')}]`;
+    if (
+      decision.weight !== undefined &&
+      (decision.weight < cfg.bounds.weightMin || decision.weight > cfg.bounds.weightMax)
+    )
+      return `weight ${decision.weight} is outside [${cfg.bounds.weightMin}, ${cfg.bounds.weightMax}]`;
+    return undefined;
+  }
+
+  #fallback(r: PluginRuntime, q: AdmissionQuery, reason: FallbackReason, detail: string): undefined {
+    this.#o.metrics.inc('plugin_calls_total', { plugin: r.id, hook: 'admission', result: 'fallback' });
+    this.#o.metrics.inc('plugin_fallbacks_total', { plugin: r.id, reason });
+    this.#o.logger.warn(
+      {
+        event: 'plugin.fallback',
+        plugin: r.id,
+        plugin_version: r.version,
+        hook: 'admission',
+        reason,
+        job_id: q.task.taskId,
+        tenant_id: q.tenant,
+      },
+      `plugin '${r.id}' fell back to the built-in admission policy (${reason}): ${detail}`,
+    );
+    return undefined;
+  }
+}
