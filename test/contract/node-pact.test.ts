@@ -6,7 +6,6 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Verifier } from '@pact-foundation/pact';
 import type { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/http/auth.js';
@@ -14,7 +13,7 @@ import { orchestratorClient } from '../../src/nodes/pool-managerd.js';
 import { TEST_CTX, simPool, startHarness, type Harness } from '../support/harness.js';
 import { documentedPairs, isNodePath, readPact, uncovered, undocumented } from './coverage.js';
 import { NODE_CREDENTIALS, NODE_INTERACTIONS, REMOTE_POOL, type NodeClients } from './node-interactions.js';
-import { verifyInteraction } from './pact-runner.js';
+import { verifyInteraction, verifyProvider } from './pact-runner.js';
 
 process.env['PACT_DO_NOT_TRACK'] = 'true';
 const PACTS = join(process.cwd(), 'contracts', 'pacts');
@@ -70,12 +69,6 @@ describe('provider: a real orchestrator honours the interactions of pool-manager
   afterAll(() => h.close());
 
   it('verifies the committed pact file', async () => {
-    await new Verifier({
-      provider: 'llama-orch',
-      providerBaseUrl: h.url,
-      pactUrls: [PACT_FILE],
-      providerStatesSetupUrl: `${h.url}/__test/provider-states`,
-      logLevel: 'warn',
-    }).verifyProvider();
+    await verifyProvider(PACT_FILE, h.url);
   }, 120_000);
 });

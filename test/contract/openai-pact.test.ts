@@ -8,7 +8,6 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Verifier } from '@pact-foundation/pact';
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +22,7 @@ import {
   type OpenAiClients,
 } from './openai-interactions.js';
 import { documentedPairs, readPact, uncovered, undocumented } from './coverage.js';
-import { verifyInteraction } from './pact-runner.js';
+import { verifyInteraction, verifyProvider } from './pact-runner.js';
 
 process.env['PACT_DO_NOT_TRACK'] = 'true';
 const PACTS = join(process.cwd(), 'contracts', 'pacts');
@@ -133,13 +132,7 @@ describe('provider: a real orchestrator honours every openai-node interaction', 
   afterAll(() => h?.close());
 
   it('verifies the committed pact file', async () => {
-    await new Verifier({
-      provider: 'llama-orch',
-      providerBaseUrl: h.url,
-      pactUrls: [PACT_FILE],
-      providerStatesSetupUrl: `${h.url}/__test/provider-states`,
-      logLevel: 'warn',
-    }).verifyProvider();
+    await verifyProvider(PACT_FILE, h.url);
   }, 180_000);
 
   it('holds live SSE streams to their regular expression (a stricter one fails)', async () => {
@@ -164,18 +157,10 @@ describe('provider: a real orchestrator honours every openai-node interaction', 
         },
       }));
       await writeFile(file, JSON.stringify({ ...pact, interactions }));
-      return new Verifier({
-        provider: 'llama-orch',
-        providerBaseUrl: h.url,
-        pactUrls: [file],
-        providerStatesSetupUrl: `${h.url}/__test/provider-states`,
-        logLevel: 'error',
-      })
-        .verifyProvider()
-        .then(
-          () => undefined,
-          (e: unknown) => e,
-        );
+      return verifyProvider(file, h.url, { logLevel: 'error' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     };
     // Control: the file's own expression passes, so the failure below is the rewrite's alone.
     expect(await verify('as-written', (r) => r)).toBeUndefined();

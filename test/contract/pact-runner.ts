@@ -3,7 +3,7 @@
  * suites of every client of llama-orch. The interaction's own code drives the real client against
  * the mock; the mock records the interaction into the consumer's pact file.
  */
-import { MatchersV3, PactV3, type V3Request, type V3Response } from '@pact-foundation/pact';
+import { MatchersV3, PactV3, Verifier, type V3Request, type V3Response } from '@pact-foundation/pact';
 import { Agent } from 'undici';
 
 /** One Pact interaction plus what the consumer must make of the answer. */
@@ -88,4 +88,22 @@ export async function verifyInteraction<C>(
     if ((err as { connectionFailed?: boolean }).connectionFailed !== true) throw err;
     await once(consumer, dir, i, make, connectionFailure);
   }
+}
+
+/**
+ * Replays `pactFile` against the orchestrator at `providerUrl` (its provider states set up on
+ * `orchestratorUrl`, the same server unless a proxy stands in between).
+ */
+export function verifyProvider(
+  pactFile: string,
+  providerUrl: string,
+  opts: { orchestratorUrl?: string; logLevel?: 'warn' | 'error' } = {},
+): Promise<unknown> {
+  return new Verifier({
+    provider: 'llama-orch',
+    providerBaseUrl: providerUrl,
+    pactUrls: [pactFile],
+    providerStatesSetupUrl: `${opts.orchestratorUrl ?? providerUrl}/__test/provider-states`,
+    logLevel: opts.logLevel ?? 'warn',
+  }).verifyProvider();
 }

@@ -8,7 +8,6 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { Verifier } from '@pact-foundation/pact';
 import type { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/http/auth.js';
@@ -16,7 +15,7 @@ import { OrchClient } from '../../src/index.js';
 import { simPool, startHarness, type Harness } from '../support/harness.js';
 import { documentedPairs, isNodePath, readPact, uncovered, undocumented } from './coverage.js';
 import { INTERACTIONS, PACT_DIR, PACT_KEYS, UNKNOWN_KEY, type Clients } from './interactions.js';
-import { verifyInteraction } from './pact-runner.js';
+import { verifyInteraction, verifyProvider } from './pact-runner.js';
 import { startUpstream, type Upstream } from '../tools/upstream.js';
 
 process.env['PACT_DO_NOT_TRACK'] = 'true';
@@ -129,13 +128,7 @@ describe('provider: a real orchestrator honours every interaction', () => {
   });
 
   it('verifies the committed pact file', async () => {
-    await new Verifier({
-      provider: 'llama-orch',
-      providerBaseUrl: h.url,
-      pactUrls: [PACT_FILE],
-      providerStatesSetupUrl: `${h.url}/__test/provider-states`,
-      logLevel: 'warn',
-    }).verifyProvider();
+    await verifyProvider(PACT_FILE, h.url);
   }, 120_000);
 
   it('fails verification when a response loses a field or changes its status', async () => {
@@ -154,18 +147,10 @@ describe('provider: a real orchestrator honours every interaction', () => {
       return file;
     };
     const verify = async (proxy: string, file: string): Promise<unknown> =>
-      new Verifier({
-        provider: 'llama-orch',
-        providerBaseUrl: proxy,
-        pactUrls: [file],
-        providerStatesSetupUrl: `${h.url}/__test/provider-states`,
-        logLevel: 'error',
-      })
-        .verifyProvider()
-        .then(
-          () => undefined,
-          (e: unknown) => e,
-        );
+      verifyProvider(file, proxy, { orchestratorUrl: h.url, logLevel: 'error' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // Control: the unmodified proxy passes, so failures below come from the mutations alone.
     const passthrough = await mutatingProxy(h.url, () => undefined);
     const health = await only('health', 'a health read of a pool');
