@@ -155,9 +155,9 @@ describe('llorch serve on SIGTERM', () => {
     const long = openStream(d.url, await submit(d, 1_000));
     const short = openStream(d.url, await submit(d, 3));
     // Both are running (a first token each) when the signal comes.
-    await until(() => [long, short].every((s) => s.records.some((r) => r.event === 'token')), 30_000);
+    await until(() => [long, short].every((s) => s.records.some((r) => r.event === 'token')), 90_000);
     d.child.kill('SIGTERM');
-    await until(() => logged(d, 'shutdown'), 30_000);
+    await until(() => logged(d, 'shutdown'), 90_000);
 
     const refused = await call(d.url, 'POST', '/v1/tasks', {
       key: KEYS.alice,
@@ -178,7 +178,7 @@ describe('llorch serve on SIGTERM', () => {
 
     expect(await d.exit).toEqual({ code: 0, signal: null });
     expect(logged(d, 'shutdown.forced')).toBe(false);
-    await until(() => !engines.some(alive), 15_000);
+    await until(() => !engines.some(alive), 90_000);
     expect(runRecords(d.dir)).toEqual([]);
   });
 
@@ -187,9 +187,9 @@ describe('llorch serve on SIGTERM', () => {
     const d = await startDaemon('serve', serveConfig(120_000));
     const engines = await enginePids(d, 1);
     const long = openStream(d.url, await submit(d, 1_000));
-    await until(() => long.records.some((r) => r.event === 'token'), 30_000);
+    await until(() => long.records.some((r) => r.event === 'token'), 90_000);
     d.child.kill('SIGTERM');
-    await until(() => logged(d, 'shutdown'), 30_000);
+    await until(() => logged(d, 'shutdown'), 90_000);
     expect(d.child.exitCode).toBeNull();
     d.child.kill('SIGTERM');
     // Well before the drain deadline.
@@ -199,7 +199,7 @@ describe('llorch serve on SIGTERM', () => {
     ]);
     expect(exit).toEqual({ code: 143, signal: null });
     expect(logged(d, 'shutdown.immediate')).toBe(true);
-    await until(() => !engines.some(alive), 15_000);
+    await until(() => !engines.some(alive), 90_000);
     await long.done;
   });
 });
@@ -216,7 +216,7 @@ describe('llorch pool-managerd on SIGTERM', () => {
     d.child.kill('SIGTERM');
     expect(await d.exit).toEqual({ code: 0, signal: null });
     expect(logged(d, 'shutdown')).toBe(true);
-    await until(() => !engines.some(alive), 15_000);
+    await until(() => !engines.some(alive), 90_000);
     expect(runRecords(d.dir)).toEqual([]);
   });
 });

@@ -51,7 +51,7 @@ async function stuckDaemon(drainMs: number, boundMs: number): Promise<Stuck> {
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  await until(() => /engine \d+/.test(out), 30_000).catch(() => {
+  await until(() => /engine \d+/.test(out), 90_000).catch(() => {
     throw new Error(`the fixture did not start its engine:\n${out}`);
   });
   const engineGroup = Number(/engine (\d+)/.exec(out)?.[1]);
@@ -67,7 +67,7 @@ describe('a daemon whose graceful stop hangs', () => {
     expect(await d.exit).toEqual({ code: 1, signal: null });
     expect(d.output()).toContain('"event":"shutdown.forced"');
     expect(d.output()).toContain('"hard_deadline_ms":500');
-    await until(() => !alive(d.engineGroup), 15_000);
+    await until(() => !alive(d.engineGroup), 90_000);
   });
 
   it('is ended at once by a second SIGTERM (exit 143) or SIGINT (exit 130), its engine group killed', async () => {
@@ -78,11 +78,11 @@ describe('a daemon whose graceful stop hangs', () => {
       // The hard timer is ten minutes away: only the second signal can end it within the test.
       const d = await stuckDaemon(600_000, 0);
       d.child.kill(signal);
-      await until(() => d.output().includes('"event":"shutdown"'), 30_000);
+      await until(() => d.output().includes('"event":"shutdown"'), 90_000);
       d.child.kill(signal);
       expect(await d.exit).toEqual({ code, signal: null });
       expect(d.output()).toContain('"event":"shutdown.immediate"');
-      await until(() => !alive(d.engineGroup), 15_000);
+      await until(() => !alive(d.engineGroup), 90_000);
     }
   });
 });

@@ -34,7 +34,7 @@ let vllmEmbed: EngineUnderTest;
 let tgi: EngineUnderTest;
 
 async function ready(e: EngineUnderTest): Promise<void> {
-  await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 30_000);
+  await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 90_000);
 }
 
 beforeAll(async () => {

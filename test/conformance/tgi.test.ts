@@ -42,7 +42,7 @@ describe('TGI releases and end-of-sequence', () => {
       simPool(id, 'tgi', { launch: { worker: 'sim', parallel: 2, extra_args: extraArgs, sim } }),
     );
     started.push(e);
-    await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 30_000);
+    await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 90_000);
     return e;
   }
 

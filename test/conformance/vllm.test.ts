@@ -53,7 +53,7 @@ describe('vLLM capabilities are detected from the engine', () => {
       simPool(id, 'vllm', { launch: { worker: 'sim', parallel: 2, extra_args: extraArgs } }),
     );
     started.push(e);
-    await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 30_000);
+    await until(async () => (await e.adapter.probe(AbortSignal.timeout(2_000))).ready, 90_000);
     return e;
   }
 

@@ -251,7 +251,7 @@ describe('engine failure (SPEC §5)', () => {
     });
     await until(() => causes.length > 0);
     expect(causes[0]).toMatch(/SIGKILL/);
-    await until(() => sup.replicas()[0]?.state.kind === 'ready', 20_000);
+    await until(() => sup.replicas()[0]?.state.kind === 'ready', 90_000);
     off();
     const after = task('crash', { max_tokens: 4 });
     expect((await enqueue(after)).status).toBe(202);

@@ -368,7 +368,7 @@ describe('references and lifecycle effects on pools', () => {
         ((await call(h4.url, 'GET', '/v1/pools/old/health', { key: KEYS.ops })).json as { draining: boolean })
           .draining;
       expect(await draining()).toBe(false);
-      await until(draining, 5_000);
+      await until(draining, 90_000);
     } finally {
       await h4.close();
     }

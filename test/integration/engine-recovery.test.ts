@@ -71,14 +71,14 @@ async function pidOf(baseUrl: string): Promise<number> {
 
 describe('a frozen engine', () => {
   it('goes unready at once, is routed around, then is killed and restarted', async () => {
-    await until(() => pool().readyReplicas().length === 2, 30_000);
+    await until(() => pool().readyReplicas().length === 2, 90_000);
     const victim = pool().supervisor.replicas()[0];
     if (!victim) throw new Error('no replica');
     const pid = await pidOf(victim.adapter.baseUrl);
     frozenPid = pid;
     process.kill(pid, 'SIGSTOP');
     // Unready with the cause: health checks time out against a process that never answers.
-    await until(() => pool().replica(victim.id)?.state.kind !== 'ready', 15_000);
+    await until(() => pool().replica(victim.id)?.state.kind !== 'ready', 90_000);
     const s0 = pool().replica(victim.id)?.state;
     expect(s0?.kind === 'unready' ? s0.cause : '').toMatch(/engine not answering|killed after/);
     // Work keeps flowing to the healthy replica (admission's tokenizer is not stuck on the frozen one).
@@ -91,9 +91,9 @@ describe('a frozen engine', () => {
       expect(s.events.at(-1)?.data['replica_id']).not.toBe(victim.id);
     }
     // Killed (the frozen process is gone) and restarted: the replica is ready again, a new process.
-    await until(() => !alive(pid), 20_000);
+    await until(() => !alive(pid), 90_000);
     frozenPid = undefined;
-    await until(() => pool().replica(victim.id)?.state.kind === 'ready', 30_000);
+    await until(() => pool().replica(victim.id)?.state.kind === 'ready', 90_000);
     const again = pool().replica(victim.id);
     expect(await pidOf(again?.adapter.baseUrl ?? '')).not.toBe(pid);
     const metrics = await (await fetch(`${h.url}/metrics`)).text();

@@ -54,7 +54,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
   // No engine outlives the orchestrator (the harness close waits for the engines' exit).
-  await until(() => [...seenPids].every((pid) => !alive(pid)), 15_000);
+  await until(() => [...seenPids].every((pid) => !alive(pid)), 90_000);
 });
 
 const alive = (pid: number): boolean => {
@@ -136,7 +136,7 @@ describe.each(Object.keys(FAULTS) as Kind[])('fault %s on one of two replicas', 
       if (pool(kind).replica(r0)?.state.kind !== 'ready') return false;
       return (await pidOf(kind, 0)) !== before;
     }, 60_000);
-    await until(() => !alive(before), 15_000);
+    await until(() => !alive(before), 90_000);
     // ... and serves again: with both idle, placement's tie goes to r0, no longer ejected.
     expect(servedBy(await run(kind))).toBe(r0);
     const metrics = await (await fetch(`${h.url}/metrics`)).text();

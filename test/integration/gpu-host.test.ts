@@ -137,7 +137,7 @@ describe('capacity (SPEC §5, ORCH-3003)', () => {
     const engine = watchdog === undefined ? undefined : childPids(watchdog)[0];
     expect(engine).toBeDefined();
     await writeFile(APPS, `${engine}, GPU-6f1a0b2c-1111-2222-3333-444455556666, 812\n`);
-    await until(async () => (await health('gpu0')).replicas[0]?.vram_used_bytes === 812 * 2 ** 20, 30_000);
+    await until(async () => (await health('gpu0')).replicas[0]?.vram_used_bytes === 812 * 2 ** 20, 90_000);
     await until(async () => {
       metrics = await (await fetch(`${h.url}/metrics`)).text();
       return new RegExp(

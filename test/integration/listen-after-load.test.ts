@@ -45,7 +45,7 @@ describe('preloading an engine that listens only once loaded', () => {
   it.each(['late-vllm', 'late-tgi'])(
     '%s: refused connections are "still loading"; ready without a restart',
     async (id) => {
-      await until(async () => (await health(id)).ready, 30_000);
+      await until(async () => (await health(id)).ready, 90_000);
       const metrics = await (await fetch(`${h.url}/metrics`)).text();
       const sample = (name: string, ...labels: string[]) =>
         new RegExp(`^${name}\\{${labels.map((l) => `(?=[^}]*${l})`).join('')}[^}]*\\} [1-9]`, 'm');

@@ -173,7 +173,7 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
 
   it('when the host comes back it registers again cleanly', async () => {
     await startNode('gpu-a');
-    await until(async () => (await readyReplicas('fleet')).length === 2, 30_000);
+    await until(async () => (await readyReplicas('fleet')).length === 2, 90_000);
     expect(await readyReplicas('fleet')).toEqual(['gpu-a/fleet-r0', 'gpu-b/fleet-r0']);
   });
 
@@ -189,8 +189,8 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
       body: { new_model_ref: model, deadline_ms: 5_000 },
     });
     expect(ok.status).toBe(202);
-    await until(async () => (await lifecycle())?.state === 'succeeded', 30_000);
-    await until(async () => (await readyReplicas('fleet')).length === 2, 10_000);
+    await until(async () => (await lifecycle())?.state === 'succeeded', 90_000);
+    await until(async () => (await readyReplicas('fleet')).length === 2, 90_000);
     expect((await readStream(h.url, queued.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
 
     const bad = await call(h.url, 'POST', '/v1/pools/fleet/reload', {
@@ -203,7 +203,7 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
       state: 'rolled_back',
       cause: expect.stringMatching(/nope\.bin/),
     });
-    await until(async () => (await readyReplicas('fleet')).length === 2, 10_000);
+    await until(async () => (await readyReplicas('fleet')).length === 2, 90_000);
     const after = task('fleet', { engine: 'vllm', max_tokens: 3 });
     expect((await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: after })).status).toBe(202);
     expect((await readStream(h.url, after.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
@@ -218,7 +218,7 @@ describe('pool-managerd across hosts (SPEC §5)', () => {
     });
     expect(r.status).toBe(202);
     expect((await readStream(h.url, running.task_id, { key: KEYS.alice })).events.at(-1)?.event).toBe('end');
-    await until(async () => (await health('fleet')).replicas.every((x) => x.state === 'stopped'), 20_000);
+    await until(async () => (await health('fleet')).replicas.every((x) => x.state === 'stopped'), 90_000);
     const refused = await call(h.url, 'POST', '/v1/tasks', {
       key: KEYS.alice,
       body: task('fleet', { engine: 'vllm' }),

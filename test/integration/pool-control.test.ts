@@ -100,7 +100,7 @@ describe('reload (ORCH-2102, ORCH-3033)', () => {
     const during = await submit(task('reload', { engine: 'tgi', max_tokens: 2 }));
     expect([202, 503]).toContain(during.status);
     for (const t of tasks) expect((await terminalOf(t.task_id))?.event).toBe('end');
-    await until(async () => (await health('reload')).lifecycle?.state === 'succeeded', 20_000);
+    await until(async () => (await health('reload')).lifecycle?.state === 'succeeded', 90_000);
     const hl = await health('reload');
     expect(hl.lifecycle).toMatchObject({
       operation: 'reload',
@@ -124,7 +124,7 @@ describe('reload (ORCH-2102, ORCH-3033)', () => {
     });
     expect(conflict.status).toBe(409);
     expect(conflict.json).toMatchObject({ code: 'CONFLICT' });
-    await until(async () => (await health('reload')).lifecycle?.state !== 'in_progress', 20_000);
+    await until(async () => (await health('reload')).lifecycle?.state !== 'in_progress', 90_000);
     const hl = await health('reload');
     expect(hl.lifecycle).toMatchObject({ state: 'rolled_back' });
     expect(hl.lifecycle?.cause).toMatch(/missing\.bin/);
@@ -140,7 +140,7 @@ describe('reload (ORCH-2102, ORCH-3033)', () => {
       body: { rollback: true },
     });
     expect(r.status).toBe(202);
-    await until(async () => (await health('reload')).lifecycle?.state === 'succeeded', 20_000);
+    await until(async () => (await health('reload')).lifecycle?.state === 'succeeded', 90_000);
     expect((await health('reload')).lifecycle).toMatchObject({
       operation: 'rollback',
       model_ref: join(dir, 'a.bin'),
@@ -156,7 +156,7 @@ describe('reload (ORCH-2102, ORCH-3033)', () => {
       body: { new_model_ref: other },
     });
     expect(r.status).toBe(202);
-    await until(async () => (await health('llama')).lifecycle?.state === 'succeeded', 30_000);
+    await until(async () => (await health('llama')).lifecycle?.state === 'succeeded', 90_000);
     const after = await health('llama');
     expect(after.model_digest).toMatch(/^sha256:/);
     expect(after.model_digest).not.toBe(before);
@@ -202,7 +202,7 @@ describe('drain (ORCH-2101)', () => {
       key: KEYS.ops,
       body: { new_model_ref: join(dir, 'a.bin') },
     });
-    await until(async () => (await health('drain')).lifecycle?.state === 'succeeded', 20_000);
+    await until(async () => (await health('drain')).lifecycle?.state === 'succeeded', 90_000);
     expect((await health('drain')).draining).toBe(false);
     const long = task('drain', { engine: 'vllm', max_tokens: 2_000 });
     expect((await submit(long)).status).toBe(202);

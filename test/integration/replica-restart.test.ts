@@ -140,7 +140,7 @@ async function failUntilRestarted(poolId: string, replicaId: string): Promise<nu
 
 describe('a replica that fails every task while its health checks pass', () => {
   it('is ejected, its engine killed and restarted (new pid, restart counted), and it serves again', async () => {
-    await until(() => pool('local').readyReplicas().length === 1, 30_000);
+    await until(() => pool('local').readyReplicas().length === 1, 90_000);
     const replica = pool('local').supervisor.replicas()[0];
     if (!replica) throw new Error('no replica');
     const before = await simState(replica.adapter.baseUrl);
@@ -149,7 +149,7 @@ describe('a replica that fails every task while its health checks pass', () => {
     expect(await run('local')).toMatchObject({ event: 'error', data: { code: 'WORKER_RESET' } });
     const failed = 1 + (await failUntilRestarted('local', replica.id));
     expect(failed).toBeGreaterThanOrEqual(3);
-    await until(() => pool('local').replica(replica.id)?.state.kind !== 'ready', 30_000);
+    await until(() => pool('local').replica(replica.id)?.state.kind !== 'ready', 90_000);
     await until(() => pool('local').replica(replica.id)?.state.kind === 'ready', 60_000);
     const again = pool('local').replica(replica.id);
     const after = await simState(again?.adapter.baseUrl ?? '');

@@ -109,7 +109,7 @@ describe('engine simulator faults → orchestrator reaction', () => {
       body: task('crash', { engine: 'vllm' }),
     });
     expect(refused.json).toMatchObject({ code: 'POOL_UNREADY', retriable: true });
-    await until(async () => (await health('crash')).ready, 15_000);
+    await until(async () => (await health('crash')).ready, 90_000);
     const after = await submit('crash', { max_tokens: 4 });
     expect(terminal((await readStream(h.url, after, { key: KEYS.alice })).events).event).toBe('end');
   });
@@ -154,7 +154,7 @@ describe('engine simulator faults → orchestrator reaction', () => {
     });
     expect(refused.status).toBe(503);
     expect(refused.json).toMatchObject({ code: 'POOL_UNREADY', retriable: true });
-    await until(async () => (await health('loading')).ready, 10_000);
+    await until(async () => (await health('loading')).ready, 90_000);
     const id = await submit('loading', { max_tokens: 4 });
     expect(terminal((await readStream(h.url, id, { key: KEYS.alice })).events).event).toBe('end');
   });

@@ -441,7 +441,7 @@ describe('pool-managerd nodes verify with their own trust policy and roots', () 
     // A catalog entry does, with its digest and signature, which the node checks against its roots.
     expect((await reload(o, 'far', 'signed-file')).status).toBe(202);
     expect(await finished(o, 'far')).toMatchObject({ state: 'succeeded' });
-    await until(async () => (await health(o, 'far')).ready, 30_000);
+    await until(async () => (await health(o, 'far')).ready, 90_000);
     expect(await n.metrics.render()).toMatch(
       /catalog_verifications_total\{result="verified",reason="signed",engine="vllm"\} 1/,
     );

@@ -101,7 +101,7 @@ describe('the guard in front of an engine without API keys', () => {
       abort.abort();
       const state = async () =>
         (await (await fetch(`${triton.baseUrl}/__sim/state`)).json()) as { running: number };
-      await until(async () => (await state()).running === 0, 10_000);
+      await until(async () => (await state()).running === 0, 90_000);
       expect(tokens).toBeGreaterThanOrEqual(3);
     } finally {
       await adapter.close();

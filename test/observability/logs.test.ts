@@ -73,7 +73,7 @@ beforeAll(async () => {
     body: JSON.stringify({ crash: 3 }),
   });
   await alice.enqueue(req('crash', { max_tokens: 50 })).catch(() => undefined);
-  await until(() => h.logs.lines.some((l) => l.includes('replica.restart_scheduled')), 15_000);
+  await until(() => h.logs.lines.some((l) => l.includes('replica.restart_scheduled')), 90_000);
   lines = h.logs.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
 }, 60_000);
 afterAll(() => h.close());

@@ -50,7 +50,7 @@ function startEngine(mode: 'idle' | 'exit3'): EngineProcess {
 }
 
 async function family(proc: EngineProcess): Promise<{ engine: number; worker: number }> {
-  await until(() => familyPids(proc.output()) !== undefined, 20_000);
+  await until(() => familyPids(proc.output()) !== undefined, 90_000);
   const pids = familyPids(proc.output());
   if (pids === undefined) throw new Error('engine printed no pids');
   seen.add(pids.engine);
@@ -65,7 +65,7 @@ describe('engines run in their own process group', () => {
     expect(alive(engine) && alive(worker)).toBe(true);
     const exit = await proc.stop(1_000);
     expect(exit).toEqual({ code: null, signal: 'SIGTERM' });
-    await until(() => !alive(engine) && !alive(worker), 15_000);
+    await until(() => !alive(engine) && !alive(worker), 90_000);
   });
 
   it('the engine does not share the supervisor’s process group (no terminal Ctrl-C)', async () => {
@@ -82,7 +82,7 @@ describe('engines run in their own process group', () => {
     const proc = startEngine('exit3');
     const { worker } = await family(proc);
     expect(await proc.exited).toEqual({ code: 3, signal: null });
-    await until(() => !alive(worker), 15_000);
+    await until(() => !alive(worker), 90_000);
   });
 
   it('an engine killed by a signal is reported as killed by that signal (SIGKILL: host OOM)', async () => {
@@ -93,7 +93,7 @@ describe('engines run in their own process group', () => {
     const exit = await proc.exited;
     expect(exit).toEqual({ code: null, signal: 'SIGKILL' });
     expect(classifyFailure(exit, proc.output()).kind).toBe('host_oom');
-    await until(() => !alive(worker), 15_000);
+    await until(() => !alive(worker), 90_000);
   });
 });
 
@@ -107,13 +107,13 @@ describe('kill -9 of the supervisor', () => {
     let out = '';
     parent.stdout?.on('data', (b: Buffer) => (out += b.toString()));
     parent.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-    await until(() => /pids \d+ \d+ \d+/.test(out), 30_000).catch(() => {
+    await until(() => /pids \d+ \d+ \d+/.test(out), 90_000).catch(() => {
       throw new Error(`the parent printed no pids:\n${out}`);
     });
     const pids = (/pids (\d+) (\d+) (\d+)/.exec(out) ?? []).slice(1).map(Number);
     for (const pid of pids) seen.add(pid);
     expect(pids.every(alive)).toBe(true);
     parent.kill('SIGKILL');
-    await until(() => !pids.some(alive), 15_000);
+    await until(() => !pids.some(alive), 90_000);
   });
 });

@@ -123,7 +123,7 @@ describe.skipIf(!linux).each<Kind>(['serve', 'pool-managerd'])('llorch %s after 
     });
     const old = runRecords(dir);
     expect(old).toHaveLength(2);
-    await until(() => runRecords(dir).every((r) => r.engine_pid !== undefined), 20_000);
+    await until(() => runRecords(dir).every((r) => r.engine_pid !== undefined), 90_000);
     const engines = runRecords(dir);
     for (const r of engines) {
       pids.add(r.pgid);
@@ -133,7 +133,7 @@ describe.skipIf(!linux).each<Kind>(['serve', 'pool-managerd'])('llorch %s after 
     process.kill(first.child.pid ?? 0, 'SIGKILL');
     for (const r of engines) process.kill(r.pgid, 'SIGKILL');
     await exited(first);
-    await until(() => engines.every((r) => !alive(r.pgid)), 15_000);
+    await until(() => engines.every((r) => !alive(r.pgid)), 90_000);
     // Meaningful only if the engines survived it: they still run and serve on their ports.
     for (const r of engines) {
       expect(alive(r.engine_pid ?? 0)).toBe(true);
@@ -166,7 +166,7 @@ describe.skipIf(!linux).each<Kind>(['serve', 'pool-managerd'])('llorch %s after 
     second.child.kill('SIGTERM');
     await exited(second);
     expect(second.child.exitCode).toBe(0);
-    await until(() => fresh.every((r) => !alive(r.pgid) && !alive(r.engine_pid ?? 0)), 15_000);
+    await until(() => fresh.every((r) => !alive(r.pgid) && !alive(r.engine_pid ?? 0)), 90_000);
     expect(runRecords(dir)).toEqual([]);
   });
 });

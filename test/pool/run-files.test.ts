@@ -52,7 +52,7 @@ async function orphanGroup(ignoreTerm = false): Promise<{ leader: ChildProcess; 
   started.push(leader);
   let out = '';
   leader.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  await until(() => /worker \d+/.test(out), 20_000);
+  await until(() => /worker \d+/.test(out), 90_000);
   return { leader, worker: Number(/worker (\d+)/.exec(out)?.[1]) };
 }
 
@@ -83,7 +83,7 @@ describe.skipIf(!linux)('the start-up sweep of run files', () => {
     expect(reaped).toHaveLength(1);
     expect(reaped[0]).toMatchObject({ pgid: leader.pid, label: 'p-r0', killed: false });
     expect(reaped[0]?.pids).toEqual(expect.arrayContaining([leader.pid, worker]));
-    await until(() => !alive(worker) && !alive(leader.pid ?? 0), 15_000);
+    await until(() => !alive(worker) && !alive(leader.pid ?? 0), 90_000);
     expect(existsSync(path)).toBe(false);
   });
 
@@ -93,7 +93,7 @@ describe.skipIf(!linux)('the start-up sweep of run files', () => {
     record(dir, leader.pid ?? 0);
     const reaped = await reapOrphanEngines(dir, { logger, graceMs: 300 });
     expect(reaped[0]).toMatchObject({ killed: true });
-    await until(() => !alive(worker) && !alive(leader.pid ?? 0), 15_000);
+    await until(() => !alive(worker) && !alive(leader.pid ?? 0), 90_000);
   });
 
   it('with the leader (watchdog) gone, the engine recorded with its start time still identifies the group', async () => {
@@ -107,11 +107,11 @@ describe.skipIf(!linux)('the start-up sweep of run files', () => {
       engine_start: processStartTime(worker) ?? '',
     });
     process.kill(leaderPid, 'SIGKILL');
-    await until(() => !alive(leaderPid), 15_000);
+    await until(() => !alive(leaderPid), 90_000);
     expect(alive(worker)).toBe(true);
     const reaped = await reapOrphanEngines(dir, { logger });
     expect(reaped[0]?.pids).toEqual([worker]);
-    await until(() => !alive(worker), 15_000);
+    await until(() => !alive(worker), 90_000);
   });
 
   it('never signals a pid that now belongs to another program (start time differs)', async () => {
@@ -159,7 +159,7 @@ describe.skipIf(!linux)('an engine’s run file', () => {
     });
     const pgid = proc.pid ?? 0;
     const path = join(dir, `pool-r3-${pgid}.json`);
-    await until(() => existsSync(path) && readFileSync(path, 'utf8').includes('engine_pid'), 20_000);
+    await until(() => existsSync(path) && readFileSync(path, 'utf8').includes('engine_pid'), 90_000);
     const rec = JSON.parse(readFileSync(path, 'utf8')) as EngineRunRecord;
     expect(rec).toMatchObject({ pgid, label: 'pool-r3', owner: { pid: process.pid } });
     expect(rec.leader_start).toBe(processStartTime(pgid));
