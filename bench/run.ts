@@ -11,6 +11,7 @@ import { realEngineBench } from './real-engine.js';
 import { scaleBench } from './scale.js';
 import { journalBench } from './journal.js';
 import { soakBench } from './soak.js';
+import { pluginsBench } from './plugins.js';
 
 const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>> = {
   scheduling: schedulingBench,
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>
   scale: scaleBench,
   journal: journalBench,
   soak: soakBench,
+  plugins: pluginsBench,
 };
 
 async function main(): Promise<void> {

@@ -10,6 +10,7 @@ import type { ResolvedConfig } from './config/resolved-config.js';
 import { GpuMonitor, gpuConsumers } from './gpu/gpu-monitor.js';
 import { CapacityPlanner } from './pool/capacity-planner.js';
 import { ArtifactRegistry } from './artifacts/artifact-registry.js';
+import { ArtifactVerifier } from './catalog/artifact-verifier.js';
 import { CatalogService, type CatalogAddRequest } from './catalog/catalog-service.js';
 import { ModelPreparation } from './catalog/model-preparation.js';
 import { resolveReloadTarget } from './catalog/reload-target.js';
@@ -93,10 +94,19 @@ export async function startOrchestrator(
     }
   }
   const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
-  // First: a refused plugin (digest, manifest, memory cap, params) stops the start with its reason.
+  // First: a refused plugin (digest, trust, manifest, memory cap, params) stops the start with its reason.
   const plugins =
     config.plugins.length > 0
-      ? await PluginHost.load({ plugins: config.plugins, metrics, logger })
+      ? await PluginHost.load({
+          plugins: config.plugins,
+          metrics,
+          logger,
+          // Plugins are held to the catalog's trust policy, like models.
+          trust: {
+            policy: config.catalog.trustPolicy,
+            verifier: await ArtifactVerifier.load(config.catalog.trustRoots),
+          },
+        })
       : undefined;
   const store = await openStore(config);
   const artifacts = new ArtifactRegistry(store, opts.clock ?? systemClock, config.storage.maxArtifactBytes);

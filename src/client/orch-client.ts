@@ -254,6 +254,17 @@ export class OrchClient {
     return this.#json({ method: 'GET', path: '/v1/plugins', idempotent: true }, call);
   }
 
+  /**
+   * `POST /v1/plugins/{id}/reload`: swaps a plugin to the module now at its configured path
+   * (every load check again); `sha256` moves its digest pin. Answers the new active version.
+   */
+  reloadPlugin(id: string, body: T.PluginReloadRequest = {}, call?: CallOptions): Promise<T.Plugin> {
+    return this.#json(
+      { method: 'POST', path: `/v1/plugins/${enc(id)}/reload`, body, idempotent: false },
+      call,
+    );
+  }
+
   /** `GET /v1/catalog/models`. */
   listCatalogModels(call?: CallOptions): Promise<T.CatalogModelList> {
     return this.#json({ method: 'GET', path: '/v1/catalog/models', idempotent: true }, call);

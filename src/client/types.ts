@@ -30,6 +30,7 @@ export type CatalogModelList =
 export type Verification = ControlSchemas['Verification'];
 export type Plugin = ControlSchemas['Plugin'];
 export type PluginList = ControlOps['listPlugins']['responses'][200]['content']['application/json'];
+export type PluginReloadRequest = ControlSchemas['PluginReloadRequest'];
 export type StateRequest = ControlSchemas['StateRequest'];
 export type ArtifactRequest = ControlSchemas['ArtifactRequest'];
 export type ArtifactRef = ControlSchemas['ArtifactRef'];

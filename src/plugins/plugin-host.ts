@@ -10,7 +10,15 @@ import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
 import type { ResolvedPlugin } from './plugin-config.js';
-import { ABI_VERSION, describeErrors, loadPlugin, pluginContract, PluginLoadError } from './plugin-loader.js';
+import {
+  ABI_VERSION,
+  describeErrors,
+  loadPlugin,
+  pluginContract,
+  PluginLoadError,
+  type PluginTrust,
+  trustProblem,
+} from './plugin-loader.js';
 import { type FallbackReason, PluginRuntime, type PluginState } from './plugin-runtime.js';
 
 /** What admission asks the plugins about (step 5b of `admit()`). */
@@ -60,6 +68,8 @@ export interface PluginView {
   readonly hooks: readonly string[];
   readonly state: PluginState;
   readonly sha256: string;
+  /** When the active version was loaded (start or last reload), ISO 8601. */
+  readonly loaded_at: string;
   readonly budget_ms: number;
   readonly memory_max_bytes: number;
   readonly counters: {
@@ -115,56 +125,51 @@ export interface PluginHostOptions {
   readonly plugins: readonly ResolvedPlugin[];
   readonly metrics: OrchMetrics;
   readonly logger: Logger;
+  /** The catalog's trust policy; absent: unsigned modules load (permissive, no warning). */
+  readonly trust?: PluginTrust;
+}
+
+/** What a reload may change: the digest pin moves to `sha256` when given. */
+export interface PluginReloadRequest {
+  readonly sha256?: string;
 }
 
 export class PluginHost implements AdmissionPolicy {
   readonly #o: PluginHostOptions;
+  /** The active version of each plugin, in call order; an entry is replaced whole by a reload. */
   readonly #runtimes: PluginRuntime[];
+  /** Each plugin's configuration as the last successful load saw it (a reload may move the pin). */
+  readonly #configs: ResolvedPlugin[];
+  /** Reloads run one at a time, so two cannot both retire the same version. */
+  #reloads: Promise<unknown> = Promise.resolve();
+  /** Replaced versions still finishing their calls; close() waits for them. */
+  readonly #retiring = new Set<Promise<unknown>>();
   readonly #window = new TenantWindow();
 
   private constructor(o: PluginHostOptions, runtimes: PluginRuntime[]) {
     this.#o = o;
     this.#runtimes = runtimes;
-    for (const r of runtimes) {
-      o.metrics.set('plugin_quarantined', { plugin: r.id }, 0);
-      r.onState = (state, why) => {
-        if (state === 'quarantined') o.metrics.set('plugin_quarantined', { plugin: r.id }, 1);
-        o.logger.error(
-          { event: `plugin.${state}`, plugin: r.id, plugin_version: r.version },
-          `plugin '${r.id}' ${state}: ${why}`,
-        );
-      };
-    }
+    this.#configs = runtimes.map((r) => r.plugin.config);
+    for (const r of runtimes) this.#watch(r);
+  }
+
+  #watch(r: PluginRuntime): void {
+    const o = this.#o;
+    o.metrics.set('plugin_quarantined', { plugin: r.id }, 0);
+    r.onState = (state, why) => {
+      if (state === 'quarantined') o.metrics.set('plugin_quarantined', { plugin: r.id }, 1);
+      o.logger.error(
+        { event: `plugin.${state}`, plugin: r.id, plugin_version: r.version },
+        `plugin '${r.id}' ${state}: ${why}`,
+      );
+    };
   }
 
   /** Loads and starts every configured plugin; throws {@link PluginLoadError} naming the first refused one. */
   static async load(o: PluginHostOptions): Promise<PluginHost> {
     const runtimes: PluginRuntime[] = [];
     try {
-      for (const [i, cfg] of o.plugins.entries()) {
-        const loaded = await loadPlugin(cfg, i);
-        const runtime = new PluginRuntime(loaded);
-        runtimes.push(runtime);
-        try {
-          await runtime.start();
-        } catch (err) {
-          throw new PluginLoadError(
-            `plugins[${i}] '${cfg.id}': the module does not start: ${(err as Error).message}`,
-          );
-        }
-        o.logger.info(
-          {
-            event: 'plugin.loaded',
-            plugin: cfg.id,
-            plugin_version: loaded.manifest.version,
-            sha256: loaded.sha256,
-            hooks: cfg.hooks,
-            budget_ms: cfg.budgetMs,
-            allowance_ms: await runtime.allowanceMs(),
-          },
-          `plugin '${cfg.id}' ${loaded.manifest.version} loaded`,
-        );
-      }
+      for (const [i, cfg] of o.plugins.entries()) runtimes.push(await PluginHost.#start(o, cfg, i));
     } catch (err) {
       await Promise.all(runtimes.map((r) => r.close()));
       throw err;
@@ -172,18 +177,118 @@ export class PluginHost implements AdmissionPolicy {
     return new PluginHost(o, runtimes);
   }
 
+  /**
+   * Reloads one plugin from its configured path with every load check (pin, trust, manifest,
+   * memory cap, params) and swaps it in atomically: decisions from now on go to the new version,
+   * calls already handed to the old one finish there, then its worker is closed. A reload lifts a
+   * quarantine (the new version starts with fresh counters). On a refusal the old version stays
+   * active and the {@link OrchError} names the cause: NOT_FOUND (no such plugin), CONFLICT (the
+   * digest pin, or a module that does not load), UNTRUSTED_ARTIFACT (the trust policy).
+   */
+  reload(id: string, req: PluginReloadRequest = {}): Promise<PluginView> {
+    const run = this.#reloads.then(() => this.#reload(id, req));
+    this.#reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(id: string, req: PluginReloadRequest): Promise<PluginView> {
+    const i = this.#runtimes.findIndex((r) => r.id === id);
+    const old = this.#runtimes[i];
+    const cfg = this.#configs[i];
+    if (old === undefined || cfg === undefined)
+      throw new OrchError('NOT_FOUND', `no plugin '${id}' is configured`);
+    const next: ResolvedPlugin = req.sha256 === undefined ? cfg : { ...cfg, sha256: req.sha256 };
+    let fresh: PluginRuntime;
+    try {
+      fresh = await PluginHost.#start(this.#o, next, i);
+    } catch (err) {
+      if (!(err instanceof PluginLoadError)) throw err;
+      this.#o.logger.warn(
+        { event: 'plugin.reload_refused', plugin: id, plugin_version: old.version, cause: err.kind },
+        `plugin '${id}': reload refused, ${old.version} stays active: ${err.message}`,
+      );
+      const code = err.kind === 'trust' ? 'UNTRUSTED_ARTIFACT' : 'CONFLICT';
+      throw new OrchError(code, `reload of plugin '${id}' refused: ${err.message}`, { cause: err });
+    }
+    // One synchronous assignment: no admission sees neither or both versions.
+    this.#runtimes[i] = fresh;
+    this.#configs[i] = next;
+    this.#watch(fresh);
+    this.#o.logger.info(
+      {
+        event: 'plugin.reloaded',
+        plugin: id,
+        plugin_version: fresh.version,
+        previous_version: old.version,
+        sha256: fresh.plugin.sha256,
+        previous_sha256: old.plugin.sha256,
+        previous_state: old.state,
+      },
+      `plugin '${id}' reloaded: ${old.version} -> ${fresh.version}`,
+    );
+    const retiring = old.retire().catch(() => undefined);
+    this.#retiring.add(retiring);
+    void retiring.finally(() => this.#retiring.delete(retiring));
+    return this.#view(fresh);
+  }
+
+  /** Loads, checks and starts one plugin; throws {@link PluginLoadError}. */
+  static async #start(o: PluginHostOptions, cfg: ResolvedPlugin, i: number): Promise<PluginRuntime> {
+    const loaded = await loadPlugin(cfg, i, o.trust);
+    if (o.trust !== undefined && loaded.trust.reason !== 'signed')
+      o.logger.warn(
+        {
+          event: 'plugin.untrusted_load',
+          plugin: cfg.id,
+          reason: loaded.trust.reason,
+          policy: o.trust.policy,
+          sha256: loaded.sha256,
+        },
+        `plugin '${cfg.id}': ${trustProblem(loaded.trust.reason, loaded.trust.keyId)}; loading anyway (permissive trust policy)`,
+      );
+    const runtime = new PluginRuntime(loaded);
+    try {
+      await runtime.start();
+    } catch (err) {
+      await runtime.close();
+      throw new PluginLoadError(
+        `plugins[${i}] '${cfg.id}': the module does not start: ${(err as Error).message}`,
+      );
+    }
+    o.logger.info(
+      {
+        event: 'plugin.loaded',
+        plugin: cfg.id,
+        plugin_version: loaded.manifest.version,
+        sha256: loaded.sha256,
+        trust: loaded.trust.reason,
+        ...(loaded.trust.keyId === undefined ? {} : { key_id: loaded.trust.keyId }),
+        hooks: cfg.hooks,
+        budget_ms: cfg.budgetMs,
+        allowance_ms: await runtime.allowanceMs(),
+      },
+      `plugin '${cfg.id}' ${loaded.manifest.version} loaded`,
+    );
+    return runtime;
+  }
+
   get size(): number {
     return this.#runtimes.length;
   }
 
   list(): PluginView[] {
-    return this.#runtimes.map((r) => ({
+    return this.#runtimes.map((r) => this.#view(r));
+  }
+
+  #view(r: PluginRuntime): PluginView {
+    return {
       id: r.id,
       version: r.version,
       abi: r.plugin.manifest.abi,
       hooks: [...r.plugin.config.hooks],
       state: r.state,
       sha256: r.plugin.sha256,
+      loaded_at: r.loadedAt,
       budget_ms: r.plugin.config.budgetMs,
       memory_max_bytes: r.plugin.memoryMaxBytes,
       counters: {
@@ -196,7 +301,7 @@ export class PluginHost implements AdmissionPolicy {
         malformed: r.counters.malformed,
         consecutive_failures: r.counters.consecutiveFailures,
       },
-    }));
+    };
   }
 
   admitted(tenant: string, tokens: number, atMs: number): void {
@@ -226,7 +331,8 @@ export class PluginHost implements AdmissionPolicy {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#runtimes.map((r) => r.close()));
+    await this.#reloads;
+    await Promise.all([...this.#retiring, ...this.#runtimes.map((r) => r.close())]);
   }
 
   /** One call; undefined: the built-in policy decides (fallback or skipped). */

@@ -1,13 +1,23 @@
 /**
  * Loading a plugin (SPEC §10): every check that can refuse a module runs before any of its code
  * does — digest pin, manifest (embedded custom section), ABI major, hooks, params against the
- * manifest's schema, and a declared memory maximum within the configured cap.
+ * manifest's schema, a declared memory maximum within the configured cap, and the catalog's
+ * trust policy (a minisign signature `<module>.minisig` by a trust root, required under `strict`).
+ * The signature is checked over the very bytes that are compiled, so a file swapped between the
+ * check and the compile cannot slip through.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
+import {
+  signatureSidecar,
+  type ArtifactVerifier,
+  type VerificationReason,
+} from '../catalog/artifact-verifier.js';
+import { messageOf } from '../catalog/minisign.js';
 import { contractsDir } from '../http/openapi.js';
 import type { PluginHook, ResolvedPlugin } from './plugin-config.js';
 import { wasmApi, type WasmModule } from './wasm-api.js';
@@ -33,13 +43,34 @@ export interface LoadedPlugin {
   readonly module: WasmModule;
   readonly sha256: string;
   readonly memoryMaxBytes: number;
+  /** The outcome of the trust check (`signed`, or why not when the policy let it load anyway). */
+  readonly trust: { readonly reason: VerificationReason; readonly keyId: string | undefined };
 }
+
+/** The catalog's trust policy as plugins are held to it (`catalog.trust_policy`, `catalog.trust_roots`). */
+export interface PluginTrust {
+  readonly policy: 'strict' | 'permissive';
+  readonly verifier: ArtifactVerifier;
+}
+
+const TRUST_REASONS: Partial<Record<VerificationReason, string>> = {
+  unsigned: 'missing signature',
+  unknown_key: 'unknown key',
+  bad_signature: 'bad signature',
+  bad_trusted_comment: 'bad signature (trusted comment)',
+  malformed_signature: 'malformed signature',
+};
+
+/** What refused a load: the pin, the trust policy, or the module itself (read, manifest, memory, params, start). */
+export type PluginLoadCause = 'digest' | 'trust' | 'module';
 
 /** A refused load: the message names the plugin and what was wrong. */
 export class PluginLoadError extends Error {
-  constructor(message: string) {
+  readonly kind: PluginLoadCause;
+  constructor(message: string, cause: PluginLoadCause = 'module') {
     super(message);
     this.name = 'PluginLoadError';
+    this.kind = cause;
   }
 }
 
@@ -93,7 +124,11 @@ export function readManifest(bytes: Uint8Array, where: string): PluginManifest {
 }
 
 /** Runs every load check of one configured plugin; throws {@link PluginLoadError}. */
-export async function loadPlugin(config: ResolvedPlugin, index: number): Promise<LoadedPlugin> {
+export async function loadPlugin(
+  config: ResolvedPlugin,
+  index: number,
+  trust?: PluginTrust,
+): Promise<LoadedPlugin> {
   const where = `plugins[${index}] '${config.id}'`;
   let bytes: Uint8Array;
   try {
@@ -105,7 +140,9 @@ export async function loadPlugin(config: ResolvedPlugin, index: number): Promise
   if (config.sha256 !== undefined && config.sha256 !== sha256)
     throw new PluginLoadError(
       `plugins[${index}].sha256: digest mismatch for '${config.id}': the module's sha256 is ${sha256}, the configuration pins ${config.sha256}`,
+      'digest',
     );
+  const verdict = await checkTrust(bytes, sha256, config, where, trust);
   let manifest: PluginManifest;
   try {
     manifest = readManifest(bytes, where);
@@ -134,7 +171,42 @@ export async function loadPlugin(config: ResolvedPlugin, index: number): Promise
   } catch (err) {
     throw new PluginLoadError(`${where}: the module does not compile: ${(err as Error).message}`);
   }
-  return { config, manifest, module, sha256, memoryMaxBytes };
+  return { config, manifest, module, sha256, memoryMaxBytes, trust: verdict };
+}
+
+/** Describes a trust verdict that is not `signed` (`bad signature (key ABCD…)`). */
+export function trustProblem(reason: VerificationReason, keyId: string | undefined): string {
+  const what = TRUST_REASONS[reason] ?? reason;
+  return keyId === undefined ? what : `${what} (key ${keyId})`;
+}
+
+async function checkTrust(
+  bytes: Uint8Array,
+  sha256: string,
+  config: ResolvedPlugin,
+  where: string,
+  trust: PluginTrust | undefined,
+): Promise<LoadedPlugin['trust']> {
+  // No policy given (tests of the loader alone): treated as permissive and unsigned.
+  if (trust === undefined) return { reason: 'unsigned', keyId: undefined };
+  const sidecar = signatureSidecar(config.path);
+  const text = existsSync(sidecar) ? await readFile(sidecar, 'utf8').catch(() => undefined) : undefined;
+  const v =
+    text === undefined
+      ? { ok: false, reason: 'unsigned' as const, keyId: undefined }
+      : await trust.verifier.check(
+          {
+            kind: 'file',
+            digest: `sha256:${sha256}`,
+            message: async (alg) => messageOf(alg, Buffer.from(bytes)),
+          },
+          text,
+        );
+  if (v.ok || trust.policy === 'permissive') return { reason: v.reason, keyId: v.keyId };
+  throw new PluginLoadError(
+    `${where}: refused by the strict trust policy: ${trustProblem(v.reason, v.keyId)}${v.reason === 'unsigned' ? ` (no ${sidecar}; sign it with \`llorch catalog sign\`)` : ''}`,
+    'trust',
+  );
 }
 
 function checkParams(config: ResolvedPlugin, manifest: PluginManifest, index: number): void {

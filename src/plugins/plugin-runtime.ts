@@ -40,6 +40,8 @@ export interface PluginCounters {
 
 export class PluginRuntime {
   readonly plugin: LoadedPlugin;
+  /** When this version was loaded (ISO 8601), shown by `GET /v1/plugins`. */
+  readonly loadedAt = new Date().toISOString();
   readonly counters: PluginCounters = {
     calls: 0,
     ok: 0,
@@ -101,6 +103,19 @@ export class PluginRuntime {
   succeeded(): void {
     this.counters.ok += 1;
     this.counters.consecutiveFailures = 0;
+  }
+
+  /**
+   * Retires a replaced version: the calls already handed to it finish on its worker, then it is
+   * closed. No new call reaches it (the host no longer lists it), so the chain stops growing.
+   */
+  async retire(): Promise<void> {
+    let last: Promise<unknown>;
+    do {
+      last = this.#chain;
+      await last;
+    } while (last !== this.#chain);
+    await this.close();
   }
 
   async close(): Promise<void> {

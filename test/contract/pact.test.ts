@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/http/auth.js';
 import { OrchClient } from '../../src/index.js';
 import { simPool, startHarness, type Harness } from '../support/harness.js';
+import { writeFixture } from '../plugins/wat-fixtures.js';
 import { documentedPairs, isNodePath, readPact, uncovered, undocumented } from './coverage.js';
 import { INTERACTIONS, PACT_DIR, PACT_KEYS, UNKNOWN_KEY, type Clients } from './interactions.js';
 import { verifyInteraction, verifyProvider } from './pact-runner.js';
@@ -63,6 +64,7 @@ describe('provider: a real orchestrator honours every interaction', () => {
     await mkdir(PACT_DIR, { recursive: true });
     upstream = await startUpstream();
     await writeFile(join(PACT_DIR, 'reload-a.bin'), 'a');
+    const pluginPath = await writeFixture('pact-plugin', {});
     const key = (id: string, raw: string, scope: 'data' | 'control' | 'metrics', pools?: string[]) => ({
       id,
       tenant: id,
@@ -90,6 +92,8 @@ describe('provider: a real orchestrator honours every interaction', () => {
       storage: { max_artifact_bytes: 4096 },
       fairness: { tenants: [{ id: 'limited', rps: 0.001, burst: 1 }] },
       catalog: { trust_policy: 'permissive' },
+      // One accepting plugin, for the reload interactions (a generous budget: it must never fall back).
+      plugins: [{ id: 'pact-plugin', path: pluginPath, hooks: ['admission'], budget_ms: 1000 }],
       // The tool proxy fetches this provider's own test pages and searches a loopback stand-in.
       tools: {
         enabled: true,

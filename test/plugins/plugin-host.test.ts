@@ -3,14 +3,16 @@
  * decisions, fallbacks on overrun, trap and malformed output, and quarantine.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OrchError } from '../../src/errors/orch-error.js';
 import { OrchMetrics } from '../../src/metrics/metrics.js';
 import { resolvePlugins, type RawPlugin } from '../../src/plugins/plugin-config.js';
 import { PluginHost, type AdmissionQuery } from '../../src/plugins/plugin-host.js';
-import { PluginLoadError } from '../../src/plugins/plugin-loader.js';
+import { PluginLoadError, type PluginTrust } from '../../src/plugins/plugin-loader.js';
+import { ArtifactVerifier } from '../../src/catalog/artifact-verifier.js';
+import { generateKeyPair, parsePublicKey, signMinisign } from '../../src/catalog/minisign.js';
 import { createLogger } from '../../src/util/logger.js';
 import { DECIDE, writeFixture } from './wat-fixtures.js';
 
@@ -40,7 +42,7 @@ function query(over: Partial<AdmissionQuery['task']> = {}, nowMs = Date.UTC(2026
   };
 }
 
-async function load(raw: Omit<RawPlugin, 'hooks'> & { hooks?: RawPlugin['hooks'] }) {
+async function load(raw: Omit<RawPlugin, 'hooks'> & { hooks?: RawPlugin['hooks'] }, trust?: PluginTrust) {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -57,6 +59,7 @@ async function load(raw: Omit<RawPlugin, 'hooks'> & { hooks?: RawPlugin['hooks']
     plugins,
     metrics,
     logger: createLogger({ level: 'debug', destination }),
+    ...(trust === undefined ? {} : { trust }),
   });
   hosts.push(host);
   return { host, metrics, lines };
@@ -293,5 +296,62 @@ describe('bounded calls', () => {
     const { host } = await load({ id: 'ok', path, budget_ms: 500, quarantine_after: 1 });
     await host.admission(query());
     expect(host.list()[0]).toMatchObject({ state: 'active', counters: { consecutive_failures: 0, ok: 1 } });
+  });
+});
+
+describe('trust (catalog.trust_policy, catalog.trust_roots)', () => {
+  const trusted = generateKeyPair('trusted');
+  const other = generateKeyPair('other');
+  const verifier = new ArtifactVerifier([parsePublicKey(trusted.publicKeyText)]);
+  const strict: PluginTrust = { policy: 'strict', verifier };
+  const sign = async (path: string, keys = trusted) =>
+    writeFile(`${path}.minisig`, signMinisign(await readFile(path), keys, `file:${path}`));
+
+  it('loads a module signed by a trust root under strict, and logs the key', async () => {
+    const path = await writeFixture('signed', {});
+    await sign(path);
+    const { host, lines } = await load({ id: 'signed', path }, strict);
+    expect(host.list()[0]).toMatchObject({ id: 'signed', state: 'active' });
+    expect(lines.find((l) => l.event === 'plugin.loaded')).toMatchObject({
+      trust: 'signed',
+      key_id: trusted.keyId.toString('hex').match(/../g)!.reverse().join('').toUpperCase(),
+    });
+  });
+
+  it('refuses a tampered module under strict, naming the plugin and a bad signature', async () => {
+    const path = await writeFixture('tampered', {});
+    await sign(path);
+    // Same manifest and size, one byte of the decision changed after signing.
+    const bytes = await readFile(path);
+    const at = bytes.indexOf(Buffer.from('accept'));
+    bytes[at] = 'A'.charCodeAt(0);
+    await writeFile(path, bytes);
+    expect(await refusal(load({ id: 'tampered', path }, strict))).toMatch(
+      /plugins\[0\] 'tampered': refused by the strict trust policy: bad signature/,
+    );
+  });
+
+  it('refuses a module signed by a key that is no trust root under strict (unknown key)', async () => {
+    const path = await writeFixture('stranger', {});
+    await sign(path, other);
+    expect(await refusal(load({ id: 'stranger', path }, strict))).toMatch(
+      /'stranger': refused by the strict trust policy: unknown key \(key [0-9A-F]{16}\)/,
+    );
+  });
+
+  it('refuses an unsigned module under strict (missing signature)', async () => {
+    const path = await writeFixture('bare', {});
+    expect(await refusal(load({ id: 'bare', path }, strict))).toMatch(
+      /'bare': refused by the strict trust policy: missing signature \(no .*bare\.wasm\.minisig/,
+    );
+  });
+
+  it('loads an unsigned module under permissive with a warning line', async () => {
+    const path = await writeFixture('loose', {});
+    const { host, lines } = await load({ id: 'loose', path }, { policy: 'permissive', verifier });
+    expect(host.list()[0]).toMatchObject({ id: 'loose', state: 'active' });
+    const warning = lines.find((l) => l.event === 'plugin.untrusted_load');
+    expect(warning).toMatchObject({ plugin: 'loose', reason: 'unsigned', policy: 'permissive', level: 40 });
+    expect(String(warning?.msg)).toMatch(/missing signature; loading anyway \(permissive trust policy\)/);
   });
 });

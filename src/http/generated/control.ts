@@ -182,6 +182,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plugins/{id}/reload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reload a policy plugin from its configured path and swap it in atomically (SPEC §10)
+         * @description Re-reads the module and runs every load check (digest pin, trust policy, manifest, memory cap, params). On success new decisions go to the new version, calls already handed to the old one finish there, and a quarantine is lifted. On a refusal the old version stays active and the answer names the cause: 404 `NOT_FOUND` (no such plugin), 409 `CONFLICT` (the sha256 differs from the pin, configured or given in the body, or the module does not load: manifest, ABI, hooks, memory cap, params, start), 403 `UNTRUSTED_ARTIFACT` (refused by the strict trust policy: bad signature, unknown key, missing signature; 403 `FORBIDDEN` is a key without the control scope). A key's `pools` limit does not apply. See docs/plugins.md.
+         */
+        post: operations["reloadPlugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools/{id}/drain": {
         parameters: {
             query?: never;
@@ -478,6 +498,11 @@ export interface components {
             };
             hooks: "admission"[];
             id: string;
+            /**
+             * Format: date-time
+             * @description When the active version was loaded (start, or the last reload).
+             */
+            loaded_at: string;
             /** @description The module's declared memory maximum. */
             memory_max_bytes: number;
             sha256: string;
@@ -488,6 +513,11 @@ export interface components {
             state: "active" | "quarantined" | "failed";
             /** @description The manifest's semver. */
             version: string;
+        };
+        /** @description Optional; absent or `{}` reloads under the current pin. */
+        PluginReloadRequest: {
+            /** @description Moves the digest pin to this SHA-256 (hex) for this process: the module must have it. The configuration file is not rewritten; update its `sha256` for the next start. */
+            sha256?: string;
         };
         /** @enum {string} */
         PolicyLabel: "reject" | "drop-lru" | "shed-low-priority";
@@ -1050,6 +1080,39 @@ export interface operations {
             };
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
+            500: components["responses"]["Error"];
+        };
+    };
+    reloadPlugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["Id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PluginReloadRequest"];
+            };
+        };
+        responses: {
+            /** @description The plugin's new active version. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Plugin"];
+                };
+            };
+            400: components["responses"]["Error"];
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
             500: components["responses"]["Error"];
         };
     };
