@@ -5,10 +5,9 @@
  * single-slot simulated vLLM replica, 8 clients, the queue filling up to 5,000 tasks.
  */
 import { randomUUID } from 'node:crypto';
-import { request } from 'undici';
 import { markdownTable, percentiles } from './lib/load.js';
+import { admissions, post } from './lib/admissions.js';
 import { startBenchOrchestrator } from './lib/procs.js';
-import { agent } from './lib/stream-clients.js';
 
 const QUICK = process.env['BENCH_QUICK'] === '1';
 const MEASURED = QUICK ? 2_000 : 5_000;
@@ -28,35 +27,6 @@ const taskBody = (maxTokens: number) =>
     max_tokens: maxTokens,
     deadline_ms: 8_640_000_000,
   });
-
-async function post(url: string, path: string, body?: string): Promise<{ ms: number; text: string }> {
-  const t0 = performance.now();
-  const res = await request(`${url}${path}`, {
-    method: 'POST',
-    dispatcher: agent,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body }),
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
-  return { ms: performance.now() - t0, text };
-}
-
-/** `count` admissions by `CLIENTS` clients; `cancel` cancels each at once (warm-up). */
-async function admissions(url: string, count: number, cancel: boolean): Promise<number[]> {
-  const lat: number[] = [];
-  let issued = 0;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (issued++ < count) {
-        const r = await post(url, '/v1/tasks', taskBody(16));
-        lat.push(r.ms);
-        if (cancel)
-          await post(url, `/v1/tasks/${(JSON.parse(r.text) as { task_id: string }).task_id}/cancel`);
-      }
-    }),
-  );
-  return lat;
-}
 
 interface Row {
   journal: 'on' | 'off';
@@ -88,8 +58,15 @@ async function once(journal: 'on' | 'off', run: number): Promise<Row> {
   try {
     // One task holds the only slot; the rest waits in the queue.
     await post(ready.url, '/v1/tasks', taskBody(4000));
-    await admissions(ready.url, WARM, true);
-    const p = percentiles(await admissions(ready.url, MEASURED, false));
+    await admissions(ready.url, { clients: CLIENTS, count: WARM, body: () => taskBody(16), cancel: true });
+    const p = percentiles(
+      await admissions(ready.url, {
+        clients: CLIENTS,
+        count: MEASURED,
+        body: () => taskBody(16),
+        cancel: false,
+      }),
+    );
     process.stderr.write(
       `journal ${journal} run ${run}: p50 ${p.p50.toFixed(2)} ms p99 ${p.p99.toFixed(2)} ms\n`,
     );

@@ -22,6 +22,7 @@ import { PluginHost, type AdmissionQuery } from '../src/plugins/plugin-host.js';
 import { MANIFEST_SECTION, withCustomSection } from '../src/plugins/wasm-binary.js';
 import { createLogger } from '../src/util/logger.js';
 import { markdownTable, percentiles } from './lib/load.js';
+import { admissions, post } from './lib/admissions.js';
 import { startBenchOrchestrator } from './lib/procs.js';
 import { agent } from './lib/stream-clients.js';
 
@@ -47,34 +48,6 @@ const taskBody = (maxTokens: number) =>
     max_tokens: maxTokens,
     deadline_ms: 8_640_000_000,
   });
-
-async function post(url: string, path: string, body?: string): Promise<{ ms: number; text: string }> {
-  const t0 = performance.now();
-  const res = await request(`${url}${path}`, {
-    method: 'POST',
-    dispatcher: agent,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body }),
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 300) throw new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`);
-  return { ms: performance.now() - t0, text };
-}
-
-async function admissions(url: string, count: number, cancel: boolean): Promise<number[]> {
-  const lat: number[] = [];
-  let issued = 0;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      while (issued++ < count) {
-        const r = await post(url, '/v1/tasks', taskBody(16));
-        lat.push(r.ms);
-        if (cancel)
-          await post(url, `/v1/tasks/${(JSON.parse(r.text) as { task_id: string }).task_id}/cancel`);
-      }
-    }),
-  );
-  return lat;
-}
 
 /** A plugin module from WAT, its manifest embedded as `llorch plugins build` does. */
 async function watPlugin(dir: string, id: string, decideBody: string): Promise<string> {
@@ -136,8 +109,15 @@ async function once(c: Case, run: number, plugins: Record<Case, RawPlugins>): Pr
   try {
     // One task holds the only slot; the rest waits in the queue (admission only is measured).
     await post(ready.url, '/v1/tasks', taskBody(4000));
-    await admissions(ready.url, WARM, true);
-    const p = percentiles(await admissions(ready.url, MEASURED, false));
+    await admissions(ready.url, { clients: CLIENTS, count: WARM, body: () => taskBody(16), cancel: true });
+    const p = percentiles(
+      await admissions(ready.url, {
+        clients: CLIENTS,
+        count: MEASURED,
+        body: () => taskBody(16),
+        cancel: false,
+      }),
+    );
     const scrape = await (await request(`${ready.url}/metrics`, { dispatcher: agent })).body.text();
     let fallbacks = 0;
     for (const m of scrape.matchAll(/^plugin_fallbacks_total\{[^}]*\} (\d+)$/gm)) fallbacks += Number(m[1]);
