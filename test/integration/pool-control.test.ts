@@ -165,11 +165,16 @@ describe('reload (ORCH-2102, ORCH-3033)', () => {
 
 describe('drain (ORCH-2101)', () => {
   it('in-flight work finishes, queued work ends POOL_UNAVAILABLE, new work is refused', async () => {
-    const running = task('drain', { engine: 'vllm', max_tokens: 20 });
+    // Two seconds of decoding on the one slot: still running when the drain arrives, even on a
+    // loaded machine (20 tokens could end first, and the queued task would be the one running).
+    const running = task('drain', { engine: 'vllm', max_tokens: 400 });
     const queued = task('drain', { engine: 'vllm', max_tokens: 20 });
     expect((await submit(running)).status).toBe(202);
     expect((await submit(queued)).status).toBe(202);
-    await until(() => (h.running.orchestrator.pools.find((p) => p.id === 'drain')?.running.size ?? 0) === 1);
+    await until(() => {
+      const pool = h.running.orchestrator.pools.find((p) => p.id === 'drain');
+      return pool?.running.size === 1 && pool.queue.size === 1;
+    });
     const r = await call(h.url, 'POST', '/v1/pools/drain/drain', {
       key: KEYS.ops,
       body: { deadline_ms: 5_000 },
