@@ -4,18 +4,26 @@
  * registers its hook handlers at top level.
  */
 import { AdmissionDecision, AdmissionSnapshot } from './admission';
+import { PlacementDecision, PlacementSnapshot } from './placement';
 import { parseJson } from './json';
 
 /** Hook numbers: the first argument of `llorch_decide`. */
 export const HOOK_ADMISSION: i32 = 1;
+export const HOOK_PLACEMENT: i32 = 2;
 
 let admissionHandler: ((s: AdmissionSnapshot) => AdmissionDecision) | null = null;
+let placementHandler: ((s: PlacementSnapshot) => PlacementDecision) | null = null;
 // The last decision stays referenced until the next call, so the collector keeps it while the host reads it.
 let lastOutput: ArrayBuffer = new ArrayBuffer(0);
 
 /** Sets the admission handler (call it at the top level of the plugin's entry file). */
 export function registerAdmission(handler: (s: AdmissionSnapshot) => AdmissionDecision): void {
   admissionHandler = handler;
+}
+
+/** Sets the placement handler (call it at the top level of the plugin's entry file). */
+export function registerPlacement(handler: (s: PlacementSnapshot) => PlacementDecision): void {
+  placementHandler = handler;
 }
 
 export function llorch_abi_version(): i32 {
@@ -40,6 +48,10 @@ export function llorch_decide(hook: i32, ptr: usize, len: i32): i64 {
       const handler = admissionHandler;
       if (handler == null) out = AdmissionDecision.accept().toJson();
       else out = handler(AdmissionSnapshot.fromJson(o)).toJson();
+    } else if (o != null && hook == HOOK_PLACEMENT) {
+      const handler = placementHandler;
+      if (handler == null) out = PlacementDecision.builtIn().toJson();
+      else out = handler(PlacementSnapshot.fromJson(o)).toJson();
     }
   }
   lastOutput = String.UTF8.encode(out);

@@ -23,6 +23,38 @@ export class TaskInfo {
   /** -1 when the request gave none. */
   expected_tokens: f64 = -1;
   deadline_ms: f64 = 0;
+
+  static fromJson(t: JsonObject): TaskInfo {
+    const task = new TaskInfo();
+    task.task_id = t.getString('task_id');
+    task.session_id = t.getString('session_id');
+    task.workload = t.getString('workload');
+    task.model_ref = t.getString('model_ref');
+    task.engine = t.getString('engine');
+    task.priority = t.getString('priority');
+    task.prompt_tokens = t.getNumber('prompt_tokens');
+    task.max_tokens = t.getNumber('max_tokens');
+    task.expected_tokens = t.getNumber('expected_tokens', -1);
+    task.deadline_ms = t.getNumber('deadline_ms');
+    return task;
+  }
+
+  /** The task as JSON again (`expected_tokens` only when given). */
+  toJson(): JsonObject {
+    const str = (v: string): JsonString => new JsonString(v);
+    const num = (v: f64): JsonNumber => new JsonNumber(v);
+    const task = new JsonObject()
+      .set('task_id', str(this.task_id))
+      .set('session_id', str(this.session_id))
+      .set('workload', str(this.workload))
+      .set('model_ref', str(this.model_ref))
+      .set('engine', str(this.engine))
+      .set('priority', str(this.priority))
+      .set('prompt_tokens', num(this.prompt_tokens))
+      .set('max_tokens', num(this.max_tokens));
+    if (this.expected_tokens >= 0) task.set('expected_tokens', num(this.expected_tokens));
+    return task.set('deadline_ms', num(this.deadline_ms));
+  }
 }
 
 /** The tenant's admissions in the 60 s before `now_ms`. */
@@ -76,17 +108,7 @@ export class AdmissionSnapshot {
     s.plugin.id = p.getString('id');
     s.plugin.version = p.getString('version');
     s.params = o.getObject('params');
-    const t = o.getObject('task');
-    s.task.task_id = t.getString('task_id');
-    s.task.session_id = t.getString('session_id');
-    s.task.workload = t.getString('workload');
-    s.task.model_ref = t.getString('model_ref');
-    s.task.engine = t.getString('engine');
-    s.task.priority = t.getString('priority');
-    s.task.prompt_tokens = t.getNumber('prompt_tokens');
-    s.task.max_tokens = t.getNumber('max_tokens');
-    s.task.expected_tokens = t.getNumber('expected_tokens', -1);
-    s.task.deadline_ms = t.getNumber('deadline_ms');
+    s.task = TaskInfo.fromJson(o.getObject('task'));
     const u = o.getObject('tenant');
     s.tenant.id = u.getString('id');
     s.tenant.tokens_last_minute = u.getNumber('tokens_last_minute');
@@ -112,17 +134,7 @@ export class AdmissionSnapshot {
   toJson(): JsonObject {
     const str = (v: string): JsonString => new JsonString(v);
     const num = (v: f64): JsonNumber => new JsonNumber(v);
-    const task = new JsonObject()
-      .set('task_id', str(this.task.task_id))
-      .set('session_id', str(this.task.session_id))
-      .set('workload', str(this.task.workload))
-      .set('model_ref', str(this.task.model_ref))
-      .set('engine', str(this.task.engine))
-      .set('priority', str(this.task.priority))
-      .set('prompt_tokens', num(this.task.prompt_tokens))
-      .set('max_tokens', num(this.task.max_tokens));
-    if (this.task.expected_tokens >= 0) task.set('expected_tokens', num(this.task.expected_tokens));
-    task.set('deadline_ms', num(this.task.deadline_ms));
+    const task = this.task.toJson();
     const priorities = new JsonArray();
     for (let i = 0; i < this.bounds.priorities.length; i++)
       priorities.items.push(str(this.bounds.priorities[i]));

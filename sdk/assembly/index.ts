@@ -1,5 +1,14 @@
 /** @llama-orch/plugin-sdk: write llama-orch policy plugins in AssemblyScript (ABI v1). */
 export * from './json';
 export * from './admission';
+export * from './placement';
 export * from './time';
-export { registerAdmission, llorch_abi_version, llorch_alloc, llorch_decide, HOOK_ADMISSION } from './abi';
+export {
+  registerAdmission,
+  registerPlacement,
+  llorch_abi_version,
+  llorch_alloc,
+  llorch_decide,
+  HOOK_ADMISSION,
+  HOOK_PLACEMENT,
+} from './abi';

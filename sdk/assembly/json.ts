@@ -126,6 +126,23 @@ export class JsonObject extends JsonValue {
     return v == null ? fallback : v.asBool(fallback);
   }
 
+  /** The member array, or an empty array when absent or not an array. */
+  getArray(key: string): JsonArray {
+    const v = this.get(key);
+    if (v == null) return new JsonArray();
+    const a = v.asArray();
+    return a == null ? new JsonArray() : a;
+  }
+
+  /** The member array's strings (other items skipped), or none. */
+  getStrings(key: string): string[] {
+    const out: string[] = [];
+    const items = this.getArray(key).items;
+    for (let i = 0; i < items.length; i++)
+      if (items[i].kind == JsonKind.String) out.push(items[i].asString());
+    return out;
+  }
+
   /** The member object, or an empty object when absent or not an object. */
   getObject(key: string): JsonObject {
     const v = this.get(key);

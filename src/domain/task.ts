@@ -26,6 +26,21 @@ export interface TaskSpec extends GenerationFields {
   readonly acceptedAtMs: number;
   /** Read only by the HTTP request that submitted it (see `SubmitInput.boundToRequest`). */
   readonly boundToRequest?: boolean | undefined;
+  /** Where a placement plugin lets the task run (SPEC §10); absent: the built-in placement. */
+  readonly placement?: TaskPlacement | undefined;
+}
+
+/**
+ * A placement plugin's decision for one task, taken once at admission and applied at every
+ * dispatch of it (late binding, a move between members of its replica set, a retry).
+ */
+export interface TaskPlacement {
+  /** The plugin that decided (logs). */
+  readonly plugin: string;
+  /** The only replicas the task may run on; absent: any replica of its replica set. */
+  readonly allow?: readonly string[] | undefined;
+  /** Preference among replicas with a free slot, higher first; unnamed replicas score 0. */
+  readonly scores?: Readonly<Record<string, number>> | undefined;
 }
 
 export type TaskState =

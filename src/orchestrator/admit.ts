@@ -12,6 +12,8 @@
  *   5 quotas      the tenant's rate bucket and `max_concurrent`
  *   5b plugins    the admission policy plugins (SPEC §10): accept, refuse with a typed error, or
  *                 adjust priority and weight within their configured bounds
+ *   5c placement  the placement plugins: which replicas of the replica set the task may run on
+ *                 and which it prefers (applied at every dispatch of it)
  *   6 deadline    predicted finish within `deadline_ms`, planning soft preemption if it helps
  *   7 queue       the full-queue policy's plan
  *   → commit      only now are victims evicted and the task enqueued
@@ -24,7 +26,7 @@ import { createHash } from 'node:crypto';
 import canonicalizeModule from 'canonicalize';
 import type { ResolvedConfig } from '../config/resolved-config.js';
 import type { Accepted, Principal, SubmitInput } from '../domain/submit.js';
-import type { TaskSpec } from '../domain/task.js';
+import type { TaskPlacement, TaskSpec } from '../domain/task.js';
 import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
@@ -45,10 +47,11 @@ import {
   resolvePool,
 } from './admission.js';
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
-import { sameReplicaSet } from './replica-set.js';
+import { memberFor, placementCandidates } from './placement-candidates.js';
+import { admitsWork, sameReplicaSet } from './replica-set.js';
 import { checkSloBreaker } from './slo-shedding.js';
 import { refuseUntrusted, type UntrustedCause } from './trust-check.js';
-import type { AdmissionAdjustment, AdmissionPolicy } from '../plugins/plugin-host.js';
+import type { AdmissionAdjustment, AdmissionPolicy, AdmissionQuery } from '../plugins/plugin-host.js';
 import type { TaskLifecycle } from './task-lifecycle.js';
 import type { TaskTable } from './task-table.js';
 
@@ -173,9 +176,30 @@ export class Admission {
           input = { ...input, priority: adj.priority };
         if (adj.weight !== undefined) queued = { ...g, cost: g.cost / adj.weight };
       }
+      let placement: TaskPlacement | undefined;
+      if (this.#o.policy?.placement !== undefined && this.#o.policy.placesTasks === true) {
+        const placed = await this.place(this.#o.policy, principal, input, pool, g);
+        const replayed = this.replayUsedId(principal, raw, digest);
+        if (replayed) {
+          charges.undoAll();
+          return replayed;
+        }
+        if (placed) ({ pool, placement } = placed);
+      }
       const victims = this.planDeadline(pool, input, g);
       const plan = this.planQueue(principal, pool, input, queued, victims);
-      const accepted = this.commit(charges, principal, input, correlationId, pool, g, victims, plan, digest);
+      const accepted = this.commit(
+        charges,
+        principal,
+        input,
+        correlationId,
+        pool,
+        g,
+        victims,
+        plan,
+        digest,
+        placement,
+      );
       this.#o.policy?.admitted(principal.tenant, g.promptTokens + input.maxTokens, this.#o.clock.now());
       return accepted;
     } catch (err) {
@@ -330,18 +354,7 @@ export class Admission {
     return policy.admission({
       nowMs: this.#o.clock.now(),
       tenant: principal.tenant,
-      task: {
-        taskId: input.taskId,
-        sessionId: input.sessionId,
-        workload: input.workload,
-        modelRef: input.modelRef,
-        engine: pool.config.engine,
-        priority: input.priority,
-        promptTokens: g.promptTokens,
-        maxTokens: g.maxTokens,
-        expectedTokens: input.expectedTokens,
-        deadlineMs: input.deadlineMs,
-      },
+      task: taskQuery(input, pool, g),
       pool: {
         id: pool.id,
         engine: pool.config.engine,
@@ -349,6 +362,44 @@ export class Admission {
         queueCapacity: pool.config.queue.capacity,
       },
     });
+  }
+
+  /**
+   * Step 5c: one call of the placement plugins per admitted task, over every replica of its
+   * replica set. Their decision travels with the task to every dispatch of it; when it allows no
+   * replica of the chosen member, the task is queued on a member holding an allowed one.
+   */
+  async place(
+    policy: AdmissionPolicy,
+    principal: Principal,
+    input: SubmitInput,
+    pool: PoolRuntime,
+    g: Guarded,
+  ): Promise<{ pool: PoolRuntime; placement: TaskPlacement } | undefined> {
+    const members = this.#o.pools().filter((p) => sameReplicaSet(p, pool));
+    const session = input.kvHint === 'cold' ? undefined : this.#ownSession(principal, input, pool);
+    const placement = await policy.placement?.({
+      nowMs: this.#o.clock.now(),
+      tenant: principal.tenant,
+      task: taskQuery(input, pool, g),
+      replicas: placementCandidates(members, session?.lastReplicaId),
+    });
+    if (placement === undefined) return undefined;
+    if (placement.allow?.length === 0)
+      throw new OrchError(
+        'POOL_UNAVAILABLE',
+        `plugin '${placement.plugin}' allows this task on no replica of model '${pool.config.model.id}'`,
+        { engine: pool.config.engine, poolId: pool.id, retriable: false },
+      );
+    const member = memberFor(pool, members, placement, admitsWork);
+    if (member === undefined)
+      throw new OrchError(
+        'POOL_UNAVAILABLE',
+        `plugin '${placement.plugin}' placed the task on ${(placement.allow ?? []).join(', ')}: no pool holding them takes work now`,
+        { engine: pool.config.engine, poolId: pool.id, retryAfterMs: 2_000 },
+      );
+    if (member !== pool) checkSloBreaker(member, input.priority, this.#o.metrics, this.#o.clock.now());
+    return { pool: member, placement };
   }
 
   /**
@@ -414,9 +465,11 @@ export class Admission {
     victims: { predictedStartMs: number; ids: ReadonlySet<string> },
     q: ReturnType<Admission['planQueue']>,
     digest: string,
+    placement?: TaskPlacement,
   ): Accepted {
     const spec: TaskSpec = {
       ...input,
+      ...(placement === undefined ? {} : { placement }),
       tenant: principal.tenant,
       seed: input.seed ?? defaultSeed(input.taskId),
       promptTokens: g.promptTokens,
@@ -510,4 +563,20 @@ export class Admission {
       cost: committed.cost + r.cost,
     };
   }
+}
+
+/** The task as the plugin hooks see it. */
+function taskQuery(input: SubmitInput, pool: PoolRuntime, g: Guarded): AdmissionQuery['task'] {
+  return {
+    taskId: input.taskId,
+    sessionId: input.sessionId,
+    workload: input.workload,
+    modelRef: input.modelRef,
+    engine: pool.config.engine,
+    priority: input.priority,
+    promptTokens: g.promptTokens,
+    maxTokens: g.maxTokens,
+    expectedTokens: input.expectedTokens,
+    deadlineMs: input.deadlineMs,
+  };
 }

@@ -7,7 +7,8 @@ import type { Clock } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { ReplicaView } from '../pool/replica.js';
-import type { PlacementPolicy } from '../scheduler/policies/placement-policy.js';
+import { allows, constrainCandidates } from '../scheduler/policies/placement-constraint.js';
+import { hasFreeSlot, type PlacementPolicy } from '../scheduler/policies/placement-policy.js';
 import { PLACEMENT_POLICIES, VICTIM_POLICIES } from '../scheduler/policies/registry.js';
 import type { VictimPolicy } from '../scheduler/policies/victim-policy.js';
 import { costOf, exhausted, hasSessionBudget } from '../sessions/budget.js';
@@ -84,8 +85,12 @@ export class Dispatcher {
       this.#spill(pool);
       return;
     }
+    // Tasks a placement plugin keeps off the replicas that are free now: the tasks behind them
+    // (of other tenants) are served meanwhile instead of waiting at their back.
+    const held = new Set<string>();
+    const skip = (e: { id: string }): boolean => held.has(e.id);
     for (;;) {
-      const next = pool.queue.peekNext();
+      const next = pool.queue.peekNext(held.size > 0 ? skip : undefined);
       if (!next) {
         if (this.#takeFromSibling(pool)) continue;
         return;
@@ -115,23 +120,41 @@ export class Dispatcher {
       if (!replica) {
         if (this.#handToSibling(pool, task)) continue;
         if (this.#o.preemption === 'hard') this.#preemptFor(pool, task);
+        if (task.spec.placement?.allow !== undefined && pool.loads().some(hasFreeSlot)) {
+          held.add(task.spec.taskId);
+          continue;
+        }
         return;
       }
-      pool.queue.takeNext();
+      pool.queue.takeNext(held.size > 0 ? skip : undefined);
       this.#bind(pool, task, replica, affinity);
     }
   }
 
-  /** A member that can start work now (for `task`: not on the replica it failed on). */
+  /**
+   * A member that can start work now; for `task`: on a replica its placement allows, not the
+   * replica it failed on.
+   */
   #hasRoom(pool: PoolRuntime, task?: TaskRecord): boolean {
     return (
-      !pool.paused && pool.loads().some((r) => r.inFlight < r.slotsTotal && r.id !== task?.avoidReplicaId)
+      !pool.paused &&
+      pool
+        .loads()
+        .some(
+          (r) =>
+            r.inFlight < r.slotsTotal && r.id !== task?.avoidReplicaId && allows(task?.spec.placement, r.id),
+        )
     );
   }
 
-  /** Late binding never gives a member work of a class its SLO breaker sheds (ORCH-3040). */
+  /**
+   * Late binding never gives a member work of a class its SLO breaker sheds (ORCH-3040), nor a
+   * task its placement keeps off every replica of that member.
+   */
   #takes(pool: PoolRuntime, task: TaskRecord): boolean {
-    return !pool.sloBreaker.sheds(task.spec.priority);
+    if (pool.sloBreaker.sheds(task.spec.priority)) return false;
+    const placement = task.spec.placement;
+    return placement?.allow === undefined || pool.replicaIds().some((id) => allows(placement, id));
   }
 
   /** `pool` is idle: take the next task of the sibling that is furthest from starting it. */
@@ -147,6 +170,7 @@ export class Dispatcher {
         task &&
         !task.terminal &&
         this.#takes(pool, task) &&
+        this.#hasRoom(pool, task) &&
         this.#o.lifecycle.move(task, from, pool, 'head')
       )
         return true;
@@ -195,7 +219,9 @@ export class Dispatcher {
   #preemptFor(pool: PoolRuntime, urgent: TaskRecord): void {
     if (this.#preempting.has(pool.id)) return;
     // A strict-determinism task is never hard-preempted: its resumed stream would differ (SPEC §17).
-    const candidates = [...pool.running.values()].map((r) => ({
+    // A task placed on some replicas only may take a slot on those only.
+    const running = [...pool.running.values()].filter((r) => allows(urgent.spec.placement, r.replicaId));
+    const candidates = running.map((r) => ({
       ...r,
       // Chat, constrained output and tool calls cannot resume either: they count as strict.
       determinism: resumableDeterminism(this.#o.table.get(r.taskId)?.spec),
@@ -428,14 +454,16 @@ const ENGINE_FAULTS: ReadonlySet<string> = new Set([
 
 /** True when the replica the task failed on is the only ready one of `pool`. */
 function onlyAvoided(pool: PoolRuntime, task: TaskRecord): boolean {
-  return pool.loads().every((r) => r.id === task.avoidReplicaId);
+  return pool
+    .loads()
+    .filter((r) => allows(task.spec.placement, r.id))
+    .every((r) => r.id === task.avoidReplicaId);
 }
 
-/** Where a task may go: not back to the replica it just failed on while another is ready. */
-function candidatesFor(pool: PoolRuntime, task: TaskRecord): ReplicaLoad[] {
-  const all = pool.loads();
-  const avoid = task.avoidReplicaId;
-  if (avoid === undefined) return all;
-  const others = all.filter((r) => r.id !== avoid);
-  return others.length > 0 ? others : all;
+/**
+ * Ready replicas `task` may go to: those its placement allows, not back to the one it just
+ * failed on while another is ready, the best scored.
+ */
+function candidatesFor(pool: PoolRuntime, task: TaskRecord): readonly ReplicaLoad[] {
+  return constrainCandidates(pool.loads(), task.spec.placement, task.avoidReplicaId);
 }

@@ -261,6 +261,11 @@ export class PoolRuntime {
     this.#tokenizerSuspects.delete(replicaId);
   }
 
+  /** Every replica's id, ready or not. */
+  replicaIds(): string[] {
+    return this.supervisor.replicas().map((r) => r.id);
+  }
+
   replica(id: string): ReplicaView | undefined {
     return this.supervisor.replicas().find((r) => r.id === id);
   }

@@ -98,16 +98,30 @@ export type TestOutcome =
   | { readonly decision: unknown; readonly latency_ms: number }
   | { readonly fallback: 'timeout' | 'trap' | 'malformed'; readonly detail: string };
 
-const validateDecision = new Ajv({ allErrors: true, strict: false }).compile(
-  pluginContract('admission-decision.schema.json'),
-);
-const validateSnapshot = new Ajv({ allErrors: true, strict: false }).compile(
-  pluginContract('admission-snapshot.schema.json'),
-);
+const ajv = new Ajv({ allErrors: true, strict: false });
+/** Each hook's snapshot and decision validators, from the contracts the host checks against. */
+const CONTRACTS = {
+  admission: {
+    snapshot: ajv.compile(pluginContract('admission-snapshot.schema.json')),
+    decision: ajv.compile(pluginContract('admission-decision.schema.json')),
+  },
+  placement: {
+    snapshot: ajv.compile(pluginContract('placement-snapshot.schema.json')),
+    decision: ajv.compile(pluginContract('placement-decision.schema.json')),
+  },
+} as const;
+
+/** The hook a recorded snapshot is for (its `hook` field; admission when absent). */
+function hookOf(snapshot: unknown): keyof typeof CONTRACTS {
+  const hook = (snapshot as { hook?: unknown } | null)?.hook;
+  return hook === 'placement' ? 'placement' : 'admission';
+}
 
 /**
- * Runs `module` over recorded admission snapshots, each checked against the snapshot schema; the
- * decisions are checked against the decision schema (bounds are the host's check at run time).
+ * Runs a built plugin over recorded snapshots (each checked against its hook's snapshot schema
+ * first), the way the host calls it: one worker, the budget plus the host allowance, a fresh
+ * worker after an overrun or trap. Each outcome is the decision (checked against the hook's
+ * decision schema) or the fallback the host would take.
  */
 export async function testPlugin(
   modulePath: string,
@@ -121,11 +135,13 @@ export async function testPlugin(
   const outcomes: TestOutcome[] = [];
   try {
     for (const [i, snapshot] of snapshots.entries()) {
+      const hook = hookOf(snapshot);
+      const { snapshot: validateSnapshot, decision: validateDecision } = CONTRACTS[hook];
       if (!validateSnapshot(snapshot))
         throw new Error(`snapshot ${i}: ${describeErrors(validateSnapshot.errors, `snapshots[${i}]`)}`);
       const t0 = performance.now();
       const r = await worker.call(
-        HOOK_NUMBERS.admission,
+        HOOK_NUMBERS[hook],
         JSON.stringify(snapshot),
         budgetMs + worker.allowanceMs,
       );

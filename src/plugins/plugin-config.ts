@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { PRIORITIES, type Priority } from '../domain/types.js';
 
 /** Hooks a plugin may serve in ABI v1. */
-export const PLUGIN_HOOKS = ['admission'] as const;
+export const PLUGIN_HOOKS = ['admission', 'placement'] as const;
 export type PluginHook = (typeof PLUGIN_HOOKS)[number];
 
 export const PLUGIN_DEFAULTS = {

@@ -5,11 +5,12 @@
  * decides that call (admission: accept unchanged), with one logged reason and a counted fallback.
  */
 import { Ajv } from 'ajv';
+import type { TaskPlacement } from '../domain/task.js';
 import type { Engine, Priority } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
-import type { ResolvedPlugin } from './plugin-config.js';
+import type { PluginHook, ResolvedPlugin } from './plugin-config.js';
 import {
   ABI_VERSION,
   describeErrors,
@@ -45,6 +46,32 @@ export interface AdmissionQuery {
   };
 }
 
+/** One replica of the task's replica set, as the placement hook sees it. */
+export interface PlacementCandidate {
+  readonly id: string;
+  readonly poolId: string;
+  /** `local`, or the pool-managerd node. */
+  readonly host: string;
+  readonly ready: boolean;
+  readonly slotsTotal: number;
+  readonly inFlight: number;
+  readonly queueDepth: number;
+  /** GPUs as configured (index or UUID), as strings; empty for CPU replicas. */
+  readonly devices: readonly string[];
+  readonly topologyCost: number;
+  /** The task's session ran its last turn here. */
+  readonly session: boolean;
+}
+
+/** What admission asks the placement plugins about, once per admitted task. */
+export interface PlacementQuery {
+  readonly nowMs: number;
+  readonly tenant: string;
+  readonly task: AdmissionQuery['task'];
+  /** Every replica of the replica set, in configuration order. */
+  readonly replicas: readonly PlacementCandidate[];
+}
+
 /** What the plugins changed about an admitted submission (nothing: the built-in policy). */
 export interface AdmissionAdjustment {
   readonly priority?: Priority;
@@ -58,6 +85,13 @@ export interface AdmissionPolicy {
   admission(q: AdmissionQuery): Promise<AdmissionAdjustment>;
   /** A submission was admitted: its tokens count towards the tenant's recent usage. */
   admitted(tenant: string, tokens: number, atMs: number): void;
+  /** Whether any plugin serves `placement` (admission skips building its snapshot otherwise). */
+  readonly placesTasks?: boolean;
+  /**
+   * The first placement plugin's decision that is not `default`, or undefined: the built-in
+   * placement. A failing plugin falls back (undefined) like at admission.
+   */
+  placement?(q: PlacementQuery): Promise<TaskPlacement | undefined>;
 }
 
 /** One entry of `GET /v1/plugins`. */
@@ -94,9 +128,12 @@ type Decision =
     }
   | { decision: 'adjust'; priority?: Priority; weight?: number };
 
-const validateDecision = new Ajv({ allErrors: true, strict: false }).compile<Decision>(
-  pluginContract('admission-decision.schema.json'),
-);
+type PlacementDecision =
+  { decision: 'default' } | { decision: 'place'; allow?: string[]; scores?: Record<string, number> };
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateDecision = ajv.compile<Decision>(pluginContract('admission-decision.schema.json'));
+const validatePlacement = ajv.compile<PlacementDecision>(pluginContract('placement-decision.schema.json'));
 
 /** The window of a tenant's recent admissions passed in snapshots. */
 const WINDOW_MS = 60_000;
@@ -308,6 +345,10 @@ export class PluginHost implements AdmissionPolicy {
     if (this.#runtimes.length > 0) this.#window.add(tenant, tokens, atMs);
   }
 
+  get placesTasks(): boolean {
+    return this.#runtimes.some((r) => r.plugin.config.hooks.includes('placement'));
+  }
+
   async admission(q: AdmissionQuery): Promise<AdmissionAdjustment> {
     let adjustment: AdmissionAdjustment = {};
     for (const r of this.#runtimes) {
@@ -330,12 +371,56 @@ export class PluginHost implements AdmissionPolicy {
     return adjustment;
   }
 
+  async placement(q: PlacementQuery): Promise<TaskPlacement | undefined> {
+    for (const r of this.#runtimes) {
+      if (!r.plugin.config.hooks.includes('placement')) continue;
+      const snapshot = {
+        abi: ABI_VERSION,
+        hook: 'placement',
+        now_ms: q.nowMs,
+        plugin: { id: r.id, version: r.version },
+        params: r.plugin.config.params,
+        task: taskSnapshot(q.task),
+        tenant: { id: q.tenant },
+        replicas: q.replicas.map((c) => ({
+          id: c.id,
+          pool_id: c.poolId,
+          host: c.host,
+          ready: c.ready,
+          slots_total: c.slotsTotal,
+          in_flight: c.inFlight,
+          queue_depth: c.queueDepth,
+          devices: [...c.devices],
+          topology_cost: c.topologyCost,
+          session: c.session,
+        })),
+      };
+      const known = new Set(q.replicas.map((c) => c.id));
+      const called = await this.#call<PlacementDecision>(r, 'placement', snapshot, q, (v) =>
+        placementProblem(v, known),
+      );
+      if (called === undefined || called.decision.decision === 'default') continue;
+      const d = called.decision;
+      this.#decided(r, 'placement', q, called.latencyMs, {
+        decision: 'place',
+        ...(d.allow === undefined ? {} : { allow: d.allow }),
+        ...(d.scores === undefined ? {} : { scores: d.scores }),
+      });
+      return {
+        plugin: r.id,
+        ...(d.allow === undefined ? {} : { allow: d.allow }),
+        ...(d.scores === undefined ? {} : { scores: d.scores }),
+      };
+    }
+    return undefined;
+  }
+
   async close(): Promise<void> {
     await this.#reloads;
     await Promise.all([...this.#retiring, ...this.#runtimes.map((r) => r.close())]);
   }
 
-  /** One call; undefined: the built-in policy decides (fallback or skipped). */
+  /** One admission call; undefined: the built-in policy decides (fallback or skipped). */
   async #admissionCall(r: PluginRuntime, q: AdmissionQuery): Promise<Decision | undefined> {
     const cfg = r.plugin.config;
     const usage = this.#window.usage(q.tenant, q.nowMs);
@@ -345,18 +430,7 @@ export class PluginHost implements AdmissionPolicy {
       now_ms: q.nowMs,
       plugin: { id: r.id, version: r.version },
       params: cfg.params,
-      task: {
-        task_id: q.task.taskId,
-        session_id: q.task.sessionId,
-        workload: q.task.workload,
-        model_ref: q.task.modelRef,
-        engine: q.task.engine,
-        priority: q.task.priority,
-        prompt_tokens: q.task.promptTokens,
-        max_tokens: q.task.maxTokens,
-        ...(q.task.expectedTokens === undefined ? {} : { expected_tokens: q.task.expectedTokens }),
-        deadline_ms: q.task.deadlineMs,
-      },
+      task: taskSnapshot(q.task),
       tenant: { id: q.tenant, tokens_last_minute: usage.tokens, tasks_last_minute: usage.tasks },
       pool: {
         id: q.pool.id,
@@ -370,78 +444,140 @@ export class PluginHost implements AdmissionPolicy {
         weight_max: cfg.bounds.weightMax,
       },
     };
-    const labels = { plugin: r.id, hook: 'admission' };
-    const outcome = await r.call('admission', JSON.stringify(snapshot));
+    const called = await this.#call<Decision>(r, 'admission', snapshot, q, (v) => admissionProblem(v, cfg));
+    const d = called?.decision;
+    if (called !== undefined && d !== undefined && d.decision !== 'accept')
+      this.#decided(r, 'admission', q, called.latencyMs, {
+        decision: d.decision,
+        ...(d.decision === 'refuse' ? { code: d.code } : {}),
+        ...(d.decision === 'adjust' ? { priority: d.priority, weight: d.weight } : {}),
+      });
+    return d;
+  }
+
+  /**
+   * Calls one plugin on one hook and checks its decision; undefined: the built-in policy decides
+   * (skipped, or a fallback with its logged reason).
+   */
+  async #call<D extends object>(
+    r: PluginRuntime,
+    hook: PluginHook,
+    snapshot: object,
+    q: { readonly tenant: string; readonly task: { readonly taskId: string } },
+    problemOf: (decision: unknown) => string | undefined,
+  ): Promise<{ decision: D; latencyMs: number } | undefined> {
+    const labels = { plugin: r.id, hook };
+    const outcome = await r.call(hook, JSON.stringify(snapshot));
     if (outcome.kind === 'skipped') {
       this.#o.metrics.inc('plugin_calls_total', { ...labels, result: 'skipped' });
       return undefined;
     }
     this.#o.metrics.observe('plugin_latency_ms', labels, outcome.latencyMs);
-    if (outcome.kind === 'fallback') return this.#fallback(r, q, outcome.reason, outcome.detail);
+    if (outcome.kind === 'fallback') return this.#fallback(r, hook, q, outcome.reason, outcome.detail);
     let decision: unknown;
     try {
       decision = JSON.parse(outcome.output);
     } catch {
       decision = undefined;
     }
-    const problem = this.#problem(decision, cfg);
+    const problem = decision === undefined ? 'the decision is not JSON' : problemOf(decision);
     if (problem !== undefined) {
       r.malformed();
-      return this.#fallback(r, q, 'malformed', problem);
+      return this.#fallback(r, hook, q, 'malformed', problem);
     }
     r.succeeded();
-    const d = decision as Decision;
     this.#o.metrics.inc('plugin_calls_total', { ...labels, result: 'ok' });
-    if (d.decision !== 'accept')
-      this.#o.logger.info(
-        {
-          event: 'plugin.decision',
-          plugin: r.id,
-          plugin_version: r.version,
-          hook: 'admission',
-          decision: d.decision,
-          ...(d.decision === 'refuse' ? { code: d.code } : {}),
-          ...(d.decision === 'adjust' ? { priority: d.priority, weight: d.weight } : {}),
-          latency_ms: Math.round(outcome.latencyMs * 1000) / 1000,
-          job_id: q.task.taskId,
-          tenant_id: q.tenant,
-        },
-        `plugin '${r.id}' ${d.decision === 'refuse' ? 'refused' : 'adjusted'} task ${q.task.taskId}`,
-      );
-    return d;
+    return { decision: decision as D, latencyMs: outcome.latencyMs };
   }
 
-  /** Why a decision cannot be used, or undefined. */
-  #problem(decision: unknown, cfg: ResolvedPlugin): string | undefined {
-    if (decision === undefined) return 'the decision is not JSON';
-    if (!validateDecision(decision))
-      return `the decision does not match its schema: ${describeErrors(validateDecision.errors, 'decision')}`;
-    if (decision.decision !== 'adjust') return undefined;
-    if (decision.priority !== undefined && !cfg.bounds.priorities.includes(decision.priority))
-      return `priority '${decision.priority}' is outside bounds.priorities [${cfg.bounds.priorities.join(', ')}]`;
-    if (
-      decision.weight !== undefined &&
-      (decision.weight < cfg.bounds.weightMin || decision.weight > cfg.bounds.weightMax)
-    )
-      return `weight ${decision.weight} is outside [${cfg.bounds.weightMin}, ${cfg.bounds.weightMax}]`;
-    return undefined;
+  /** The one log line of a decision that is not the default. */
+  #decided(
+    r: PluginRuntime,
+    hook: PluginHook,
+    q: { readonly tenant: string; readonly task: { readonly taskId: string } },
+    latencyMs: number,
+    fields: Record<string, unknown>,
+  ): void {
+    const verb =
+      fields.decision === 'refuse' ? 'refused' : fields.decision === 'place' ? 'placed' : 'adjusted';
+    this.#o.logger.info(
+      {
+        event: 'plugin.decision',
+        plugin: r.id,
+        plugin_version: r.version,
+        hook,
+        ...fields,
+        latency_ms: Math.round(latencyMs * 1000) / 1000,
+        job_id: q.task.taskId,
+        tenant_id: q.tenant,
+      },
+      `plugin '${r.id}' ${verb} task ${q.task.taskId}`,
+    );
   }
 
-  #fallback(r: PluginRuntime, q: AdmissionQuery, reason: FallbackReason, detail: string): undefined {
-    this.#o.metrics.inc('plugin_calls_total', { plugin: r.id, hook: 'admission', result: 'fallback' });
+  #fallback(
+    r: PluginRuntime,
+    hook: PluginHook,
+    q: { readonly tenant: string; readonly task: { readonly taskId: string } },
+    reason: FallbackReason,
+    detail: string,
+  ): undefined {
+    this.#o.metrics.inc('plugin_calls_total', { plugin: r.id, hook, result: 'fallback' });
     this.#o.metrics.inc('plugin_fallbacks_total', { plugin: r.id, reason });
     this.#o.logger.warn(
       {
         event: 'plugin.fallback',
         plugin: r.id,
         plugin_version: r.version,
-        hook: 'admission',
+        hook,
         reason,
         job_id: q.task.taskId,
         tenant_id: q.tenant,
       },
-      `plugin '${r.id}' fell back to the built-in admission policy (${reason}): ${detail}`,
+      `plugin '${r.id}' fell back to the built-in ${hook} policy (${reason}): ${detail}`,
     );
     return undefined;
   }
+}
+
+function taskSnapshot(t: AdmissionQuery['task']): Record<string, unknown> {
+  return {
+    task_id: t.taskId,
+    session_id: t.sessionId,
+    workload: t.workload,
+    model_ref: t.modelRef,
+    engine: t.engine,
+    priority: t.priority,
+    prompt_tokens: t.promptTokens,
+    max_tokens: t.maxTokens,
+    ...(t.expectedTokens === undefined ? {} : { expected_tokens: t.expectedTokens }),
+    deadline_ms: t.deadlineMs,
+  };
+}
+
+/** Why an admission decision cannot be used, or undefined. */
+function admissionProblem(decision: unknown, cfg: ResolvedPlugin): string | undefined {
+  if (!validateDecision(decision))
+    return `the decision does not match its schema: ${describeErrors(validateDecision.errors, 'decision')}`;
+  if (decision.decision !== 'adjust') return undefined;
+  if (decision.priority !== undefined && !cfg.bounds.priorities.includes(decision.priority))
+    return `priority '${decision.priority}' is outside bounds.priorities [${cfg.bounds.priorities.join(', ')}]`;
+  if (
+    decision.weight !== undefined &&
+    (decision.weight < cfg.bounds.weightMin || decision.weight > cfg.bounds.weightMax)
+  )
+    return `weight ${decision.weight} is outside [${cfg.bounds.weightMin}, ${cfg.bounds.weightMax}]`;
+  return undefined;
+}
+
+/** Why a placement decision cannot be used (schema, or a replica the snapshot did not list). */
+function placementProblem(decision: unknown, known: ReadonlySet<string>): string | undefined {
+  if (!validatePlacement(decision))
+    return `the decision does not match its schema: ${describeErrors(validatePlacement.errors, 'decision')}`;
+  if (decision.decision !== 'place') return undefined;
+  const named = [...(decision.allow ?? []), ...Object.keys(decision.scores ?? {})];
+  const unknown = named.filter((id) => !known.has(id));
+  if (unknown.length > 0)
+    return `replica(s) ${[...new Set(unknown)].map((id) => `'${id}'`).join(', ')} are not in the snapshot`;
+  return undefined;
 }

@@ -9,7 +9,7 @@ import type { LoadedPlugin } from './plugin-loader.js';
 import { PluginWorker } from './plugin-worker.js';
 
 /** Hook numbers of ABI v1 (the first argument of `llorch_decide`). */
-export const HOOK_NUMBERS = { admission: 1 } as const;
+export const HOOK_NUMBERS = { admission: 1, placement: 2 } as const;
 
 export type PluginState = 'active' | 'quarantined' | 'failed';
 

@@ -385,14 +385,18 @@ export class PoolQueue<T extends QueueEntry> {
     return v.entry;
   }
 
-  /** The entry the scheduler serves next, without removing it. */
-  peekNext(): T | undefined {
-    return this.#pick()?.item.entry;
+  /**
+   * The entry the scheduler serves next, without removing it. With `skip`, a tenant's class whose
+   * next entry it names is passed over (its order is kept: nothing of that tenant and class behind
+   * the entry is served either), e.g. a task a placement filter keeps off the free replicas.
+   */
+  peekNext(skip?: (entry: T) => boolean): T | undefined {
+    return this.#pick(skip)?.item.entry;
   }
 
   /** Remove and return the entry the scheduler serves next, charging its class and tenant. */
-  takeNext(): T | undefined {
-    const pick = this.#pick();
+  takeNext(skip?: (entry: T) => boolean): T | undefined {
+    const pick = this.#pick(skip);
     if (!pick) return undefined;
     const { tier, flow } = pick;
     const entry = pick.item.entry;
@@ -409,35 +413,41 @@ export class PoolQueue<T extends QueueEntry> {
       for (const f of t.flows.values()) for (const item of f.fifo.values()) yield item.entry;
   }
 
-  #pick(): { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined {
-    if (this.mode === 'fifo') return this.#oldestHead();
+  #pick(skip?: (entry: T) => boolean): { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined {
+    if (this.mode === 'fifo') return this.#oldestHead(skip);
+    const eligible = (f: Flow<T>): boolean => {
+      const head = f.fifo.peekFirst();
+      return head !== undefined && (skip === undefined || !skip(head.entry));
+    };
     let tierKey: Priority | undefined;
     for (const p of PRIORITIES) {
       const t = this.#tier(p);
       if (t.size === 0) continue;
+      if (skip !== undefined && ![...t.flows.values()].some(eligible)) continue;
       // Ties go to the higher class (PRIORITIES is ordered highest first).
       if (tierKey === undefined || t.pass < this.#tier(tierKey).pass) tierKey = p;
     }
     if (tierKey === undefined) return undefined;
     const tier = this.#tier(tierKey);
     let minTag = Number.POSITIVE_INFINITY;
-    for (const f of tier.flows.values()) if (f.fifo.size > 0) minTag = Math.min(minTag, f.tag);
+    for (const f of tier.flows.values()) if (eligible(f)) minTag = Math.min(minTag, f.tag);
     const slack = this.#o.deadlineSlackTokens ?? 0;
     let best: { flow: Flow<T>; item: Item<T> } | undefined;
     for (const flow of tier.flows.values()) {
       const head = flow.fifo.peekFirst();
-      if (!head || flow.tag > minTag + slack) continue;
+      if (!head || !eligible(flow) || flow.tag > minTag + slack) continue;
       if (best === undefined || before(flow, head, best.flow, best.item, slack > 0))
         best = { flow, item: head };
     }
     return best && { tier, ...best };
   }
 
-  #oldestHead(): { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined {
+  #oldestHead(skip?: (entry: T) => boolean): { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined {
     let best: { tier: Tier<T>; flow: Flow<T>; item: Item<T> } | undefined;
     for (const tier of this.#tiers.values())
       for (const flow of tier.flows.values()) {
         const head = flow.fifo.peekFirst();
+        if (head && skip?.(head.entry) === true) continue;
         if (head && (best === undefined || head.seq < best.item.seq)) best = { tier, flow, item: head };
       }
     return best;

@@ -58,7 +58,7 @@ describe('plugins configuration', () => {
   });
 
   it('refuses fields outside the schema with their path', () => {
-    const found = problems([{ id: 'a', path: 'a.wasm', hooks: ['placement'], budget_ms: 0 }]);
+    const found = problems([{ id: 'a', path: 'a.wasm', hooks: ['routing'], budget_ms: 0 }]);
     expect(found.join('\n')).toMatch(/plugins\/0\/hooks\/0|plugins\[0\]\.hooks/);
     expect(found.join('\n')).toMatch(/budget_ms/);
   });

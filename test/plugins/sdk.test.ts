@@ -24,6 +24,8 @@ import { createLogger } from '../../src/util/logger.js';
 const ajv = new Ajv({ allErrors: true, strict: false });
 const snapshotSchema = ajv.compile(pluginContract('admission-snapshot.schema.json'));
 const decisionSchema = ajv.compile(pluginContract('admission-decision.schema.json'));
+const placementSnapshotSchema = ajv.compile(pluginContract('placement-snapshot.schema.json'));
+const placementDecisionSchema = ajv.compile(pluginContract('placement-decision.schema.json'));
 
 let out: string;
 let echoPath: string;
@@ -96,7 +98,11 @@ describe('SDK against the contracts', () => {
   it('the built module declares its memory maximum and carries its manifest', async () => {
     const bytes = new Uint8Array(await readFile(echoPath));
     expect(memoryLimits(bytes)).toEqual([{ initialPages: 1, maximumPages: 256, imported: false }]);
-    expect(readManifest(bytes, 'echo')).toMatchObject({ id: 'snapshot-echo', abi: 1, hooks: ['admission'] });
+    expect(readManifest(bytes, 'echo')).toMatchObject({
+      id: 'snapshot-echo',
+      abi: 1,
+      hooks: ['admission', 'placement'],
+    });
   });
 
   it('the SDK reads every field of the snapshot schema and writes them back unchanged', async () => {
@@ -262,6 +268,127 @@ describe('example: tenant admission policy', () => {
         retry_after_ms: 60000,
       },
       { decision: 'accept' },
+    ]);
+  });
+});
+
+/** A placement snapshot with every field of the schema set. */
+function fullPlacementSnapshot(params: Record<string, unknown>): Record<string, unknown> {
+  const { task } = fullSnapshot({}) as { task: unknown };
+  return {
+    abi: 1,
+    hook: 'placement',
+    now_ms: Date.UTC(2026, 0, 5, 10, 30),
+    plugin: { id: 'snapshot-echo', version: '1.0.0' },
+    params,
+    task,
+    tenant: { id: 'acme' },
+    replicas: [
+      {
+        id: 'p0-r0',
+        pool_id: 'p0',
+        host: 'local',
+        ready: true,
+        slots_total: 4,
+        in_flight: 1,
+        queue_depth: 2,
+        devices: ['0', 'GPU-8f3a"ü'],
+        topology_cost: 1.5,
+        session: false,
+      },
+      {
+        id: 'p1-r0',
+        pool_id: 'p1',
+        host: 'node-b',
+        ready: false,
+        slots_total: 0,
+        in_flight: 0,
+        queue_depth: 0,
+        devices: [],
+        topology_cost: 0,
+        session: true,
+      },
+    ],
+  };
+}
+
+describe('SDK against the placement contracts', () => {
+  const workers: PluginWorker[] = [];
+  afterAll(async () => Promise.all(workers.map((w) => w.terminate())));
+  async function place(snapshot: unknown): Promise<Record<string, unknown>> {
+    const bytes = new Uint8Array(await readFile(echoPath));
+    const w = await PluginWorker.start(await wasmApi.compile(bytes), 'snapshot-echo');
+    workers.push(w);
+    const r = await w.call(HOOK_NUMBERS.placement, JSON.stringify(snapshot), 10_000);
+    if (r.kind !== 'result') throw new Error(`call ended: ${JSON.stringify(r)}`);
+    return JSON.parse(r.output) as Record<string, unknown>;
+  }
+
+  it('the SDK reads every field of the placement snapshot schema and writes them back unchanged', async () => {
+    const snapshot = fullPlacementSnapshot({ mode: 'echo' });
+    expect(placementSnapshotSchema(snapshot), JSON.stringify(placementSnapshotSchema.errors)).toBe(true);
+    const { allow } = (await place(snapshot)) as { allow: string[] };
+    expect(JSON.parse(allow[0]!)).toEqual(snapshot);
+  });
+
+  it('the placement schema lists exactly the fields the SDK knows', () => {
+    const schema = pluginContract('placement-snapshot.schema.json') as {
+      properties: Record<string, { properties?: Record<string, unknown>; items?: { properties: object } }>;
+    };
+    const snapshot = fullPlacementSnapshot({}) as { replicas: Record<string, unknown>[] };
+    expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(snapshot).sort());
+    expect(Object.keys(schema.properties['replicas']!.items!.properties).sort()).toEqual(
+      Object.keys(snapshot.replicas[0]!).sort(),
+    );
+  });
+
+  it.each([
+    ['default', { decision: 'default' }],
+    ['only', { decision: 'place', allow: ['p0-r0'] }],
+    ['nowhere', { decision: 'place', allow: [] }],
+    ['prefer', { decision: 'place', scores: { 'p0-r0': 3 } }],
+  ])('the SDK encodes a valid %s decision', async (mode, expected) => {
+    const decision = await place(fullPlacementSnapshot({ mode }));
+    expect(placementDecisionSchema(decision), JSON.stringify(placementDecisionSchema.errors)).toBe(true);
+    expect(decision).toEqual(expected);
+  });
+
+  it('`llorch plugins test` runs the example GPU placement policy over recorded placement snapshots', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'llorch-cli-'));
+    const module = join(dir, 'gpu.wasm');
+    await buildPlugin('sdk/examples/gpu-placement', { out: module });
+    const base = fullPlacementSnapshot({ tenants: { acme: ['GPU-8f3a"ü'] } });
+    const lines = [
+      base,
+      { ...base, tenant: { id: 'bob' } },
+      { ...base, params: { tenants: { acme: ['7'] } } },
+    ];
+    await writeFile(join(dir, 'snapshots.json'), JSON.stringify(lines));
+    const tested = spawnSync(
+      'npx',
+      [
+        'tsx',
+        'src/cli/llorch.ts',
+        'plugins',
+        'test',
+        module,
+        '--snapshots',
+        join(dir, 'snapshots.json'),
+        '--budget-ms',
+        '1000',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(tested.stderr).toBe('');
+    const decisions = tested.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { decision: unknown }).decision);
+    expect(decisions).toEqual([
+      // acme is kept on its GPU; bob prefers the replica on no reserved GPU; no replica on GPU 7.
+      { decision: 'place', allow: ['p0-r0'] },
+      { decision: 'place', scores: { 'p1-r0': 1 } },
+      { decision: 'place', allow: [] },
     ]);
   });
 });
