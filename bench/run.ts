@@ -12,6 +12,7 @@ import { scaleBench } from './scale.js';
 import { journalBench } from './journal.js';
 import { soakBench } from './soak.js';
 import { pluginsBench } from './plugins.js';
+import { loadgenBench } from './loadgen.js';
 
 const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>> = {
   scheduling: schedulingBench,
@@ -21,6 +22,7 @@ const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>
   journal: journalBench,
   soak: soakBench,
   plugins: pluginsBench,
+  loadgen: loadgenBench,
 };
 
 async function main(): Promise<void> {
