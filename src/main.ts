@@ -94,22 +94,30 @@ export async function startOrchestrator(
     }
   }
   const metrics = new OrchMetrics({ processMetrics: opts.processMetrics ?? true });
-  // First: a refused plugin (digest, trust, manifest, memory cap, params) stops the start with its reason.
-  const plugins =
-    config.plugins.length > 0
-      ? await PluginHost.load({
-          plugins: config.plugins,
-          metrics,
-          logger,
-          // Plugins are held to the catalog's trust policy, like models.
-          trust: {
-            policy: config.catalog.trustPolicy,
-            verifier: await ArtifactVerifier.load(config.catalog.trustRoots),
-          },
-        })
-      : undefined;
   const store = await openStore(config);
   const artifacts = new ArtifactRegistry(store, opts.clock ?? systemClock, config.storage.maxArtifactBytes);
+  // First after the store (plugins may be loaded by digest from its artifact registry): a refused
+  // plugin (digest, trust, manifest, memory cap, params) stops the start with its reason.
+  let plugins: PluginHost | undefined;
+  try {
+    plugins =
+      config.plugins.length > 0
+        ? await PluginHost.load({
+            plugins: config.plugins,
+            metrics,
+            logger,
+            // Plugins are held to the catalog's trust policy, like models.
+            trust: {
+              policy: config.catalog.trustPolicy,
+              verifier: await ArtifactVerifier.load(config.catalog.trustRoots),
+            },
+            artifacts: (tenant, id) => artifacts.get(tenant, id),
+          })
+        : undefined;
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const catalog = await CatalogService.open(store, config, metrics, logger, opts.clock ?? systemClock);
   const gpu = new GpuMonitor(config, logger);
   await gpu.detect();

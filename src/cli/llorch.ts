@@ -50,6 +50,7 @@ commands:
   artifacts put|get|ls    the artifact registry (--kind, --file|--content, --tag, --parent)
   plugins build DIR       compile an AssemblyScript policy plugin (--out FILE, --memory-max-bytes N)
   plugins test MODULE --snapshots FILE   run a plugin over recorded snapshots (--budget-ms N)
+  plugins publish MODULE  store a module (and MODULE.minisig) in the artifact registry (--url, --api-key); prints the id
   pool-managerd --config FILE   run this host's pools for a remote orchestrator (node credential in $LLORCH_NODE_CREDENTIAL)
   config validate FILE    validate a config file against the schema
 `;

@@ -16,19 +16,24 @@ export interface PluginRoutesOptions {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+const ARTIFACT_ID = /^sha256:[0-9a-f]{64}$/;
 
-/** The reload body: absent, `{}` or `{sha256}` (moves the digest pin). */
+/** The reload body: absent, `{}`, `{sha256}` (moves the digest pin) and/or `{artifact}` (moves the artifact). */
 function reloadRequest(body: unknown): PluginReloadRequest {
   if (body === undefined || body === null) return {};
   if (typeof body !== 'object' || Array.isArray(body))
     throw new OrchError('INVALID_PARAMS', 'body: must be an object');
-  const extra = Object.keys(body).filter((k) => k !== 'sha256');
+  const extra = Object.keys(body).filter((k) => k !== 'sha256' && k !== 'artifact');
   if (extra.length > 0) throw new OrchError('INVALID_PARAMS', `body.${extra[0]}: unknown field`);
-  const { sha256 } = body as { sha256?: unknown };
-  if (sha256 === undefined) return {};
-  if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+  const { sha256, artifact } = body as { sha256?: unknown; artifact?: unknown };
+  if (sha256 !== undefined && (typeof sha256 !== 'string' || !SHA256.test(sha256)))
     throw new OrchError('INVALID_PARAMS', 'body.sha256: must be 64 lowercase hex digits');
-  return { sha256 };
+  if (artifact !== undefined && (typeof artifact !== 'string' || !ARTIFACT_ID.test(artifact)))
+    throw new OrchError('INVALID_PARAMS', 'body.artifact: must be an artifact id (sha256:<64 hex digits>)');
+  return {
+    ...(sha256 === undefined ? {} : { sha256 }),
+    ...(artifact === undefined ? {} : { artifact }),
+  };
 }
 
 export function registerPluginRoutes(app: FastifyInstance, o: PluginRoutesOptions): void {

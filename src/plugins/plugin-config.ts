@@ -24,7 +24,29 @@ export const PluginSchema = Type.Object(
       pattern: '^[a-z0-9][a-z0-9._-]{0,63}$',
       description: "The plugin's id; must equal its manifest's `id`.",
     }),
-    path: Type.String({ minLength: 1, description: 'The WebAssembly module, relative to this file.' }),
+    path: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'The WebAssembly module, relative to this file (its signature: `<path>.minisig`). Exactly one of `path` and `artifact`.',
+      }),
+    ),
+    artifact: Type.Optional(
+      Type.Object(
+        {
+          id: Type.String({
+            pattern: '^sha256:[0-9a-f]{64}$',
+            description: 'The artifact id (a content address): the module is loaded by digest.',
+          }),
+          tenant: Type.String({ minLength: 1, description: 'The tenant that owns the artifact.' }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'The module from the artifact registry (SPEC §9): an artifact whose content is `{wasm_base64, minisig?}`, as `llorch plugins publish` stores it. Exactly one of `path` and `artifact`.',
+        },
+      ),
+    ),
     sha256: Type.Optional(
       Type.String({
         pattern: '^[0-9a-f]{64}$',
@@ -111,10 +133,15 @@ export const PluginsSchema = Type.Array(PluginSchema, {
 
 export type RawPlugin = Static<typeof PluginSchema>;
 
+/** Where a plugin's module comes from: a file, or an artifact of the registry (by digest). */
+export type PluginSource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'artifact'; readonly id: string; readonly tenant: string };
+
 /** One configured plugin, defaults applied and its path absolute. */
 export interface ResolvedPlugin {
   readonly id: string;
-  readonly path: string;
+  readonly source: PluginSource;
   readonly sha256: string | undefined;
   readonly hooks: readonly PluginHook[];
   readonly params: Readonly<Record<string, unknown>>;
@@ -142,9 +169,14 @@ export function resolvePlugins(
     const weightMax = p.bounds?.weight_max ?? PLUGIN_DEFAULTS.weightMax;
     if (weightMin > weightMax)
       problems.push(`plugins[${i}].bounds: weight_min ${weightMin} exceeds weight_max ${weightMax}`);
+    if ((p.path === undefined) === (p.artifact === undefined))
+      problems.push(`plugins[${i}]: give exactly one of path and artifact (the module's source)`);
     return {
       id: p.id,
-      path: toPath(p.path),
+      source:
+        p.artifact === undefined
+          ? { kind: 'file', path: toPath(p.path ?? '') }
+          : { kind: 'artifact', id: p.artifact.id, tenant: p.artifact.tenant },
       sha256: p.sha256,
       hooks: [...p.hooks],
       params: { ...(p.params ?? {}) },

@@ -13,6 +13,7 @@ import type { Logger } from '../util/logger.js';
 import type { PluginHook, ResolvedPlugin } from './plugin-config.js';
 import {
   ABI_VERSION,
+  type ArtifactSource,
   describeErrors,
   loadPlugin,
   pluginContract,
@@ -102,6 +103,8 @@ export interface PluginView {
   readonly hooks: readonly string[];
   readonly state: PluginState;
   readonly sha256: string;
+  /** The artifact the active version was loaded from (plugins loaded by digest). */
+  readonly artifact?: string;
   /** When the active version was loaded (start or last reload), ISO 8601. */
   readonly loaded_at: string;
   readonly budget_ms: number;
@@ -114,6 +117,7 @@ export interface PluginView {
     readonly timeouts: number;
     readonly traps: number;
     readonly malformed: number;
+    readonly busy: number;
     readonly consecutive_failures: number;
   };
 }
@@ -164,11 +168,17 @@ export interface PluginHostOptions {
   readonly logger: Logger;
   /** The catalog's trust policy; absent: unsigned modules load (permissive, no warning). */
   readonly trust?: PluginTrust;
+  /** The artifact registry, for plugins loaded by digest (`plugins[].artifact`). */
+  readonly artifacts?: ArtifactSource;
 }
 
-/** What a reload may change: the digest pin moves to `sha256` when given. */
+/**
+ * What a reload may change: the digest pin moves to `sha256`, and a plugin loaded by digest from
+ * the artifact registry moves to the artifact `artifact` (same tenant), when given.
+ */
 export interface PluginReloadRequest {
   readonly sha256?: string;
+  readonly artifact?: string;
 }
 
 export class PluginHost implements AdmissionPolicy {
@@ -234,7 +244,19 @@ export class PluginHost implements AdmissionPolicy {
     const cfg = this.#configs[i];
     if (old === undefined || cfg === undefined)
       throw new OrchError('NOT_FOUND', `no plugin '${id}' is configured`);
-    const next: ResolvedPlugin = req.sha256 === undefined ? cfg : { ...cfg, sha256: req.sha256 };
+    const source = cfg.source;
+    if (req.artifact !== undefined && source.kind !== 'artifact')
+      throw new OrchError(
+        'INVALID_PARAMS',
+        `artifact: plugin '${id}' is loaded from a file (${source.kind === 'file' ? source.path : ''}), not from the artifact registry`,
+      );
+    const next: ResolvedPlugin = {
+      ...cfg,
+      ...(req.sha256 === undefined ? {} : { sha256: req.sha256 }),
+      ...(req.artifact === undefined || source.kind !== 'artifact'
+        ? {}
+        : { source: { ...source, id: req.artifact } }),
+    };
     let fresh: PluginRuntime;
     try {
       fresh = await PluginHost.#start(this.#o, next, i);
@@ -271,7 +293,7 @@ export class PluginHost implements AdmissionPolicy {
 
   /** Loads, checks and starts one plugin; throws {@link PluginLoadError}. */
   static async #start(o: PluginHostOptions, cfg: ResolvedPlugin, i: number): Promise<PluginRuntime> {
-    const loaded = await loadPlugin(cfg, i, o.trust);
+    const loaded = await loadPlugin(cfg, i, o.trust, o.artifacts);
     if (o.trust !== undefined && loaded.trust.reason !== 'signed')
       o.logger.warn(
         {
@@ -296,6 +318,9 @@ export class PluginHost implements AdmissionPolicy {
       {
         event: 'plugin.loaded',
         plugin: cfg.id,
+        ...(cfg.source.kind === 'artifact'
+          ? { artifact: cfg.source.id, artifact_tenant: cfg.source.tenant }
+          : {}),
         plugin_version: loaded.manifest.version,
         sha256: loaded.sha256,
         trust: loaded.trust.reason,
@@ -325,6 +350,7 @@ export class PluginHost implements AdmissionPolicy {
       hooks: [...r.plugin.config.hooks],
       state: r.state,
       sha256: r.plugin.sha256,
+      ...(r.plugin.config.source.kind === 'artifact' ? { artifact: r.plugin.config.source.id } : {}),
       loaded_at: r.loadedAt,
       budget_ms: r.plugin.config.budgetMs,
       memory_max_bytes: r.plugin.memoryMaxBytes,
@@ -336,6 +362,7 @@ export class PluginHost implements AdmissionPolicy {
         timeouts: r.counters.timeouts,
         traps: r.counters.traps,
         malformed: r.counters.malformed,
+        busy: r.counters.busy,
         consecutive_failures: r.counters.consecutiveFailures,
       },
     };

@@ -2,7 +2,8 @@
  * Loading a plugin (SPEC §10): every check that can refuse a module runs before any of its code
  * does — digest pin, manifest (embedded custom section), ABI major, hooks, params against the
  * manifest's schema, a declared memory maximum within the configured cap, and the catalog's
- * trust policy (a minisign signature `<module>.minisig` by a trust root, required under `strict`).
+ * trust policy (a minisign signature by a trust root — `<module>.minisig` next to a file, the
+ * `minisig` field of an artifact — required under `strict`).
  * The signature is checked over the very bytes that are compiled, so a file swapped between the
  * check and the compile cannot slip through.
  */
@@ -123,26 +124,81 @@ export function readManifest(bytes: Uint8Array, where: string): PluginManifest {
   return doc;
 }
 
+/**
+ * Reads an artifact of the registry, for plugins loaded by digest (`plugins[].artifact`);
+ * rejects when there is none (its message is shown).
+ */
+export type ArtifactSource = (tenant: string, id: string) => Promise<{ readonly content: unknown }>;
+
+/** A module and its signature (minisign text, when there is one), as read from its source. */
+interface ModuleBytes {
+  readonly bytes: Uint8Array;
+  readonly signature: string | undefined;
+  /** Where the signature was looked for (refusal messages). */
+  readonly signatureAt: string;
+}
+
+async function readModule(
+  config: ResolvedPlugin,
+  where: string,
+  artifacts: ArtifactSource | undefined,
+): Promise<ModuleBytes> {
+  const source = config.source;
+  if (source.kind === 'file') {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await readFile(source.path));
+    } catch (err) {
+      throw new PluginLoadError(`${where}: cannot read ${source.path}: ${(err as Error).message}`);
+    }
+    const sidecar = signatureSidecar(source.path);
+    const signature = existsSync(sidecar)
+      ? await readFile(sidecar, 'utf8').catch(() => undefined)
+      : undefined;
+    return { bytes, signature, signatureAt: sidecar };
+  }
+  const at = `artifact ${source.id} of tenant '${source.tenant}'`;
+  if (artifacts === undefined) throw new PluginLoadError(`${where}: no artifact registry to read ${at} from`);
+  let content: unknown;
+  try {
+    ({ content } = await artifacts(source.tenant, source.id));
+  } catch (err) {
+    throw new PluginLoadError(`${where}: cannot read ${at}: ${(err as Error).message}`);
+  }
+  const c = content as { wasm_base64?: unknown; minisig?: unknown } | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.wasm_base64 !== 'string' ||
+    (c.minisig !== undefined && typeof c.minisig !== 'string')
+  )
+    throw new PluginLoadError(
+      `${where}: ${at} is not a plugin module: its content must be {"wasm_base64": string, "minisig"?: string} (store one with \`llorch plugins publish\`)`,
+    );
+  return {
+    bytes: new Uint8Array(Buffer.from(c.wasm_base64, 'base64')),
+    signature: c.minisig,
+    signatureAt: `the artifact's minisig field`,
+  };
+}
+
 /** Runs every load check of one configured plugin; throws {@link PluginLoadError}. */
 export async function loadPlugin(
   config: ResolvedPlugin,
   index: number,
   trust?: PluginTrust,
+  artifacts?: ArtifactSource,
 ): Promise<LoadedPlugin> {
   const where = `plugins[${index}] '${config.id}'`;
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(config.path));
-  } catch (err) {
-    throw new PluginLoadError(`${where}: cannot read ${config.path}: ${(err as Error).message}`);
-  }
+  const read = await readModule(config, where, artifacts);
+  const bytes = read.bytes;
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (config.sha256 !== undefined && config.sha256 !== sha256)
     throw new PluginLoadError(
       `plugins[${index}].sha256: digest mismatch for '${config.id}': the module's sha256 is ${sha256}, the configuration pins ${config.sha256}`,
       'digest',
     );
-  const verdict = await checkTrust(bytes, sha256, config, where, trust);
+  const verdict = await checkTrust(bytes, sha256, read, where, trust);
   let manifest: PluginManifest;
   try {
     manifest = readManifest(bytes, where);
@@ -183,14 +239,13 @@ export function trustProblem(reason: VerificationReason, keyId: string | undefin
 async function checkTrust(
   bytes: Uint8Array,
   sha256: string,
-  config: ResolvedPlugin,
+  read: ModuleBytes,
   where: string,
   trust: PluginTrust | undefined,
 ): Promise<LoadedPlugin['trust']> {
   // No policy given (tests of the loader alone): treated as permissive and unsigned.
   if (trust === undefined) return { reason: 'unsigned', keyId: undefined };
-  const sidecar = signatureSidecar(config.path);
-  const text = existsSync(sidecar) ? await readFile(sidecar, 'utf8').catch(() => undefined) : undefined;
+  const text = read.signature;
   const v =
     text === undefined
       ? { ok: false, reason: 'unsigned' as const, keyId: undefined }
@@ -204,7 +259,7 @@ async function checkTrust(
         );
   if (v.ok || trust.policy === 'permissive') return { reason: v.reason, keyId: v.keyId };
   throw new PluginLoadError(
-    `${where}: refused by the strict trust policy: ${trustProblem(v.reason, v.keyId)}${v.reason === 'unsigned' ? ` (no ${sidecar}; sign it with \`llorch catalog sign\`)` : ''}`,
+    `${where}: refused by the strict trust policy: ${trustProblem(v.reason, v.keyId)}${v.reason === 'unsigned' ? ` (no signature in ${read.signatureAt}; sign it with \`llorch catalog sign\`)` : ''}`,
     'trust',
   );
 }

@@ -36,7 +36,7 @@ describe('plugins configuration', () => {
     expect(config.plugins).toEqual([
       {
         id: 'a',
-        path: '/etc/llorch/plugins/a.wasm',
+        source: { kind: 'file', path: '/etc/llorch/plugins/a.wasm' },
         sha256: undefined,
         hooks: ['admission'],
         params: {},

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { OrchError } from '../../src/errors/orch-error.js';
 import { OrchMetrics } from '../../src/metrics/metrics.js';
 import { resolvePlugins, type RawPlugin } from '../../src/plugins/plugin-config.js';
@@ -13,6 +13,7 @@ import { PluginHost, type AdmissionQuery } from '../../src/plugins/plugin-host.j
 import { PluginLoadError, type PluginTrust } from '../../src/plugins/plugin-loader.js';
 import { ArtifactVerifier } from '../../src/catalog/artifact-verifier.js';
 import { generateKeyPair, parsePublicKey, signMinisign } from '../../src/catalog/minisign.js';
+import { PluginWorker } from '../../src/plugins/plugin-worker.js';
 import { createLogger } from '../../src/util/logger.js';
 import { DECIDE, writeFixture } from './wat-fixtures.js';
 
@@ -209,6 +210,43 @@ describe('decisions', () => {
 });
 
 describe('bounded calls', () => {
+  it('concurrent calls to an overrunning plugin: those that wait their deadline in line are not made (busy, not failures)', async () => {
+    const path = await writeFixture('spin', { decide: DECIDE.infiniteLoop });
+    const { host, lines, metrics } = await load({ id: 'spin', path, budget_ms: 1, quarantine_after: 100 });
+    const decided = await Promise.all(Array.from({ length: 8 }, () => host.admission(query())));
+    expect(decided).toEqual(Array.from({ length: 8 }, () => ({})));
+    const c = host.list()[0]!.counters;
+    expect(c.busy).toBeGreaterThan(0);
+    expect(c.calls + c.busy).toBe(8);
+    expect(c.fallbacks).toBe(8);
+    // Only the calls made count towards quarantine.
+    expect(c.consecutive_failures).toBe(c.timeouts);
+    expect(c.timeouts).toBe(c.calls);
+    expect(lines.filter((l) => l['reason'] === 'busy')).toHaveLength(c.busy);
+    expect(await metrics.render()).toContain(`plugin_fallbacks_total{plugin="spin",reason="busy"} ${c.busy}`);
+  });
+
+  it('after an overrun the next call goes to a worker started before it was made (the warm spare)', async () => {
+    const starts = vi.spyOn(PluginWorker, 'start');
+    const calls = vi.spyOn(PluginWorker.prototype, 'call');
+    try {
+      const path = await writeFixture('spin', { decide: DECIDE.infiniteLoop });
+      const { host } = await load({ id: 'spin', path, budget_ms: 1, quarantine_after: 100 });
+      await host.admission(query());
+      await host.admission(query());
+      const startedBefore = starts.mock.results.length;
+      await host.admission(query());
+      const workers = await Promise.all(starts.mock.results.map((r) => r.value as Promise<PluginWorker>));
+      const third = calls.mock.contexts.at(-1);
+      expect(workers.indexOf(third as PluginWorker)).toBeGreaterThanOrEqual(0);
+      expect(workers.indexOf(third as PluginWorker)).toBeLessThan(startedBefore);
+      expect(host.list()[0]!.counters).toMatchObject({ calls: 3, timeouts: 3 });
+    } finally {
+      starts.mockRestore();
+      calls.mockRestore();
+    }
+  });
+
   it('an infinite loop is ended at its deadline without blocking the event loop, then quarantined after N', async () => {
     const path = await writeFixture('spin', { decide: DECIDE.infiniteLoop });
     const { host, lines, metrics } = await load({ id: 'spin', path, budget_ms: 1, quarantine_after: 3 });

@@ -485,8 +485,12 @@ export interface components {
         Plugin: {
             /** @description ABI major the module speaks. */
             abi: number;
+            /** @description The artifact the active version was loaded from (plugins loaded by digest only). */
+            artifact?: string;
             budget_ms: number;
             counters: {
+                /** @description Calls not made: they waited their deadline behind other calls to the plugin, and the built-in policy decided. Not failures (they never count towards quarantine). */
+                busy: number;
                 calls: number;
                 consecutive_failures: number;
                 fallbacks: number;
@@ -516,6 +520,8 @@ export interface components {
         };
         /** @description Optional; absent or `{}` reloads under the current pin. */
         PluginReloadRequest: {
+            /** @description For a plugin loaded by digest from the artifact registry (`plugins[].artifact`): load this artifact of the same tenant instead, for this process (400 for a plugin loaded from a file). The configuration file is not rewritten. */
+            artifact?: string;
             /** @description Moves the digest pin to this SHA-256 (hex) for this process: the module must have it. The configuration file is not rewritten; update its `sha256` for the next start. */
             sha256?: string;
         };
