@@ -175,6 +175,14 @@ export class OrchClient {
     }
   }
 
+  /** `GET /v1/tasks?state=&pool=&limit=`: live and recently ended tasks the key may see. */
+  listTasks(query: T.TaskListQuery = {}, call?: CallOptions): Promise<T.TaskList> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    const path = `/v1/tasks${qs.size > 0 ? `?${qs.toString()}` : ''}`;
+    return this.#json({ method: 'GET', path, idempotent: true }, call);
+  }
+
   /** `POST /v1/tasks/{id}/cancel` (204; idempotent). */
   cancel(taskId: string, call?: CallOptions): Promise<void> {
     return this.#empty({ method: 'POST', path: `/v1/tasks/${enc(taskId)}/cancel`, idempotent: true }, call);

@@ -24,6 +24,8 @@ import type { CatalogService } from '../catalog/catalog-service.js';
 import type { ArtifactRegistry } from '../artifacts/artifact-registry.js';
 import type { NodeRegistry } from '../nodes/node-registry.js';
 import { registerDataRoutes } from './routes-data.js';
+import { registerTaskListRoutes } from './routes-task-list.js';
+import { registerUiRoutes } from './routes-ui.js';
 import { registerToolRoutes } from './routes-tools.js';
 import { ToolProxy } from '../tools/tool-proxy.js';
 import { registerProviderStates } from './routes-provider-states.js';
@@ -202,6 +204,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     heartbeatMs: 15_000,
     logger,
   });
+  registerTaskListRoutes(app, { orchestrator: opts.orchestrator, auth, document: docs.data });
   const tools = new ToolProxy({ config, metrics: opts.metrics, logger });
   registerToolRoutes(app, { tools, auth });
   if (opts.catalog)
@@ -232,6 +235,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
   });
 
   registerDocsRoutes(app);
+  await registerUiRoutes(app);
   if (config.testing.providerStates)
     registerProviderStates(app, {
       orchestrator: opts.orchestrator,

@@ -38,12 +38,13 @@ import {
 import { SloBreakerWatch } from './slo-shedding.js';
 import { TaskLifecycle, type CancelReason, type TaskObserver } from './task-lifecycle.js';
 import type { TaskRecord, TaskView } from './task-record.js';
-import { TaskTable } from './task-table.js';
+import { TaskTable, type EndedTask } from './task-table.js';
 import { queueDepthObserver, refusalTelemetry, taskTelemetry } from './task-telemetry.js';
 import { PeriodicWork } from './periodic-work.js';
 import { admitsWork, sameReplicaSet, siblingsOf } from './replica-set.js';
 import { SEQ_EPOCH } from '../tasks/event-log.js';
 import type { AdmissionPolicy } from '../plugins/plugin-host.js';
+import { PLACEMENT_POLICIES } from '../scheduler/policies/registry.js';
 
 export { defaultSeed } from './admit.js';
 export { runMs } from './task-record.js';
@@ -233,6 +234,7 @@ export class Orchestrator {
       sessions: this.#sessions,
       ledger: this.#ledger,
       preemption: config.scheduling.preemption,
+      placement: PLACEMENT_POLICIES[config.scheduling.placement],
       siblings: (pool) => siblingsOf(this.#pools, pool),
     });
     const create = opts.createSupervisor;
@@ -453,6 +455,16 @@ export class Orchestrator {
     return pool;
   }
 
+  /** Queued and running tasks of every tenant (listings filter by tenant): read-only views. */
+  liveTasks(): IterableIterator<TaskView> {
+    return this.#table.live();
+  }
+
+  /** Recently ended tasks of every tenant, newest first (a bounded list). */
+  endedTasks(): IterableIterator<TaskView | EndedTask> {
+    return this.#table.ended();
+  }
+
   /** A task the principal may see; 404 for unknown ids and for other tenants' tasks (SPEC §11). */
   task(principal: Principal, id: string): TaskView {
     const task = this.#table.get(id);
@@ -508,7 +520,8 @@ export class Orchestrator {
       ttlMsRemaining: this.#sessions.ttlRemainingMs(s),
       turns: s.turns,
       kvBytes: this.#kvBytes(s),
-      kvWarmth: s.lastReplicaId !== undefined && pool?.replica(s.lastReplicaId)?.state.kind === 'ready',
+      kvWarmth:
+        pool?.kvWarmOn(s.lastReplicaId, { tenant: s.tenant, sessionId: s.id, prompt: undefined }) === true,
       replicaId: s.lastReplicaId,
       usage: { ...s.usage },
       budget: remaining(

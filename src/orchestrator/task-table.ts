@@ -6,7 +6,7 @@
  * §2.1 §2.3). The task journal fills it again after a restart.
  */
 import type { Accepted } from '../domain/submit.js';
-import type { TaskRecord } from './task-record.js';
+import type { TaskRecord, TaskView } from './task-record.js';
 
 /** What is remembered of a used task id. */
 export interface UsedId {
@@ -20,13 +20,32 @@ export interface UsedId {
 export interface TaskTableOptions {
   /** How many used ids are remembered after their records were dropped (oldest forgotten first). */
   readonly rememberedIds: number;
+  /** How many ended tasks stay listable after their records were dropped (default 256). */
+  readonly recentEnded?: number;
 }
+
+/**
+ * What a task listing shows of an ended task whose record was dropped: its identity and outcome,
+ * without its prompt, text or event log, so the recent list costs little memory.
+ */
+export type EndedTask = Pick<
+  TaskView,
+  'poolId' | 'state' | 'replicaId' | 'dispatchedAtMs' | 'finishedAtMs' | 'tokensOut' | 'deadlineAtMs'
+> & {
+  readonly terminal: true;
+  readonly spec: Pick<
+    TaskView['spec'],
+    'taskId' | 'tenant' | 'sessionId' | 'modelRef' | 'priority' | 'deadlineMs' | 'acceptedAtMs'
+  >;
+};
 
 export class TaskTable {
   readonly #o: TaskTableOptions;
   readonly #tasks = new Map<string, TaskRecord>();
   /** Used task id → what is remembered of it, in insertion order (a Map iterates oldest first). */
   readonly #used = new Map<string, UsedId>();
+  /** Ended tasks whose records were dropped, oldest first, at most `recentEnded`. */
+  readonly #ended: EndedTask[] = [];
 
   constructor(opts: TaskTableOptions) {
     this.#o = opts;
@@ -72,7 +91,22 @@ export class TaskTable {
 
   /** Drops an ended task's record (its events are no longer readable); its id stays remembered. */
   drop(task: TaskRecord): void {
-    if (this.#tasks.get(task.spec.taskId) === task) this.#tasks.delete(task.spec.taskId);
+    if (this.#tasks.get(task.spec.taskId) !== task) return;
+    this.#tasks.delete(task.spec.taskId);
+    if (!task.terminal) return;
+    this.#ended.push(endedTask(task));
+    if (this.#ended.length > (this.#o.recentEnded ?? 256)) this.#ended.shift();
+  }
+
+  /**
+   * Ended tasks, newest first: those whose records are still retained, then the bounded list of
+   * dropped ones. Each appears once (a dropped record is no longer among the retained).
+   */
+  *ended(): IterableIterator<TaskView | EndedTask> {
+    const retained = [...this.#tasks.values()].filter((t) => t.terminal);
+    retained.sort((a, b) => (b.finishedAtMs ?? 0) - (a.finishedAtMs ?? 0));
+    yield* retained;
+    for (let i = this.#ended.length - 1; i >= 0; i--) yield this.#ended[i]!;
   }
 
   values(): IterableIterator<TaskRecord> {
@@ -83,4 +117,19 @@ export class TaskTable {
   *live(): IterableIterator<TaskRecord> {
     for (const t of this.#tasks.values()) if (!t.terminal) yield t;
   }
+}
+
+function endedTask(t: TaskRecord): EndedTask {
+  const { taskId, tenant, sessionId, modelRef, priority, deadlineMs, acceptedAtMs } = t.spec;
+  return {
+    spec: { taskId, tenant, sessionId, modelRef, priority, deadlineMs, acceptedAtMs },
+    poolId: t.poolId,
+    state: t.state,
+    replicaId: t.replicaId,
+    dispatchedAtMs: t.dispatchedAtMs,
+    finishedAtMs: t.finishedAtMs,
+    tokensOut: t.tokensOut,
+    deadlineAtMs: t.deadlineAtMs,
+    terminal: true,
+  };
 }

@@ -358,6 +358,44 @@ const dataPlane: Interaction[] = [
     run: (c) => c.alice.cancel(uuid(16)),
   },
   {
+    state: 'a running task',
+    params: { task_id: uuid(30), model_ref: 'pact-slow', max_tokens: 1000 },
+    description: 'a listing of the running tasks of a pool',
+    request: { ...get('/v1/tasks', A), query: { state: 'running', pool: 'pact-slow' } },
+    response: ok(200, {
+      tasks: M.eachLike({
+        task_id: M.string(uuid(30)),
+        tenant: 'alice',
+        session_id: M.string(uuid(1030)),
+        pool_id: 'pact-slow',
+        model_ref: 'pact-slow',
+        priority: M.regex('^(interactive|batch)$', 'interactive'),
+        state: M.regex('^(dispatched|streaming)$', 'streaming'),
+        replica_id: M.string('pact-slow-r0'),
+        deadline_ms: M.integer(60_000),
+        accepted_at_ms: M.integer(1_764_600_000_000),
+        started_at_ms: M.integer(1_764_600_000_010),
+        tokens_out: M.integer(3),
+      }),
+    }),
+    run: async (c) => {
+      const { tasks } = await c.alice.listTasks({ state: 'running', pool: 'pact-slow' });
+      expect(tasks.length).toBeGreaterThan(0);
+      for (const t of tasks) expect([t.tenant, t.pool_id]).toEqual(['alice', 'pact-slow']);
+    },
+  },
+  {
+    description: 'a listing of tasks in an unknown state',
+    request: { ...get('/v1/tasks', A), query: { state: 'sleeping' } },
+    response: envelope(400, 'INVALID_PARAMS', false),
+    run: async (c) =>
+      void (await fails(
+        c.alice.listTasks({ state: 'sleeping' as unknown as 'queued' }),
+        400,
+        'INVALID_PARAMS',
+      )),
+  },
+  {
     description: 'a cancel of an unknown task',
     request: { method: 'POST', path: `/v1/tasks/${uuid(17)}/cancel`, headers: bearer(A) },
     response: envelope(404, 'NOT_FOUND', false),
@@ -609,6 +647,7 @@ function controlPlaneInteractions(): Interaction[] {
           timeouts: 0,
           traps: 0,
           malformed: 0,
+          busy: 0,
           consecutive_failures: 0,
         }),
       }),
@@ -863,6 +902,15 @@ function refusals(): Interaction[] {
       call: (c) => c.streamTask(stream).next(),
       client: 'alice',
       forbidden: ['ops', 'a control-plane key'],
+      internal: true,
+    },
+    {
+      name: 'a listing of tasks',
+      request: (k) => get('/v1/tasks', k),
+      call: (c) => c.listTasks(),
+      client: 'alice',
+      unauthorized: 'anonymous',
+      forbidden: ['scraper', 'a key of neither plane'],
       internal: true,
     },
     {

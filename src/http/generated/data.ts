@@ -59,7 +59,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List live and recently ended tasks
+         * @description The tasks this orchestrator holds in memory: queued and running ones, and the most recently
+         *     ended ones (a bounded list, newest first after the live tasks). A `data` key sees its own
+         *     tenant's tasks only; a `control` key sees every tenant's. Queued tasks carry their queue
+         *     position and predicted start as admission would compute them now. Read from memory, no
+         *     journal or store access: cheap enough to poll.
+         */
+        get: operations["listTasks"];
         put?: never;
         /**
          * Enqueue a task (ORCH-2001)
@@ -386,6 +394,9 @@ export interface components {
             id?: number;
             t: string;
         };
+        TaskList: {
+            tasks: components["schemas"]["TaskSummary"][];
+        };
         /**
          * @description A task (SPEC §2.1, §17). Exactly one of `prompt` or `messages` (completion) or `inputs`
          *     (embedding, rerank). Sampling fields that are absent take sampler profile `v1`'s values; a
@@ -483,6 +494,52 @@ export interface components {
             /** @enum {string} */
             workload: "completion" | "embedding" | "rerank";
         } & (unknown | unknown | unknown);
+        /**
+         * @description One task as `GET /v1/tasks` lists it.
+         * @example {
+         *       "task_id": "3f1b7c5e-8a2d-4e6f-9b1a-2c3d4e5f6a7b",
+         *       "tenant": "acme",
+         *       "session_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+         *       "pool_id": "tiny",
+         *       "model_ref": "tiny",
+         *       "priority": "interactive",
+         *       "state": "queued",
+         *       "queue_position": 2,
+         *       "predicted_start_ms": 180,
+         *       "deadline_ms": 30000,
+         *       "accepted_at_ms": 1764600000000,
+         *       "tokens_out": 0
+         *     }
+         */
+        TaskSummary: {
+            /** @description When the task was accepted, in Unix milliseconds. */
+            accepted_at_ms: number;
+            /** @description The task's deadline, counted from its acceptance. */
+            deadline_ms: number;
+            /** @description The error of a `failed` or `evicted` task. */
+            error_code?: string;
+            /** @description When it ended, in Unix milliseconds. */
+            finished_at_ms?: number;
+            model_ref: string;
+            /** @description The pool holding the task (a queued task may still move within its replica set). */
+            pool_id: string;
+            /** @description Predicted wait before a replica starts the task; queued tasks only. */
+            predicted_start_ms?: number;
+            priority: components["schemas"]["Priority"];
+            /** @description Tasks ahead in dispatch order; queued tasks only. */
+            queue_position?: number;
+            /** @description The replica running (or that ran) the task. */
+            replica_id?: string;
+            session_id: string;
+            /** @description When a replica started it, in Unix milliseconds. */
+            started_at_ms?: number;
+            /** @enum {string} */
+            state: "queued" | "dispatched" | "streaming" | "completed" | "canceled" | "failed" | "evicted";
+            task_id: string;
+            tenant: string;
+            /** @description Tokens generated so far. */
+            tokens_out: number;
+        };
         ToolCall: {
             function: {
                 /** @description JSON text the model wrote. */
@@ -893,6 +950,41 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    listTasks: {
+        parameters: {
+            query?: {
+                /** @description The most tasks returned (live tasks first). */
+                limit?: number;
+                /** @description Only tasks held by this pool. */
+                pool?: string;
+                /** @description `queued`, `running` (dispatched or streaming) or `ended`; every task when absent. */
+                state?: "queued" | "running" | "ended";
+            };
+            header?: {
+                /** @description Echoed on the response; generated when absent or malformed. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tasks, live ones first (oldest accepted first), then ended ones (newest first). */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["Internal"];
         };
     };

@@ -1,0 +1,230 @@
+/** Catalog: entries with digest and verification, lifecycle, and the actions of control keys. */
+import { useState } from 'preact/hooks';
+import type { Api, CatalogModel } from '../api.js';
+import { usePoll } from '../hooks.js';
+import { Badge, Confirm, ErrorLine, Section, ago, type Pending } from '../widgets.js';
+
+const STATES = ['Draft', 'Active', 'Canary', 'Deprecated', 'Retired'] as const;
+type State = (typeof STATES)[number];
+
+interface HistoryEntry {
+  readonly at: number;
+  readonly from: string | undefined;
+  readonly to: string;
+}
+
+/**
+ * State changes seen while the console is open (the API shows the current state only): those the
+ * console made and those it noticed between polls.
+ */
+const history = new Map<string, HistoryEntry[]>();
+const lastSeen = new Map<string, string>();
+
+function observe(models: readonly CatalogModel[]): void {
+  for (const m of models) {
+    const before = lastSeen.get(m.id);
+    if (before !== m.state) {
+      const h = history.get(m.id) ?? [];
+      h.push({ at: Date.now(), from: before, to: m.state });
+      history.set(m.id, h.slice(-20));
+      lastSeen.set(m.id, m.state);
+    }
+  }
+}
+
+export function Catalog({ api }: { api: Api }) {
+  const { data, error, refresh } = usePoll(async () => {
+    const list = await api.catalog();
+    observe(list.models);
+    return list;
+  }, 3_000);
+  const [pending, setPending] = useState<Pending | undefined>(undefined);
+  const [note, setNote] = useState<string | undefined>(undefined);
+  const [failed, setFailed] = useState<Error | undefined>(undefined);
+  const [verifications, setVerifications] = useState<Record<string, string>>({});
+  const models = data?.models ?? [];
+
+  const ask = (title: string, body: string, confirm: string, run: () => Promise<string>) =>
+    setPending({
+      title,
+      body,
+      confirm,
+      run: async () => {
+        setFailed(undefined);
+        try {
+          setNote(await run());
+          refresh();
+        } catch (err) {
+          setFailed(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+    });
+  const verify = async (id: string) => {
+    setFailed(undefined);
+    try {
+      const v = await api.verify(id);
+      setVerifications((x) => ({ ...x, [id]: `${v.result}${v.reason ? ` (${v.reason})` : ''}` }));
+      refresh();
+    } catch (err) {
+      setFailed(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+
+  return (
+    <div class="view">
+      <ErrorLine error={error ?? failed} />
+      {note ? (
+        <p role="status" class="notice">
+          {note}
+        </p>
+      ) : null}
+      <Section title="Models">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Model</th>
+              <th scope="col">State</th>
+              <th scope="col">Digest</th>
+              <th scope="col">Verification</th>
+              <th scope="col">History</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {models.map((m) => (
+              <ModelRow
+                key={m.id}
+                m={m}
+                verification={verifications[m.id]}
+                verify={verify}
+                ask={ask}
+                api={api}
+              />
+            ))}
+          </tbody>
+        </table>
+      </Section>
+      <Confirm pending={pending} onClose={() => setPending(undefined)} />
+    </div>
+  );
+}
+
+function ModelRow(props: {
+  m: CatalogModel;
+  api: Api;
+  verification: string | undefined;
+  verify: (id: string) => Promise<void>;
+  ask: (title: string, body: string, confirm: string, run: () => Promise<string>) => void;
+}) {
+  const { m, api, ask } = props;
+  const [target, setTarget] = useState<State>('Active');
+  const h = history.get(m.id) ?? [];
+  const change = (to: State, title: string, body: string, confirm: string) =>
+    ask(title, body, confirm, async () => {
+      const after = await api.setState(m.id, { state: to });
+      return `${m.id} is now ${after.state}`;
+    });
+  return (
+    <tr data-model={m.id}>
+      <th scope="row">
+        {m.id}
+        <div class="muted small">{m.source}</div>
+        {m.tags && m.tags.length > 0 ? <div class="small">tags: {m.tags.join(', ')}</div> : null}
+      </th>
+      <td class="state">
+        <Badge value={m.state} />
+        {m.canary_of ? (
+          <div class="small">
+            canary of {m.canary_of} ({m.canary_percent ?? 0}%)
+          </div>
+        ) : null}
+      </td>
+      <td class="mono small" title={m.digest}>
+        {m.digest.slice(0, 19)}…
+      </td>
+      <td>
+        <Badge
+          value={m.verified === true ? 'verified' : 'unverified'}
+          tone={m.verified === true ? 'ok' : 'warn'}
+        />
+        <div class="small">policy {m.trust_policy ?? '—'}</div>
+        {props.verification ? <div class="small">last check: {props.verification}</div> : null}
+      </td>
+      <td class="small">
+        {m.created_ms === undefined ? null : <div>created {ago(m.created_ms)}</div>}
+        <ol class="plain">
+          {h.map((e) => (
+            <li key={e.at}>
+              {e.from === undefined ? `seen ${e.to}` : `${e.from} → ${e.to}`} {ago(e.at)}
+            </li>
+          ))}
+        </ol>
+      </td>
+      <td>
+        <div class="ops">
+          <button type="button" onClick={() => void props.verify(m.id)}>
+            Verify {m.id}
+          </button>
+          {m.state === 'Canary' ? (
+            <>
+              <button
+                type="button"
+                onClick={() =>
+                  change(
+                    'Active',
+                    `Promote canary ${m.id}`,
+                    `${m.id} becomes Active and takes every new session; ${m.canary_of ?? 'the model it canaries'} becomes Deprecated.`,
+                    'Promote',
+                  )
+                }
+              >
+                Promote {m.id}
+              </button>
+              <button
+                type="button"
+                class="danger"
+                onClick={() =>
+                  change(
+                    'Deprecated',
+                    `Roll back canary ${m.id}`,
+                    `${m.id} becomes Deprecated and takes no new sessions; ${m.canary_of ?? 'the stable model'} serves them all.`,
+                    'Roll back',
+                  )
+                }
+              >
+                Roll back {m.id}
+              </button>
+            </>
+          ) : null}
+          <label>
+            State
+            <select
+              value={target}
+              onChange={(e) => setTarget((e.target as HTMLSelectElement).value as State)}
+            >
+              {STATES.filter((s) => s !== 'Canary').map((s) => (
+                <option key={s} value={s}>
+                  {s}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button
+            type="button"
+            disabled={target === m.state}
+            onClick={() =>
+              change(
+                target,
+                `Set ${m.id} to ${target}`,
+                `${m.id} goes from ${m.state} to ${target}.`,
+                'Change state',
+              )
+            }
+          >
+            Apply to {m.id}
+          </button>
+        </div>
+      </td>
+    </tr>
+  );
+}
