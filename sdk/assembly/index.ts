@@ -3,6 +3,7 @@ export * from './json';
 export * from './admission';
 export * from './placement';
 export * from './time';
+export * from './redact';
 export {
   registerAdmission,
   registerPlacement,

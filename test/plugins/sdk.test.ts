@@ -129,6 +129,21 @@ describe('SDK against the contracts', () => {
         );
   });
 
+  it.each([
+    ['mail alice.smith+x@example.co.uk now.', 'mail [email] now.'],
+    ['a@b is no address; x@y.z neither; ok@mail.example.com.', 'a@b is no address; x@y.z neither; [email].'],
+    ['key sk-abcdefghijklmnop1234 and ghp_short', 'key [secret] and ghp_short'],
+    ['task-sk-abcdefghijklmnopqrstu stays', 'task-sk-abcdefghijklmnopqrstu stays'],
+    ['card 4111 1111-1111 1111, order 1234567', 'card [number], order 1234567'],
+    ['ü@ß and naïve text', 'ü@ß and naïve text'],
+  ])(
+    'redact() masks e-mail addresses, secret-looking tokens and long digit runs: %j',
+    async (text, expected) => {
+      const decision = JSON.parse(await run(fullSnapshot({ mode: 'redact', text }))) as { message: string };
+      expect(decision.message).toBe(expected);
+    },
+  );
+
   it.each(['accept', 'refuse', 'adjust'])('the SDK encodes a valid %s decision', async (mode) => {
     const decision = JSON.parse(await run(fullSnapshot({ mode }))) as Record<string, unknown>;
     expect(decisionSchema(decision), JSON.stringify(decisionSchema.errors)).toBe(true);
