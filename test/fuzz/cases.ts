@@ -605,8 +605,10 @@ export function buildRequest(ops: readonly FuzzOperation[], world: FuzzWorld, pl
   const headers: Record<string, string> = {};
   const auth = authHeader(op, world, plan.auth);
   if (auth !== undefined) headers['authorization'] = auth;
-  // Artifacts take any key of the tenant (control.yaml), so a data key is no wrong credential there.
-  const anyKey = op.path.startsWith('/v1/artifacts') && plan.auth === 'other-plane';
+  // Artifacts take any key of the tenant (control.yaml), and the task list a data key (its tenant's
+  // tasks) or a control key (every tenant's; data.yaml): a key of either plane is no wrong credential.
+  const anyKey =
+    (op.path.startsWith('/v1/artifacts') || op.operationId === 'listTasks') && plan.auth === 'other-plane';
   if (op.authenticated && plan.auth !== 'valid' && !anyKey) invalid.push(`credential: ${plan.auth}`);
   // A key of the other plane is authenticated; its scope may be checked after the body is read.
   const unauthenticated =
