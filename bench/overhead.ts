@@ -17,6 +17,8 @@ import { openaiStream, orchStream } from './lib/stream-clients.js';
 const QUICK = process.env['BENCH_QUICK'] === '1';
 const CONCURRENCY = QUICK ? [1, 16] : [1, 16, 64, 256];
 const CELL_SECONDS = QUICK ? 2 : 8;
+// BENCH_PEERS=off: direct and llama-orch only (before/after comparisons of llama-orch itself).
+const PEERS = process.env['BENCH_PEERS'] !== 'off';
 const TOKENS = 64;
 const VARIANTS = [
   { name: 'fast', sim: { tokens_per_s: 200_000, prefill_tokens_per_s: 1_000_000 } },
@@ -47,7 +49,7 @@ const benchPool = (sim: Record<string, number>): RawPool => ({
 
 export async function overheadBench(): Promise<{ table: string; results: unknown }> {
   const rows: Row[] = [];
-  const hasNginx = nginxBinary() !== undefined;
+  const hasNginx = PEERS && nginxBinary() !== undefined;
   for (const variant of VARIANTS) {
     const { proc: orch, ready } = await startBenchOrchestrator('overhead', benchPool(variant.sim));
     const engine = ready.replicas['bench']?.[0];
@@ -65,13 +67,15 @@ export async function overheadBench(): Promise<{ table: string; results: unknown
         procs.push(nginx.proc);
         paths.push({ name: 'nginx', run: () => openaiStream(nginx.url, body), pids: nginx.pids });
       }
-      const portkey = await startPortkey();
-      procs.push(portkey.proc);
-      paths.push({
-        name: 'portkey',
-        run: () => openaiStream(portkey.url, body, portkeyHeaders(engine)),
-        pids: () => [portkey.proc.pid],
-      });
+      if (PEERS) {
+        const portkey = await startPortkey();
+        procs.push(portkey.proc);
+        paths.push({
+          name: 'portkey',
+          run: () => openaiStream(portkey.url, body, portkeyHeaders(engine)),
+          pids: () => [portkey.proc.pid],
+        });
+      }
       paths.push({
         name: 'llama-orch',
         run: () =>

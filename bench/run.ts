@@ -13,6 +13,7 @@ import { journalBench } from './journal.js';
 import { soakBench } from './soak.js';
 import { pluginsBench } from './plugins.js';
 import { loadgenBench } from './loadgen.js';
+import { prefixBench } from './prefix.js';
 
 const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>> = {
   scheduling: schedulingBench,
@@ -23,6 +24,7 @@ const BENCHES: Record<string, () => Promise<{ table: string; results: unknown }>
   soak: soakBench,
   plugins: pluginsBench,
   loadgen: loadgenBench,
+  prefix: prefixBench,
 };
 
 async function main(): Promise<void> {

@@ -165,6 +165,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
       mode: raw.scheduling?.mode ?? 'wfq',
       deadlineSlackTokens: raw.scheduling?.deadline_slack_tokens ?? DEFAULTS.deadlineSlackTokens,
       preemption: raw.scheduling?.preemption ?? 'soft',
+      placement: raw.scheduling?.placement ?? 'prefix-aware',
     },
     sse: {
       metricsIntervalMs: raw.sse?.metrics_interval_ms ?? DEFAULTS.sseMetricsIntervalMs,

@@ -1,3 +1,4 @@
+import type { PlacementPolicyName } from '../scheduler/policies/placement-policy.js';
 import type { Engine, FullPolicy, Priority, Profile, Scope } from '../domain/types.js';
 import type { LLAMA_POOLINGS } from './schema.js';
 import type { ResolvedToolsConfig } from '../tools/tools-config.js';
@@ -29,6 +30,8 @@ export interface ResolvedConfig {
     readonly mode: 'wfq' | 'fifo';
     readonly deadlineSlackTokens: number;
     readonly preemption: 'soft' | 'hard' | 'off';
+    /** Replica choice at dispatch (SPEC §4 late binding). */
+    readonly placement: PlacementPolicyName;
   };
   readonly sse: {
     /** Period of `metrics` frames on a running task's stream. */

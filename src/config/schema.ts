@@ -12,6 +12,7 @@ import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox
 import { ENGINES, FULL_POLICIES } from '../domain/types.js';
 import { ToolsSchema } from '../tools/tools-config-schema.js';
 import { PluginsSchema } from '../plugins/plugin-config.js';
+import { PLACEMENT_POLICY_NAMES } from '../scheduler/policies/placement-policy.js';
 
 /** A closed string enumeration rendered as `{type: string, enum: [...]}` (clear errors, clean schema). */
 function StringEnum<const T extends readonly string[]>(
@@ -343,6 +344,13 @@ export const SchedulingSchema = closed('Dispatch order and preemption (SPEC §3.
       description:
         '`soft`: evict waiting lower-priority tasks to admit urgent ones; `hard`: also stop running lower-priority decodes on engines with `interruptible_decode` (resumed later); `off`.',
       default: 'soft',
+    }),
+  ),
+  placement: Type.Optional(
+    StringEnum(PLACEMENT_POLICY_NAMES, {
+      description:
+        "Which replica of the task's replica set a task is bound to at dispatch. `prefix-aware`: the free replica whose KV cache is estimated to hold the longest prefix of the prompt (an index of prompt block hashes per replica, fed at dispatch and emptied when its engine restarts), weighed against load and KV pressure; the session's replica counts as holding all of it. `least-loaded`: the session's replica while below 75 % utilization, else the least utilized.",
+      default: 'prefix-aware',
     }),
   ),
 });

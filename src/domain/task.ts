@@ -20,8 +20,14 @@ export interface TaskSpec extends GenerationFields {
   readonly deadlineMs: number;
   readonly expectedTokens: number | undefined;
   readonly kvHint: 'reuse' | 'cold' | undefined;
-  /** Prompt length in engine tokens, measured with the engine's tokenizer at admission. */
+  /**
+   * Prompt length in engine tokens at admission: the engine tokenizer's count, or an upper bound
+   * on it where admission proved the fit without one (`promptTokenBound`: no session budget). The
+   * engine's own count arrives with the task's end (`tokens_in`).
+   */
   readonly promptTokens: number;
+  /** `promptTokens` is an upper bound (UTF-8 bytes + special tokens), not the engine's count. */
+  readonly promptTokensBounded?: boolean | undefined;
   readonly correlationId: string;
   readonly acceptedAtMs: number;
   /** Read only by the HTTP request that submitted it (see `SubmitInput.boundToRequest`). */

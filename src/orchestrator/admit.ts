@@ -48,6 +48,7 @@ import {
 } from './admission.js';
 import type { PoolRuntime, QueuedTask } from './pool-runtime.js';
 import { memberFor, placementCandidates } from './placement-candidates.js';
+import { promptTokenBound } from './prompt-token-bound.js';
 import { admitsWork, sameReplicaSet } from './replica-set.js';
 import { checkSloBreaker } from './slo-shedding.js';
 import { refuseUntrusted, type UntrustedCause } from './trust-check.js';
@@ -126,7 +127,10 @@ class Charges {
 
 /** What the guardrail step learned about the task. */
 interface Guarded {
+  /** The engine's count, or an upper bound on it when the bound alone proved the fit. */
   readonly promptTokens: number;
+  /** `promptTokens` is the bound, not the engine's count. */
+  readonly bounded?: true;
   /** `max_tokens`, or the context left after the prompt when the request left it open. */
   readonly maxTokens: number;
   readonly cost: number;
@@ -271,9 +275,12 @@ export class Admission {
   }
 
   /**
-   * Step 4: the local budget check first (`max_tokens` alone must fit), then the engine's own
-   * tokenizer for prompt tokens + `max_tokens` ≤ ctx, and the scheduling cost in tokens the
-   * engine must really process (a warm session's prefix is cached).
+   * Step 4: the local budget check first (`max_tokens` alone must fit), then prompt tokens +
+   * `max_tokens` ≤ ctx, and the scheduling cost in tokens the engine must really process (a warm
+   * session's prefix is cached). The engine's own tokenizer counts the prompt unless a cheap upper
+   * bound (`promptTokenBound`) already proves the fit and nothing turns on the exact number:
+   * session budgets charge it, plugins see it, `max_tokens` left open is sized from it, and a
+   * deadline the bound's (higher) cost would miss may still be met by the exact one.
    */
   async guardrails(principal: Principal, input: SubmitInput, pool: PoolRuntime): Promise<Guarded> {
     const output = input.workload === 'completion' ? input.maxTokens : 0;
@@ -282,7 +289,25 @@ export class Admission {
       ? await this.#o.ledger.committed(principal.tenant, input.sessionId, pool.config.budgets)
       : emptyUsage();
     if (budgets) checkBudget(pool, this.#budgetUsage(principal, input, durable), 0, output);
+    const exact = budgets || this.#o.policy !== undefined || input.maxTokensFromCtx === true;
+    const bound = exact ? undefined : promptTokenBound(pool, input);
+    if (bound !== undefined) {
+      const g = this.#guarded(principal, input, pool, bound, durable, true);
+      // The bound only overstates the cost, so a deadline met with it is met with the exact count.
+      if (predictFor(pool, input, g.cost, g.uncached).finishMs <= input.deadlineMs) return g;
+    }
     const promptTokens = await countPromptTokens(pool, input, this.#o.tokenizeTimeoutMs ?? 5_000);
+    return this.#guarded(principal, input, pool, promptTokens, durable);
+  }
+
+  #guarded(
+    principal: Principal,
+    input: SubmitInput,
+    pool: PoolRuntime,
+    promptTokens: number,
+    durable: SessionUsage,
+    bounded = false,
+  ): Guarded {
     const own = this.#ownSession(principal, input, pool);
     const cached =
       own?.lastReplicaId !== undefined && input.kvHint !== 'cold' ? Math.min(own.kvTokens, promptTokens) : 0;
@@ -291,6 +316,7 @@ export class Admission {
       input.maxTokensFromCtx === true ? Math.max(1, input.ctx - promptTokens) : input.maxTokens;
     return {
       promptTokens,
+      ...(bounded ? { bounded } : {}),
       maxTokens,
       uncached,
       cost: uncached + (input.workload === 'completion' ? (input.expectedTokens ?? maxTokens) : 0),
@@ -473,6 +499,7 @@ export class Admission {
       tenant: principal.tenant,
       seed: input.seed ?? defaultSeed(input.taskId),
       promptTokens: g.promptTokens,
+      ...(g.bounded === true ? { promptTokensBounded: true } : {}),
       correlationId,
       acceptedAtMs: q.entry.deadlineAtMs - input.deadlineMs,
     };
@@ -485,7 +512,7 @@ export class Admission {
       cost: g.cost,
       position: offer.position,
       predictedStartMs,
-      kvWarm: session.lastReplicaId !== undefined && spec.kvHint !== 'cold',
+      kvWarm: pool.kvWarmOn(session.lastReplicaId, spec),
     });
     this.#endVictims(pool, spec, victims.ids, offer.evicted);
     const accepted: Accepted = {

@@ -112,9 +112,13 @@ export class Dispatcher {
       // A task that failed on this member's only ready replica tries another member first.
       if (task.avoidReplicaId !== undefined && onlyAvoided(pool, task) && this.#retryOnSibling(pool, task))
         continue;
-      const replicaId = this.#placement.choose(candidatesFor(pool, task), {
+      const candidates = candidatesFor(pool, task);
+      const replicaId = this.#placement.choose(candidates, {
         affinity,
         overloadRatio: OVERLOAD_RATIO,
+        ...(this.#placement.readsPrefix === true && task.spec.workload !== 'embedding'
+          ? { prefix: pool.prefixMatch(task.spec, candidates) }
+          : {}),
       });
       const replica = replicaId === undefined ? undefined : pool.replica(replicaId);
       if (!replica) {
@@ -127,7 +131,7 @@ export class Dispatcher {
         return;
       }
       pool.queue.takeNext(held.size > 0 ? skip : undefined);
-      this.#bind(pool, task, replica, affinity);
+      this.#bind(pool, task, replica);
     }
   }
 
@@ -243,7 +247,7 @@ export class Dispatcher {
     this.abort(task, 'preempted');
   }
 
-  #bind(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView, affinity: string | undefined): void {
+  #bind(pool: PoolRuntime, task: TaskRecord, replica: ReplicaView): void {
     const now = this.#o.clock.now();
     pool.inFlight.set(replica.id, (pool.inFlight.get(replica.id) ?? 0) + 1);
     pool.running.set(task.spec.taskId, {
@@ -254,7 +258,12 @@ export class Dispatcher {
       cost: task.cost,
       startedAtMs: now,
     });
-    this.#o.lifecycle.dispatch(task, pool, replica.id, affinity === replica.id);
+    // Warm only where the replica's engine still holds the session's or the prompt's KV: a
+    // session's last replica that restarted since is cold.
+    const generates = task.spec.workload !== 'embedding';
+    const warm = generates && pool.kvWarm(replica, task.spec);
+    if (generates) pool.recordDispatch(replica, task.spec);
+    this.#o.lifecycle.dispatch(task, pool, replica.id, warm);
     const run = this.#run(pool, task, replica).finally(() => {
       this.#running.delete(run);
       pool.running.delete(task.spec.taskId);

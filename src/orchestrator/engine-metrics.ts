@@ -9,6 +9,7 @@ import { ENGINE_DRIVERS } from '../engines/registry.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import { relabelInto, renderFamilies, type Family } from '../util/prom-text.js';
 import type { PoolRuntime } from './pool-runtime.js';
+import { engineBusyOf } from '../scheduler/engine-busy.js';
 
 /** The engine's KV usage (0..1) in a scrape, from its own gauge (its driver's mapping), when it reports one. */
 export function kvUsageOf(engine: Engine, text: string): number | undefined {
@@ -62,6 +63,12 @@ export async function scrapeEngineMetrics(
         // The engine's own state where its metrics carry no KV gauge (llama.cpp's slots), else the gauge.
         const own = await r.adapter.kvUsage?.(AbortSignal.timeout(timeoutMs)).catch(() => undefined);
         const kv = own ?? (text === undefined ? undefined : kvUsageOf(pool.config.engine, text));
+        // Placement weighs load and KV pressure by what the engine itself reports.
+        const busy = text === undefined ? undefined : engineBusyOf(pool.config.engine, text);
+        pool.observeEngine(r.id, {
+          ...(kv === undefined ? {} : { kvUsage: kv }),
+          ...(busy === undefined ? {} : { busy }),
+        });
         if (kv !== undefined)
           metrics.set(
             'kv_cache_usage_ratio',

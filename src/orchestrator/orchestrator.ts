@@ -546,6 +546,8 @@ export class Orchestrator {
       if (task.spec.tenant === s.tenant && task.spec.sessionId === s.id)
         this.#cancelTask(task, 'session-deleted');
     this.#sessions.delete(s.tenant, s.id);
+    // Its prompts may still be cached (shared prefixes), but the session itself is warm nowhere.
+    this.#poolById(s.poolId)?.forgetSession({ tenant: s.tenant, sessionId: s.id });
     this.#eraseKv(s);
   }
 

@@ -3,8 +3,12 @@ import type { Clock, Priority } from '../domain/types.js';
 import type { PoolSupervisor, ReplicaView } from '../pool/replica.js';
 import { DrainEstimator } from '../scheduler/drain-estimator.js';
 import type { ReplicaLoad } from '../scheduler/placement.js';
+import type { PrefixMatch } from '../scheduler/policies/placement-policy.js';
+import { PrefixIndex } from '../scheduler/prefix-index.js';
+import { PROMPT_BLOCK_CHARS, promptBlocksOf, type PromptSource } from '../scheduler/prompt-blocks.js';
+import type { EngineAdapter } from '../engines/adapter.js';
 import { PoolQueue, type QueueEntry, type SchedulingMode } from '../scheduler/pool-queue.js';
-import { ServicePredictor } from '../scheduler/service-predictor.js';
+import { ServicePredictor, predictStartOnSlots, type Slot } from '../scheduler/service-predictor.js';
 import { SloBreaker } from '../scheduler/slo-breaker.js';
 import { SloWindow } from '../scheduler/slo-window.js';
 
@@ -77,6 +81,18 @@ export class PoolRuntime {
   readonly #restarting = new Set<string>();
   /** Replicas whose tokenizer timed out or failed, until when they are asked last. */
   readonly #tokenizerSuspects = new Map<string, number>();
+  /**
+   * What each replica's KV cache is estimated to hold, with the engine (adapter) it was built
+   * for: a replica whose engine was replaced (restart, reload) starts with an empty cache.
+   */
+  readonly #prefix = new Map<string, { readonly engine: EngineAdapter; readonly index: PrefixIndex }>();
+  /** Prompt characters per engine token, measured at dispatch (admission counted the tokens). */
+  #charsPerToken = DEFAULT_CHARS_PER_TOKEN;
+  /** The engines' own KV usage and busy slots, as last observed, by replica id. */
+  readonly #engineState = new Map<
+    string,
+    { kvUsage?: number; kvAtMs?: number; busy?: number; busyAtMs?: number }
+  >();
 
   constructor(config: ResolvedPool, supervisor: PoolSupervisor, o: PoolSchedulingOptions) {
     this.config = config;
@@ -150,12 +166,110 @@ export class PoolRuntime {
     const ready = this.readyReplicas();
     const now = this.#clock.now();
     const healthy = ready.filter((r) => (this.#ejectedUntil.get(r.id) ?? 0) <= now);
-    return (healthy.length > 0 ? healthy : ready).map((r) => ({
-      id: r.id,
-      slotsTotal: this.slotsOf(r),
-      inFlight: this.inFlight.get(r.id) ?? 0,
-      topologyCost: this.config.topologyCost[replicaIndex(r.id)] ?? 0,
-    }));
+    return (healthy.length > 0 ? healthy : ready).map((r) => {
+      const seen = this.#engineState.get(r.id);
+      const kvFresh = now - (seen?.kvAtMs ?? -Infinity) <= KV_STATE_TTL_MS;
+      const busyFresh = now - (seen?.busyAtMs ?? -Infinity) <= BUSY_STATE_TTL_MS;
+      return {
+        id: r.id,
+        slotsTotal: this.slotsOf(r),
+        inFlight: this.inFlight.get(r.id) ?? 0,
+        topologyCost: this.config.topologyCost[replicaIndex(r.id)] ?? 0,
+        ...(kvFresh && seen?.kvUsage !== undefined ? { kvUsage: seen.kvUsage } : {}),
+        ...(busyFresh && seen?.busy !== undefined ? { engineBusy: seen.busy } : {}),
+      };
+    });
+  }
+
+  /** The engine's own state of a replica (KV usage 0..1, busy slots), from a scrape or probe. */
+  observeEngine(replicaId: string, state: { readonly kvUsage?: number; readonly busy?: number }): void {
+    const now = this.#clock.now();
+    const seen = { ...this.#engineState.get(replicaId) };
+    if (state.kvUsage !== undefined) Object.assign(seen, { kvUsage: state.kvUsage, kvAtMs: now });
+    if (state.busy !== undefined) Object.assign(seen, { busy: state.busy, busyAtMs: now });
+    this.#engineState.set(replicaId, seen);
+  }
+
+  /**
+   * The prefix index of a replica, emptied when its engine is not the one the index was built
+   * for, and sized to the replica's KV capacity: its slots times its context, in characters at
+   * the measured characters per token.
+   */
+  prefixIndexOf(r: ReplicaView): PrefixIndex {
+    const capacity = Math.ceil(
+      ((r.props?.ctx ?? this.config.ctx) * this.slotsOf(r) * this.#charsPerToken) / PROMPT_BLOCK_CHARS,
+    );
+    let entry = this.#prefix.get(r.id);
+    if (entry === undefined || entry.engine !== r.adapter) {
+      entry = { engine: r.adapter, index: new PrefixIndex(capacity) };
+      this.#prefix.set(r.id, entry);
+    } else if (entry.index.capacity !== capacity) entry.index.resize(capacity);
+    return entry.index;
+  }
+
+  /** Where the task's prompt is estimated to be cached, over `candidates`. */
+  prefixMatch(task: PromptSource & SessionRef, candidates: readonly ReplicaLoad[]): PrefixMatch {
+    const { hashes } = promptBlocksOf(task);
+    const matched = new Map<string, number>();
+    const sessionOn = new Set<string>();
+    const key = sessionKey(task);
+    for (const c of candidates) {
+      const r = this.replica(c.id);
+      if (!r) continue;
+      const index = this.prefixIndexOf(r);
+      const n = index.match(hashes);
+      if (n > 0) matched.set(c.id, n);
+      if (index.holdsSession(key)) sessionOn.add(c.id);
+    }
+    return { blocks: hashes.length, blockChars: PROMPT_BLOCK_CHARS, matched, sessionOn };
+  }
+
+  /**
+   * Whether `replica` still holds the task's KV: its session's, or a prefix of its prompt, since
+   * its engine last started. Called before {@link recordDispatch}.
+   */
+  kvWarm(
+    replica: ReplicaView,
+    task: PromptSource & SessionRef & { readonly kvHint?: string | undefined },
+  ): boolean {
+    if (task.kvHint === 'cold') return false;
+    const index = this.prefixIndexOf(replica);
+    return index.holdsSession(sessionKey(task)) || index.match(promptBlocksOf(task).hashes) > 0;
+  }
+
+  /** Whether replica `replicaId` is ready and {@link kvWarm} for the task (or session). */
+  kvWarmOn(
+    replicaId: string | undefined,
+    task: PromptSource & SessionRef & { readonly kvHint?: string | undefined },
+  ): boolean {
+    const r = replicaId === undefined ? undefined : this.replica(replicaId);
+    return r?.state.kind === 'ready' && this.kvWarm(r, task);
+  }
+
+  /** A task was bound to `replica`: its prompt's KV (and its session's) is there now. */
+  recordDispatch(
+    replica: ReplicaView,
+    task: PromptSource &
+      SessionRef & {
+        readonly promptTokens: number;
+        readonly promptTokensBounded?: boolean | undefined;
+        readonly kvHint?: string | undefined;
+      },
+  ): void {
+    const blocks = promptBlocksOf(task);
+    // A bound (bytes, not tokens) would read as about one character per token: not learned from.
+    if (task.promptTokens > 0 && blocks.chars > 0 && task.promptTokensBounded !== true) {
+      const ratio = blocks.chars / task.promptTokens;
+      this.#charsPerToken += CHARS_PER_TOKEN_ALPHA * (ratio - this.#charsPerToken);
+    }
+    // A cold task asks the engine not to keep its prompt (`cache_prompt: false`).
+    if (task.kvHint === 'cold') return;
+    this.prefixIndexOf(replica).record(blocks.hashes, sessionKey(task));
+  }
+
+  /** The session's KV is erased or its session gone: no replica holds it any more. */
+  forgetSession(task: SessionRef): void {
+    for (const { index } of this.#prefix.values()) index.forgetSession(sessionKey(task));
   }
 
   /**
@@ -277,23 +391,44 @@ export class PoolRuntime {
 
   /**
    * Expected wait before a task with `ahead` tasks in front of it gets a slot: list scheduling
-   * of the queue ahead on the replicas' slots, from measured service times (SPEC §3.4). Before
-   * anything was measured, the drain-rate estimate.
+   * of the queue ahead on the replicas' slots (SPEC §3.4), each replica at the pace learned from
+   * its own completions (the others' mean until it has one). A pace is never taken faster than
+   * what the replica's running tasks have already taken: they have not finished yet. Before any
+   * completion, the drain estimate's prior service time, stretched the same way.
    */
   predictStartMs(ahead: number, meanCostAhead?: number): number {
-    const per = this.predictor.serviceMsForCost(1);
-    if (per === undefined) return this.estimator.predictStartMs(ahead, this.freeSlots(), this.readySlots());
     const now = this.#clock.now();
-    const ready = new Set(this.readyReplicas().map((r) => r.id));
-    const busy: number[] = [];
-    for (const t of this.running.values())
-      if (ready.has(t.replicaId)) busy.push(Math.max(0, t.startedAtMs + per * t.cost - now));
-    const meanCost = meanCostAhead ?? (this.queue.size > 0 ? this.queue.totalCost / this.queue.size : 1);
-    return this.predictor.predictStartMs(
-      ahead,
-      { busyRemainingMs: busy, freeSlots: this.freeSlots() },
-      per * meanCost,
+    const meanCost = Math.max(
+      1,
+      meanCostAhead ?? (this.queue.size > 0 ? this.queue.totalCost / this.queue.size : 1),
     );
+    const runningOn = new Map<string, RunningTask[]>();
+    for (const t of this.running.values()) {
+      const on = runningOn.get(t.replicaId);
+      if (on) on.push(t);
+      else runningOn.set(t.replicaId, [t]);
+    }
+    const loads = this.loads();
+    // A free slot for this task now: nothing to simulate (the common case on a pool with room).
+    let free = 0;
+    for (const r of loads) free += Math.max(0, r.slotsTotal - (runningOn.get(r.id)?.length ?? 0));
+    if (ahead < free) return 0;
+    const slots: Slot[] = [];
+    for (const r of loads) {
+      const running = runningOn.get(r.id) ?? [];
+      const learned = this.predictor.msPerCost(r.id);
+      // Learned: a pace per cost token. Before any completion: the prior, per task whatever its cost.
+      let per = learned ?? this.estimator.serviceMs;
+      for (const t of running)
+        per = Math.max(per, (now - t.startedAtMs) / (learned === undefined ? 1 : Math.max(1, t.cost)));
+      const msPerCost = learned === undefined ? per / meanCost : per;
+      for (const t of running) {
+        const total = learned === undefined ? per : per * t.cost;
+        slots.push({ readyInMs: Math.max(0, t.startedAtMs + total - now), msPerCost });
+      }
+      for (let k = running.length; k < r.slotsTotal; k++) slots.push({ readyInMs: 0, msPerCost });
+    }
+    return predictStartOnSlots(ahead, slots, meanCost, this.predictor.overheadMs);
   }
 
   /** Expected run time of a task once started (prefill of uncached prompt + decode). */
@@ -305,6 +440,24 @@ export class PoolRuntime {
     );
   }
 }
+
+/** A session as the prefix index names it. */
+export interface SessionRef {
+  readonly tenant: string;
+  readonly sessionId: string;
+}
+
+const sessionKey = (t: SessionRef): string => `${t.tenant}\u0000${t.sessionId}`;
+
+/** Characters per token before any was measured: English text under current BPE tokenizers. */
+const DEFAULT_CHARS_PER_TOKEN = 4;
+const CHARS_PER_TOKEN_ALPHA = 0.1;
+/**
+ * Engine state older than this is not used for placement: KV usage changes slowly (a Prometheus
+ * scrape period and then some), busy slots change with every request.
+ */
+const KV_STATE_TTL_MS = 30_000;
+const BUSY_STATE_TTL_MS = 2_000;
 
 /** Engine failures in a row after which a replica is ejected, and for how long. */
 const EJECT_AFTER = 3;

@@ -25,6 +25,25 @@ interface Rates {
   decodeMsPerToken: number | undefined;
 }
 
+/** One slot as start predictions see it: when it frees, and how fast its replica serves. */
+export interface Slot {
+  /** Milliseconds until the slot is free (0: free now). */
+  readonly readyInMs: number;
+  /** Slot time per scheduling-cost token on this slot's replica. */
+  readonly msPerCost: number;
+}
+
+/** A running mean over the first samples, then an EWMA: one early outlier does not stick. */
+class Learned {
+  value: number | undefined;
+  n = 0;
+  mix(v: number, alpha: number): void {
+    this.n++;
+    const a = Math.max(alpha, 1 / this.n);
+    this.value = this.value === undefined ? v : a * v + (1 - a) * this.value;
+  }
+}
+
 /** Past this many tasks ahead, the start time is extrapolated instead of simulated. */
 const SIMULATE_AT_MOST = 2_048;
 
@@ -34,7 +53,9 @@ export class ServicePredictor {
   /** Overhead per task beyond prefill and decode (HTTP, scheduling), learned too. */
   #overheadMs = 0;
   /** Slot time per scheduling-cost token (whole task, dispatch to end), for queue predictions. */
-  #msPerCost: number | undefined;
+  readonly #msPerCost = new Learned();
+  /** The same, per replica, from its own completions: replicas need not be equally fast. */
+  readonly #msPerCostOf = new Map<string, Learned>();
 
   constructor(alpha = 0.2) {
     this.#alpha = alpha;
@@ -50,19 +71,43 @@ export class ServicePredictor {
     if (s.decodeTokens > 0 && s.decodeMs >= 0)
       r.decodeMsPerToken = mix(r.decodeMsPerToken, s.decodeMs / s.decodeTokens);
     this.#rates.set(s.replicaId, r);
+    // Dispatch to end over what it cost: the prefilled prompt, the first token and the rest.
+    const cost = s.prefillTokens + s.decodeTokens + 1;
+    const ms = s.prefillMs + s.decodeMs;
+    if (s.prefillMs >= 0 && s.decodeMs >= 0) {
+      const own = this.#msPerCostOf.get(s.replicaId) ?? new Learned();
+      own.mix(ms / cost, this.#alpha);
+      this.#msPerCostOf.set(s.replicaId, own);
+    }
   }
 
   /** A task held a slot for `ms` and cost `cost` tokens (uncached prompt + output). */
   observeService(cost: number, ms: number): void {
     if (cost <= 0 || ms < 0) return;
-    const v = ms / cost;
-    this.#msPerCost =
-      this.#msPerCost === undefined ? v : this.#alpha * v + (1 - this.#alpha) * this.#msPerCost;
+    this.#msPerCost.mix(ms / cost, this.#alpha);
   }
 
   /** Expected slot time of a task of `cost` tokens; undefined before anything was measured. */
   serviceMsForCost(cost: number): number | undefined {
-    return this.#msPerCost === undefined ? undefined : this.#msPerCost * Math.max(1, cost);
+    const per = this.#msPerCost.value;
+    return per === undefined ? undefined : per * Math.max(1, cost);
+  }
+
+  /**
+   * Slot time per cost token on `replicaId`: its own completions once it has some, else the mean
+   * of the replicas measured so far, else the pool-wide figure; undefined before any completion.
+   */
+  msPerCost(replicaId: string): number | undefined {
+    const own = this.#msPerCostOf.get(replicaId)?.value;
+    if (own !== undefined) return own;
+    let sum = 0;
+    let n = 0;
+    for (const l of this.#msPerCostOf.values())
+      if (l.value !== undefined) {
+        sum += l.value;
+        n++;
+      }
+    return n > 0 ? sum / n : this.#msPerCost.value;
   }
 
   /** Rates of one replica, or the mean over measured replicas when it has none yet. */
@@ -86,6 +131,11 @@ export class ServicePredictor {
     return r.prefillMsPerToken * promptTokens + r.decodeMsPerToken * Math.max(0, outputTokens - 1);
   }
 
+  /** Overhead per task beyond prefill and decode, as learned. */
+  get overheadMs(): number {
+    return this.#overheadMs;
+  }
+
   /**
    * When a task with `ahead` tasks (each taking `meanServiceMs`) in front of it gets a slot,
    * given the slots' state: list scheduling on the earliest-free slot.
@@ -104,6 +154,45 @@ export class ServicePredictor {
     const start = free[0] ?? 0;
     return start + ((ahead - simulated) * (meanServiceMs + this.#overheadMs)) / free.length;
   }
+}
+
+/**
+ * When a task with `ahead` tasks in front of it gets a slot: list scheduling of the tasks ahead
+ * (each of `meanCostAhead` tokens) on the earliest-free slot, each slot serving at its own
+ * replica's pace; past a few rounds of every slot, the rest drain at the slots' summed throughput.
+ */
+export function predictStartOnSlots(
+  ahead: number,
+  slots: readonly Slot[],
+  meanCostAhead: number,
+  overheadMs = 0,
+): number {
+  if (slots.length === 0) return Number.POSITIVE_INFINITY;
+  const free = [...slots].sort((a, b) => a.readyInMs - b.readyInMs);
+  const cost = Math.max(1, meanCostAhead);
+  // Once every slot has taken a few of the (equal) tasks ahead, the rest drain at a steady rate.
+  const simulated = Math.min(ahead, SIMULATE_AT_MOST, Math.max(64, 4 * slots.length));
+  for (let i = 0; i < simulated; i++) {
+    const s = free.shift();
+    if (!s) break;
+    insertSlot(free, { readyInMs: s.readyInMs + s.msPerCost * cost + overheadMs, msPerCost: s.msPerCost });
+  }
+  const start = free[0]?.readyInMs ?? 0;
+  if (ahead === simulated) return start;
+  // Tasks per millisecond the slots finish together.
+  const rate = free.reduce((r, s) => r + 1 / (s.msPerCost * cost + overheadMs), 0);
+  return start + (ahead - simulated) / rate;
+}
+
+function insertSlot(xs: Slot[], v: Slot): void {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((xs[mid]?.readyInMs ?? 0) <= v.readyInMs) lo = mid + 1;
+    else hi = mid;
+  }
+  xs.splice(lo, 0, v);
 }
 
 function insertSorted(xs: number[], v: number): void {

@@ -174,6 +174,8 @@ export class SimEngine {
     errors: 0,
     /** Slot erases served (llama.cpp `POST /slots/{id}?action=erase`). */
     slotErases: 0,
+    /** Tokenizer endpoint calls served (`/tokenize`, `/chat_tokenize`), not generation's own. */
+    tokenizeRequests: 0,
   };
 
   constructor(opts: SimEngineOptions) {

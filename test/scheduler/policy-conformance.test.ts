@@ -547,16 +547,37 @@ const loadsArb: fc.Arbitrary<ReplicaLoad[]> = fc.uniqueArray(
       slotsTotal: fc.integer({ min: 0, max: 4 }),
       inFlight: fc.integer({ min: 0, max: 5 }),
       topologyCost: fc.integer({ min: 0, max: 3 }),
+      kvUsage: fc.double({ min: 0, max: 1, noNaN: true }),
+      engineBusy: fc.integer({ min: 0, max: 5 }),
     },
     { requiredKeys: ['id', 'slotsTotal', 'inFlight'] },
   ),
   { selector: (r) => r.id, maxLength: 6 },
 );
 
-const ctxArb = fc.record({
-  affinity: fc.constantFrom(undefined, 'r0', 'r1', 'r2', 'gone'),
-  overloadRatio: fc.double({ min: 0, max: 1.5, noNaN: true }),
-});
+const IDS = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'gone'] as const;
+/** What the dispatcher computes for policies that read it: blocks of the prompt held per replica. */
+const prefixArb = fc.integer({ min: 0, max: 40 }).chain((blocks) =>
+  fc.record({
+    blocks: fc.constant(blocks),
+    blockChars: fc.constantFrom(1, 256),
+    matched: fc
+      .array(fc.tuple(fc.constantFrom(...IDS), fc.integer({ min: 1, max: Math.max(1, blocks) })), {
+        maxLength: 7,
+      })
+      .map((kv) => new Map(kv)),
+    sessionOn: fc.uniqueArray(fc.constantFrom(...IDS), { maxLength: 3 }).map((ids) => new Set(ids)),
+  }),
+);
+
+const ctxArb = fc.record(
+  {
+    affinity: fc.constantFrom(undefined, 'r0', 'r1', 'r2', 'gone'),
+    overloadRatio: fc.double({ min: 0, max: 1.5, noNaN: true }),
+    prefix: prefixArb,
+  },
+  { requiredKeys: ['affinity', 'overloadRatio'] },
+);
 
 const free = (r: ReplicaLoad) => r.inFlight < r.slotsTotal;
 

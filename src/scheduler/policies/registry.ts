@@ -8,7 +8,8 @@ import { dropLruPolicy } from './drop-lru-policy.js';
 import type { FullQueuePolicy } from './full-queue-policy.js';
 import { leastLoadedPlacement } from './least-loaded-placement.js';
 import { lowestPriorityNewestVictim } from './lowest-priority-newest-victim.js';
-import type { PlacementPolicy } from './placement-policy.js';
+import type { PlacementPolicy, PlacementPolicyName } from './placement-policy.js';
+import { prefixAwarePlacement } from './prefix-aware-placement.js';
 import { rejectPolicy } from './reject-policy.js';
 import { shedLowPriorityPolicy } from './shed-low-priority-policy.js';
 import type { VictimPolicy } from './victim-policy.js';
@@ -21,8 +22,9 @@ export const FULL_QUEUE_POLICIES = {
 
 export const PLACEMENT_POLICIES = {
   'least-loaded': leastLoadedPlacement,
-} as const satisfies Record<string, PlacementPolicy>;
-export type PlacementPolicyName = keyof typeof PLACEMENT_POLICIES;
+  'prefix-aware': prefixAwarePlacement,
+} as const satisfies Record<PlacementPolicyName, PlacementPolicy>;
+export type { PlacementPolicyName };
 
 export const VICTIM_POLICIES = {
   'lowest-priority-newest': lowestPriorityNewestVictim,

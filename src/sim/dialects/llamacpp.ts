@@ -206,6 +206,25 @@ export async function llamacppRoutes(
     });
     return true;
   }
+  if (req.method === 'GET' && url === '/v1/models') {
+    // `get_res_model_info` (tools/server/server-context.cpp, llama.cpp de3ff815): the simulator's
+    // tokenizer is one token per byte, a byte-level vocabulary: LLAMA_VOCAB_TYPE_BPE (2).
+    sendJson(res, 200, {
+      object: 'list',
+      data: [
+        {
+          id: e.opts.modelId,
+          aliases: [],
+          tags: [],
+          object: 'model',
+          created: Math.floor(Date.now() / 1000),
+          owned_by: 'llamacpp',
+          meta: { vocab_type: 2, n_vocab: 256, n_ctx: e.opts.ctx, n_ctx_train: e.opts.ctx },
+        },
+      ],
+    });
+    return true;
+  }
   if (req.method === 'GET' && url === '/slots') {
     sendJson(
       res,
@@ -227,6 +246,7 @@ export async function llamacppRoutes(
     return true;
   }
   if (req.method === 'POST' && url === '/tokenize') {
+    e.stats.tokenizeRequests++;
     const b = obj(await readJson(req));
     sendJson(res, 200, { tokens: e.tokenize(str(b['content']) ?? '', b['add_special'] === true) });
     return true;

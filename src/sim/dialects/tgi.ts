@@ -613,6 +613,7 @@ export async function tgiRoutes(req: IncomingMessage, res: ServerResponse, e: Si
     return true;
   }
   if (req.method === 'POST' && url === '/tokenize' && w.tokenize) {
+    e.stats.tokenizeRequests++;
     const b = obj(await readJson(req));
     sendJson(res, 200, tokensOf(e, str(b['inputs']) ?? ''));
     return true;
@@ -622,6 +623,7 @@ export async function tgiRoutes(req: IncomingMessage, res: ServerResponse, e: Si
     return true;
   }
   if (req.method === 'POST' && url === '/chat_tokenize' && w.chatTokenize) {
+    e.stats.tokenizeRequests++;
     const plan = chatPlan(obj(await readJson(req)), w);
     if ('status' in plan) sendJson(res, plan.status, plan.body);
     else sendJson(res, 200, { tokenize_response: tokensOf(e, plan.prompt), templated_text: plan.prompt });

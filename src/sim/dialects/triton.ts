@@ -465,6 +465,7 @@ export class TritonDialect {
     }
     const query = inputs.find((i) => i['name'] === 'QUERY');
     const text = Array.isArray(query?.['data']) ? String((query['data'] as unknown[])[0]) : '';
+    this.#e.stats.tokenizeRequests++;
     const ids = this.#e.tokenize(text);
     sendJson(res, 200, {
       model_name: name,

@@ -157,6 +157,7 @@ export async function vllmRoutes(req: IncomingMessage, res: ServerResponse, e: S
     return true;
   }
   if (req.method === 'POST' && url === '/tokenize') {
+    e.stats.tokenizeRequests++;
     const b = obj(await readJson(req));
     // `TokenizeChatRequest` (messages, add_generation_prompt, tools): the templated prompt, counted
     // as the chat route counts it; the simulated template has no generation-prompt suffix.
