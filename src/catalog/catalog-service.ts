@@ -18,6 +18,7 @@ import {
   LIFECYCLE_STATES,
   type CatalogRecord,
   type LifecycleState,
+  type StateChange,
   type Store,
 } from '../persistence/store.js';
 import type { Logger } from '../util/logger.js';
@@ -316,6 +317,11 @@ export class CatalogService {
 
   list(): Promise<CatalogRecord[]> {
     return this.#store.listModels();
+  }
+
+  /** The entry's lifecycle changes, oldest first (its creation first). */
+  history(id: string): Promise<StateChange[]> {
+    return this.#store.modelHistory(id);
   }
 
   /** Verifies the bytes on disk again (before load, or on demand). */

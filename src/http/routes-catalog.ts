@@ -40,7 +40,14 @@ export function registerCatalogRoutes(app: FastifyInstance, o: CatalogRoutesOpti
   app.get<{ Params: { id: string } }>('/v1/catalog/models/:id', async (req) => {
     control(req.headers.authorization);
     // `{id}` may also be `id@sha256:<hex>` or `tag:<tag>`, resolved to one immutable entry.
-    return view(await o.catalog.resolveRef(req.params.id));
+    const m = await o.catalog.resolveRef(req.params.id);
+    const history = (await o.catalog.history(m.id)).map((c) => ({
+      at_ms: c.atMs,
+      ...(c.from === undefined ? {} : { from: c.from }),
+      to: c.to,
+      ...(c.reason === undefined ? {} : { reason: c.reason }),
+    }));
+    return { ...view(m), history };
   });
 
   app.post<{ Params: { id: string } }>('/v1/catalog/models/:id/verify', async (req) => {

@@ -156,6 +156,8 @@ describe.skipIf(!haveChromium)('operator console', () => {
       .click();
     await page.getByRole('status').getByText('candidate is now Active').waitFor();
     await page.locator('tr[data-model="stable"] td.state').getByText('Deprecated', { exact: true }).waitFor();
+    // The lifecycle history comes from the API, not from what this page saw.
+    await row.getByText(/^Canary → Active/).waitFor();
     const models = (await call(h.url, 'GET', '/v1/catalog/models', { key: KEYS.ops })).json as {
       models: { id: string; state: string }[];
     };

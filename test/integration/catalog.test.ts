@@ -144,6 +144,12 @@ describe('lifecycle (ORCH-3069..3074)', () => {
       body: { state: 'Active' },
     });
     expect(ok.json).toMatchObject({ state: 'Active' });
+    // The entry carries its lifecycle, oldest first: creation, then each change.
+    const entry = await call(h.url, 'GET', '/v1/catalog/models/served', { key: KEYS.ops });
+    expect((entry.json as { history: unknown[] }).history).toEqual([
+      { at_ms: expect.any(Number), to: 'Draft', reason: expect.any(String) },
+      { at_ms: expect.any(Number), from: 'Draft', to: 'Retired' },
+    ]);
     const metrics = await (await fetch(`${h.url}/metrics`)).text();
     expect(metrics).toMatch(/model_state\{model_id="q",state="Active"\} 1/);
     expect(metrics).toMatch(/model_state\{model_id="q",state="Draft"\} 0/);
@@ -400,13 +406,17 @@ describe('canary (ORCH-3072)', () => {
       await state('v2', { state: 'Active' });
       const canary = await state('v2', { state: 'Canary', canary_of: 'v1', percent: 30 });
       expect(canary.json).toMatchObject({ state: 'Canary', canary_of: 'v1', canary_percent: 30 });
+      // Fixed session ids (UUID-shaped, new ones on every call): the canary share of the 200 below
+      // is the same every run, not a draw that lands on a bound once in a while.
+      let sessions = 0;
+      const fixedSession = () => `00000000-0000-4000-8000-${String(sessions++).padStart(12, '0')}`;
       const served = async (n: number, sessionId?: string) => {
         const out: string[] = [];
         for (let i = 0; i < n; i++) {
           const t = task('v1', {
             engine: 'llamacpp',
             max_tokens: 1,
-            ...(sessionId ? { session_id: sessionId } : {}),
+            session_id: sessionId ?? fixedSession(),
           });
           expect((await call(h5.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: t })).status).toBe(202);
           const end = (await readStream(h5.url, t.task_id, { key: KEYS.alice })).events.at(-1);

@@ -100,6 +100,10 @@ export class Api {
   catalog(): Promise<CatalogModelList> {
     return this.#json('GET', '/v1/catalog/models');
   }
+  /** One entry, with its lifecycle history. */
+  catalogModel(id: string): Promise<CatalogModel> {
+    return this.#json('GET', `/v1/catalog/models/${enc(id)}`);
+  }
   verify(id: string): Promise<Verification> {
     return this.#json('POST', `/v1/catalog/models/${enc(id)}/verify`);
   }

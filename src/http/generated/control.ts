@@ -342,6 +342,14 @@ export interface components {
             canary_percent?: number;
             created_ms?: number;
             digest: string;
+            /** @description Its lifecycle, oldest first: creation, then every state change with its reason (`GET /v1/catalog/models/{id}` only). */
+            history?: {
+                /** @description Unix epoch milliseconds. */
+                at_ms: number;
+                from?: components["schemas"]["LifecycleState"];
+                reason?: string;
+                to: components["schemas"]["LifecycleState"];
+            }[];
             id: string;
             source: string;
             state: components["schemas"]["LifecycleState"];

@@ -7,36 +7,11 @@ import { Badge, Confirm, ErrorLine, Section, ago, type Pending } from '../widget
 const STATES = ['Draft', 'Active', 'Canary', 'Deprecated', 'Retired'] as const;
 type State = (typeof STATES)[number];
 
-interface HistoryEntry {
-  readonly at: number;
-  readonly from: string | undefined;
-  readonly to: string;
-}
-
-/**
- * State changes seen while the console is open (the API shows the current state only): those the
- * console made and those it noticed between polls.
- */
-const history = new Map<string, HistoryEntry[]>();
-const lastSeen = new Map<string, string>();
-
-function observe(models: readonly CatalogModel[]): void {
-  for (const m of models) {
-    const before = lastSeen.get(m.id);
-    if (before !== m.state) {
-      const h = history.get(m.id) ?? [];
-      h.push({ at: Date.now(), from: before, to: m.state });
-      history.set(m.id, h.slice(-20));
-      lastSeen.set(m.id, m.state);
-    }
-  }
-}
-
 export function Catalog({ api }: { api: Api }) {
+  // Each entry as `GET /v1/catalog/models/{id}` has it: with its lifecycle history.
   const { data, error, refresh } = usePoll(async () => {
     const list = await api.catalog();
-    observe(list.models);
-    return list;
+    return { models: await Promise.all(list.models.map((m) => api.catalogModel(m.id))) };
   }, 3_000);
   const [pending, setPending] = useState<Pending | undefined>(undefined);
   const [note, setNote] = useState<string | undefined>(undefined);
@@ -118,7 +93,7 @@ function ModelRow(props: {
 }) {
   const { m, api, ask } = props;
   const [target, setTarget] = useState<State>('Active');
-  const h = history.get(m.id) ?? [];
+  const h = m.history ?? [];
   const change = (to: State, title: string, body: string, confirm: string) =>
     ask(title, body, confirm, async () => {
       const after = await api.setState(m.id, { state: to });
@@ -151,11 +126,12 @@ function ModelRow(props: {
         {props.verification ? <div class="small">last check: {props.verification}</div> : null}
       </td>
       <td class="small">
-        {m.created_ms === undefined ? null : <div>created {ago(m.created_ms)}</div>}
+        {h.length > 0 || m.created_ms === undefined ? null : <div>created {ago(m.created_ms)}</div>}
         <ol class="plain">
-          {h.map((e) => (
-            <li key={e.at}>
-              {e.from === undefined ? `seen ${e.to}` : `${e.from} → ${e.to}`} {ago(e.at)}
+          {h.map((e, i) => (
+            <li key={i}>
+              {e.from === undefined ? `created ${e.to}` : `${e.from} → ${e.to}`} {ago(e.at_ms)}
+              {e.reason === undefined ? null : <span class="muted"> ({e.reason})</span>}
             </li>
           ))}
         </ol>
