@@ -56,7 +56,7 @@ const pool = (replicas: number): RawPool => ({
   launch: { worker: 'sim', parallel: SLOTS, sim: SIM },
 });
 
-interface Row {
+export interface Row {
   target: string;
   load: string;
   report: RunReport;
@@ -65,7 +65,7 @@ interface Row {
 }
 
 /** Prompt and cached prompt tokens the simulated engines served (their `/__sim/state`). */
-async function simCacheStats(engines: readonly string[]): Promise<number | undefined> {
+export async function simCacheStats(engines: readonly string[]): Promise<number | undefined> {
   let prompt = 0;
   let cached = 0;
   for (const e of engines) {

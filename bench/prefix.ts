@@ -14,7 +14,8 @@
 import type { RawPool } from '../src/config/schema.js';
 import type { PlacementPolicyName } from '../src/scheduler/policies/placement-policy.js';
 import { startBenchOrchestrator } from './lib/procs.js';
-import { reportTable, summarize, SPEC_INTERACTIVE_SLO, type RunReport } from './loadgen/metrics.js';
+import { simCacheStats, type Row } from './loadgen.js';
+import { reportTable, summarize, SPEC_INTERACTIVE_SLO } from './loadgen/metrics.js';
 import { SIM_BYTES_PER_TOKEN } from './loadgen/prompt-text.js';
 import { runWorkload, type Arrival } from './loadgen/run-workload.js';
 import { loadWorkload, planWorkload } from './loadgen/workload.js';
@@ -55,26 +56,6 @@ const pool = (): RawPool => ({
   queue: { capacity: 4096 },
   launch: { worker: 'sim', parallel: SLOTS, sim: SIM },
 });
-
-interface Row {
-  target: string;
-  load: string;
-  report: RunReport;
-  prefixHit: number | undefined;
-}
-
-async function simCacheStats(engines: readonly string[]): Promise<number | undefined> {
-  let prompt = 0;
-  let cached = 0;
-  for (const e of engines) {
-    const res = await fetch(`${e}/__sim/state`);
-    if (!res.ok) return undefined;
-    const s = (await res.json()) as { stats: { promptTokens: number; cachedPromptTokens: number } };
-    prompt += s.stats.promptTokens;
-    cached += s.stats.cachedPromptTokens;
-  }
-  return prompt === 0 ? undefined : cached / prompt;
-}
 
 export async function prefixBench(): Promise<{ table: string; results: unknown }> {
   const spec = loadWorkload(env('PREFIX_WORKLOAD') ?? 'shared-prefix');
