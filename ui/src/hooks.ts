@@ -1,5 +1,6 @@
 /** Polling at a modest rate: one request in flight per view, none while the tab is hidden. */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import type { Pending } from './widgets.js';
 
 export interface Polled<T> {
   readonly data: T | undefined;
@@ -42,4 +43,40 @@ export function usePoll<T>(
   }, [everyMs, tick, ...deps]);
   const refresh = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, refresh };
+}
+
+/** An action a person confirms first (the `Confirm` dialog), and how it went. */
+export interface ConfirmedActions {
+  /** The action awaiting confirmation, for `<Confirm pending=…>`. */
+  readonly pending: Pending | undefined;
+  readonly close: () => void;
+  /** What the last confirmed action said it did. */
+  readonly note: string | undefined;
+  /** Why the last action failed. */
+  readonly failed: Error | undefined;
+  readonly setFailed: (err: Error | undefined) => void;
+  /** Asks for confirmation, then runs `run` (its result is the note) and refreshes the view. */
+  readonly ask: (title: string, body: string, confirm: string, run: () => Promise<string>) => void;
+}
+
+export function useConfirmedActions(refresh: () => void): ConfirmedActions {
+  const [pending, setPending] = useState<Pending | undefined>(undefined);
+  const [note, setNote] = useState<string | undefined>(undefined);
+  const [failed, setFailed] = useState<Error | undefined>(undefined);
+  const ask = (title: string, body: string, confirm: string, run: () => Promise<string>) =>
+    setPending({
+      title,
+      body,
+      confirm,
+      run: async () => {
+        setFailed(undefined);
+        try {
+          setNote(await run());
+          refresh();
+        } catch (err) {
+          setFailed(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+    });
+  return { pending, close: () => setPending(undefined), note, failed, setFailed, ask };
 }

@@ -1,8 +1,8 @@
 /** Catalog: entries with digest and verification, lifecycle, and the actions of control keys. */
 import { useState } from 'preact/hooks';
 import type { Api, CatalogModel } from '../api.js';
-import { usePoll } from '../hooks.js';
-import { Badge, Confirm, ErrorLine, Section, ago, type Pending } from '../widgets.js';
+import { useConfirmedActions, usePoll } from '../hooks.js';
+import { Badge, Confirm, ErrorLine, Section, ago } from '../widgets.js';
 
 const STATES = ['Draft', 'Active', 'Canary', 'Deprecated', 'Retired'] as const;
 type State = (typeof STATES)[number];
@@ -13,27 +13,10 @@ export function Catalog({ api }: { api: Api }) {
     const list = await api.catalog();
     return { models: await Promise.all(list.models.map((m) => api.catalogModel(m.id))) };
   }, 3_000);
-  const [pending, setPending] = useState<Pending | undefined>(undefined);
-  const [note, setNote] = useState<string | undefined>(undefined);
-  const [failed, setFailed] = useState<Error | undefined>(undefined);
+  const { pending, close, note, failed, setFailed, ask } = useConfirmedActions(refresh);
   const [verifications, setVerifications] = useState<Record<string, string>>({});
   const models = data?.models ?? [];
 
-  const ask = (title: string, body: string, confirm: string, run: () => Promise<string>) =>
-    setPending({
-      title,
-      body,
-      confirm,
-      run: async () => {
-        setFailed(undefined);
-        try {
-          setNote(await run());
-          refresh();
-        } catch (err) {
-          setFailed(err instanceof Error ? err : new Error(String(err)));
-        }
-      },
-    });
   const verify = async (id: string) => {
     setFailed(undefined);
     try {
@@ -79,7 +62,7 @@ export function Catalog({ api }: { api: Api }) {
           </tbody>
         </table>
       </Section>
-      <Confirm pending={pending} onClose={() => setPending(undefined)} />
+      <Confirm pending={pending} onClose={close} />
     </div>
   );
 }

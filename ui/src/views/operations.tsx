@@ -2,29 +2,17 @@
 import { useState } from 'preact/hooks';
 import type { Api, PoolHealth } from '../api.js';
 import { useFleet } from '../fleet-data.js';
-import { Badge, Confirm, ErrorLine, Section, type Pending } from '../widgets.js';
+import { useConfirmedActions } from '../hooks.js';
+import { Badge, Confirm, ErrorLine, Section } from '../widgets.js';
 import { PoolState } from './fleet.js';
 
 export function Operations({ api }: { api: Api }) {
   const { data, error, refresh } = useFleet(api, 1_000);
-  const [pending, setPending] = useState<Pending | undefined>(undefined);
-  const [done, setDone] = useState<string | undefined>(undefined);
-  const [failed, setFailed] = useState<Error | undefined>(undefined);
+  const { pending, close, note: done, failed, ask } = useConfirmedActions(refresh);
   const act = (title: string, body: string, confirm: string, run: () => Promise<unknown>) =>
-    setPending({
-      title,
-      body,
-      confirm,
-      run: async () => {
-        setFailed(undefined);
-        try {
-          await run();
-          setDone(`${title}: accepted`);
-          refresh();
-        } catch (err) {
-          setFailed(err instanceof Error ? err : new Error(String(err)));
-        }
-      },
+    ask(title, body, confirm, async () => {
+      await run();
+      return `${title}: accepted`;
     });
   return (
     <div class="view">
@@ -52,7 +40,7 @@ export function Operations({ api }: { api: Api }) {
           </tbody>
         </table>
       </Section>
-      <Confirm pending={pending} onClose={() => setPending(undefined)} />
+      <Confirm pending={pending} onClose={close} />
     </div>
   );
 }
