@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
+import { sha256Hex } from '../src/http/auth.js';
 import { KEYS, TEST_KEYS, call, simPool, startHarness, task, until } from '../test/support/harness.js';
 import { ensureUiBuilt, launchChromium, signIn } from '../test/browser/console-browser.js';
 import { STAND_IN, fixture } from '../test/support/nvidia-smi-stand-in.js';
@@ -26,12 +27,19 @@ await writeFile(process.env['FAKE_NVIDIA_SMI_APPS_FILE'], '');
 await ensureUiBuilt();
 await mkdir(out, { recursive: true });
 const dir = await mkdtemp(join(tmpdir(), 'llorch-shots-'));
+const NODE_CREDENTIAL = 'screenshot-node-credential';
 const h = await startHarness({
   auth: { keys: TEST_KEYS },
   catalog: { trust_policy: 'permissive' },
   engines: { nvidia_smi_path: STAND_IN, telemetry_interval_ms: 1_000 },
   // bob's rate limit turns part of his load into refusals, for the admissions table.
   fairness: { tenants: [{ id: 'bob', rps: 1, burst: 2 }] },
+  // Two pool-managerd nodes: one registers below (up), one never does (unseen).
+  nodes: [
+    { id: 'gpu-node-1', sha256: sha256Hex(NODE_CREDENTIAL) },
+    { id: 'gpu-node-2', sha256: sha256Hex('unused-node-credential') },
+  ],
+  node_timeout_ms: 600_000,
   pools: [
     simPool('chat-a', 'vllm', {
       devices: [0],
@@ -59,7 +67,11 @@ const browser = await launchChromium();
 let stop = false;
 const load: Promise<void>[] = [];
 try {
-  for (const id of ['stable', 'candidate']) {
+  await call(h.url, 'POST', '/v1/nodes/register', {
+    headers: { authorization: `Bearer ${NODE_CREDENTIAL}` },
+    body: { node_id: 'gpu-node-1', pools: [] },
+  });
+  for (const id of ['stable', 'candidate', 'stable-next']) {
     const source = join(dir, `${id}.gguf`);
     await writeFile(source, id);
     await call(h.url, 'POST', '/v1/catalog/models', { key: KEYS.ops, body: { id, source, tags: ['chat'] } });

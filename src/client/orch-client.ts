@@ -188,6 +188,12 @@ export class OrchClient {
     return this.#empty({ method: 'POST', path: `/v1/tasks/${enc(taskId)}/cancel`, idempotent: true }, call);
   }
 
+  /** `GET /v1/sessions`: the key's tenant's live sessions, most recently used first. */
+  listSessions(query: T.SessionListQuery = {}, call?: CallOptions): Promise<T.SessionList> {
+    const path = query.limit === undefined ? '/v1/sessions' : `/v1/sessions?limit=${query.limit}`;
+    return this.#json({ method: 'GET', path, idempotent: true }, call);
+  }
+
   /** `GET /v1/sessions/{id}`. */
   getSession(sessionId: string, call?: CallOptions): Promise<T.Session> {
     return this.#json({ method: 'GET', path: `/v1/sessions/${enc(sessionId)}`, idempotent: true }, call);
@@ -250,6 +256,11 @@ export class OrchClient {
   /** `GET /v1/replicasets`. */
   replicaSets(call?: CallOptions): Promise<T.ReplicaSets> {
     return this.#json({ method: 'GET', path: '/v1/replicasets', idempotent: true }, call);
+  }
+
+  /** `GET /v1/nodes`: pool-managerd nodes with their liveness and GPU reading. */
+  listNodes(call?: CallOptions): Promise<T.NodeList> {
+    return this.#json({ method: 'GET', path: '/v1/nodes', idempotent: true }, call);
   }
 
   /** `GET /v1/capabilities`. */

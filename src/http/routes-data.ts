@@ -4,10 +4,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SubmitInput } from '../domain/submit.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
-import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { Orchestrator, SessionView } from '../orchestrator/orchestrator.js';
 import type { Authenticator } from './auth.js';
 import type { Logger } from '../util/logger.js';
-import type { TaskRequest, TaskRequestValidator } from './openapi.js';
+import type { OpenApiDocument, TaskRequest, TaskRequestValidator } from './openapi.js';
+import { queryParser } from './query-validator.js';
+import type { operations } from './generated/data.js';
+
+type SessionListQuery = NonNullable<operations['listSessions']['parameters']['query']>;
 import { relay, resumeAfter } from './sse.js';
 import { generationFieldsOf } from './generation-fields.js';
 import { budgetHeaders } from './budget-headers.js';
@@ -20,6 +24,8 @@ export interface DataRoutesOptions {
   readonly cancelOnDisconnect: boolean;
   readonly heartbeatMs: number;
   readonly logger: Logger;
+  /** The data-plane document: query parameters are validated against it. */
+  readonly document: OpenApiDocument;
 }
 
 export function toSubmitInput(body: TaskRequest): SubmitInput {
@@ -48,6 +54,7 @@ export function toSubmitInput(body: TaskRequest): SubmitInput {
 type IdParams = { Params: { id: string } };
 
 export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): void {
+  const parseSessionsQuery = queryParser<SessionListQuery>(o.document, '/v1/sessions');
   const principal = (req: FastifyRequest) => o.auth.authenticate(req.headers.authorization, 'data');
   // The orchestrator has drained by the time the server closes: a stream still open belongs to
   // a task kept queued for the next start, and ends without a terminal event.
@@ -123,27 +130,35 @@ export function registerDataRoutes(app: FastifyInstance, o: DataRoutesOptions): 
     return reply.code(204).send();
   });
 
-  app.get<IdParams>('/v1/sessions/:id', async (req) => {
-    const s = o.orchestrator.session(principal(req), req.params.id);
-    return {
-      session_id: s.sessionId,
-      ttl_ms_remaining: s.ttlMsRemaining,
-      turns: s.turns,
-      kv_bytes: s.kvBytes,
-      kv_warmth: s.kvWarmth,
-      ...(s.replicaId === undefined ? {} : { replica_id: s.replicaId }),
-      tokens_used: s.usage.tokens,
-      time_used_ms: Math.floor(s.usage.wallMs),
-      cost_used: s.usage.cost,
-      ...(s.budget.tokens === undefined ? {} : { tokens_remaining: s.budget.tokens }),
-      ...(s.budget.wallMs === undefined ? {} : { time_remaining_ms: Math.floor(s.budget.wallMs) }),
-      ...(s.budget.cost === undefined ? {} : { cost_remaining: s.budget.cost }),
-    };
+  app.get<{ Querystring: Record<string, unknown> }>('/v1/sessions', async (req) => {
+    const { limit = 100 } = parseSessionsQuery(req.query);
+    return { sessions: o.orchestrator.sessionsOf(principal(req), limit).map(sessionBody) };
   });
+
+  app.get<IdParams>('/v1/sessions/:id', async (req) =>
+    sessionBody(o.orchestrator.session(principal(req), req.params.id)),
+  );
 
   app.delete<IdParams>('/v1/sessions/:id', async (req, reply) => {
     o.orchestrator.deleteSession(principal(req), req.params.id);
     await o.orchestrator.committed();
     return reply.code(204).send();
   });
+}
+
+function sessionBody(s: SessionView) {
+  return {
+    session_id: s.sessionId,
+    ttl_ms_remaining: s.ttlMsRemaining,
+    turns: s.turns,
+    kv_bytes: s.kvBytes,
+    kv_warmth: s.kvWarmth,
+    ...(s.replicaId === undefined ? {} : { replica_id: s.replicaId }),
+    tokens_used: s.usage.tokens,
+    time_used_ms: Math.floor(s.usage.wallMs),
+    cost_used: s.usage.cost,
+    ...(s.budget.tokens === undefined ? {} : { tokens_remaining: s.budget.tokens }),
+    ...(s.budget.wallMs === undefined ? {} : { time_remaining_ms: Math.floor(s.budget.wallMs) }),
+    ...(s.budget.cost === undefined ? {} : { cost_remaining: s.budget.cost }),
+  };
 }

@@ -4,7 +4,6 @@
  * costs no journal or store access.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Ajv, type ValidateFunction } from 'ajv';
 import type { Principal } from '../domain/submit.js';
 import { OrchError } from '../errors/orch-error.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
@@ -12,7 +11,8 @@ import type { TaskView } from '../orchestrator/task-record.js';
 import type { EndedTask } from '../orchestrator/task-table.js';
 import type { Authenticator } from './auth.js';
 import type { components, operations } from './generated/data.js';
-import { errorField, type OpenApiDocument } from './openapi.js';
+import type { OpenApiDocument } from './openapi.js';
+import { queryParser } from './query-validator.js';
 
 export type TaskSummary = components['schemas']['TaskSummary'];
 export type TaskListQuery = NonNullable<operations['listTasks']['parameters']['query']>;
@@ -24,35 +24,12 @@ export interface TaskListRoutesOptions {
   readonly document: OpenApiDocument;
 }
 
-interface QueryParameter {
-  readonly name: string;
-  readonly in: string;
-  readonly schema?: Record<string, unknown>;
-}
-
-/**
- * The query schema of `GET /v1/tasks`, built from the operation's documented parameters: the
- * document stays the one place that says what a valid query is.
- */
-function queryValidator(doc: OpenApiDocument): ValidateFunction {
-  const op = doc.paths['/v1/tasks']?.['get'] as { parameters?: readonly QueryParameter[] } | undefined;
-  const params = (op?.parameters ?? []).filter((p) => p.in === 'query');
-  if (params.length === 0) throw new Error('data.yaml: GET /v1/tasks documents no query parameters');
-  // Query values arrive as strings: coerced to the documented types; a repeated one stays an
-  // array and fails its scalar schema.
-  const ajv = new Ajv({ strict: false, coerceTypes: true, useDefaults: true, allErrors: false });
-  return ajv.compile({
-    type: 'object',
-    properties: Object.fromEntries(params.map((p) => [p.name, p.schema ?? {}])),
-  });
-}
-
 type Listed = TaskView | EndedTask;
 
 const isRunning = (t: Listed): boolean => t.state.kind === 'dispatched' || t.state.kind === 'streaming';
 
 export function registerTaskListRoutes(app: FastifyInstance, o: TaskListRoutesOptions): void {
-  const validate = queryValidator(o.document);
+  const parseQuery = queryParser<TaskListQuery>(o.document, '/v1/tasks');
 
   /** A control key sees every tenant's tasks; a data key its own tenant's. */
   const who = (req: FastifyRequest): { principal: Principal; allTenants: boolean } => {
@@ -96,15 +73,7 @@ export function registerTaskListRoutes(app: FastifyInstance, o: TaskListRoutesOp
 
   app.get('/v1/tasks', async (req) => {
     const { principal, allTenants } = who(req);
-    const query: Record<string, unknown> = { ...(req.query as Record<string, unknown>) };
-    if (!validate(query)) {
-      const e = validate.errors?.[0];
-      throw new OrchError(
-        'INVALID_PARAMS',
-        e ? `${errorField(e)}: ${e.message ?? e.keyword}` : 'invalid query',
-      );
-    }
-    const q = query as TaskListQuery;
+    const q = parseQuery(req.query);
     const limit = q.limit ?? 100;
     const wanted = (t: Listed): boolean =>
       (allTenants || t.spec.tenant === principal.tenant) && (q.pool === undefined || t.poolId === q.pool);

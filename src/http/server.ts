@@ -16,6 +16,7 @@ import { configSecrets, Redactor } from '../util/redact.js';
 import { createControlValidator, createRequestValidator, loadOpenApi } from './openapi.js';
 import { registerControlRoutes } from './routes-control.js';
 import { registerNodeRoutes } from './routes-nodes.js';
+import { registerNodeListRoutes } from './routes-node-list.js';
 import { registerPluginRoutes } from './routes-plugins.js';
 import type { PluginHost } from '../plugins/plugin-host.js';
 import { registerArtifactRoutes } from './routes-artifacts.js';
@@ -203,6 +204,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     cancelOnDisconnect: config.sse.cancelOnDisconnect,
     heartbeatMs: 15_000,
     logger,
+    document: docs.data,
   });
   registerTaskListRoutes(app, { orchestrator: opts.orchestrator, auth, document: docs.data });
   const tools = new ToolProxy({ config, metrics: opts.metrics, logger });
@@ -217,6 +219,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
   if (opts.artifacts)
     registerArtifactRoutes(app, { registry: opts.artifacts, auth, validate: createControlValidator(docs) });
   if (opts.nodes) registerNodeRoutes(app, { nodes: opts.nodes, validate: createControlValidator(docs) });
+  registerNodeListRoutes(app, { orchestrator: opts.orchestrator, auth, nodes: opts.nodes });
   registerPluginRoutes(app, { auth, plugins: opts.plugins });
   registerControlRoutes(app, {
     orchestrator: opts.orchestrator,

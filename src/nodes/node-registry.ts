@@ -43,6 +43,16 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
 }
 
+/** One node as `GET /v1/nodes` lists it. */
+export interface NodeListing {
+  readonly nodeId: string;
+  readonly state: 'up' | 'lost' | 'unseen';
+  readonly lastSeenMs: number | undefined;
+  readonly silentMs: number | undefined;
+  /** Its GPUs as its heartbeats carried them (stale once lost); undefined before any reading. */
+  readonly gpus: GpuSnapshot | undefined;
+}
+
 export class NodeRegistry {
   readonly #o: NodeRegistryOptions;
   readonly #nodes = new Map<string, NodeState>();
@@ -145,6 +155,27 @@ export class NodeRegistry {
       timer.unref();
       this.#pending.set(id, { resolve, timer });
       n.outbox.push({ ...cmd, id });
+    });
+  }
+
+  /**
+   * Every node this orchestrator accepts or has seen, by id: `up`, `lost` (no heartbeat within
+   * the timeout) or `unseen` (a configured credential that never registered).
+   */
+  list(): NodeListing[] {
+    const ids = [...new Set([...this.#o.credentials.keys(), ...this.#nodes.keys()])].sort();
+    const now = Date.now();
+    return ids.map((id): NodeListing => {
+      const n = this.#nodes.get(id);
+      if (!n)
+        return { nodeId: id, state: 'unseen', lastSeenMs: undefined, silentMs: undefined, gpus: undefined };
+      return {
+        nodeId: id,
+        state: n.lost ? 'lost' : 'up',
+        lastSeenMs: n.lastSeenMs,
+        silentMs: Math.max(0, now - n.lastSeenMs),
+        gpus: this.gpuTelemetryOf(id),
+      };
     });
   }
 

@@ -512,7 +512,20 @@ export class Orchestrator {
   }
 
   session(principal: Principal, id: string): SessionView {
-    const s = this.#ownSession(principal, id);
+    return this.#sessionView(this.#ownSession(principal, id));
+  }
+
+  /** The tenant's live sessions, most recently used first (never another tenant's). */
+  sessionsOf(principal: Principal, limit: number): SessionView[] {
+    const now = this.#o.clock.now();
+    const own = [...this.#sessions.values()].filter(
+      (s) => s.tenant === principal.tenant && s.expiresAtMs > now,
+    );
+    own.sort((a, b) => b.lastUsedAtMs - a.lastUsedAtMs || (a.id < b.id ? -1 : 1));
+    return own.slice(0, limit).map((s) => this.#sessionView(s));
+  }
+
+  #sessionView(s: Session): SessionView {
     const pool = this.#poolById(s.poolId);
     const reserved = this.#ledger.reserved(s.tenant, s.id);
     return {

@@ -1,13 +1,16 @@
 /**
  * The operator console in a real browser (Debian's chromium via playwright-core) against a real
  * orchestrator on simulated engines: sign-in, the fleet, a task's live stream and its cancel, a
- * pool drain, a canary promotion, and a data key that is offered no control action.
+ * pool drain, a canary promotion and a canary start, the hosts with a pool-managerd node, the
+ * signed-in tenant's sessions, and a data key that is offered no control action.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../src/http/auth.js';
 import type { PoolHealth, TaskList } from '../../src/index.js';
 import {
   KEYS,
@@ -24,6 +27,8 @@ import { ensureUiBuilt, haveChromium, launchChromium, signIn } from './console-b
 if (!haveChromium)
   console.warn('console browser tests skipped: /usr/bin/chromium is missing (apt-get install chromium)');
 
+const NODE_CREDENTIAL = 'console-node-credential';
+
 describe.skipIf(!haveChromium)('operator console', () => {
   let h: Harness;
   let browser: Browser;
@@ -34,6 +39,12 @@ describe.skipIf(!haveChromium)('operator console', () => {
     h = await startHarness({
       auth: { keys: TEST_KEYS },
       catalog: { trust_policy: 'permissive' },
+      // One pool-managerd node that registers (up) and one that never does (unseen).
+      nodes: [
+        { id: 'gpu-node-1', sha256: sha256Hex(NODE_CREDENTIAL) },
+        { id: 'gpu-node-2', sha256: sha256Hex('unused-node-credential') },
+      ],
+      node_timeout_ms: 600_000,
       pools: [
         // 20 tokens/s: a long task streams for minutes, long enough to watch and cancel.
         simPool('slow', 'vllm', { launch: { worker: 'sim', parallel: 2, sim: { tokens_per_s: 20 } } }),
@@ -51,10 +62,10 @@ describe.skipIf(!haveChromium)('operator console', () => {
     };
     const state = (id: string, body: Record<string, unknown>) =>
       call(h.url, 'POST', `/v1/catalog/models/${id}/state`, { key: KEYS.ops, body });
-    await model('stable');
-    await model('candidate');
-    await state('stable', { state: 'Active' });
-    await state('candidate', { state: 'Active' });
+    for (const id of ['stable', 'candidate', 'baseline', 'challenger']) {
+      await model(id);
+      await state(id, { state: 'Active' });
+    }
     expect((await state('candidate', { state: 'Canary', canary_of: 'stable', percent: 20 })).status).toBe(
       200,
     );
@@ -165,6 +176,60 @@ describe.skipIf(!haveChromium)('operator console', () => {
       candidate: 'Active',
       stable: 'Deprecated',
     });
+    await page.context().close();
+  });
+
+  it('starts a canary from the catalog after a confirmation', async () => {
+    const page = await signIn(browser, h.url, KEYS.ops, 'catalog');
+    const row = page.locator('tr[data-model="challenger"]');
+    await row.getByLabel('of').selectOption('baseline');
+    await row.getByLabel('share %').fill('30');
+    await row.getByRole('button', { name: 'Start canary challenger' }).click();
+    await page
+      .getByRole('dialog', { name: 'Start canary challenger' })
+      .getByRole('button', { name: 'Start canary' })
+      .click();
+    await page.getByRole('status').getByText('challenger is now Canary of baseline (30%)').waitFor();
+    await row.locator('td.state').getByText('canary of baseline (30%)').waitFor();
+    const m = (await call(h.url, 'GET', '/v1/catalog/models/challenger', { key: KEYS.ops })).json as {
+      state: string;
+      canary_of?: string;
+      canary_percent?: number;
+    };
+    expect([m.state, m.canary_of, m.canary_percent]).toEqual(['Canary', 'baseline', 30]);
+    await page.context().close();
+  });
+
+  it('shows the hosts: the orchestrator host and each pool-managerd node with its state', async () => {
+    const reg = await call(h.url, 'POST', '/v1/nodes/register', {
+      headers: { authorization: `Bearer ${NODE_CREDENTIAL}` },
+      body: { node_id: 'gpu-node-1', pools: [] },
+    });
+    expect(reg.status).toBe(200);
+    const page = await signIn(browser, h.url, KEYS.ops);
+    const hosts = page.getByRole('region', { name: 'Hosts' });
+    await hosts.locator('tr[data-host="local"]').getByText('orchestrator host').waitFor();
+    await hosts.locator('tr[data-host="gpu-node-1"]').getByText('up', { exact: true }).waitFor();
+    await hosts.locator('tr[data-host="gpu-node-2"]').getByText('unseen', { exact: true }).waitFor();
+    await page.context().close();
+  });
+
+  it("lists the signed-in tenant's sessions and no other tenant's", async () => {
+    const mine = randomUUID();
+    const theirs = randomUUID();
+    for (const [key, session] of [
+      [KEYS.alice, mine],
+      [KEYS.bob, theirs],
+    ] as const) {
+      const body = task('slow', { engine: 'vllm', session_id: session, max_tokens: 2 });
+      expect((await call(h.url, 'POST', '/v1/tasks', { key, body })).status).toBe(202);
+    }
+    const page = await signIn(browser, h.url, KEYS.alice, 'sessions');
+    const region = page.getByRole('region', { name: 'Sessions' });
+    await region.getByRole('rowheader', { name: mine }).waitFor();
+    expect(await region.getByText(theirs).count()).toBe(0);
+    await page.getByLabel('Filter by session id').fill(mine.slice(0, 8));
+    await region.getByRole('rowheader', { name: mine }).waitFor();
     await page.context().close();
   });
 

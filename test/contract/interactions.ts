@@ -422,6 +422,34 @@ const dataPlane: Interaction[] = [
     },
   },
   {
+    state: 'a session with one finished turn',
+    params: { task_id: uuid(40), session_id: uuid(1040), model_ref: 'pact-sim' },
+    description: 'a listing of sessions',
+    request: get('/v1/sessions', A),
+    response: ok(200, {
+      sessions: M.eachLike({
+        session_id: M.string(uuid(1040)),
+        ttl_ms_remaining: M.integer(590_000),
+        turns: M.integer(1),
+        kv_bytes: M.integer(4096),
+        kv_warmth: M.boolean(true),
+        tokens_used: M.integer(12),
+        time_used_ms: M.integer(3),
+        cost_used: M.number(0),
+      }),
+    }),
+    run: async (c) => {
+      const { sessions } = await c.alice.listSessions();
+      expect(sessions.map((s) => s.session_id)).toContain(uuid(1040));
+    },
+  },
+  {
+    description: 'a listing of sessions with a limit out of range',
+    request: { ...get('/v1/sessions', A), query: { limit: '0' } },
+    response: envelope(400, 'INVALID_PARAMS', false),
+    run: async (c) => void (await fails(c.alice.listSessions({ limit: 0 }), 400, 'INVALID_PARAMS')),
+  },
+  {
     description: 'a read of an unknown session',
     request: get(`/v1/sessions/${uuid(1019)}`, A),
     response: envelope(404, 'NOT_FOUND', false),
@@ -585,6 +613,22 @@ function controlPlaneInteractions(): Interaction[] {
         }),
       }),
       run: async (c) => expect((await c.ops.replicaSets()).replica_sets.length).toBeGreaterThan(0),
+    },
+    {
+      state: 'the node is registered',
+      params: { node_id: 'pact-node' },
+      description: 'a list of nodes',
+      request: get('/v1/nodes', O),
+      response: ok(200, {
+        nodes: M.eachLike({
+          node_id: M.string('pact-node'),
+          state: M.string('up'),
+          pools: [],
+          gpus: M.integer(0),
+          gpu_stale: M.boolean(false),
+        }),
+      }),
+      run: async (c) => expect((await c.ops.listNodes()).nodes.map((n) => n.node_id)).toContain('pact-node'),
     },
     {
       state: 'the next request fails with an internal error',
@@ -923,6 +967,15 @@ function refusals(): Interaction[] {
       internal: true,
     },
     {
+      name: 'a listing of sessions',
+      request: (k) => get('/v1/sessions', k),
+      call: (c) => c.listSessions(),
+      client: 'alice',
+      unauthorized: 'anonymous',
+      forbidden: ['ops', 'a control-plane key'],
+      internal: true,
+    },
+    {
       name: 'a read of a session',
       request: (k) => get(`/v1/sessions/${session}`, k),
       call: (c) => c.getSession(session),
@@ -979,6 +1032,15 @@ function refusals(): Interaction[] {
       call: (c) => c.replicaSets(),
       client: 'ops',
       unauthorized: 'unknown',
+    },
+    {
+      name: 'a list of nodes',
+      request: (k) => get('/v1/nodes', k),
+      call: (c) => c.listNodes(),
+      client: 'ops',
+      unauthorized: 'unknown',
+      forbidden: ['alice', 'a data-plane key'],
+      internal: true,
     },
     {
       name: 'a read of the capabilities',

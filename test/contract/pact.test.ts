@@ -90,6 +90,8 @@ describe('provider: a real orchestrator honours every interaction', () => {
       // for the streams replayed in full.
       sse: { max_events_per_task: 16 },
       storage: { max_artifact_bytes: 4096 },
+      // One pool-managerd node, for the node list (it registers through a provider state).
+      nodes: [{ id: 'pact-node', sha256: sha256Hex('pact-node-credential') }],
       fairness: { tenants: [{ id: 'limited', rps: 0.001, burst: 1 }] },
       catalog: { trust_policy: 'permissive' },
       // One accepting plugin, for the reload interactions (a generous budget: it must never fall back).

@@ -10,11 +10,13 @@ import type {
   CatalogModel,
   CatalogModelList,
   ErrorEnvelope,
+  NodeList,
   OperationAccepted,
   PoolHealth,
   ReloadRequest,
   ReplicaSets,
   Session,
+  SessionList,
   StateRequest,
   TaskEvent,
   TaskList,
@@ -25,6 +27,7 @@ import type {
 export type {
   Artifact,
   CatalogModel,
+  NodeSummary,
   PoolHealth,
   ReplicaSet,
   Session,
@@ -81,6 +84,14 @@ export class Api {
   }
   async cancel(id: string): Promise<void> {
     await this.#send('POST', `/v1/tasks/${enc(id)}/cancel`);
+  }
+  /** The key's tenant's live sessions, most recently used first. */
+  sessions(limit = 100): Promise<SessionList> {
+    return this.#json('GET', `/v1/sessions${query({ limit })}`);
+  }
+  /** pool-managerd nodes (control keys). */
+  nodes(): Promise<NodeList> {
+    return this.#json('GET', '/v1/nodes');
   }
   session(id: string): Promise<Session> {
     return this.#json('GET', `/v1/sessions/${enc(id)}`);

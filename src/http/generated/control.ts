@@ -127,6 +127,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * pool-managerd nodes with their liveness and GPUs
+         * @description Every node this orchestrator accepts (`nodes:` credentials) and every node that registered:
+         *     `up` while its heartbeats arrive, `lost` once none came within the node timeout (its pools'
+         *     replicas are unready meanwhile), `unseen` before its first registration. An orchestrator
+         *     without nodes answers an empty list. The orchestrator's own host is not a node: its pools'
+         *     GPUs are in `GET /v1/pools/{id}/health`.
+         */
+        get: operations["listNodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/nodes/{id}/heartbeat": {
         parameters: {
             query?: never;
@@ -426,6 +450,9 @@ export interface components {
         };
         /** @enum {string} */
         LifecycleState: "Draft" | "Active" | "Canary" | "Deprecated" | "Retired";
+        NodeList: {
+            nodes: components["schemas"]["NodeSummary"][];
+        };
         NodeReport: {
             /** @description Whether `gpus` is current. */
             gpu_state?: {
@@ -475,6 +502,28 @@ export interface components {
                 id: string;
                 ok: boolean;
             }[];
+        };
+        NodeSummary: {
+            /** @description Why the reading is not current. */
+            gpu_error?: string;
+            /** @description When the reading shown was taken */
+            gpu_last_good_ms?: number;
+            /** @description The node's GPU reading is not current (its read failed */
+            gpu_stale: boolean;
+            /** @description GPUs in the node's last good nvidia-smi reading (0 before one arrived). */
+            gpus: number;
+            /** @description The last registration or heartbeat */
+            last_seen_ms?: number;
+            node_id: string;
+            /** @description The configured pools that run on this node (`pools[].hosts`). */
+            pools: string[];
+            /** @description Milliseconds since then. */
+            silent_ms?: number;
+            /**
+             * @description `up` while heartbeats arrive; `lost` after the node timeout without one; `unseen` before the first registration.
+             * @enum {string}
+             */
+            state: "up" | "lost" | "unseen";
         };
         /**
          * @example {
@@ -1009,6 +1058,30 @@ export interface operations {
             401: components["responses"]["Error"];
             403: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            500: components["responses"]["Error"];
+        };
+    };
+    listNodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The nodes, by id. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeList"];
+                };
+            };
+            401: components["responses"]["Error"];
+            403: components["responses"]["Error"];
             500: components["responses"]["Error"];
         };
     };

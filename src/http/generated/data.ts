@@ -24,6 +24,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the tenant's live sessions
+         * @description The live sessions of the key's tenant (never another tenant's), most recently used first:
+         *     the same fields as `GET /v1/sessions/{id}` for each. Read from memory: cheap enough to poll.
+         */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sessions/{id}": {
         parameters: {
             query?: never;
@@ -315,6 +336,9 @@ export interface components {
             tokens_used?: number;
             ttl_ms_remaining: number;
             turns: number;
+        };
+        SessionList: {
+            sessions: components["schemas"]["Session"][];
         };
         /**
          * @description `end` — exactly once on success or cancel, last. Embedding results carry `embeddings`
@@ -894,6 +918,37 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: {
+                /** @description The most sessions returned (most recently used first). */
+                limit?: number;
+            };
+            header?: {
+                /** @description Echoed on the response; generated when absent or malformed. */
+                "X-Correlation-Id"?: components["parameters"]["CorrelationId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions, most recently used first. */
+            200: {
+                headers: {
+                    "X-Correlation-Id": components["headers"]["X-Correlation-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
         };
     };
     getSession: {

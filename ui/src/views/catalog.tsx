@@ -57,6 +57,7 @@ export function Catalog({ api }: { api: Api }) {
                 verify={verify}
                 ask={ask}
                 api={api}
+                actives={models.filter((x) => x.state === 'Active' && x.id !== m.id).map((x) => x.id)}
               />
             ))}
           </tbody>
@@ -73,9 +74,24 @@ function ModelRow(props: {
   verification: string | undefined;
   verify: (id: string) => Promise<void>;
   ask: (title: string, body: string, confirm: string, run: () => Promise<string>) => void;
+  /** Active models this one could take a canary share of. */
+  actives: readonly string[];
 }) {
-  const { m, api, ask } = props;
+  const { m, api, ask, actives } = props;
   const [target, setTarget] = useState<State>('Active');
+  const [stable, setStable] = useState<string>('');
+  const [percent, setPercent] = useState(10);
+  const canaryOf = actives.includes(stable) ? stable : actives[0];
+  const startCanary = (of: string) =>
+    ask(
+      `Start canary ${m.id}`,
+      `${m.id} becomes a Canary of ${of} and takes ${percent}% of its new sessions (by session id); running sessions stay where they are.`,
+      'Start canary',
+      async () => {
+        const after = await api.setState(m.id, { state: 'Canary', canary_of: of, percent });
+        return `${m.id} is now ${after.state} of ${after.canary_of ?? of} (${after.canary_percent ?? percent}%)`;
+      },
+    );
   const h = m.history ?? [];
   const change = (to: State, title: string, body: string, confirm: string) =>
     ask(title, body, confirm, async () => {
@@ -120,68 +136,105 @@ function ModelRow(props: {
         </ol>
       </td>
       <td>
-        <div class="ops">
-          <button type="button" onClick={() => void props.verify(m.id)}>
-            Verify {m.id}
-          </button>
-          {m.state === 'Canary' ? (
-            <>
-              <button
-                type="button"
-                onClick={() =>
-                  change(
-                    'Active',
-                    `Promote canary ${m.id}`,
-                    `${m.id} becomes Active and takes every new session; ${m.canary_of ?? 'the model it canaries'} becomes Deprecated.`,
-                    'Promote',
-                  )
-                }
+        <div class="ops-stack">
+          <div class="ops">
+            <button type="button" onClick={() => void props.verify(m.id)}>
+              Verify {m.id}
+            </button>
+            {m.state === 'Canary' ? (
+              <>
+                <button
+                  type="button"
+                  onClick={() =>
+                    change(
+                      'Active',
+                      `Promote canary ${m.id}`,
+                      `${m.id} becomes Active and takes every new session; ${m.canary_of ?? 'the model it canaries'} becomes Deprecated.`,
+                      'Promote',
+                    )
+                  }
+                >
+                  Promote {m.id}
+                </button>
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() =>
+                    change(
+                      'Deprecated',
+                      `Roll back canary ${m.id}`,
+                      `${m.id} becomes Deprecated and takes no new sessions; ${m.canary_of ?? 'the stable model'} serves them all.`,
+                      'Roll back',
+                    )
+                  }
+                >
+                  Roll back {m.id}
+                </button>
+              </>
+            ) : null}
+          </div>
+          <div class="ops">
+            <label>
+              State
+              <select
+                value={target}
+                onChange={(e) => setTarget((e.target as HTMLSelectElement).value as State)}
               >
-                Promote {m.id}
-              </button>
-              <button
-                type="button"
-                class="danger"
-                onClick={() =>
-                  change(
-                    'Deprecated',
-                    `Roll back canary ${m.id}`,
-                    `${m.id} becomes Deprecated and takes no new sessions; ${m.canary_of ?? 'the stable model'} serves them all.`,
-                    'Roll back',
-                  )
-                }
-              >
-                Roll back {m.id}
-              </button>
-            </>
-          ) : null}
-          <label>
-            State
-            <select
-              value={target}
-              onChange={(e) => setTarget((e.target as HTMLSelectElement).value as State)}
+                {STATES.filter((s) => s !== 'Canary').map((s) => (
+                  <option key={s} value={s}>
+                    {s}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <button
+              type="button"
+              disabled={target === m.state}
+              onClick={() =>
+                change(
+                  target,
+                  `Set ${m.id} to ${target}`,
+                  `${m.id} goes from ${m.state} to ${target}.`,
+                  'Change state',
+                )
+              }
             >
-              {STATES.filter((s) => s !== 'Canary').map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button
-            type="button"
-            disabled={target === m.state}
-            onClick={() =>
-              change(
-                target,
-                `Set ${m.id} to ${target}`,
-                `${m.id} goes from ${m.state} to ${target}.`,
-                'Change state',
-              )
-            }
-          >
-            Apply to {m.id}
-          </button>
+              Apply to {m.id}
+            </button>
+          </div>
+          {m.state === 'Active' && canaryOf !== undefined ? (
+            <fieldset class="canary">
+              <legend>Canary</legend>
+              <label>
+                of{' '}
+                <select value={canaryOf} onChange={(e) => setStable((e.target as HTMLSelectElement).value)}>
+                  {actives.map((id) => (
+                    <option key={id} value={id}>
+                      {id}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              <label>
+                share %{' '}
+                <input
+                  type="number"
+                  min={0}
+                  max={100}
+                  step={1}
+                  value={percent}
+                  onInput={(e) => setPercent(Number((e.target as HTMLInputElement).value))}
+                />
+              </label>
+              <button
+                type="button"
+                disabled={!(percent >= 0 && percent <= 100)}
+                onClick={() => startCanary(canaryOf)}
+              >
+                Start canary {m.id}
+              </button>
+            </fieldset>
+          ) : null}
         </div>
       </td>
     </tr>

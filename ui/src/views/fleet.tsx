@@ -1,8 +1,9 @@
 /** Fleet: hosts, GPUs, pools with their replicas, and replica sets. */
 import { useEffect } from 'preact/hooks';
-import type { Api, PoolHealth } from '../api.js';
+import type { Api, NodeSummary, PoolHealth, ReplicaSet } from '../api.js';
 import { Chart } from '../chart.js';
 import { useFleet } from '../fleet-data.js';
+import { usePoll } from '../hooks.js';
 import { useMetrics } from '../metrics-history.js';
 import { sum } from '../prom.js';
 import { Badge, ErrorLine, Meter, Section, ago, bytes, ms, pct } from '../widgets.js';
@@ -21,6 +22,7 @@ function recordMemory(gpus: readonly { key: string; d: Device }[]): void {
 
 export function Fleet({ api }: { api: Api }) {
   const { data, error } = useFleet(api);
+  const nodes = usePoll(() => api.nodes(), 2_000);
   const metrics = useMetrics();
   useEffect(() => {
     if (data) recordMemory(gpusOf(data.pools));
@@ -29,24 +31,8 @@ export function Fleet({ api }: { api: Api }) {
   if (!data) return error ? <ErrorLine error={error} /> : <p>Loading the fleet…</p>;
   const { sets, pools } = data;
 
-  // Hosts: the nodes pools run on (pool-managerd), or this orchestrator's own host.
-  const hosts = new Map<string, { pools: Set<string>; ready: number; total: number }>();
-  for (const s of sets)
-    for (const m of s.members ?? []) {
-      const names = m.hosts !== undefined && m.hosts.length > 0 ? m.hosts : ['local'];
-      for (const h of names) {
-        const e = hosts.get(h) ?? { pools: new Set<string>(), ready: 0, total: 0 };
-        e.pools.add(m.pool_id);
-        hosts.set(h, e);
-      }
-    }
-  for (const p of pools)
-    for (const r of p.replicas ?? []) {
-      const e = hosts.get(r.host ?? 'local') ?? hosts.get('local');
-      if (!e) continue;
-      e.total++;
-      if (r.state === 'ready') e.ready++;
-    }
+  // Hosts: this orchestrator's own (its local pools), and every pool-managerd node it accepts.
+  const hosts = hostsOf(sets, pools, nodes.data?.nodes ?? []);
 
   const gpus = gpusOf(pools);
   const memKeys = gpus.map((g) => g.key);
@@ -55,7 +41,7 @@ export function Fleet({ api }: { api: Api }) {
     <div class="view">
       <ErrorLine error={error} />
       <div class="cards" aria-label="Fleet summary">
-        <Card label="Hosts" value={String(hosts.size)} />
+        <Card label="Hosts" value={String(hosts.length)} />
         <Card label="GPUs" value={String(gpus.length)} />
         <Card label="Pools ready" value={`${pools.filter((p) => p.ready).length} / ${pools.length}`} />
         <Card
@@ -66,23 +52,54 @@ export function Fleet({ api }: { api: Api }) {
       </div>
 
       <Section title="Hosts">
+        <ErrorLine error={nodes.error} />
         <table>
           <thead>
             <tr>
               <th scope="col">Host</th>
               <th scope="col">Kind</th>
+              <th scope="col">State</th>
+              <th scope="col">Last heartbeat</th>
               <th scope="col">Pools</th>
               <th scope="col">Replicas ready</th>
+              <th scope="col">GPUs</th>
             </tr>
           </thead>
           <tbody>
-            {[...hosts].map(([h, e]) => (
-              <tr key={h}>
-                <th scope="row">{h}</th>
-                <td>{h === 'local' ? 'orchestrator host' : 'pool-managerd node'}</td>
-                <td>{[...e.pools].join(', ')}</td>
+            {hosts.map((h) => (
+              <tr key={h.id} data-host={h.id}>
+                <th scope="row">{h.id}</th>
+                <td>{h.node ? 'pool-managerd node' : 'orchestrator host'}</td>
                 <td>
-                  {e.ready} / {e.total}
+                  {h.node ? (
+                    <Badge
+                      value={h.node.state}
+                      tone={h.node.state === 'up' ? 'ok' : h.node.state === 'lost' ? 'bad' : 'muted'}
+                    />
+                  ) : (
+                    <Badge value="up" tone="ok" />
+                  )}
+                </td>
+                <td>{h.node?.last_seen_ms === undefined ? '—' : ago(h.node.last_seen_ms)}</td>
+                <td>{h.pools.length === 0 ? <span class="muted">none</span> : h.pools.join(', ')}</td>
+                <td>
+                  {h.ready} / {h.total}
+                </td>
+                <td>
+                  {h.node === undefined ? (
+                    '—'
+                  ) : (
+                    <>
+                      {h.node.gpus}
+                      {h.node.gpu_stale ? (
+                        <>
+                          {' '}
+                          <Badge value="stale" tone="bad" />
+                          {h.node.gpu_error ? <div class="small">{h.node.gpu_error}</div> : null}
+                        </>
+                      ) : null}
+                    </>
+                  )}
                 </td>
               </tr>
             ))}
@@ -275,6 +292,45 @@ export function Fleet({ api }: { api: Api }) {
         </table>
       </Section>
     </div>
+  );
+}
+
+interface Host {
+  readonly id: string;
+  /** Absent for this orchestrator's own host. */
+  readonly node: NodeSummary | undefined;
+  readonly pools: string[];
+  ready: number;
+  total: number;
+}
+
+/** The local host (when a pool runs there) and every node, with their pools' replicas. */
+function hostsOf(
+  sets: readonly ReplicaSet[],
+  pools: readonly PoolHealth[],
+  nodes: readonly NodeSummary[],
+): Host[] {
+  const out = new Map<string, Host>();
+  const host = (id: string): Host => {
+    const h = out.get(id) ?? { id, node: nodes.find((n) => n.node_id === id), pools: [], ready: 0, total: 0 };
+    out.set(id, h);
+    return h;
+  };
+  for (const n of nodes) host(n.node_id);
+  for (const s of sets)
+    for (const m of s.members ?? []) {
+      const names = m.hosts !== undefined && m.hosts.length > 0 ? m.hosts : ['local'];
+      for (const h of names) if (!host(h).pools.includes(m.pool_id)) host(h).pools.push(m.pool_id);
+    }
+  for (const p of pools)
+    for (const r of p.replicas ?? []) {
+      const h = host(r.host ?? 'local');
+      h.total++;
+      if (r.state === 'ready') h.ready++;
+    }
+  // The orchestrator's own host first, then the nodes by id.
+  return [...out.values()].sort((a, b) =>
+    a.id === 'local' ? -1 : b.id === 'local' ? 1 : a.id.localeCompare(b.id),
   );
 }
 

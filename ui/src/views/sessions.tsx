@@ -1,64 +1,57 @@
 /**
- * Sessions of the signed-in tenant: the API reads a session by id, so the console lists those its
- * key's recent tasks name (and any id typed in); another tenant's sessions answer 404 and are not
- * shown.
+ * Sessions of the signed-in tenant (`GET /v1/sessions`): the API lists only the key's own tenant's
+ * sessions, so another tenant's never appear. A control key has no data-plane sessions: the view
+ * says so instead of an error.
  */
 import { useState } from 'preact/hooks';
-import { ApiError, type Api, type Session } from '../api.js';
+import { ApiError, type Api } from '../api.js';
 import { usePoll } from '../hooks.js';
 import { ErrorLine, Section, bytes, ms } from '../widgets.js';
 
+const PAGE = 25;
+
 export function Sessions({ api }: { api: Api }) {
-  const [extra, setExtra] = useState<string[]>([]);
-  const [typed, setTyped] = useState('');
-  const { data, error } = usePoll(
-    async () => {
-      // Sessions that ran something first: a queued first turn has nothing to show yet.
-      const [running, ended, queued] = await Promise.all(
-        (['running', 'ended', 'queued'] as const).map((state) => api.listTasks({ state, limit: 200 })),
-      );
-      const named = [...running!.tasks, ...ended!.tasks, ...queued!.tasks].map((t) => t.session_id);
-      const ids = [...new Set([...extra, ...named])].slice(0, 40);
-      const found = await Promise.all(
-        ids.map((id) =>
-          api.session(id).catch((err: unknown) => {
-            if (err instanceof ApiError && (err.status === 404 || err.status === 403)) return undefined;
-            throw err;
-          }),
-        ),
-      );
-      return found
-        .filter((s): s is Session => s !== undefined)
-        .sort((a, b) => b.turns - a.turns || (b.tokens_used ?? 0) - (a.tokens_used ?? 0))
-        .slice(0, 25);
-    },
-    3_000,
-    [extra.join(',')],
-  );
+  const [filter, setFilter] = useState('');
+  const [all, setAll] = useState(false);
+  const { data, error } = usePoll(async () => {
+    try {
+      return { sessions: (await api.sessions(200)).sessions, dataScope: true };
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 403) return { sessions: [], dataScope: false };
+      throw err;
+    }
+  }, 3_000);
+  const matching = (data?.sessions ?? []).filter((s) => s.session_id.includes(filter.trim()));
+  // A page a person can read: the most recent first, the rest on request.
+  const shown = all ? matching : matching.slice(0, PAGE);
   return (
     <div class="view">
       <Section title="Sessions">
-        <form
-          class="toolbar"
-          onSubmit={(e) => {
-            e.preventDefault();
-            if (typed.trim() !== '') setExtra((x) => [typed.trim(), ...x]);
-            setTyped('');
-          }}
-        >
+        <div class="toolbar">
           <label>
-            Session id{' '}
+            Filter by session id{' '}
             <input
-              type="text"
-              value={typed}
-              onInput={(e) => setTyped((e.target as HTMLInputElement).value)}
+              type="search"
+              value={filter}
+              onInput={(e) => setFilter((e.target as HTMLInputElement).value)}
             />
           </label>
-          <button type="submit">Look up</button>
-        </form>
+          {data ? (
+            <span class="muted" aria-live="polite">
+              {matching.length} of {data.sessions.length} live sessions
+              {shown.length < matching.length ? `, the ${shown.length} most recent shown` : ''}
+            </span>
+          ) : null}
+        </div>
         <ErrorLine error={error} />
-        {data && data.length === 0 ? (
-          <p class="muted">No sessions of this tenant among its recent tasks.</p>
+        {data && !data.dataScope ? (
+          <p class="muted">
+            Sessions belong to data-plane tenants: sign in with a data key to see its sessions.
+          </p>
+        ) : data && shown.length === 0 ? (
+          <p class="muted">
+            {filter.trim() === '' ? 'This tenant has no live sessions.' : 'No session id matches.'}
+          </p>
         ) : (
           <table>
             <thead>
@@ -72,7 +65,7 @@ export function Sessions({ api }: { api: Api }) {
               </tr>
             </thead>
             <tbody>
-              {(data ?? []).map((s) => (
+              {shown.map((s) => (
                 <tr key={s.session_id}>
                   <th scope="row" class="mono">
                     {s.session_id}
@@ -104,6 +97,11 @@ export function Sessions({ api }: { api: Api }) {
             </tbody>
           </table>
         )}
+        {shown.length < matching.length ? (
+          <button type="button" onClick={() => setAll(true)}>
+            Show all {matching.length} sessions
+          </button>
+        ) : null}
       </Section>
     </div>
   );
