@@ -506,13 +506,13 @@ export interface components {
         NodeSummary: {
             /** @description Why the reading is not current. */
             gpu_error?: string;
-            /** @description When the reading shown was taken */
+            /** @description When the reading shown was taken, epoch ms. */
             gpu_last_good_ms?: number;
-            /** @description The node's GPU reading is not current (its read failed */
+            /** @description The node's GPU reading is not current (its read failed, or the node is lost). */
             gpu_stale: boolean;
             /** @description GPUs in the node's last good nvidia-smi reading (0 before one arrived). */
             gpus: number;
-            /** @description The last registration or heartbeat */
+            /** @description The last registration or heartbeat, epoch ms (absent while unseen). */
             last_seen_ms?: number;
             node_id: string;
             /** @description The configured pools that run on this node (`pools[].hosts`). */
