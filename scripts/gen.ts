@@ -1,6 +1,7 @@
 /**
  * Regenerates every derived file (TypeScript types from the OpenAPI documents, the config JSON
- * Schema from the config types). `--check` fails when a committed file is stale.
+ * Schema from the config types, the plugin SDK's snapshot classes from the plugin contracts).
+ * `--check` fails when a committed file is stale.
  */
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { generateOpenApiTypes } from './gen-openapi.js';
 import { generateConfigSchema } from './gen-config-schema.js';
 import { generateMetricsContract } from './gen-metrics-contract.js';
+import { generatePluginSdk } from './gen-plugin-sdk.js';
 
 export interface GeneratedFile {
   /** Path relative to the repository root. */
@@ -22,6 +24,7 @@ const files: GeneratedFile[] = [
   ...(await generateOpenApiTypes(root)),
   ...(await generateConfigSchema(root)),
   ...(await generateMetricsContract(root)),
+  ...(await generatePluginSdk(root)),
 ];
 let stale = 0;
 for (const f of files) {

@@ -26,6 +26,7 @@ import { createHttpServer } from './http/server.js';
 import { OrchMetrics } from './metrics/metrics.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
 import { PluginHost } from './plugins/plugin-host.js';
+import { ToolProxy } from './tools/tool-proxy.js';
 import type { PoolSupervisor } from './pool/replica.js';
 import { configSecrets } from './util/redact.js';
 import { createLogger, type Logger } from './util/logger.js';
@@ -99,6 +100,8 @@ export async function startOrchestrator(
   // First after the store (plugins may be loaded by digest from its artifact registry): a refused
   // plugin (digest, trust, manifest, memory cap, params) stops the start with its reason.
   let plugins: PluginHost | undefined;
+  // One proxy for clients and plugins: a plugin granted a tenant's tools spends that tenant's rate.
+  const tools = new ToolProxy({ config, metrics, logger });
   try {
     plugins =
       config.plugins.length > 0
@@ -112,6 +115,8 @@ export async function startOrchestrator(
               verifier: await ArtifactVerifier.load(config.catalog.trustRoots),
             },
             artifacts: (tenant, id) => artifacts.get(tenant, id),
+            tools,
+            now: () => (opts.clock ?? systemClock).now(),
           })
         : undefined;
   } catch (err) {
@@ -236,6 +241,7 @@ export async function startOrchestrator(
     nodes,
     artifacts,
     catalog,
+    tools,
     ...(plugins ? { plugins } : {}),
   });
   try {

@@ -2,6 +2,7 @@
 export * from './json';
 export * from './admission';
 export * from './placement';
+export * from './tools';
 export * from './time';
 export * from './redact';
 export {

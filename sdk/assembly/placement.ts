@@ -1,29 +1,24 @@
-/* eslint-disable @typescript-eslint/no-unnecessary-type-assertion -- AssemblyScript: <i32>, <i64>, <f64> and <usize> are value conversions, not type assertions */
 /**
- * The placement hook's snapshot and decision (ABI v1), mirroring
- * contracts/plugins/placement-snapshot.schema.json and placement-decision.schema.json.
+ * The placement hook (ABI v1). The snapshot's classes are generated from
+ * contracts/plugins/placement-snapshot.schema.json (sdk/assembly/generated/, `npm run gen`), the
+ * decision's values from placement-decision.schema.json; this file adds the methods and the
+ * decision builders.
  */
-import { PluginInfo, TaskInfo } from './admission';
-import { JsonArray, JsonBool, JsonNumber, JsonObject, JsonString, formatNumber, quote } from './json';
+import { JsonObject, formatNumber, quote } from './json';
+import { PlacementDecisionKind } from './generated/placement-decision';
+import { PlacementSnapshotFields, ReplicaInfoFields } from './generated/placement-snapshot';
+import { ToolRequest, ToolResult, addToolRequest, toolRequestsJson, toolResult } from './tools';
+
+export { PlacementSnapshotFields, ReplicaInfoFields, TenantRef } from './generated/placement-snapshot';
+export { PlacementDecisionKind } from './generated/placement-decision';
 
 /** One replica of the task's replica set. */
-export class ReplicaInfo {
-  /** `<pool>-r<n>`, unique in the fleet. */
-  id: string = '';
-  pool_id: string = '';
-  /** `local`, or the pool-managerd node it runs on. */
-  host: string = '';
-  /** Takes work now; a task placed only on replicas that are not ready waits for them. */
-  ready: bool = false;
-  slots_total: f64 = 0;
-  in_flight: f64 = 0;
-  /** Tasks queued in its pool. */
-  queue_depth: f64 = 0;
-  /** GPUs as configured: an index such as `0`, or a UUID such as `GPU-…`; empty on CPU. */
-  devices: string[] = [];
-  topology_cost: f64 = 0;
-  /** The task's session ran its last turn here (its KV is warm). */
-  session: bool = false;
+export class ReplicaInfo extends ReplicaInfoFields {
+  static fromJson(o: JsonObject): ReplicaInfo {
+    const r = new ReplicaInfo();
+    r.readJson(o);
+    return r;
+  }
 
   /** Whether the replica runs on GPU `device` (as written in the configuration). */
   onDevice(device: string): bool {
@@ -31,94 +26,40 @@ export class ReplicaInfo {
   }
 }
 
-export class TenantRef {
-  id: string = '';
-}
-
-export class PlacementSnapshot {
-  abi: i32 = 1;
-  hook: string = 'placement';
-  now_ms: f64 = 0;
-  plugin: PluginInfo = new PluginInfo();
-  params: JsonObject = new JsonObject();
-  task: TaskInfo = new TaskInfo();
-  tenant: TenantRef = new TenantRef();
-  /** Every replica of the replica set, across its pools and hosts, in configuration order. */
-  replicas: ReplicaInfo[] = [];
-
+export class PlacementSnapshot extends PlacementSnapshotFields {
   static fromJson(o: JsonObject): PlacementSnapshot {
     const s = new PlacementSnapshot();
-    s.abi = <i32>o.getNumber('abi', 1);
-    s.hook = o.getString('hook');
-    s.now_ms = o.getNumber('now_ms');
-    const p = o.getObject('plugin');
-    s.plugin.id = p.getString('id');
-    s.plugin.version = p.getString('version');
-    s.params = o.getObject('params');
-    s.task = TaskInfo.fromJson(o.getObject('task'));
-    s.tenant.id = o.getObject('tenant').getString('id');
-    const items = o.getArray('replicas').items;
-    for (let i = 0; i < items.length; i++) {
-      const ro = items[i].asObject();
-      if (ro == null) continue;
-      const r = new ReplicaInfo();
-      r.id = ro.getString('id');
-      r.pool_id = ro.getString('pool_id');
-      r.host = ro.getString('host');
-      r.ready = ro.getBool('ready');
-      r.slots_total = ro.getNumber('slots_total');
-      r.in_flight = ro.getNumber('in_flight');
-      r.queue_depth = ro.getNumber('queue_depth');
-      r.devices = ro.getStrings('devices');
-      r.topology_cost = ro.getNumber('topology_cost');
-      r.session = ro.getBool('session');
-      s.replicas.push(r);
-    }
+    s.readJson(o);
     return s;
   }
 
-  /** The snapshot as JSON again (every field of the schema). */
-  toJson(): JsonObject {
-    const str = (v: string): JsonString => new JsonString(v);
-    const num = (v: f64): JsonNumber => new JsonNumber(v);
-    const replicas = new JsonArray();
-    for (let i = 0; i < this.replicas.length; i++) {
-      const r = this.replicas[i];
-      const devices = new JsonArray();
-      for (let j = 0; j < r.devices.length; j++) devices.items.push(str(r.devices[j]));
-      replicas.items.push(
-        new JsonObject()
-          .set('id', str(r.id))
-          .set('pool_id', str(r.pool_id))
-          .set('host', str(r.host))
-          .set('ready', new JsonBool(r.ready))
-          .set('slots_total', num(r.slots_total))
-          .set('in_flight', num(r.in_flight))
-          .set('queue_depth', num(r.queue_depth))
-          .set('devices', devices)
-          .set('topology_cost', num(r.topology_cost))
-          .set('session', new JsonBool(r.session)),
-      );
-    }
-    return new JsonObject()
-      .set('abi', num(<f64>this.abi))
-      .set('hook', str(this.hook))
-      .set('now_ms', num(this.now_ms))
-      .set('plugin', new JsonObject().set('id', str(this.plugin.id)).set('version', str(this.plugin.version)))
-      .set('params', this.params)
-      .set('task', this.task.toJson())
-      .set('tenant', new JsonObject().set('id', str(this.tenant.id)))
-      .set('replicas', replicas);
+  /** The result of the tool request `id`, or null while there is none. */
+  tool(id: string): ToolResult | null {
+    return toolResult(this.tools, id);
   }
 }
 
 export class PlacementDecision {
-  decision: string = 'default';
+  decision: string = PlacementDecisionKind.DEFAULT;
   /** Whether `allowed` filters (an empty filter: no replica may run the task). */
   filtered: bool = false;
   allowed: string[] = [];
   scoreIds: string[] = [];
   scoreValues: f64[] = [];
+  /** Host tools to run after this decision applies (granted plugins only). */
+  tools: ToolRequest[] = [];
+
+  /** Asks the host to fetch `url` (GET); its result appears as `tools.<id>` in later snapshots. */
+  requestFetch(id: string, url: string): PlacementDecision {
+    addToolRequest(this.tools, ToolRequest.fetch(id, url));
+    return this;
+  }
+
+  /** Asks the host to search for `query`; its result appears as `tools.<id>` in later snapshots. */
+  requestSearch(id: string, query: string, maxResults: i32 = 0): PlacementDecision {
+    addToolRequest(this.tools, ToolRequest.search(id, query, maxResults));
+    return this;
+  }
 
   /** The built-in placement decides (load, session affinity, topology). */
   static builtIn(): PlacementDecision {
@@ -131,7 +72,7 @@ export class PlacementDecision {
    */
   static only(replicaIds: string[]): PlacementDecision {
     const d = new PlacementDecision();
-    d.decision = 'place';
+    d.decision = PlacementDecisionKind.PLACE;
     d.filtered = true;
     d.allowed = replicaIds;
     return d;
@@ -140,13 +81,13 @@ export class PlacementDecision {
   /** Ranks replicas: among those with a free slot, the highest score wins; unnamed ones score 0. */
   static prefer(replicaId: string, score: f64): PlacementDecision {
     const d = new PlacementDecision();
-    d.decision = 'place';
+    d.decision = PlacementDecisionKind.PLACE;
     return d.score(replicaId, score);
   }
 
   /** Adds (or replaces) one replica's score. */
   score(replicaId: string, score: f64): PlacementDecision {
-    this.decision = 'place';
+    this.decision = PlacementDecisionKind.PLACE;
     const at = this.scoreIds.indexOf(replicaId);
     if (at >= 0) this.scoreValues[at] = score;
     else {
@@ -158,7 +99,7 @@ export class PlacementDecision {
 
   toJson(): string {
     let out = '{"decision":' + quote(this.decision);
-    if (this.decision == 'place') {
+    if (this.decision == PlacementDecisionKind.PLACE) {
       if (this.filtered) {
         out += ',"allow":[';
         for (let i = 0; i < this.allowed.length; i++) out += (i > 0 ? ',' : '') + quote(this.allowed[i]);
@@ -171,6 +112,6 @@ export class PlacementDecision {
         out += '}';
       }
     }
-    return out + '}';
+    return out + toolRequestsJson(this.tools) + '}';
   }
 }

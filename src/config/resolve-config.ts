@@ -138,7 +138,7 @@ export function resolveConfig(raw: RawConfig, opts: ResolveOptions = {}): Resolv
     problems.push(`LLORCH_LLAMA_BUILD: '${llamaBuildEnv}' is not a llama-server build (cpu, cuda or auto)`);
 
   const tools = resolveToolsConfig(raw.tools, problems);
-  const plugins = resolvePlugins(raw.plugins, toPath, problems);
+  const plugins = resolvePlugins(raw.plugins, toPath, problems, tools);
 
   if (problems.length > 0) throw new ConfigError(problems);
 

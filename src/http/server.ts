@@ -52,6 +52,8 @@ export interface HttpServerOptions {
   readonly nodes?: NodeRegistry;
   /** Policy plugins (SPEC §10); absent: none configured. */
   readonly plugins?: PluginHost;
+  /** The tool proxy, when shared with the plugins; absent: one of its own. */
+  readonly tools?: ToolProxy;
   readonly logger: Logger;
 }
 
@@ -207,7 +209,7 @@ export async function createHttpServer(opts: HttpServerOptions): Promise<Fastify
     document: docs.data,
   });
   registerTaskListRoutes(app, { orchestrator: opts.orchestrator, auth, document: docs.data });
-  const tools = new ToolProxy({ config, metrics: opts.metrics, logger });
+  const tools = opts.tools ?? new ToolProxy({ config, metrics: opts.metrics, logger });
   registerToolRoutes(app, { tools, auth });
   if (opts.catalog)
     registerCatalogRoutes(app, {

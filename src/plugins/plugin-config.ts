@@ -5,10 +5,15 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { PRIORITIES, type Priority } from '../domain/types.js';
+import type { ResolvedToolsConfig } from '../tools/tools-config.js';
 
 /** Hooks a plugin may serve in ABI v1. */
 export const PLUGIN_HOOKS = ['admission', 'placement'] as const;
 export type PluginHook = (typeof PLUGIN_HOOKS)[number];
+
+/** Host tools a plugin may be granted (`plugins[].tools.allow`). */
+export const PLUGIN_TOOLS = ['fetch', 'search'] as const;
+export type PluginTool = (typeof PLUGIN_TOOLS)[number];
 
 export const PLUGIN_DEFAULTS = {
   budgetMs: 1,
@@ -16,6 +21,7 @@ export const PLUGIN_DEFAULTS = {
   quarantineAfter: 5,
   weightMin: 0.5,
   weightMax: 2,
+  toolsTtlMs: 300_000,
 } as const;
 
 export const PluginSchema = Type.Object(
@@ -122,6 +128,47 @@ export const PluginSchema = Type.Object(
         { additionalProperties: false, description: 'What an admission adjustment may change.' },
       ),
     ),
+    tools: Type.Optional(
+      Type.Object(
+        {
+          tenant: Type.String({
+            minLength: 1,
+            description:
+              "The tenant whose tool policy (`tools.tenants[]`, enabled) applies to this plugin's calls, and whose rate bound they spend.",
+          }),
+          allow: Type.Array(
+            Type.Unsafe<PluginTool>({ type: 'string', enum: [...PLUGIN_TOOLS], description: 'A host tool.' }),
+            {
+              minItems: 1,
+              uniqueItems: true,
+              description:
+                'Tools its decisions may ask for; a decision asking for another is malformed (the built-in policy decides).',
+            },
+          ),
+          max_per_minute: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              description:
+                "Most tool calls this plugin makes in any minute, beyond the tenant's own rate bound; a request over it gets a `rate_limited` error result. Default: only the tenant's bound.",
+            }),
+          ),
+          ttl_ms: Type.Optional(
+            Type.Integer({
+              minimum: 1,
+              maximum: 86_400_000,
+              description:
+                'How long a result (or error) is kept and passed in snapshots; a request with the same id is not run again until it expires.',
+              default: PLUGIN_DEFAULTS.toolsTtlMs,
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Host tools this plugin's decisions may ask for (docs/plugins.md, Host tools): run after the decision applies, through the tool proxy, results in later snapshots.",
+        },
+      ),
+    ),
   },
   { additionalProperties: false, description: 'A WebAssembly policy plugin (SPEC §10).' },
 );
@@ -138,6 +185,14 @@ export type PluginSource =
   | { readonly kind: 'file'; readonly path: string }
   | { readonly kind: 'artifact'; readonly id: string; readonly tenant: string };
 
+/** The host tools granted to a plugin (`plugins[].tools`), defaults applied. */
+export interface PluginToolGrant {
+  readonly tenant: string;
+  readonly allow: readonly PluginTool[];
+  readonly maxPerMinute: number | undefined;
+  readonly ttlMs: number;
+}
+
 /** One configured plugin, defaults applied and its path absolute. */
 export interface ResolvedPlugin {
   readonly id: string;
@@ -153,13 +208,19 @@ export interface ResolvedPlugin {
     readonly weightMin: number;
     readonly weightMax: number;
   };
+  /** Undefined: the plugin may ask for no host tool. */
+  readonly tools?: PluginToolGrant;
 }
 
-/** Resolves `plugins:`, pushing cross-field problems (with their path) onto `problems`. */
+/**
+ * Resolves `plugins:`, pushing cross-field problems (with their path) onto `problems`; a tools
+ * grant is checked against `tools` (the resolved `tools:` section).
+ */
 export function resolvePlugins(
   raw: readonly RawPlugin[] | undefined,
   toPath: (p: string) => string,
   problems: string[],
+  tools?: ResolvedToolsConfig,
 ): ResolvedPlugin[] {
   const seen = new Set<string>();
   return (raw ?? []).map((p, i) => {
@@ -184,6 +245,33 @@ export function resolvePlugins(
       memoryMaxBytes: p.memory_max_bytes ?? PLUGIN_DEFAULTS.memoryMaxBytes,
       quarantineAfter: p.quarantine_after ?? PLUGIN_DEFAULTS.quarantineAfter,
       bounds: { priorities: [...(p.bounds?.priorities ?? PRIORITIES)], weightMin, weightMax },
+      ...(p.tools === undefined
+        ? {}
+        : { tools: resolveGrant(p.tools, `plugins[${i}].tools`, tools, problems) }),
     };
   });
+}
+
+function resolveGrant(
+  raw: NonNullable<RawPlugin['tools']>,
+  at: string,
+  tools: ResolvedToolsConfig | undefined,
+  problems: string[],
+): PluginToolGrant {
+  // Only an explicit tenant entry: the defaults are for clients, not a grant to a plugin.
+  const policy = tools?.tenants.get(raw.tenant);
+  if (policy === undefined)
+    problems.push(`${at}.tenant: tenant '${raw.tenant}' has no tool policy (add it to tools.tenants)`);
+  else if (!policy.enabled)
+    problems.push(
+      `${at}.tenant: the tool proxy is disabled for tenant '${raw.tenant}' (tools.tenants[].enabled)`,
+    );
+  if (raw.allow.includes('search') && tools?.search === undefined)
+    problems.push(`${at}.allow: 'search' needs a search provider (tools.search)`);
+  return {
+    tenant: raw.tenant,
+    allow: [...raw.allow],
+    maxPerMinute: raw.max_per_minute,
+    ttlMs: raw.ttl_ms ?? PLUGIN_DEFAULTS.toolsTtlMs,
+  };
 }

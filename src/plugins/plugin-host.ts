@@ -8,6 +8,7 @@ import { Ajv } from 'ajv';
 import type { TaskPlacement } from '../domain/task.js';
 import type { Engine, Priority } from '../domain/types.js';
 import { OrchError } from '../errors/orch-error.js';
+import { ERROR_CODES } from '../errors/codes.js';
 import type { OrchMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../util/logger.js';
 import type { PluginHook, ResolvedPlugin } from './plugin-config.js';
@@ -22,6 +23,10 @@ import {
   trustProblem,
 } from './plugin-loader.js';
 import { type FallbackReason, PluginRuntime, type PluginState } from './plugin-runtime.js';
+import { type PluginToolProxy, PluginTools, type ToolRequest, toolGrantProblem } from './plugin-tools.js';
+
+/** The wait a plugin's 429 refusal names when its decision gives no `retry_after_ms`. */
+const DEFAULT_REFUSAL_RETRY_MS = 1_000;
 
 /** What admission asks the plugins about (step 5b of `admit()`). */
 export interface AdmissionQuery {
@@ -170,6 +175,10 @@ export interface PluginHostOptions {
   readonly trust?: PluginTrust;
   /** The artifact registry, for plugins loaded by digest (`plugins[].artifact`). */
   readonly artifacts?: ArtifactSource;
+  /** The tool proxy that runs the tool requests of plugins granted tools (`plugins[].tools`). */
+  readonly tools?: PluginToolProxy;
+  /** The orchestrator's clock (Unix epoch ms) for tool results' `at_ms`; default `Date.now`. */
+  readonly now?: () => number;
 }
 
 /**
@@ -192,12 +201,33 @@ export class PluginHost implements AdmissionPolicy {
   /** Replaced versions still finishing their calls; close() waits for them. */
   readonly #retiring = new Set<Promise<unknown>>();
   readonly #window = new TenantWindow();
+  /** Tool runners and results by plugin id: they outlive reloads (a reload keeps the grant). */
+  readonly #tools = new Map<string, PluginTools>();
 
   private constructor(o: PluginHostOptions, runtimes: PluginRuntime[]) {
     this.#o = o;
     this.#runtimes = runtimes;
     this.#configs = runtimes.map((r) => r.plugin.config);
     for (const r of runtimes) this.#watch(r);
+    const proxy = o.tools;
+    for (const cfg of this.#configs)
+      if (cfg.tools !== undefined && proxy !== undefined)
+        this.#tools.set(
+          cfg.id,
+          new PluginTools({
+            pluginId: cfg.id,
+            grant: cfg.tools,
+            proxy,
+            logger: o.logger,
+            now: o.now ?? (() => Date.now()),
+          }),
+        );
+  }
+
+  /** The `tools` member of a snapshot for plugin `id`: present only for a plugin granted tools. */
+  #toolResults(id: string, nowMs: number): { tools?: Record<string, unknown> } {
+    const t = this.#tools.get(id);
+    return t === undefined ? {} : { tools: t.results(nowMs) };
   }
 
   #watch(r: PluginRuntime): void {
@@ -214,6 +244,9 @@ export class PluginHost implements AdmissionPolicy {
 
   /** Loads and starts every configured plugin; throws {@link PluginLoadError} naming the first refused one. */
   static async load(o: PluginHostOptions): Promise<PluginHost> {
+    const granted = o.plugins.findIndex((p) => p.tools !== undefined);
+    if (granted >= 0 && o.tools === undefined)
+      throw new PluginLoadError(`plugins[${granted}].tools: no tool proxy runs in this process`);
     const runtimes: PluginRuntime[] = [];
     try {
       for (const [i, cfg] of o.plugins.entries()) runtimes.push(await PluginHost.#start(o, cfg, i));
@@ -387,7 +420,12 @@ export class PluginHost implements AdmissionPolicy {
         throw new OrchError(decision.code, `plugin '${r.id}': ${decision.message}`, {
           engine: q.pool.engine,
           poolId: q.pool.id,
-          ...(decision.retry_after_ms === undefined ? {} : { retryAfterMs: decision.retry_after_ms }),
+          // A 429 promises Retry-After (data.yaml): a plugin that names no wait gets the host's.
+          ...(decision.retry_after_ms !== undefined
+            ? { retryAfterMs: decision.retry_after_ms }
+            : ERROR_CODES[decision.code].httpStatus === 429
+              ? { retryAfterMs: DEFAULT_REFUSAL_RETRY_MS }
+              : {}),
         });
       adjustment = {
         ...adjustment,
@@ -409,6 +447,7 @@ export class PluginHost implements AdmissionPolicy {
         params: r.plugin.config.params,
         task: taskSnapshot(q.task),
         tenant: { id: q.tenant },
+        ...this.#toolResults(r.id, q.nowMs),
         replicas: q.replicas.map((c) => ({
           id: c.id,
           pool_id: c.poolId,
@@ -444,7 +483,11 @@ export class PluginHost implements AdmissionPolicy {
 
   async close(): Promise<void> {
     await this.#reloads;
-    await Promise.all([...this.#retiring, ...this.#runtimes.map((r) => r.close())]);
+    await Promise.all([
+      ...this.#retiring,
+      ...this.#runtimes.map((r) => r.close()),
+      ...[...this.#tools.values()].map((t) => t.close()),
+    ]);
   }
 
   /** One admission call; undefined: the built-in policy decides (fallback or skipped). */
@@ -470,6 +513,7 @@ export class PluginHost implements AdmissionPolicy {
         weight_min: cfg.bounds.weightMin,
         weight_max: cfg.bounds.weightMax,
       },
+      ...this.#toolResults(r.id, q.nowMs),
     };
     const called = await this.#call<Decision>(r, 'admission', snapshot, q, (v) => admissionProblem(v, cfg));
     const d = called?.decision;
@@ -507,12 +551,19 @@ export class PluginHost implements AdmissionPolicy {
     } catch {
       decision = undefined;
     }
-    const problem = decision === undefined ? 'the decision is not JSON' : problemOf(decision);
+    const requests = (decision as { tools?: ToolRequest[] } | undefined)?.tools;
+    const problem =
+      decision === undefined
+        ? 'the decision is not JSON'
+        : (problemOf(decision) ?? toolGrantProblem(r.id, r.plugin.config.tools, requests));
     if (problem !== undefined) {
       r.malformed();
       return this.#fallback(r, hook, q, 'malformed', problem);
     }
     r.succeeded();
+    // After the decision is known good and before it applies: the calls run on their own.
+    if (requests !== undefined && requests.length > 0)
+      this.#tools.get(r.id)?.request(requests, q.task.taskId);
     this.#o.metrics.inc('plugin_calls_total', { ...labels, result: 'ok' });
     return { decision: decision as D, latencyMs: outcome.latencyMs };
   }

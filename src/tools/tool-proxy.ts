@@ -93,13 +93,22 @@ export class ToolProxy {
     this.#now = o.now ?? (() => performance.now());
   }
 
-  /** `POST /v1/tools/fetch`: the tenant's policy applied to one GET or HEAD. */
-  async fetch(tenant: string, body: unknown, correlationId: string): Promise<ToolFetchResult> {
+  /**
+   * `POST /v1/tools/fetch`: the tenant's policy applied to one GET or HEAD. `audit` adds fields
+   * to the audit line (a plugin's calls name the plugin).
+   */
+  async fetch(
+    tenant: string,
+    body: unknown,
+    correlationId: string,
+    audit: Readonly<Record<string, string>> = {},
+  ): Promise<ToolFetchResult> {
     let url: string | undefined;
     return this.#audited(
       'fetch',
       tenant,
       correlationId,
+      audit,
       () => url,
       async (policy, redactor) => {
         const req = this.#fetchRequest(body);
@@ -121,12 +130,18 @@ export class ToolProxy {
   }
 
   /** `POST /v1/tools/search`: the query through the configured provider, results redacted. */
-  async search(tenant: string, body: unknown, correlationId: string): Promise<ToolSearchResult> {
+  async search(
+    tenant: string,
+    body: unknown,
+    correlationId: string,
+    audit: Readonly<Record<string, string>> = {},
+  ): Promise<ToolSearchResult> {
     let url: string | undefined;
     return this.#audited(
       'search',
       tenant,
       correlationId,
+      audit,
       () => url,
       async (policy, redactor) => {
         const { query, maxResults } = searchRequest(body);
@@ -210,6 +225,7 @@ export class ToolProxy {
     tool: 'fetch' | 'search',
     tenant: string,
     correlationId: string,
+    audit: Readonly<Record<string, string>>,
     urlOf: () => string | undefined,
     run: (policy: ToolPolicy, redactor: Redactor) => Promise<{ value: T; outcome: Outcome }>,
   ): Promise<T> {
@@ -239,6 +255,7 @@ export class ToolProxy {
         {
           event: 'tool.call',
           correlation_id: correlationId,
+          ...audit,
           tool,
           tenant,
           url: url === undefined ? undefined : redactor.scrub(url),

@@ -127,6 +127,29 @@ describe('decisions reach the client', () => {
   });
 });
 
+describe('a refusal without retry_after_ms', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    const refuse = await writeFixture('gate-no-retry', {
+      decision: '{"decision":"refuse","code":"ADMISSION_REJECT","message":"closed"}',
+    });
+    h = await startHarness({
+      auth,
+      pools: [pool()],
+      plugins: [{ id: 'gate-no-retry', path: refuse, hooks: ['admission'], budget_ms: 200 }],
+    });
+  });
+  afterAll(async () => h?.close());
+
+  it('still carries the Retry-After a 429 promises (the host default, 1 s)', async () => {
+    // `call` checks the answer against data.yaml, whose 429 requires Retry-After.
+    const r = await call(h.url, 'POST', '/v1/tasks', { key: KEYS.alice, body: task('p0') });
+    expect(r.status).toBe(429);
+    expect(r.headers.get('retry-after')).toBe('1');
+    expect(r.json).toMatchObject({ code: 'ADMISSION_REJECT', retry_after_ms: 1000 });
+  });
+});
+
 describe('an adjusting plugin', () => {
   let h: Harness;
   beforeAll(async () => {

@@ -53,6 +53,31 @@ beforeAll(async () => {
   );
 });
 
+/** Tool results of both kinds and an error, as snapshots carry them (`tools`). */
+const TOOL_RESULTS = {
+  holidays: {
+    tool: 'fetch',
+    at_ms: Date.UTC(2026, 0, 5, 10, 29),
+    status: 200,
+    url: 'https://cal.example/today',
+    content_type: 'text/plain',
+    encoding: 'utf8',
+    body: 'closed "today"\n',
+    truncated: false,
+  },
+  news: {
+    tool: 'search',
+    at_ms: 1.5,
+    query: 'ü',
+    results: [{ title: 'A', url: 'https://a.example/', snippet: '' }],
+  },
+  denied: {
+    tool: 'fetch',
+    at_ms: 0,
+    error: { code: 'FORBIDDEN', reason: 'denied', message: 'no' },
+  },
+};
+
 /** A snapshot with every field of the schema set (the optional one included). */
 function fullSnapshot(
   params: Record<string, unknown>,
@@ -79,6 +104,7 @@ function fullSnapshot(
     tenant: { id: 'acme', tokens_last_minute: 1234, tasks_last_minute: 3 },
     pool: { id: 'p0', engine: 'llamacpp', queue_depth: 2, queue_capacity: 16 },
     bounds: { priorities: ['interactive', 'batch'], weight_min: 0.5, weight_max: 2.5 },
+    tools: TOOL_RESULTS,
     ...over,
   };
 }
@@ -298,6 +324,7 @@ function fullPlacementSnapshot(params: Record<string, unknown>): Record<string, 
     params,
     task,
     tenant: { id: 'acme' },
+    tools: TOOL_RESULTS,
     replicas: [
       {
         id: 'p0-r0',
