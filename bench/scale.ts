@@ -7,6 +7,7 @@
  * 3. Queue operations per second of the scheduler core alone (`PoolQueue`, no I/O).
  */
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { request } from 'undici';
 import { PoolQueue, type QueueEntry } from '../src/scheduler/pool-queue.js';
 import { markdownTable, percentiles } from './lib/load.js';
@@ -89,6 +90,11 @@ interface AdmissionRow {
   queued: number;
   p50: number;
   p99: number;
+  /** Orchestrator CPU per measured admission, and its event-loop lag p99 while they ran. */
+  cpuMsPerAdmission: number;
+  lagP99Ms: number;
+  /** The machine's 1-minute load average after the measured admissions (the cores are shared). */
+  loadAvg: number;
   rssMiB: number;
   fillSeconds: number;
 }
@@ -118,10 +124,23 @@ async function admission(): Promise<AdmissionRow[]> {
       await fill(ready.url, level - queued - 500, 8, 16);
       const fillSeconds = (performance.now() - t0) / 1000;
       // Measured: 500 admissions at this depth, 8 clients at once.
+      await lagP99(ready.url); // resets the lag histogram
+      const cpu0 = cpuSeconds(proc.pid);
       const lat = await fill(ready.url, 500, 8, 16);
+      const cpuMsPerAdmission = ((cpuSeconds(proc.pid) - cpu0) * 1000) / 500;
+      const lagP99Ms = await lagP99(ready.url);
       queued = level;
       const p = percentiles(lat);
-      rows.push({ queued: level, p50: p.p50, p99: p.p99, rssMiB: rss(proc.pid).now / MiB, fillSeconds });
+      rows.push({
+        queued: level,
+        p50: p.p50,
+        p99: p.p99,
+        cpuMsPerAdmission,
+        lagP99Ms,
+        loadAvg: loadavg()[0] ?? 0,
+        rssMiB: rss(proc.pid).now / MiB,
+        fillSeconds,
+      });
       process.stderr.write(
         `scale admission @${level}: p50 ${p.p50.toFixed(2)} ms p99 ${p.p99.toFixed(2)} ms, RSS ${(rss(proc.pid).now / MiB).toFixed(0)} MiB\n`,
       );
@@ -236,17 +255,38 @@ function queueCore(size: number): CoreRow {
 }
 
 export async function scaleBench(): Promise<{ table: string; results: unknown }> {
-  const core = [1_000, 10_000, 100_000].map(queueCore);
-  const adm = await admission();
+  // `BENCH_PARTS`: a comma-separated subset of `admission`, `streams`, `core` (default: all).
+  const parts = process.env['BENCH_PARTS']?.split(',').map((s) => s.trim());
+  const runs = (part: string): boolean => parts === undefined || parts.includes(part);
+  const core = runs('core') ? [1_000, 10_000, 100_000].map(queueCore) : [];
+  const adm = runs('admission') ? await admission() : [];
   const str: StreamRow[] = [];
-  for (const n of QUICK ? [1_000] : [1_000, 4_000]) str.push(await streams(n));
+  if (runs('streams')) for (const n of QUICK ? [1_000] : [1_000, 4_000]) str.push(await streams(n));
   const f = (x: number, d = 1) => x.toFixed(d);
   const table = [
     'Admission (`POST /v1/tasks` → 202, 8 clients, 500 measured at each depth):',
     '',
     markdownTable(
-      ['tasks queued', 'admission p50 ms', 'p99 ms', 'orchestrator RSS MiB', 'fill time s'],
-      adm.map((r) => [String(r.queued), f(r.p50, 2), f(r.p99, 2), f(r.rssMiB, 0), f(r.fillSeconds, 1)]),
+      [
+        'tasks queued',
+        'admission p50 ms',
+        'p99 ms',
+        'CPU ms / admission',
+        'event-loop lag p99 ms',
+        'load average',
+        'orchestrator RSS MiB',
+        'fill time s',
+      ],
+      adm.map((r) => [
+        String(r.queued),
+        f(r.p50, 2),
+        f(r.p99, 2),
+        f(r.cpuMsPerAdmission, 2),
+        f(r.lagP99Ms, 1),
+        f(r.loadAvg, 1),
+        f(r.rssMiB, 0),
+        f(r.fillSeconds, 1),
+      ]),
     ),
     '',
     'Concurrent SSE streams (40 tokens each at 4 tokens/s, all admitted at once):',

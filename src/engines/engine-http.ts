@@ -114,9 +114,17 @@ export class EngineHttp {
 
   /**
    * POSTs `body` and yields the response's SSE records. Returning early (consumer `break`,
-   * abort) destroys the connection, which is how every engine learns to free the slot.
+   * abort) destroys the connection, which is how every engine learns to free the slot — unless
+   * `ended` says the consumer has read the engine's own final frame: then the rest of the body
+   * (the chunked terminator, at most a few bytes) is read out instead, so the connection stays
+   * alive for the next request and no abort error is built for a stream that completed.
    */
-  async *sse(path: string, body: unknown, signal: AbortSignal): AsyncGenerator<SseRecord> {
+  async *sse(
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+    ended?: () => boolean,
+  ): AsyncGenerator<SseRecord> {
     let res;
     try {
       res = await this.#request({
@@ -135,7 +143,8 @@ export class EngineHttp {
     const parser = new SseParser({ fieldEvents: this.#o.sseFieldEvents ?? [] });
     let finished = false;
     try {
-      for await (const chunk of res.body) {
+      // Not destroyed on return: the finally below decides between reading out and aborting.
+      for await (const chunk of res.body.iterator({ destroyOnReturn: false })) {
         for (const rec of parser.push(chunk as Buffer)) {
           signal.throwIfAborted();
           yield rec;
@@ -146,7 +155,17 @@ export class EngineHttp {
       if (signal.aborted) throw signal.reason;
       throw mapTransportError(this.#o.engine, err);
     } finally {
-      if (!finished) res.body.destroy();
+      if (!finished) {
+        if (!signal.aborted && ended?.() === true)
+          // Bounded by the task's signal and the pool's body timeout if an engine never ends it.
+          res.body.dump({ limit: Number.MAX_SAFE_INTEGER, signal }).catch(() => undefined);
+        else {
+          // The iterator no longer listens once it returned: without a listener, the abort error
+          // undici emits on destroy would be an uncaught exception.
+          res.body.once('error', () => undefined);
+          res.body.destroy();
+        }
+      }
     }
   }
 

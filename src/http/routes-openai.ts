@@ -31,6 +31,7 @@ import {
 import {
   base64Vector,
   chunkBody,
+  textChunkEncoder,
   completionBody,
   systemFingerprint,
   usageOf,
@@ -122,7 +123,11 @@ export const openAiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (app:
     const cancel = (): void => {
       if (!o.orchestrator.task(who, accepted.taskId).terminal) o.orchestrator.cancel(who, accepted.taskId);
     };
-    if (t.stream) return streamTask(op, t, task.log, head, headers, reply, cancel, task.spec.promptTokens);
+    if (t.stream)
+      return streamTask(op, t, task.log, head, headers, reply, cancel, {
+        promptTokens: task.spec.promptTokens,
+        queued: task.state.kind === 'queued',
+      });
     const outcome = await untilTerminal(task.log, reply, cancel);
     if (outcome.kind === 'gone') return reply;
     if (outcome.kind === 'error') throw taskError(outcome.error);
@@ -233,6 +238,9 @@ function embeddingBody(t: OpenAiTask, end: EndData, promptTokens: number): Recor
  * the usage chunk when asked for, then `[DONE]`. A failure after the stream began is sent as
  * `data: {"error": …}` (what OpenAI clients raise), then `[DONE]`.
  */
+/** How long a running task's stream may hold its headers back for its first chunk. */
+const HEADERS_WAIT_MS = 250;
+
 function streamTask(
   op: OpenAiOperation,
   t: OpenAiTask,
@@ -241,9 +249,10 @@ function streamTask(
   headers: Record<string, string>,
   reply: FastifyReply,
   cancel: () => void,
-  promptTokens: number,
+  at: { readonly promptTokens: number; readonly queued: boolean },
 ): Promise<void> {
   if (op === 'embedding') throw new OrchError('INVALID_PARAMS', 'stream: embeddings are not streamed');
+  const { promptTokens } = at;
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -254,22 +263,39 @@ function streamTask(
     'X-Correlation-Id': String(reply.getHeader('X-Correlation-Id') ?? ''),
     ...headers,
   });
-  res.flushHeaders();
-  const send = (body: unknown): void => {
-    res.write(`data: ${JSON.stringify(body)}\n\n`);
+  // The headers leave with the first chunk, in the same write (a chat stream's role chunk is
+  // written at once), when that chunk is near: a queued task's client gets them at once, so it
+  // knows it was admitted while it waits, and a slow first token does not hold them long.
+  let early: NodeJS.Timeout | undefined;
+  if (op !== 'chat') {
+    if (at.queued) res.flushHeaders();
+    else {
+      early = setTimeout(() => res.flushHeaders(), HEADERS_WAIT_MS);
+      early.unref();
+    }
+  }
+  const write = (frame: string): void => {
+    if (early !== undefined) {
+      clearTimeout(early);
+      early = undefined;
+    }
+    res.write(frame);
   };
+  const send = (body: unknown): void => write(`data: ${JSON.stringify(body)}\n\n`);
   return new Promise<void>((resolve) => {
     let done = false;
     let pending = '';
     let scheduled = false;
+    const textChunk = textChunkEncoder(op, head, t.includeUsage);
     const flush = (): void => {
       scheduled = false;
       if (pending === '' || done) return;
-      send(chunkBody(op, head, { kind: 'text', text: pending }, t.includeUsage));
+      write(`data: ${textChunk(pending)}\n\n`);
       pending = '';
     };
     const end = (): void => {
       done = true;
+      clearTimeout(early);
       unsubscribe();
       res.off('close', onClose);
       res.end();
@@ -278,6 +304,7 @@ function streamTask(
     const onClose = (): void => {
       if (done) return;
       done = true;
+      clearTimeout(early);
       unsubscribe();
       cancel();
       resolve();

@@ -74,7 +74,6 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
     'X-Accel-Buffering': 'no',
     ...opts.headers,
   });
-  res.flushHeaders();
   return new Promise<void>((resolve) => {
     let done = false;
     const finish = (ended: boolean): void => {
@@ -105,8 +104,10 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
     // A client past the terminal event still gets it: a stream always ends with one.
     const from = opts.log.closed ? Math.min(opts.afterSeq, opts.log.lastSeq - 1) : opts.afterSeq;
     let corked = false;
+    let wrote = false;
     const write = (e: LoggedEvent): void => {
       if (done) return;
+      wrote = true;
       // Events of one tick (an engine chunk often carries several tokens) leave in one write.
       if (!corked) {
         corked = true;
@@ -121,5 +122,8 @@ export function relay(res: ServerResponse, opts: SseRelayOptions): Promise<void>
     };
     unsubscribe = opts.log.follow(from, write);
     if (done) unsubscribe();
+    // The replay (every log holds `started` at least) took the headers along in its write; a
+    // stream with nothing to replay still answers at once.
+    else if (!wrote) res.flushHeaders();
   });
 }

@@ -257,6 +257,9 @@ export class Dispatcher {
       tenant: task.spec.tenant,
       cost: task.cost,
       startedAtMs: now,
+      expectedTokens: Math.max(1, (task.spec.expectedTokens ?? task.spec.maxTokens) - task.tokensOut),
+      // The record itself, read only when predicting: the token loop copies nothing.
+      ...(task.tokensOut === 0 ? { stream: task } : {}),
     });
     // Warm only where the replica's engine still holds the session's or the prompt's KV: a
     // session's last replica that restarted since is cold.

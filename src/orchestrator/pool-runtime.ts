@@ -5,10 +5,21 @@ import { DrainEstimator } from '../scheduler/drain-estimator.js';
 import type { ReplicaLoad } from '../scheduler/placement.js';
 import type { PrefixMatch } from '../scheduler/policies/placement-policy.js';
 import { PrefixIndex } from '../scheduler/prefix-index.js';
-import { PROMPT_BLOCK_CHARS, promptBlocksOf, type PromptSource } from '../scheduler/prompt-blocks.js';
+import {
+  PROMPT_BLOCK_CHARS,
+  prefixKeyOf,
+  promptBlocksOf,
+  type PromptSource,
+} from '../scheduler/prompt-blocks.js';
 import type { EngineAdapter } from '../engines/adapter.js';
 import { PoolQueue, type QueueEntry, type SchedulingMode } from '../scheduler/pool-queue.js';
-import { ServicePredictor, predictStartOnSlots, type Slot } from '../scheduler/service-predictor.js';
+import {
+  ServicePredictor,
+  predictStartOnSlots,
+  provisionalMsPerCost,
+  type RunProgress,
+  type Slot,
+} from '../scheduler/service-predictor.js';
 import { SloBreaker } from '../scheduler/slo-breaker.js';
 import { SloWindow } from '../scheduler/slo-window.js';
 
@@ -33,6 +44,26 @@ export interface RunningTask {
   readonly tenant: string;
   readonly cost: number;
   readonly startedAtMs: number;
+  /** Output tokens this run is expected to stream (`expected_tokens`, else `max_tokens`). */
+  readonly expectedTokens?: number;
+  /**
+   * The task's live stream counters, read when predicting (absent for a resumed run, whose first
+   * token was an earlier run's): its pace before the replica completed anything.
+   */
+  readonly stream?: { readonly firstTokenAtMs: number | undefined; readonly tokensOut: number };
+}
+
+function progressOf(t: RunningTask): RunProgress[] {
+  if (t.stream === undefined || t.expectedTokens === undefined) return [];
+  return [
+    {
+      startedAtMs: t.startedAtMs,
+      cost: t.cost,
+      expectedTokens: t.expectedTokens,
+      firstTokenAtMs: t.stream.firstTokenAtMs,
+      tokens: t.stream.tokensOut,
+    },
+  ];
 }
 
 /** Readiness of a pool as admission sees it (SPEC §2.1 step 3). */
@@ -209,7 +240,8 @@ export class PoolRuntime {
 
   /** Where the task's prompt is estimated to be cached, over `candidates`. */
   prefixMatch(task: PromptSource & SessionRef, candidates: readonly ReplicaLoad[]): PrefixMatch {
-    const { hashes } = promptBlocksOf(task);
+    const blocks = promptBlocksOf(task);
+    const { hashes } = blocks;
     const matched = new Map<string, number>();
     const sessionOn = new Set<string>();
     const key = sessionKey(task);
@@ -221,7 +253,13 @@ export class PoolRuntime {
       if (n > 0) matched.set(c.id, n);
       if (index.holdsSession(key)) sessionOn.add(c.id);
     }
-    return { blocks: hashes.length, blockChars: PROMPT_BLOCK_CHARS, matched, sessionOn };
+    return {
+      blocks: hashes.length,
+      blockChars: PROMPT_BLOCK_CHARS,
+      matched,
+      sessionOn,
+      key: prefixKeyOf(blocks),
+    };
   }
 
   /**
@@ -413,10 +451,17 @@ export class PoolRuntime {
     let free = 0;
     for (const r of loads) free += Math.max(0, r.slotsTotal - (runningOn.get(r.id)?.length ?? 0));
     if (ahead < free) return 0;
+    // Replicas with no completion yet: the pace their running tasks are streaming at.
+    const provisional = new Map<string, number>();
+    for (const [id, running] of runningOn) {
+      if (this.predictor.measured(id)) continue;
+      const pace = provisionalMsPerCost(running.flatMap(progressOf), now);
+      if (pace !== undefined) provisional.set(id, pace);
+    }
     const slots: Slot[] = [];
     for (const r of loads) {
       const running = runningOn.get(r.id) ?? [];
-      const learned = this.predictor.msPerCost(r.id);
+      const learned = this.predictor.msPerCost(r.id, provisional);
       // Learned: a pace per cost token. Before any completion: the prior, per task whatever its cost.
       let per = learned ?? this.estimator.serviceMs;
       for (const t of running)

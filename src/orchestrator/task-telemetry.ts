@@ -87,6 +87,8 @@ export function taskTelemetry(
         replica_id: '',
         priority: task.spec.priority,
       });
+      // The line's fields (a prediction among them) cost more than the metric: built only when logged.
+      if (!logger.isLevelEnabled('info')) return;
       const s = task.spec;
       logger.info(
         {

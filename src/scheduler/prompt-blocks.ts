@@ -77,3 +77,17 @@ export function promptBlocksOf(spec: PromptSource): PromptBlocks {
   }
   return b;
 }
+
+/**
+ * Leading blocks that name a prompt for placement ({@link prefixKeyOf}): 512 characters, about
+ * 128 tokens. Most system prompts are longer, so every user and every turn of one system prompt
+ * has the same key; a longer key would take in the user's own text wherever the system prompt
+ * is short, and give each request a home of its own. Prompts that share a preamble of this
+ * length share their order of homes, and the load bound spreads them.
+ */
+export const PREFIX_KEY_BLOCKS = 2;
+
+/** The placement key of a prompt: the chained hash of its first {@link PREFIX_KEY_BLOCKS} blocks (fewer if it is shorter). */
+export function prefixKeyOf(b: PromptBlocks): string | undefined {
+  return b.hashes[Math.min(PREFIX_KEY_BLOCKS, b.hashes.length) - 1];
+}

@@ -33,6 +33,53 @@ export interface Slot {
   readonly msPerCost: number;
 }
 
+/**
+ * A running task's stream so far, for a provisional pace before its replica completed anything.
+ * The counters are read at prediction time (the dispatcher's token loop copies nothing).
+ */
+export interface RunProgress {
+  /** When this run got its slot. */
+  readonly startedAtMs: number;
+  /** Scheduling cost of the task in tokens (uncached prompt + expected output). */
+  readonly cost: number;
+  /** Output tokens this run is expected to stream: `expected_tokens`, else `max_tokens`. */
+  readonly expectedTokens: number;
+  /** When this run's first token came; undefined before it. */
+  readonly firstTokenAtMs: number | undefined;
+  /** Tokens this run streamed so far. */
+  readonly tokens: number;
+}
+
+/** Tokens a run must have streamed before its pace counts: one gap between tokens is noise. */
+const PACE_AFTER_TOKENS = 3;
+
+/**
+ * Slot time per cost token a running task is heading for, projected from its own stream: time to
+ * its first token, plus its inter-token pace over the tokens it is still expected to stream.
+ * Undefined until it streamed a few tokens.
+ */
+export function projectedMsPerCost(p: RunProgress, nowMs: number): number | undefined {
+  if (p.firstTokenAtMs === undefined || p.tokens < PACE_AFTER_TOKENS || p.cost <= 0) return undefined;
+  const ttftMs = Math.max(0, p.firstTokenAtMs - p.startedAtMs);
+  // `now` lies somewhere between the last token and the next one: half a gap, on average.
+  const perTokenMs = Math.max(0, nowMs - p.firstTokenAtMs) / (p.tokens - 0.5);
+  const totalMs = ttftMs + perTokenMs * (Math.max(p.expectedTokens, p.tokens) - 1);
+  return totalMs / p.cost;
+}
+
+/** The mean projected pace of a replica's running tasks; undefined when none has one yet. */
+export function provisionalMsPerCost(running: readonly RunProgress[], nowMs: number): number | undefined {
+  let sum = 0;
+  let n = 0;
+  for (const p of running) {
+    const v = projectedMsPerCost(p, nowMs);
+    if (v === undefined) continue;
+    sum += v;
+    n++;
+  }
+  return n > 0 ? sum / n : undefined;
+}
+
 /** A running mean over the first samples, then an EWMA: one early outlier does not stick. */
 class Learned {
   value: number | undefined;
@@ -93,12 +140,19 @@ export class ServicePredictor {
     return per === undefined ? undefined : per * Math.max(1, cost);
   }
 
+  /** True once `replicaId` completed a task: its own pace is measured, not projected. */
+  measured(replicaId: string): boolean {
+    return this.#msPerCostOf.get(replicaId)?.value !== undefined;
+  }
+
   /**
-   * Slot time per cost token on `replicaId`: its own completions once it has some, else the mean
-   * of the replicas measured so far, else the pool-wide figure; undefined before any completion.
+   * Slot time per cost token on `replicaId`: its own completions once it has some, else the pace
+   * its running tasks are streaming at (`provisional`, by replica id: samples that its first
+   * completions replace), else the mean of the replicas measured so far, else the pool-wide
+   * figure, else the mean of the provisional paces; undefined with nothing to go on.
    */
-  msPerCost(replicaId: string): number | undefined {
-    const own = this.#msPerCostOf.get(replicaId)?.value;
+  msPerCost(replicaId: string, provisional?: ReadonlyMap<string, number>): number | undefined {
+    const own = this.#msPerCostOf.get(replicaId)?.value ?? provisional?.get(replicaId);
     if (own !== undefined) return own;
     let sum = 0;
     let n = 0;
@@ -107,7 +161,11 @@ export class ServicePredictor {
         sum += l.value;
         n++;
       }
-    return n > 0 ? sum / n : this.#msPerCost.value;
+    if (n > 0) return sum / n;
+    if (this.#msPerCost.value !== undefined) return this.#msPerCost.value;
+    if (!provisional || provisional.size === 0) return undefined;
+    for (const v of provisional.values()) sum += v;
+    return sum / provisional.size;
   }
 
   /** Rates of one replica, or the mean over measured replicas when it has none yet. */

@@ -38,6 +38,14 @@ export interface SimEngineOptions {
   /** vLLM: automatic prefix caching (`--enable-prefix-caching`); undefined: the release's default. */
   readonly prefixCaching?: boolean | undefined;
   /**
+   * Tokens per KV block of a paged prefix cache (vLLM's `--block-size`, 16 by default): the cache
+   * holds hashed full blocks, each once however many cached prompts share it, least recently
+   * used blocks evicted first and a prompt's tail before its head. Undefined: the cache holds
+   * whole token sequences, a shared prefix once per sequence (llama-server's per-slot and
+   * `--cache-ram` prompt caches).
+   */
+  readonly kvBlockTokens?: number | undefined;
+  /**
    * vLLM: tool calling as its flags set it (`--enable-auto-tool-choice`, `--tool-call-parser`);
    * undefined: neither flag.
    */
@@ -165,6 +173,9 @@ export class SimEngine {
   /** Cached prompt token sequences by hash, in LRU order (oldest first). */
   readonly #kv = new Map<string, readonly number[]>();
   #kvTokens = 0;
+  /** The paged cache's block hashes in LRU order (`kvBlockTokens`), oldest first. */
+  readonly #kvBlocks = new Map<string, true>();
+  readonly #blockKeyMemo = new WeakMap<readonly number[], readonly string[]>();
   readonly stats = {
     requests: 0,
     promptTokens: 0,
@@ -203,7 +214,47 @@ export class SimEngine {
   }
 
   get kvUsage(): number {
-    return this.opts.kvCapacityTokens === 0 ? 0 : this.#kvTokens / this.opts.kvCapacityTokens;
+    if (this.opts.kvCapacityTokens === 0) return 0;
+    const held = this.#blockTokens === undefined ? this.#kvTokens : this.#kvBlocks.size * this.#blockTokens;
+    return held / this.opts.kvCapacityTokens;
+  }
+
+  get #blockTokens(): number | undefined {
+    const b = this.opts.kvBlockTokens;
+    return b !== undefined && b > 0 ? Math.floor(b) : undefined;
+  }
+
+  /**
+   * Chained hashes of the full blocks of `tokens`: equal at k means equal tokens up to block k's
+   * end. Two 32-bit FNV-1a lanes with different offsets (collisions are negligible at a
+   * simulator's cache size, and hashing stays off the time to first token), computed once per
+   * prompt array.
+   */
+  #blockKeys(tokens: readonly number[], size: number): readonly string[] {
+    const memo = this.#blockKeyMemo.get(tokens);
+    if (memo !== undefined) return memo;
+    const keys: string[] = [];
+    let a = 0x811c9dc5;
+    let b = 0x01000193 ^ 0x9e3779b9;
+    for (let at = 0; at + size <= tokens.length; at += size) {
+      for (let i = at; i < at + size; i++) {
+        const t = tokens[i] ?? 0;
+        a = Math.imul(a ^ t, 0x01000193);
+        b = Math.imul(b ^ (t + 0x5bd1e995), 0x01000193) ^ (b >>> 15);
+      }
+      keys.push(`${(a >>> 0).toString(36)}.${(b >>> 0).toString(36)}`);
+    }
+    this.#blockKeyMemo.set(tokens, keys);
+    return keys;
+  }
+
+  /** Makes `keys` the most recent blocks, the first (a prompt's head) most of all. */
+  #touchBlocks(keys: readonly string[]): void {
+    for (let k = keys.length - 1; k >= 0; k--) {
+      const key = keys[k] as string;
+      this.#kvBlocks.delete(key);
+      this.#kvBlocks.set(key, true);
+    }
   }
 
   /** Decode time of one token per sequence while `running` sequences share the batch. */
@@ -339,6 +390,12 @@ export class SimEngine {
 
   /** Drops cached prefixes of `tokens` that no other slot still holds. */
   #forget(tokens: readonly number[]): void {
+    const size = this.#blockTokens;
+    if (size !== undefined) {
+      const held = new Set(this.#slots.flatMap((s) => this.#blockKeys(s.tokens, size)));
+      for (const k of this.#blockKeys(tokens, size)) if (!held.has(k)) this.#kvBlocks.delete(k);
+      return;
+    }
     const isPrefixOf = (p: readonly number[], of: readonly number[]) =>
       p.length <= of.length && p.every((t, k) => of[k] === t);
     for (const [key, cached] of this.#kv) {
@@ -355,6 +412,14 @@ export class SimEngine {
    * position.
    */
   #cachedPrefix(tokens: readonly number[]): number {
+    const size = this.#blockTokens;
+    if (size !== undefined) {
+      const keys = this.#blockKeys(tokens, size);
+      let k = 0;
+      while (k < keys.length && this.#kvBlocks.has(keys[k] as string)) k++;
+      this.#touchBlocks(keys.slice(0, k));
+      return k * size;
+    }
     let best = 0;
     let bestKey: string | undefined;
     for (const [key, cached] of this.#kv) {
@@ -376,6 +441,17 @@ export class SimEngine {
 
   /** Caches a prompt's KV, evicting least recently used sequences beyond the capacity. */
   #remember(tokens: readonly number[]): void {
+    const size = this.#blockTokens;
+    if (size !== undefined) {
+      this.#touchBlocks(this.#blockKeys(tokens, size));
+      const capacity = Math.floor(this.opts.kvCapacityTokens / size);
+      for (const k of this.#kvBlocks.keys()) {
+        if (this.#kvBlocks.size <= capacity) break;
+        this.#kvBlocks.delete(k);
+        this.stats.evictions++;
+      }
+      return;
+    }
     const key = createHash('sha1')
       .update(Buffer.from(Uint32Array.from(tokens).buffer))
       .digest('hex');

@@ -10,6 +10,9 @@ import { SIM_KEY_ENV } from './engine-auth.js';
 import type { LlamacppSimOptions } from './dialects/llamacpp.js';
 import { TRITON_SIM_FLAGS, TRITON_SIM_USAGE, tritonSimOptions } from './dialects/triton-options.js';
 
+/** vLLM's default `--block-size`. */
+const VLLM_BLOCK_TOKENS = 16;
+
 export const SIM_USAGE = `usage: llorch sim --dialect llamacpp|vllm|tgi|triton [options]
   --port N               HTTP port (0: any free port; printed on stdout)    default 0
   --host H               interface to bind                                  default 127.0.0.1
@@ -173,6 +176,8 @@ export async function simCommand(argv: readonly string[]): Promise<void> {
     embeddingDim: SIM_DEFAULTS.embeddingDim,
     eosProbability,
     servedTask: task,
+    // vLLM's paged KV cache shares a prefix's blocks among the prompts that share it (block size 16).
+    kvBlockTokens: dialect === 'vllm' ? VLLM_BLOCK_TOKENS : undefined,
     prefixCaching:
       values['no-enable-prefix-caching'] === true
         ? false

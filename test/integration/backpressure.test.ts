@@ -52,6 +52,13 @@ async function blocker(model: string): Promise<string> {
   return body.task_id;
 }
 
+/**
+ * The blocker takes ~100 s, and once it has streamed a few tokens the start predictions project
+ * that: a task with the default 60 s deadline would be refused 422 DEADLINE_UNMET (admission
+ * checks deadlines before queue capacity), not reach the full-queue policy these tests are about.
+ */
+const FAR = { deadline_ms: 600_000 } as const;
+
 function expect429(r: Reply, code: string, policy: string): void {
   expect(r.status).toBe(429);
   expect(r.json).toMatchObject({
@@ -147,9 +154,9 @@ describe('full-queue policies (ORCH-3005, ORCH-2007)', () => {
 
   it('drop-lru: evicts the oldest queued task (batch first), refuses when only higher classes remain', async () => {
     const running = await blocker('droplru');
-    const b1 = task('droplru', { priority: 'batch', max_tokens: 4 });
-    const b2 = task('droplru', { priority: 'batch', max_tokens: 4 });
-    const i1 = task('droplru', { priority: 'interactive', max_tokens: 4 });
+    const b1 = task('droplru', { priority: 'batch', max_tokens: 4, ...FAR });
+    const b2 = task('droplru', { priority: 'batch', max_tokens: 4, ...FAR });
+    const i1 = task('droplru', { priority: 'interactive', max_tokens: 4, ...FAR });
     expect((await enqueue(b1)).status).toBe(202);
     expect((await enqueue(b2)).status).toBe(202);
     const evicted = await readStream(h.url, b1.task_id);
@@ -157,17 +164,25 @@ describe('full-queue policies (ORCH-3005, ORCH-2007)', () => {
     expectValidSseEvent('error', evicted.events.at(-1)!.data);
     expect((await enqueue(i1)).status).toBe(202);
     expect((await readStream(h.url, b2.task_id)).events.at(-1)?.data['code']).toBe('QUEUE_FULL_DROP_LRU');
-    expect429(await enqueue(task('droplru', { priority: 'batch' })), 'QUEUE_FULL_DROP_LRU', 'drop-lru');
+    expect429(
+      await enqueue(task('droplru', { priority: 'batch', ...FAR })),
+      'QUEUE_FULL_DROP_LRU',
+      'drop-lru',
+    );
     await call(h.url, 'POST', `/v1/tasks/${running}/cancel`);
     expect((await readStream(h.url, i1.task_id)).events.at(-1)?.event).toBe('end');
   });
 
   it('shed-low-priority: sheds queued batch for interactive, refuses equal priority', async () => {
     const running = await blocker('shed');
-    const b1 = task('shed', { priority: 'batch', max_tokens: 4 });
+    const b1 = task('shed', { priority: 'batch', max_tokens: 4, ...FAR });
     expect((await enqueue(b1)).status).toBe(202);
-    expect429(await enqueue(task('shed', { priority: 'batch' })), 'ADMISSION_REJECT', 'shed-low-priority');
-    const i1 = task('shed', { priority: 'interactive', max_tokens: 4 });
+    expect429(
+      await enqueue(task('shed', { priority: 'batch', ...FAR })),
+      'ADMISSION_REJECT',
+      'shed-low-priority',
+    );
+    const i1 = task('shed', { priority: 'interactive', max_tokens: 4, ...FAR });
     expect((await enqueue(i1)).status).toBe(202);
     const shed = await readStream(h.url, b1.task_id);
     expect(shed.events.at(-1)).toMatchObject({

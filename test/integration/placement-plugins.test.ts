@@ -47,7 +47,8 @@ function dispatches(h: Harness): Dispatch[] {
 }
 
 const submit = async (h: Harness, key: string, extra: Record<string, unknown> = {}): Promise<string> => {
-  const body = task('p0', { max_tokens: 2_000, ...extra });
+  // A far deadline: 2000 tokens at 20 tokens/s is ~100 s, which the start predictions see.
+  const body = task('p0', { max_tokens: 2_000, deadline_ms: 600_000, ...extra });
   const r = await call(h.url, 'POST', '/v1/tasks', { key, body });
   expect(r.status).toBe(202);
   return body.task_id;

@@ -7,6 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PoolRuntime } from '../../src/orchestrator/pool-runtime.js';
+import { rendezvousWeight } from '../../src/scheduler/policies/prefix-aware-placement.js';
+import { blockHashes, prefixKeyOf } from '../../src/scheduler/prompt-blocks.js';
 import {
   call,
   KEYS,
@@ -19,9 +21,24 @@ import {
   type Harness,
 } from '../support/harness.js';
 
-/** Two system prompts of about 1,200 characters (several index blocks each). */
-const ALPHA = 'You are a careful assistant for the alpha project. '.repeat(24);
-const BETA = 'Answer as the beta support desk, briefly and politely. '.repeat(22);
+/**
+ * A system prompt of about 1,200 characters (several index blocks) whose rendezvous home among
+ * the pool's two replicas is `home`: where prefix-aware placement sends it while nothing is
+ * cached.
+ */
+function systemPromptHomedOn(home: string, text: string): string {
+  for (let v = 0; ; v++) {
+    const prompt = `[${v}] ${text}`;
+    const key = prefixKeyOf(blockHashes(prompt)) ?? '';
+    const [first] = ['p0-r0', 'p0-r1'].sort((a, b) => rendezvousWeight(key, b) - rendezvousWeight(key, a));
+    if (first === home) return prompt;
+  }
+}
+const ALPHA = systemPromptHomedOn('p0-r0', 'You are a careful assistant for the alpha project. '.repeat(24));
+const BETA = systemPromptHomedOn(
+  'p0-r1',
+  'Answer as the beta support desk, briefly and politely. '.repeat(22),
+);
 
 interface Dispatch {
   readonly job_id: string;
@@ -92,7 +109,7 @@ const cancel = async (id: string): Promise<void> => {
 describe('prefix-aware placement (scheduling.placement: prefix-aware)', () => {
   it('sends requests sharing a long prefix to the replica that holds it, while it has a free slot', async () => {
     await until(() => pool().readyReplicas().length === 2, 60_000);
-    // ALPHA lands on r0 (both idle: by id); while it runs, BETA goes to the idle r1.
+    // ALPHA lands on its home r0; while it runs, BETA goes to its home, the idle r1.
     const holdA = await submit(`${ALPHA} Q: first?`, { max_tokens: 600 });
     const holdB = await submit(`${BETA} Q: first?`, { max_tokens: 600 });
     expect(dispatchOf(holdA)?.replica_id).toBe('p0-r0');
@@ -138,7 +155,7 @@ describe('prefix-aware placement (scheduling.placement: prefix-aware)', () => {
     const session2 = await call(h.url, 'GET', `/v1/sessions/${session}`, { key: KEYS.alice });
     expect(session2.json).toMatchObject({ replica_id: replicaId, kv_warmth: false });
 
-    // No replica holds anything of it now: placed by load, on its old replica, and cold there.
+    // No replica holds anything of it now: placed at its home, where it ran before, and cold there.
     const third = await run(`${own} Q: my own question, once more`, { session_id: session, max_tokens: 4 });
     expect(third).toMatchObject({ replica_id: replicaId, kv_warmth: false });
   });

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PrefixIndex } from '../../src/scheduler/prefix-index.js';
-import { blockHashes, promptBlocksOf, promptText } from '../../src/scheduler/prompt-blocks.js';
+import {
+  blockHashes,
+  prefixKeyOf,
+  PREFIX_KEY_BLOCKS,
+  PROMPT_BLOCK_CHARS,
+  promptBlocksOf,
+  promptText,
+} from '../../src/scheduler/prompt-blocks.js';
 
 const text = (n: number, seed = 'a'): string =>
   Array.from({ length: n }, (_, k) => `${seed}${k % 10}`).join('');
@@ -57,6 +64,28 @@ describe('prompt block hashes', () => {
   it('is computed once per task spec object', () => {
     const spec = { prompt: text(300) };
     expect(promptBlocksOf(spec)).toBe(promptBlocksOf(spec));
+  });
+
+  it('names a prompt by its leading blocks: every user and turn of one system prompt shares the key', () => {
+    const chat = (system: string, user: string) =>
+      promptBlocksOf({
+        prompt: undefined,
+        messages: [
+          { role: 'system' as const, content: system },
+          { role: 'user' as const, content: user },
+        ],
+      });
+    const sysA = text(400, 'a'); // 800 characters: longer than the key
+    const sysB = text(400, 'b');
+    const keyA = prefixKeyOf(chat(sysA, 'first question'));
+    expect(keyA).toBeDefined();
+    expect(prefixKeyOf(chat(sysA, `another user entirely ${text(300, 'q')}`))).toBe(keyA);
+    expect(prefixKeyOf(chat(sysB, 'first question'))).not.toBe(keyA);
+    // A system prompt differing after the key's PREFIX_KEY_BLOCKS blocks: same key (same home order).
+    const later = `${sysA.slice(0, PREFIX_KEY_BLOCKS * PROMPT_BLOCK_CHARS)}${text(200, 'z')}`;
+    expect(prefixKeyOf(chat(later, 'first question'))).toBe(keyA);
+    // Shorter than a block: no key.
+    expect(prefixKeyOf(blockHashes('short'))).toBeUndefined();
   });
 });
 

@@ -8,7 +8,11 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load-config.js';
 import { PoolRuntime } from '../../src/orchestrator/pool-runtime.js';
 import type { PoolSupervisor } from '../../src/pool/replica.js';
-import { ServicePredictor, predictStartOnSlots } from '../../src/scheduler/service-predictor.js';
+import {
+  ServicePredictor,
+  predictStartOnSlots,
+  projectedMsPerCost,
+} from '../../src/scheduler/service-predictor.js';
 import { mulberry32 } from '../../src/util/mulberry32.js';
 import { FakeSupervisor, StepAdapter } from '../support/fake-pool.js';
 
@@ -174,7 +178,141 @@ describe('start predictions under a growing queue', () => {
   });
 });
 
+/** Time to first token and milliseconds per later token on each replica: r1 is twice as slow. */
+const STREAM: Record<string, { ttftMs: number; perTokenMs: number }> = {
+  'p-r0': { ttftMs: 30, perTokenMs: 5 },
+  'p-r1': { ttftMs: 30, perTokenMs: 10 },
+};
+
+/**
+ * A flood admitted faster than anything finishes: `tasks` arrivals every `gapMs`, each streaming
+ * `outputTokens` at its replica's pace, FIFO onto the earliest free slot. Running tasks expose
+ * their stream counters as the dispatcher's token loop leaves them on the task record.
+ */
+function coldFlood(
+  tasks: number,
+  gapMs: number,
+  outputTokens: number,
+): { arrivals: Arrival[]; firstCompletionMs: number } {
+  let now = 0;
+  const rt = pool({ now: () => now });
+  const queue: { id: string; cost: number; arrival: Arrival }[] = [];
+  const ends: { atMs: number; id: string; replicaId: string; startedMs: number }[] = [];
+  const arrivals: Arrival[] = [];
+  let firstCompletionMs = Number.POSITIVE_INFINITY;
+  const serviceMs = (replicaId: string): number => {
+    const s = STREAM[replicaId] ?? { ttftMs: 0, perTokenMs: 1 };
+    return s.ttftMs + s.perTokenMs * (outputTokens - 1);
+  };
+  const dispatch = (): void => {
+    for (const replicaId of Object.keys(STREAM)) {
+      while ((rt.inFlight.get(replicaId) ?? 0) < SLOTS && queue.length > 0) {
+        const t = queue.shift();
+        if (!t) break;
+        const startedAtMs = now;
+        t.arrival.startedMs = now;
+        const { ttftMs, perTokenMs } = STREAM[replicaId] ?? { ttftMs: 0, perTokenMs: 1 };
+        const stream = {
+          get firstTokenAtMs() {
+            return now >= startedAtMs + ttftMs ? startedAtMs + ttftMs : undefined;
+          },
+          get tokensOut() {
+            if (now < startedAtMs + ttftMs) return 0;
+            return Math.min(outputTokens, 1 + Math.floor((now - startedAtMs - ttftMs) / perTokenMs));
+          },
+        };
+        rt.inFlight.set(replicaId, (rt.inFlight.get(replicaId) ?? 0) + 1);
+        rt.running.set(t.id, {
+          taskId: t.id,
+          replicaId,
+          priority: 'batch',
+          tenant: 't',
+          cost: t.cost,
+          startedAtMs,
+          expectedTokens: outputTokens,
+          stream,
+        });
+        ends.push({ atMs: now + serviceMs(replicaId), id: t.id, replicaId, startedMs: now });
+      }
+    }
+  };
+  let next = 0;
+  while (next < tasks || ends.length > 0) {
+    const arriveAt = next < tasks ? next * gapMs : Number.POSITIVE_INFINITY;
+    ends.sort((a, b) => a.atMs - b.atMs);
+    const end = ends[0];
+    if (end && end.atMs <= arriveAt) {
+      ends.shift();
+      now = end.atMs;
+      firstCompletionMs = Math.min(firstCompletionMs, now);
+      rt.running.delete(end.id);
+      rt.inFlight.set(end.replicaId, (rt.inFlight.get(end.replicaId) ?? 1) - 1);
+      const s = STREAM[end.replicaId] ?? { ttftMs: 0, perTokenMs: 1 };
+      rt.predictor.observe({
+        replicaId: end.replicaId,
+        prefillTokens: 20,
+        prefillMs: s.ttftMs,
+        decodeTokens: outputTokens - 1,
+        decodeMs: s.perTokenMs * (outputTokens - 1),
+      });
+      rt.predictor.observeService(20 + outputTokens, now - end.startedMs);
+      rt.estimator.observe(now - end.startedMs, outputTokens, s.perTokenMs * (outputTokens - 1));
+      dispatch();
+      continue;
+    }
+    now = arriveAt;
+    const cost = 20 + outputTokens;
+    const arrival: Arrival = { atMs: now, predictedMs: rt.predictStartMs(queue.length, cost) };
+    arrivals.push(arrival);
+    queue.push({ id: `t${next}`, cost, arrival });
+    next++;
+    dispatch();
+  }
+  return { arrivals, firstCompletionMs };
+}
+
+describe('start predictions from the cold start', () => {
+  it('are within 20 % at the median for a flood admitted before any completion', () => {
+    // 200 tasks in 200 ms; the first completion comes at 265 ms: every prediction is made cold.
+    const { arrivals, firstCompletionMs } = coldFlood(200, 1, 48);
+    expect(Math.max(...arrivals.map((a) => a.atMs))).toBeLessThan(firstCompletionMs);
+    // The queue really builds: the last task waits seconds (the 1 s prior would say ~25 s).
+    expect(Math.max(...arrivals.map((a) => (a.startedMs ?? 0) - a.atMs))).toBeGreaterThan(5_000);
+    // Until the first tokens have streamed (~40 ms) there is only the prior to go on; after
+    // that, the running tasks' own pace, per replica.
+    expect(median(arrivals.map(relativeError))).toBeLessThan(0.2);
+    const streaming = arrivals.filter((a) => a.atMs >= 50);
+    expect(median(streaming.map(relativeError))).toBeLessThan(0.05);
+  });
+
+  it('projects a running task from its first tokens to its expected length', () => {
+    const at = { startedAtMs: 1_000, cost: 60, expectedTokens: 50 };
+    expect(projectedMsPerCost({ ...at, firstTokenAtMs: undefined, tokens: 0 }, 1_010)).toBeUndefined();
+    // One or two tokens are not a pace yet.
+    expect(projectedMsPerCost({ ...at, firstTokenAtMs: 1_040, tokens: 2 }, 1_055)).toBeUndefined();
+    // 40 ms to the first token, then 10 ms a token (now is half a gap past the tenth): 40 + 49 × 10.
+    expect(projectedMsPerCost({ ...at, firstTokenAtMs: 1_040, tokens: 10 }, 1_135)).toBeCloseTo(530 / 60);
+  });
+});
+
 describe('ServicePredictor per replica', () => {
+  it('takes the provisional pace of a replica until its own completions replace it', () => {
+    const p = new ServicePredictor();
+    const provisional = new Map([
+      ['a', 5],
+      ['b', 7],
+    ]);
+    expect(p.msPerCost('a', provisional)).toBe(5);
+    // Nothing measured anywhere: a replica with no running pace borrows the provisional mean.
+    expect(p.msPerCost('c', provisional)).toBe(6);
+    p.observe({ replicaId: 'a', prefillTokens: 9, prefillMs: 90, decodeTokens: 90, decodeMs: 910 });
+    expect(p.measured('a')).toBe(true);
+    expect(p.msPerCost('a', provisional)).toBeCloseTo(10);
+    // An unmeasured replica keeps its own running pace over another replica's completions.
+    expect(p.msPerCost('b', provisional)).toBe(7);
+    expect(p.msPerCost('c', provisional)).toBeCloseTo(10);
+  });
+
   it('learns each replica from its own completions; an unmeasured one borrows their mean', () => {
     const p = new ServicePredictor();
     expect(p.msPerCost('a')).toBeUndefined();

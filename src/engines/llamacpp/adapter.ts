@@ -223,11 +223,18 @@ export class LlamaCppAdapter implements EngineAdapter {
     // Chat turns become the prompt llama-server's chat endpoint would build: the same `/completion`
     // path then streams them, token ids, slot and timings included.
     const prompt = req.messages === undefined ? req.prompt : await this.#applyTemplate(req, signal);
-    for await (const rec of this.#http.sse('/completion', toCompletionRequest(req, prompt), signal)) {
+    let ended = false;
+    for await (const rec of this.#http.sse(
+      '/completion',
+      toCompletionRequest(req, prompt),
+      signal,
+      () => ended,
+    )) {
       if (rec.event === 'error') frames.pushErrorField(rec.data);
       for (const ev of frames.push(rec.data)) {
+        ended = ev.kind === 'done';
         yield ev;
-        if (ev.kind === 'done') return;
+        if (ended) return;
       }
     }
     throw streamClosedEarly('llamacpp');
@@ -239,7 +246,12 @@ export class LlamaCppAdapter implements EngineAdapter {
       engine: 'llamacpp',
       streamError: (body) => mapEngineFailure(JSON.stringify(body).slice(0, 300)),
     });
-    for await (const rec of this.#http.sse('/v1/chat/completions', toChatRequest(req), signal)) {
+    for await (const rec of this.#http.sse(
+      '/v1/chat/completions',
+      toChatRequest(req),
+      signal,
+      () => chunks.done,
+    )) {
       for (const ev of chunks.push(rec.data)) {
         yield ev;
         if (ev.kind === 'done') return;

@@ -164,7 +164,12 @@ export class TgiAdapter implements EngineAdapter {
     counted?.catch(() => undefined);
     const parser = new TgiStreamParser();
     const trim = new StopTrim(req.stop);
-    for await (const rec of this.#http.sse('/generate_stream', toTgiRequest(req), signal)) {
+    for await (const rec of this.#http.sse(
+      '/generate_stream',
+      toTgiRequest(req),
+      signal,
+      () => parser.done,
+    )) {
       for (const ev of parser.push(rec.data)) {
         const full =
           ev.kind === 'done' && !parser.inputLengthReported
@@ -187,7 +192,12 @@ export class TgiAdapter implements EngineAdapter {
   async *#generateChat(req: GenerateRequest, signal: AbortSignal): AsyncGenerator<EngineEvent> {
     const parser = new OpenAiChatStreamParser({ engine: 'tgi', streamError: chatStreamError });
     const trim = new StopTrim(req.stop);
-    for await (const rec of this.#http.sse('/v1/chat/completions', toTgiChatRequest(req), signal)) {
+    for await (const rec of this.#http.sse(
+      '/v1/chat/completions',
+      toTgiChatRequest(req),
+      signal,
+      () => parser.done,
+    )) {
       for (const ev of parser.push(rec.data)) {
         const full =
           ev.kind === 'done' && ev.toolCalls !== undefined && ev.toolCalls.length > 0

@@ -214,7 +214,12 @@ export class VllmAdapter implements EngineAdapter {
       return;
     }
     const parser = new VllmStreamParser();
-    for await (const rec of this.#http.sse('/v1/completions', toVllmRequest(req, this.#o.model), signal)) {
+    for await (const rec of this.#http.sse(
+      '/v1/completions',
+      toVllmRequest(req, this.#o.model),
+      signal,
+      () => parser.done,
+    )) {
       yield* parser.push(rec.data);
       if (parser.done) return;
     }
@@ -227,6 +232,7 @@ export class VllmAdapter implements EngineAdapter {
       '/v1/chat/completions',
       toVllmChatRequest(req, this.#o.model),
       signal,
+      () => parser.done,
     )) {
       yield* parser.push(rec.data);
       if (parser.done) return;

@@ -12,11 +12,18 @@ export interface Usage {
 
 /** Identifies the backend configuration a seed reproduces on: engine build and model bytes. */
 export function systemFingerprint(engineVersion: string, modelDigest: string | undefined): string {
-  const h = createHash('sha256')
-    .update(`${engineVersion}\n${modelDigest ?? ''}`)
-    .digest('hex');
-  return `fp_${h.slice(0, 12)}`;
+  const key = `${engineVersion}\n${modelDigest ?? ''}`;
+  let fp = fingerprints.get(key);
+  if (fp === undefined) {
+    fp = `fp_${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+    // A handful of engine builds and models per fleet: a hash per response is not worth paying.
+    if (fingerprints.size >= 1024) fingerprints.clear();
+    fingerprints.set(key, fp);
+  }
+  return fp;
 }
+
+const fingerprints = new Map<string, string>();
 
 export function usageOf(end: EndData, promptTokens: number): Usage {
   const prompt = end.tokens_in ?? promptTokens;
@@ -106,6 +113,31 @@ export function chunkBody(
     choice = { index: 0, text: part.kind === 'text' ? part.text : '', logprobs: null, finish_reason: finish };
   return { ...head, choices: [choice], ...(includeUsage ? { usage: null } : {}) };
 }
+
+/**
+ * The JSON of a stream's text-delta chunks (`chunkBody` with `kind: 'text'`), byte for byte, from
+ * the parts that do not change within the stream: built once per stream, so that a token costs
+ * one string escape instead of building and serializing the whole chunk.
+ */
+export function textChunkEncoder(
+  op: Exclude<OpenAiOperation, 'embedding'>,
+  h: ResponseHead,
+  includeUsage: boolean,
+): (text: string) => string {
+  const generic = (text: string): string =>
+    JSON.stringify(chunkBody(op, h, { kind: 'text', text }, includeUsage));
+  // JSON.stringify writes a string the same wherever it sits: the chunk around a marker text is
+  // the chunk around any text, unless the marker also occurs in the constant parts.
+  const marker = JSON.stringify(TEXT_MARKER);
+  const template = generic(TEXT_MARKER);
+  const at = template.indexOf(marker);
+  if (at === -1 || template.lastIndexOf(marker) !== at) return generic;
+  const before = template.slice(0, at);
+  const after = template.slice(at + marker.length);
+  return (text) => before + JSON.stringify(text) + after;
+}
+
+const TEXT_MARKER = '\u0000llorch-text\u0000';
 
 /** The calls as one delta each: whole arguments at once, which every client's accumulator takes. */
 function toolCallDelta(calls: readonly ToolCall[] | undefined): Record<string, unknown> {

@@ -27,6 +27,12 @@ export interface PrefixMatch {
   readonly matched: ReadonlyMap<string, number>;
   /** Replicas whose engine still holds the task's session (served it since its last restart). */
   readonly sessionOn: ReadonlySet<string>;
+  /**
+   * A stable name of the prompt's leading text (the hash of its first blocks), the same for
+   * every prompt that shares them: what a policy spreads prompts over replicas by. Absent for a
+   * prompt shorter than a block.
+   */
+  readonly key?: string | undefined;
 }
 
 /** What placement knows about the task beyond the replicas. */
