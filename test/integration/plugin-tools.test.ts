@@ -5,10 +5,8 @@
  * policy explicitly allows, and later decisions — visible as `POST /v1/tasks` answers — depend
  * on the result that the snapshots then carry.
  */
-import { once } from 'node:events';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -25,6 +23,7 @@ import { HOOK_NUMBERS } from '../../src/plugins/plugin-runtime.js';
 import type { PluginToolProxy } from '../../src/plugins/plugin-tools.js';
 import { PluginWorker } from '../../src/plugins/plugin-worker.js';
 import { wasmApi } from '../../src/plugins/wasm-api.js';
+import { listenOnLoopback } from '../tools/upstream.js';
 import { resolveToolsConfig } from '../../src/tools/tools-config.js';
 import type { ToolFetchResult, ToolSearchResult } from '../../src/tools/tool-proxy.js';
 import { createLogger } from '../../src/util/logger.js';
@@ -67,18 +66,10 @@ async function startUpstream(): Promise<Upstream> {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('unknown');
   });
-  // Every loopback address, so `localhost` reaches it whichever address the resolver lists first.
-  try {
-    server.listen({ host: '::', port: 0, ipv6Only: false });
-    await once(server, 'listening');
-  } catch {
-    server.listen({ host: '127.0.0.1', port: 0 });
-    await once(server, 'listening');
-  }
-  const port = (server.address() as AddressInfo).port;
+  const { port, base } = await listenOnLoopback(server);
   return {
     port,
-    base: `http://localhost:${port}`,
+    base,
     hits,
     open,
     close: async () => {

@@ -26,6 +26,22 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
+/**
+ * Listens on every loopback address (IPv6 and IPv4 where the host has both), so `localhost`
+ * reaches the server whichever address the resolver lists first.
+ */
+export async function listenOnLoopback(server: Server): Promise<{ port: number; base: string }> {
+  try {
+    server.listen({ host: '::', port: 0, ipv6Only: false });
+    await once(server, 'listening');
+  } catch {
+    server.listen({ host: '127.0.0.1', port: 0 });
+    await once(server, 'listening');
+  }
+  const port = (server.address() as AddressInfo).port;
+  return { port, base: `http://localhost:${port}` };
+}
+
 export async function startUpstream(): Promise<Upstream> {
   const seen: Upstream['seen'] = [];
   let arrived!: () => void;
@@ -90,17 +106,10 @@ export async function startUpstream(): Promise<Upstream> {
     }
   };
   const server: Server = createServer(handler);
-  try {
-    server.listen({ host: '::', port: 0, ipv6Only: false });
-    await once(server, 'listening');
-  } catch {
-    server.listen({ host: '127.0.0.1', port: 0 });
-    await once(server, 'listening');
-  }
-  const port = (server.address() as AddressInfo).port;
+  const { port, base } = await listenOnLoopback(server);
   return {
     port,
-    base: `http://localhost:${port}`,
+    base,
     seen,
     hung,
     close: async () => {
