@@ -453,12 +453,13 @@ function readLines(f: Field): string[] {
       return [
         '{',
         `  const v = o.get(${k});`,
-        `  const vo = v == null ? null : v.asObject();`,
+        // AssemblyScript needs the nullable type stated: a bare `null` arm has none.
+        `  const vo: JsonObject | null = v == null ? null : v.asObject();`,
         '  if (vo == null) {',
         `    ${m} = null;`,
         '  } else {',
         `    const c = new ${t.name}();`,
-        '    c.readJson(vo);',
+        '    c.readJson(vo!);',
         `    ${m} = c;`,
         '  }',
         '}',

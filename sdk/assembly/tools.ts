@@ -6,7 +6,8 @@
  * with what it has (no result yet: its default), and asks again — the host runs a request only
  * when no fresh or in-flight result has its id.
  */
-import { JsonKind, JsonObject, formatNumber, quote } from './json';
+import { SearchHitData, ToolResultData } from './generated/shared';
+import { JsonObject, formatNumber, quote } from './json';
 
 /** Tool names of ABI v1. */
 export class ToolName {
@@ -73,12 +74,8 @@ export function toolRequestsJson(list: ToolRequest[]): string {
   return out + ']';
 }
 
-/** One search result (redacted by the host). */
-export class SearchHit {
-  title: string = '';
-  url: string = '';
-  snippet: string = '';
-}
+/** One search result (redacted by the host), as the snapshot schemas define it. */
+export type SearchHit = SearchHitData;
 
 /** The result of one tool request, as a snapshot's `tools.<id>` carries it. */
 export class ToolResult {
@@ -115,34 +112,26 @@ export class ToolResult {
     return nowMs - this.atMs;
   }
 
+  /** Read through the class generated from the snapshot schemas' tool result. */
   static fromJson(id: string, o: JsonObject): ToolResult {
+    const d = ToolResultData.fromJson(o);
     const r = new ToolResult();
     r.id = id;
-    r.tool = o.getString('tool');
-    r.atMs = o.getNumber('at_ms');
-    r.status = <i32>o.getNumber('status');
-    r.url = o.getString('url');
-    r.contentType = o.getString('content_type');
-    r.encoding = o.getString('encoding');
-    r.body = o.getString('body');
-    r.truncated = o.getBool('truncated');
-    r.query = o.getString('query');
-    const items = o.getArray('results').items;
-    for (let i = 0; i < items.length; i++) {
-      const h = items[i].asObject();
-      if (h == null) continue;
-      const hit = new SearchHit();
-      hit.title = h.getString('title');
-      hit.url = h.getString('url');
-      hit.snippet = h.getString('snippet');
-      r.results.push(hit);
-    }
-    const e = o.get('error');
-    if (e != null && e.kind == JsonKind.Object) {
-      const eo = o.getObject('error');
-      r.errorCode = eo.getString('code', 'UPSTREAM_FAILED');
-      r.errorReason = eo.getString('reason');
-      r.errorMessage = eo.getString('message');
+    r.tool = d.tool;
+    r.atMs = d.at_ms;
+    r.status = isNaN(d.status) ? 0 : <i32>d.status;
+    r.url = d.url;
+    r.contentType = d.content_type;
+    r.encoding = d.encoding;
+    r.body = d.body;
+    r.truncated = d.truncated;
+    r.query = d.query;
+    r.results = d.results;
+    const e = d.error;
+    if (e != null) {
+      r.errorCode = e.code.length > 0 ? e.code : 'UPSTREAM_FAILED';
+      r.errorReason = e.reason;
+      r.errorMessage = e.message;
     }
     return r;
   }

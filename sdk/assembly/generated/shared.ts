@@ -242,12 +242,12 @@ export class ToolResultData {
     }
     {
       const v = o.get('error');
-      const vo = v == null ? null : v.asObject();
+      const vo: JsonObject | null = v == null ? null : v.asObject();
       if (vo == null) {
         this.error = null;
       } else {
         const c = new ToolErrorData();
-        c.readJson(vo);
+        c.readJson(vo!);
         this.error = c;
       }
     }
