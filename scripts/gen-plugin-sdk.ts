@@ -459,6 +459,7 @@ function readLines(f: Field): string[] {
         `    ${m} = null;`,
         '  } else {',
         `    const c = new ${t.name}();`,
+        '    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- AssemblyScript needs it',
         '    c.readJson(vo!);',
         `    ${m} = c;`,
         '  }',

@@ -247,6 +247,7 @@ export class ToolResultData {
         this.error = null;
       } else {
         const c = new ToolErrorData();
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- AssemblyScript needs it
         c.readJson(vo!);
         this.error = c;
       }
